@@ -1,0 +1,74 @@
+"""The one exception tree of netreconcile; the CLI maps it to exit code 1.
+
+    NetreconcileError              anything netreconcile reports to the user
+    +-- SpecError                  the spec is invalid: the user fixes the spec
+    |                              (carries every Problem, each with its location)
+    +-- ConflictError              the machine holds objects netreconcile does not own
+    |                              where the spec wants its own: the user renames or
+    |                              removes one of them
+    +-- PrerequisiteError          the machine cannot run netreconcile (not root, no
+    |                              /proc, missing tool): the operator fixes the machine
+    +-- KernelError                a netlink, sysctl or namespace operation failed
+        +-- ApplyError             ... while applying a plan action (names the action
+        |                          and the spec location that required it)
+        +-- VerifyError            the apply finished but the kernel still differs
+                                   from the spec (lists what remains)
+
+Lower layers raise these, never bare OSError; pyroute2-free code paths translate
+errno values at the boundary (reconciler.kernel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.spec import Location
+
+
+class NetreconcileError(Exception):
+    """Base of every error netreconcile reports."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a spec, at a place in it."""
+
+    location: Location
+    path: str  # dotted path in the spec, e.g. "networks.bridge.subnet"
+    message: str
+
+    def __str__(self) -> str:
+        prefix = f"{self.path}: " if self.path else ""
+        return f"{self.location}: {prefix}{self.message}"
+
+
+class SpecError(NetreconcileError):
+    """The spec is invalid; `problems` lists every problem found, sorted by location."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ConflictError(NetreconcileError):
+    """An object netreconcile must create already exists and is not netreconcile's."""
+
+
+class PrerequisiteError(NetreconcileError):
+    """The machine lacks something netreconcile needs (privileges, a tool, a file system)."""
+
+
+class KernelError(NetreconcileError):
+    """A kernel operation failed."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        self.errno = errno
+        super().__init__(message)
+
+
+class ApplyError(KernelError):
+    """A plan action failed while being applied."""
+
+
+class VerifyError(KernelError):
+    """After apply, observing the kernel again still shows differences from the spec."""

@@ -1,0 +1,90 @@
+"""The validated spec as frozen dataclasses: what the user asked for.
+
+`reconciler.loader` builds these from YAML after validation; nothing here does I/O.
+Every object carries the `Location` it came from so that plans and errors can
+point back at the spec line that requires them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in a spec file; line and column are 1-based."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+UNKNOWN_LOCATION = Location("<unknown>", 0, 0)
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    ip_forward: bool = True
+    resolv_conf: str = "/etc/resolv.conf"
+    location: Location = field(default=UNKNOWN_LOCATION, compare=False)
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    name: str
+    bridge: str
+    subnet: IPv4Network
+    gateway: IPv4Address
+    mtu: int = 1500
+    icc: bool = True
+    masquerade: bool = True
+    internal: bool = False
+    aux_addresses: tuple[IPv4Address, ...] = ()
+    driver: str = "bridge"
+    location: Location = field(default=UNKNOWN_LOCATION, compare=False)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One container's membership of one network."""
+
+    network: str
+    ipv4_address: IPv4Address | None = None
+    mac_address: str | None = None  # lower-case, colon separated
+    aliases: tuple[str, ...] = ()
+    location: Location = field(default=UNKNOWN_LOCATION, compare=False)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    networks: tuple[Attachment, ...] = ()
+    network_mode: str = "bridge"
+    hostname: str | None = None
+    domainname: str | None = None
+    links: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    extra_hosts: tuple[str, ...] = ()
+    ports: tuple[str, ...] = ()
+    location: Location = field(default=UNKNOWN_LOCATION, compare=False)
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: str
+    version: int = 1
+    host: HostSpec = HostSpec()
+    networks: tuple[NetworkSpec, ...] = ()  # in spec order
+    containers: tuple[ContainerSpec, ...] = ()  # in spec order
+
+    def network(self, name: str) -> NetworkSpec:
+        for network in self.networks:
+            if network.name == name:
+                return network
+        raise KeyError(name)
