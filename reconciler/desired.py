@@ -1,0 +1,165 @@
+"""From a validated Spec (and the live state, for sticky addresses) to the desired State.
+
+Pure: no I/O. Names of derived kernel objects (veth names, MACs) are decided here,
+and so is IPAM: static addresses first, then each dynamic container keeps the
+address the kernel shows it already has, then the rest get the lowest free address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from reconciler.errors import Problem, SpecError
+from reconciler.model import HOST_NS, Address, Bridge, KernelObject, Netns, Route, State, Sysctl, Veth
+from reconciler.spec import Attachment, ContainerSpec, NetworkSpec, Spec
+
+IP_FORWARD = "net.ipv4.ip_forward"
+
+
+def veth_name(container: str, network: str) -> str:
+    """Host-side veth name: 'veth' + 7 hex characters, stable per container and network."""
+    digest = hashlib.sha256(f"{container}\0{network}".encode()).hexdigest()
+    return "veth" + digest[:7]
+
+
+def mac_for(address: IPv4Address) -> str:
+    """Docker's (<=27) scheme: 02:42 followed by the four bytes of the IPv4 address."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in address.packed)
+
+
+def container_ifname(index: int) -> str:
+    return f"eth{index}"
+
+
+def build_desired(spec: Spec, live: State) -> State:
+    addresses = assign_addresses(spec, live)
+    objects: list[KernelObject] = []
+    for network in spec.networks:
+        objects += network_objects(network)
+    for container in spec.containers:
+        objects += container_objects(spec, container, addresses)
+    if spec.host.ip_forward:
+        objects.append(Sysctl(HOST_NS, IP_FORWARD, "1", source=str(spec.host.location)))
+    return State.of(objects)
+
+
+def network_objects(network: NetworkSpec) -> list[KernelObject]:
+    source = str(network.location)
+    prefix = network.subnet.prefixlen
+    return [
+        Bridge(network.bridge, network.name, mac_for(network.gateway), network.mtu, source=source),
+        Address(HOST_NS, network.bridge, f"{network.gateway}/{prefix}", source=source),
+    ]
+
+
+def container_objects(
+    spec: Spec, container: ContainerSpec, addresses: dict[tuple[str, str], IPv4Address]
+) -> list[KernelObject]:
+    objects: list[KernelObject] = [Netns(container.name, source=str(container.location))]
+    for index, attachment in enumerate(container.networks):
+        network = spec.network(attachment.network)
+        address = addresses[(container.name, network.name)]
+        ifname = container_ifname(index)
+        source = str(attachment.location)
+        objects.append(
+            Veth(
+                host_ifname=veth_name(container.name, network.name),
+                container=container.name,
+                network=network.name,
+                netns=container.name,
+                peer_ifname=ifname,
+                bridge=network.bridge,
+                mac=attachment.mac_address or mac_for(address),
+                mtu=network.mtu,
+                peer_mtu=network.mtu,
+                source=source,
+            )
+        )
+        objects.append(Address(container.name, ifname, f"{address}/{network.subnet.prefixlen}", source=source))
+        if index == 0:
+            objects.append(Route(container.name, "default", str(network.gateway), ifname, source=source))
+    return objects
+
+
+def assign_addresses(spec: Spec, live: State) -> dict[tuple[str, str], IPv4Address]:
+    """IPv4 address per (container, network)."""
+    live_addresses = _live_addresses(spec, live)
+    result: dict[tuple[str, str], IPv4Address] = {}
+    problems: list[Problem] = []
+    for network in spec.networks:
+        members = [
+            (container, attachment)
+            for container in spec.containers
+            for attachment in container.networks
+            if attachment.network == network.name
+        ]
+        try:
+            result.update(_assign_in_network(network, members, live_addresses))
+        except _PoolExhausted as exhausted:
+            problems.append(
+                Problem(exhausted.attachment.location, f"containers.{exhausted.container}.networks",
+                        f"no free address left in {network.subnet} of network '{network.name}'")
+            )
+    if problems:
+        raise SpecError(problems)
+    return result
+
+
+class _PoolExhausted(Exception):
+    def __init__(self, container: str, attachment: Attachment):
+        self.container = container
+        self.attachment = attachment
+
+
+def _live_addresses(spec: Spec, live: State) -> dict[tuple[str, str], list[IPv4Interface]]:
+    """Addresses the kernel shows per (container namespace, interface name)."""
+    found: dict[tuple[str, str], list[IPv4Interface]] = {}
+    for obj in live.objects.values():
+        if isinstance(obj, Address) and obj.netns != HOST_NS:
+            found.setdefault((obj.netns, obj.ifname), []).append(IPv4Interface(obj.cidr))
+    return found
+
+
+def _assign_in_network(
+    network: NetworkSpec,
+    members: list[tuple[ContainerSpec, Attachment]],
+    live_addresses: dict[tuple[str, str], list[IPv4Interface]],
+) -> dict[tuple[str, str], IPv4Address]:
+    subnet: IPv4Network = network.subnet
+    taken = {subnet.network_address, subnet.broadcast_address, network.gateway, *network.aux_addresses}
+    assigned: dict[tuple[str, str], IPv4Address] = {}
+    dynamic: list[tuple[ContainerSpec, Attachment]] = []
+    for container, attachment in members:
+        if attachment.ipv4_address is not None:
+            assigned[(container.name, network.name)] = attachment.ipv4_address
+            taken.add(attachment.ipv4_address)
+        else:
+            dynamic.append((container, attachment))
+    waiting: list[tuple[ContainerSpec, Attachment]] = []
+    for container, attachment in dynamic:
+        kept = _sticky_address(container, attachment, subnet, taken, live_addresses)
+        if kept is None:
+            waiting.append((container, attachment))
+        else:
+            assigned[(container.name, network.name)] = kept
+            taken.add(kept)
+    candidate = int(subnet.network_address) + 1
+    last = int(subnet.broadcast_address)
+    for container, attachment in waiting:
+        while candidate < last and IPv4Address(candidate) in taken:
+            candidate += 1
+        if candidate >= last:
+            raise _PoolExhausted(container.name, attachment)
+        address = IPv4Address(candidate)
+        assigned[(container.name, network.name)] = address
+        taken.add(address)
+    return assigned
+
+
+def _sticky_address(container, attachment, subnet, taken, live_addresses) -> IPv4Address | None:
+    ifname = container_ifname(container.networks.index(attachment))
+    for interface in live_addresses.get((container.name, ifname), ()):
+        if interface.network == subnet and interface.ip not in taken:
+            return interface.ip
+    return None

@@ -1,0 +1,52 @@
+"""One reconcile pass: observe, decide, act, verify. The CLI and tests drive it.
+
+The engine is the only place that strings the layers together; each step stays
+a separate function so that `plan` and `status` stop after deciding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from reconciler.desired import build_desired
+from reconciler.errors import ConflictError, VerifyError
+from reconciler.kernel import KernelWriter
+from reconciler.model import State
+from reconciler.observe import observe
+from reconciler.planner import Plan, plan
+from reconciler.session import KernelSession
+from reconciler.spec import Spec
+
+EMPTY_SPEC_STATE = State()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    plan: Plan
+    applied: int
+
+
+def plan_for(spec: Spec | None, session: KernelSession) -> Plan:
+    """The plan that would converge the kernel on `spec` (None: remove everything owned)."""
+    live = observe(session)
+    desired = build_desired(spec, live) if spec is not None else EMPTY_SPEC_STATE
+    return plan(desired, live)
+
+
+def converge(
+    spec: Spec | None, session: KernelSession, on_progress: Callable[[int], None] | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
+) -> Outcome:
+    """Plan, apply and verify; raises ConflictError before changing anything."""
+    current = plan_for(spec, session)
+    if current.conflicts:
+        raise ConflictError("\n".join(current.conflicts))
+    if on_plan is not None:
+        on_plan(current)
+    applied = KernelWriter(session, on_progress).apply(current) if current.actions else 0
+    remaining = plan_for(spec, session) if current.actions else current
+    if remaining.actions:
+        details = "\n".join(f"  {a.op} {a.kind} {a.obj.name}: {a.reason}" for a in remaining.actions)
+        raise VerifyError(f"the kernel still differs from the spec after apply:\n{details}")
+    return Outcome(current, applied)

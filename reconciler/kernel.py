@@ -1,0 +1,373 @@
+"""The one writer: carries out a Plan's actions on the kernel.
+
+Consecutive actions of the same operation and kind are sent as netlink batches on
+the sockets the session keeps open; namespaces are created in-process (unshare +
+bind mount) and veth peers are created directly inside their namespace, never
+moved. Failures are translated into ApplyError naming the action and its source.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import itertools
+import os
+import time
+from typing import Callable
+
+from reconciler import netlink as nl
+from reconciler.errors import ApplyError, KernelError, PrerequisiteError
+from reconciler.model import HOST_NS, Address, Bridge, Netns, Route, Sysctl, Veth
+from reconciler.nlsocket import CLONE_NEWNET, NetlinkSocket, current_netns_fd, entered, setns
+from reconciler.observe import bridge_alias, parse_alias, sysctl_path, veth_alias
+from reconciler.planner import CREATE, DELETE, UPDATE, Action, Plan
+from reconciler.session import NETNS_DIR, KernelSession, netns_path
+
+MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
+MNT_DETACH = 2
+LOOPBACK_IFINDEX = 1
+NETNS_CLEANUP_TIMEOUT = 60.0
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+
+
+def _call(result: int, what: str) -> None:
+    if result != 0:
+        code = ctypes.get_errno()
+        raise KernelError(f"{what}: {os.strerror(code)}", code)
+
+
+# --- namespaces -------------------------------------------------------------------
+
+def _is_mount_point(path: str) -> bool:
+    with open("/proc/self/mountinfo") as mounts:
+        return any(line.split()[4] == path for line in mounts)
+
+
+def prepare_netns_dir() -> None:
+    """Make /run/netns a shared mount point, as `ip netns add` does, so that the
+    namespace bind mounts are visible in every mount namespace (ip netns exec)."""
+    os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+    if _is_mount_point(NETNS_DIR):
+        return
+    path = NETNS_DIR.encode()
+    _call(_libc.mount(path, path, b"none", MS_BIND | MS_REC, None), f"bind-mounting {NETNS_DIR}")
+    _call(_libc.mount(b"", path, b"none", MS_SHARED | MS_REC, None), f"making {NETNS_DIR} shared")
+
+
+def create_netns(name: str, ipv6: bool = True) -> tuple[int, NetlinkSocket]:
+    """Create /run/netns/NAME in-process; returns its fd and a socket inside it."""
+    path = netns_path(name)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
+    home = current_netns_fd()
+    try:
+        _call(_libc.unshare(CLONE_NEWNET), "unshare")
+        try:
+            _call(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
+                  f"bind-mounting namespace {name}")
+            sock = NetlinkSocket()
+            if not ipv6:
+                _write_ipv6_off_all()
+        finally:
+            setns(home)
+    except BaseException:
+        _libc.umount2(path.encode(), MNT_DETACH)
+        os.unlink(path)
+        raise
+    finally:
+        os.close(home)
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC), sock
+
+
+def delete_netns(name: str) -> None:
+    path = netns_path(name)
+    if _libc.umount2(path.encode(), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
+        code = ctypes.get_errno()
+        raise KernelError(f"unmounting namespace {name}: {os.strerror(code)}", code)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def ensure_host_netns(name: str) -> bool:
+    """Create the --host-netns namespace if absent; True when it was created."""
+    prepare_netns_dir()
+    if os.path.exists(netns_path(name)):
+        return False
+    fd, sock = create_netns(name, ipv6=True)
+    sock.close()
+    with entered(fd):
+        NetlinkSocket().execute([nl.set_link(1, index=LOOPBACK_IFINDEX, up=True)])
+    os.close(fd)
+    return True
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(value)
+
+
+def _write_ipv6_off_all() -> None:
+    for scope in ("all", "default"):
+        _write(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", "1")
+
+
+# --- the writer ---------------------------------------------------------------------
+
+class KernelWriter:
+    def __init__(self, session: KernelSession, on_progress: Callable[[int], None] | None = None):
+        self.session = session
+        self.on_progress = on_progress or (lambda count: None)
+
+    def apply(self, plan: Plan) -> int:
+        done = 0
+        for (op, kind), group in itertools.groupby(plan.actions, key=lambda a: (a.op, a.kind)):
+            actions = list(group)
+            getattr(self, f"_{op}_{kind}")(actions)
+            done += len(actions)
+            self.on_progress(len(actions))
+        return done
+
+    # helpers
+    def _socket(self, netns: str) -> NetlinkSocket:
+        return self.session.host if netns == HOST_NS else self.session.socket(netns)
+
+    def _fd(self, netns: str) -> int:
+        return self.session.host_fd if netns == HOST_NS else self.session.netns_fd(netns)
+
+    def _send(self, sock: NetlinkSocket, pairs: list[tuple[Action, bytes]], ignore: tuple[int, ...] = ()) -> None:
+        by_seq = {int.from_bytes(request[8:12], "little"): action for action, request in pairs}
+        failures = sock.execute([request for _, request in pairs])
+        for seq in sorted(failures):
+            code = failures[seq]
+            if code not in ignore:
+                raise _apply_error(by_seq[seq], code)
+
+    def _per_netns(self, actions: list[Action]) -> dict[str, list[Action]]:
+        grouped: dict[str, list[Action]] = {}
+        for action in actions:
+            grouped.setdefault(action.obj.netns, []).append(action)
+        return grouped
+
+    def _indexes(self, netns: str, ifnames: set[str], actions: list[Action]) -> dict[str, int]:
+        found = self._socket(netns).link_indexes(sorted(ifnames))
+        for action in actions:
+            wanted = getattr(action.obj, "ifname", None) or getattr(action.obj, "bridge", None)
+            if wanted in ifnames and wanted not in found:
+                raise _apply_error(action, errno.ENODEV, f"interface {wanted} not found")
+        return found
+
+    def _sysctl(self, netns: str, writes: list[tuple[Action, str, str]]) -> None:
+        with entered(self._fd(netns)):
+            for action, path, value in writes:
+                try:
+                    _write(path, value)
+                except OSError as error:
+                    raise _apply_error(action, error.errno, f"writing {path}") from error
+
+    # namespaces
+    def _create_netns(self, actions: list[Action]) -> None:
+        prepare_netns_dir()
+        names = {a.obj.netns for a in actions}
+        self.session.state.write_owned_netns(self.session.state.owned_netns() | names)
+        for action in actions:
+            try:
+                fd, sock = create_netns(action.obj.netns, ipv6=action.obj.ipv6)
+            except (KernelError, OSError) as error:
+                raise _apply_error(action, getattr(error, "errno", None), str(error)) from error
+            self.session.adopt(action.obj.netns, fd, sock)
+            if action.obj.lo_up:
+                self._send(sock, [(action, nl.set_link(sock.next_seq(), index=LOOPBACK_IFINDEX, up=True))])
+
+    def _update_netns(self, actions: list[Action]) -> None:
+        for action in actions:
+            obj: Netns = action.obj
+            fields = {name for name, _, _ in action.changes}
+            if "ipv6" in fields:
+                value = "0" if obj.ipv6 else "1"
+                self._sysctl(obj.netns, [
+                    (action, f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", value) for scope in ("all", "default")
+                ])
+            if "lo_up" in fields:
+                sock = self.session.socket(obj.netns)
+                self._send(sock, [(action, nl.set_link(sock.next_seq(), index=LOOPBACK_IFINDEX, up=obj.lo_up))])
+
+    def _delete_netns(self, actions: list[Action]) -> None:
+        names = {a.obj.netns for a in actions}
+        for action in actions:
+            self.session.forget(action.obj.netns)
+            try:
+                delete_netns(action.obj.netns)
+            except KernelError as error:
+                raise _apply_error(action, error.errno, str(error)) from error
+        self.session.state.write_owned_netns(self.session.state.owned_netns() - names)
+        self._await_peers_gone(actions[0], names)
+
+    def _await_peers_gone(self, action: Action, containers: set[str]) -> None:
+        """The kernel destroys an unmounted namespace (and the veths into it) in a
+        worker after we return; wait so that the next observation sees it gone."""
+        deadline = time.monotonic() + NETNS_CLEANUP_TIMEOUT
+        delay = 0.002
+        while True:
+            remaining = [
+                link.ifname for kind, payload in self.session.host.dump(nl.dump_links)
+                if kind == nl.RTM_NEWLINK
+                for link in [nl.decode_link(payload)]
+                if (mark := parse_alias(link.alias)) and mark[0] == "veth" and mark[1] in containers
+            ]
+            if not remaining:
+                return
+            if time.monotonic() > deadline:
+                raise _apply_error(action, None, f"the kernel has not removed {len(remaining)} veth(s) "
+                                   f"({', '.join(remaining[:3])}...) {NETNS_CLEANUP_TIMEOUT:.0f} s after "
+                                   "their namespaces were deleted")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    # bridges
+    def _create_bridge(self, actions: list[Action]) -> None:
+        host = self.session.host
+        pairs = []
+        for action in actions:
+            obj: Bridge = action.obj
+            pairs.append((action, nl.new_bridge(host.next_seq(), obj.ifname, obj.mac, obj.mtu)))
+            pairs.append((action, nl.set_link(host.next_seq(), ifname=obj.ifname, alias=bridge_alias(obj.network),
+                                              up=obj.up)))
+        self._send(host, pairs)
+
+    def _update_bridge(self, actions: list[Action]) -> None:
+        host = self.session.host
+        pairs = []
+        for action in actions:
+            obj: Bridge = action.obj
+            fields = {name for name, _, _ in action.changes}
+            pairs.append((action, nl.set_link(
+                host.next_seq(), ifname=obj.ifname,
+                mtu=obj.mtu if "mtu" in fields else None,
+                mac=obj.mac if "mac" in fields else None,
+                up=obj.up if "up" in fields else None,
+            )))
+        self._send(host, pairs)
+
+    def _delete_bridge(self, actions: list[Action]) -> None:
+        host = self.session.host
+        self._send(host, [(a, nl.del_link(host.next_seq(), ifname=a.obj.ifname)) for a in actions],
+                   ignore=(errno.ENODEV,))
+
+    # veths
+    def _create_veth(self, actions: list[Action]) -> None:
+        host = self.session.host
+        masters = self._indexes(HOST_NS, {a.obj.bridge for a in actions}, actions)
+        pairs = []
+        for action in actions:
+            obj: Veth = action.obj
+            pairs.append((action, nl.new_veth(
+                host.next_seq(), obj.host_ifname, masters[obj.bridge], obj.mtu,
+                obj.peer_ifname, obj.mac, obj.peer_mtu, self.session.netns_fd(obj.netns),
+            )))
+        self._send(host, pairs)
+        if not all(a.obj.ipv6 for a in actions):
+            self._sysctl(HOST_NS, [
+                (a, f"/proc/sys/net/ipv6/conf/{a.obj.host_ifname}/disable_ipv6", "1")
+                for a in actions if not a.obj.ipv6
+            ])
+        self._send(host, [
+            (a, nl.set_link(host.next_seq(), ifname=a.obj.host_ifname,
+                            alias=veth_alias(a.obj.container, a.obj.network), up=a.obj.host_up))
+            for a in actions
+        ])
+        for netns, group in self._per_netns(actions).items():
+            sock = self.session.socket(netns)
+            self._send(sock, [(a, nl.set_link(sock.next_seq(), ifname=a.obj.peer_ifname, up=a.obj.peer_up))
+                              for a in group])
+
+    def _update_veth(self, actions: list[Action]) -> None:
+        host = self.session.host
+        masters = self._indexes(HOST_NS, {a.obj.bridge for a in actions if _changed(a, "bridge")}, actions)
+        host_pairs = []
+        for action in actions:
+            obj: Veth = action.obj
+            if _changed(action, "bridge", "mtu", "host_up"):
+                host_pairs.append((action, nl.set_link(
+                    host.next_seq(), ifname=obj.host_ifname,
+                    master=masters[obj.bridge] if _changed(action, "bridge") else None,
+                    mtu=obj.mtu if _changed(action, "mtu") else None,
+                    up=obj.host_up if _changed(action, "host_up") else None,
+                )))
+            if _changed(action, "ipv6"):
+                value = "0" if obj.ipv6 else "1"
+                self._sysctl(HOST_NS, [(action, f"/proc/sys/net/ipv6/conf/{obj.host_ifname}/disable_ipv6", value)])
+                self._sysctl(obj.netns, [(action, f"/proc/sys/net/ipv6/conf/{obj.peer_ifname}/disable_ipv6", value)])
+        self._send(host, host_pairs)
+        for netns, group in self._per_netns(actions).items():
+            sock = self.session.socket(netns)
+            pairs = [
+                (a, nl.set_link(
+                    sock.next_seq(), ifname=a.obj.peer_ifname,
+                    mtu=a.obj.peer_mtu if _changed(a, "peer_mtu") else None,
+                    mac=a.obj.mac if _changed(a, "mac") else None,
+                    up=a.obj.peer_up if _changed(a, "peer_up") else None,
+                ))
+                for a in group if _changed(a, "peer_mtu", "mac", "peer_up")
+            ]
+            self._send(sock, pairs)
+
+    def _delete_veth(self, actions: list[Action]) -> None:
+        host = self.session.host
+        self._send(host, [(a, nl.del_link(host.next_seq(), ifname=a.obj.host_ifname)) for a in actions],
+                   ignore=(errno.ENODEV,))
+
+    # addresses
+    def _create_address(self, actions: list[Action]) -> None:
+        for netns, group in self._per_netns(actions).items():
+            sock = self._socket(netns)
+            indexes = self._indexes(netns, {a.obj.ifname for a in group}, group)
+            self._send(sock, [(a, nl.new_addr(sock.next_seq(), indexes[a.obj.ifname], a.obj.cidr)) for a in group],
+                       ignore=(errno.EEXIST,))
+
+    def _delete_address(self, actions: list[Action]) -> None:
+        for netns, group in self._per_netns(actions).items():
+            sock = self._socket(netns)
+            indexes = sock.link_indexes(sorted({a.obj.ifname for a in group}))
+            self._send(sock, [
+                (a, nl.del_addr(sock.next_seq(), indexes[a.obj.ifname], a.obj.cidr))
+                for a in group if a.obj.ifname in indexes
+            ], ignore=(errno.EADDRNOTAVAIL,))
+
+    # routes
+    def _create_route(self, actions: list[Action]) -> None:
+        for netns, group in self._per_netns(actions).items():
+            sock = self._socket(netns)
+            indexes = self._indexes(netns, {a.obj.ifname for a in group}, group)
+            self._send(sock, [
+                (a, nl.replace_route(sock.next_seq(), a.obj.dst, a.obj.gateway, indexes[a.obj.ifname]))
+                for a in group
+            ])
+
+    _update_route = _create_route
+
+    def _delete_route(self, actions: list[Action]) -> None:
+        for netns, group in self._per_netns(actions).items():
+            sock = self._socket(netns)
+            self._send(sock, [(a, nl.del_route(sock.next_seq(), a.obj.dst)) for a in group], ignore=(errno.ESRCH,))
+
+    # sysctls
+    def _create_sysctl(self, actions: list[Action]) -> None:
+        for netns, group in self._per_netns(actions).items():
+            self._sysctl(netns, [(a, sysctl_path(a.obj.setting), a.obj.value) for a in group])
+
+    _update_sysctl = _create_sysctl
+
+
+def _changed(action: Action, *names: str) -> bool:
+    return action.op == CREATE or any(name in names for name, _, _ in action.changes)
+
+
+def _apply_error(action: Action, code: int | None, detail: str | None = None) -> ApplyError:
+    reason = detail or (os.strerror(code) if code else "failed")
+    if code and detail and os.strerror(code) not in detail:
+        reason = f"{detail}: {os.strerror(code)}"
+    where = f"{action.source}: " if action.source else ""
+    return ApplyError(f"{where}cannot {action.op} {action.kind} {action.obj.name}: {reason}", code)

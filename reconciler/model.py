@@ -1,0 +1,197 @@
+"""Kernel objects as frozen dataclasses: the one vocabulary of desired and live state.
+
+The desired state (built from the spec) and the live state (observed over netlink)
+are made of the same types, so planning is equality on values keyed by `key`.
+Fields that only explain where an object comes from (`source`) do not take part in
+comparisons.  Namespace "" is the host namespace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
+
+HOST_NS = ""
+
+
+@dataclass(frozen=True)
+class KernelObject:
+    kind: ClassVar[str] = "object"
+    # fields whose change cannot be made in place: the object is deleted and re-created
+    replace_on: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def key(self) -> tuple:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    def differences(self, other: KernelObject) -> tuple[tuple[str, object, object], ...]:
+        """(field, self's value, other's value) for every compared field that differs."""
+        return tuple(
+            (f.name, getattr(self, f.name), getattr(other, f.name))
+            for f in fields(self)
+            if f.compare and getattr(self, f.name) != getattr(other, f.name)
+        )
+
+
+@dataclass(frozen=True)
+class Netns(KernelObject):
+    """A container network namespace at /run/netns/<name>."""
+
+    kind: ClassVar[str] = "netns"
+    netns: str
+    lo_up: bool = True
+    ipv6: bool = False
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("netns", self.netns)
+
+    @property
+    def name(self) -> str:
+        return self.netns
+
+
+@dataclass(frozen=True)
+class Bridge(KernelObject):
+    """A Linux bridge in the host namespace, owned by one network."""
+
+    kind: ClassVar[str] = "bridge"
+    ifname: str
+    network: str
+    mac: str
+    mtu: int
+    up: bool = True
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("bridge", self.ifname)
+
+    @property
+    def name(self) -> str:
+        return self.ifname
+
+
+@dataclass(frozen=True)
+class Veth(KernelObject):
+    """A veth pair: host end on a bridge, peer end inside a container namespace."""
+
+    kind: ClassVar[str] = "veth"
+    replace_on: ClassVar[tuple[str, ...]] = ("netns", "peer_ifname", "container", "network")
+    host_ifname: str
+    container: str
+    network: str
+    netns: str  # namespace holding the peer ("?" when the peer is not found)
+    peer_ifname: str
+    bridge: str  # master of the host end ("" when none)
+    mac: str  # MAC of the peer end
+    mtu: int
+    peer_mtu: int
+    host_up: bool = True
+    peer_up: bool = True
+    ipv6: bool = False  # whether IPv6 is enabled on either end
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("veth", self.host_ifname)
+
+    @property
+    def name(self) -> str:
+        return f"{self.host_ifname} ({self.container}:{self.peer_ifname} on {self.network})"
+
+
+@dataclass(frozen=True)
+class Address(KernelObject):
+    """An IPv4 address (CIDR) on an interface."""
+
+    kind: ClassVar[str] = "address"
+    netns: str
+    ifname: str
+    cidr: str
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("address", self.netns, self.ifname, self.cidr)
+
+    @property
+    def name(self) -> str:
+        where = self.netns or "host"
+        return f"{self.cidr} on {where}:{self.ifname}"
+
+
+@dataclass(frozen=True)
+class Route(KernelObject):
+    """A route in a container namespace's main table; `dst` "default" or a CIDR."""
+
+    kind: ClassVar[str] = "route"
+    netns: str
+    dst: str
+    gateway: str
+    ifname: str
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("route", self.netns, self.dst)
+
+    @property
+    def name(self) -> str:
+        return f"{self.dst} via {self.gateway} dev {self.ifname} in {self.netns or 'host'}"
+
+
+@dataclass(frozen=True)
+class Sysctl(KernelObject):
+    """A sysctl of a namespace, e.g. net.ipv4.ip_forward in the host namespace."""
+
+    kind: ClassVar[str] = "sysctl"
+    netns: str
+    setting: str
+    value: str
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("sysctl", self.netns, self.setting)
+
+    @property
+    def name(self) -> str:
+        return f"{self.setting} in {self.netns or 'host'}"
+
+
+@dataclass(frozen=True)
+class State:
+    """A set of kernel objects keyed by `key`, plus what is present but not ours.
+
+    `foreign_links` are host-namespace interface names netreconcile does not own;
+    `foreign_netns` are namespaces in /run/netns it does not own. Neither is ever
+    changed; the planner reports a conflict when the spec wants one of the names.
+    """
+
+    objects: dict[tuple, KernelObject] = field(default_factory=dict)
+    foreign_links: frozenset[str] = frozenset()
+    foreign_netns: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, objs, foreign_links=frozenset(), foreign_netns=frozenset()) -> State:
+        objects: dict[tuple, KernelObject] = {}
+        for obj in objs:
+            if obj.key in objects:
+                raise ValueError(f"duplicate object {obj.key}")
+            objects[obj.key] = obj
+        return cls(objects, frozenset(foreign_links), frozenset(foreign_netns))
+
+    def of_kind(self, kind_type: type) -> list:
+        return [o for o in self.objects.values() if isinstance(o, kind_type)]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, State) and self.objects == other.objects
+
+    def __len__(self) -> int:
+        return len(self.objects)

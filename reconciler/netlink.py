@@ -1,0 +1,332 @@
+"""A minimal rtnetlink codec: request builders and field extractors; pure, no I/O.
+
+pyroute2's generic codec costs about 0.3 ms per message and dominates a full-state
+read of many namespaces (see PERFORMANCE.md), so the hot paths pack requests with
+`struct` and decode only the fields netreconcile compares.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Iterator
+
+# message types
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+
+# flags
+NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4
+NLM_F_DUMP = 0x300
+NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
+NLA_F_NESTED = 0x8000
+NLA_TYPE_MASK = 0x3FFF
+
+# link attributes
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
+IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC, IFLA_NET_NS_FD = 18, 20, 26, 28
+IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+VETH_INFO_PEER = 1
+IFLA_INET6_CONF = 2
+DEVCONF_DISABLE_IPV6 = 26
+IFF_UP = 0x1
+
+# address and route attributes
+IFA_ADDRESS, IFA_LOCAL, IFA_LABEL = 1, 2, 3
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
+RT_TABLE_MAIN = 254
+RTPROT_KERNEL, RTPROT_STATIC = 2, 4
+RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
+RTN_UNICAST = 1
+
+_HEADER = struct.Struct("=IHHII")
+_IFINFO = struct.Struct("=BxHiII")
+_IFADDR = struct.Struct("=BBBBI")
+_RTMSG = struct.Struct("=BBBBBBBBI")
+_ATTR = struct.Struct("=HH")
+
+
+# --- encoding -------------------------------------------------------------------
+
+def _pad(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % 4)
+
+
+def attr(kind: int, data: bytes) -> bytes:
+    return _pad(_ATTR.pack(_ATTR.size + len(data), kind) + data)
+
+
+def attr_str(kind: int, text: str) -> bytes:
+    return attr(kind, text.encode() + b"\0")
+
+
+def attr_u32(kind: int, value: int) -> bytes:
+    return attr(kind, struct.pack("=I", value))
+
+
+def nested(kind: int, *attrs: bytes) -> bytes:
+    return attr(kind | NLA_F_NESTED, b"".join(attrs))
+
+
+def message(kind: int, flags: int, seq: int, payload: bytes) -> bytes:
+    return _HEADER.pack(_HEADER.size + len(payload), kind, flags, seq, 0) + payload
+
+
+def ifinfomsg(index: int = 0, flags: int = 0, change: int = 0, family: int = socket.AF_UNSPEC) -> bytes:
+    return _IFINFO.pack(family, 0, index, flags, change)
+
+
+def mac_bytes(mac: str) -> bytes:
+    return bytes(int(part, 16) for part in mac.split(":"))
+
+
+def new_bridge(seq: int, ifname: str, mac: str, mtu: int) -> bytes:
+    body = (
+        ifinfomsg()
+        + attr_str(IFLA_IFNAME, ifname)
+        + attr(IFLA_ADDRESS, mac_bytes(mac))
+        + attr_u32(IFLA_MTU, mtu)
+        + nested(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, "bridge"))
+    )
+    return message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, body)
+
+
+def new_veth(
+    seq: int, ifname: str, master: int, mtu: int,
+    peer_ifname: str, peer_mac: str, peer_mtu: int, peer_netns_fd: int,
+) -> bytes:
+    """A veth whose peer is created directly inside another namespace (no move)."""
+    peer = (
+        ifinfomsg()
+        + attr_str(IFLA_IFNAME, peer_ifname)
+        + attr(IFLA_ADDRESS, mac_bytes(peer_mac))
+        + attr_u32(IFLA_MTU, peer_mtu)
+        + attr_u32(IFLA_NET_NS_FD, peer_netns_fd)
+    )
+    info = nested(
+        IFLA_LINKINFO,
+        attr_str(IFLA_INFO_KIND, "veth"),
+        nested(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer)),
+    )
+    body = ifinfomsg() + attr_str(IFLA_IFNAME, ifname) + attr_u32(IFLA_MTU, mtu) + attr_u32(IFLA_MASTER, master) + info
+    return message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, body)
+
+
+def set_link(
+    seq: int, *, index: int = 0, ifname: str | None = None, up: bool | None = None,
+    mtu: int | None = None, mac: str | None = None, master: int | None = None, alias: str | None = None,
+) -> bytes:
+    """RTM_NEWLINK on an existing link, found by index or (index 0) by name."""
+    flags = change = 0
+    if up is not None:
+        change = IFF_UP
+        flags = IFF_UP if up else 0
+    body = ifinfomsg(index, flags, change)
+    if ifname is not None and index == 0:
+        body += attr_str(IFLA_IFNAME, ifname)
+    if mtu is not None:
+        body += attr_u32(IFLA_MTU, mtu)
+    if mac is not None:
+        body += attr(IFLA_ADDRESS, mac_bytes(mac))
+    if master is not None:
+        body += attr_u32(IFLA_MASTER, master)
+    if alias is not None:
+        body += attr_str(IFLA_IFALIAS, alias)
+    return message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, body)
+
+
+def del_link(seq: int, *, index: int = 0, ifname: str | None = None) -> bytes:
+    body = ifinfomsg(index)
+    if index == 0 and ifname is not None:
+        body += attr_str(IFLA_IFNAME, ifname)
+    return message(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK, seq, body)
+
+
+def _ifaddr(index: int, cidr: str) -> bytes:
+    address, prefix = cidr.split("/")
+    packed = socket.inet_aton(address)
+    return _IFADDR.pack(socket.AF_INET, int(prefix), 0, RT_SCOPE_UNIVERSE, index) + attr(IFA_LOCAL, packed) + attr(
+        IFA_ADDRESS, packed
+    )
+
+
+def new_addr(seq: int, index: int, cidr: str) -> bytes:
+    return message(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, _ifaddr(index, cidr))
+
+
+def del_addr(seq: int, index: int, cidr: str) -> bytes:
+    return message(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, seq, _ifaddr(index, cidr))
+
+
+def _rtmsg(dst: str, scope: int = RT_SCOPE_UNIVERSE, protocol: int = RTPROT_STATIC) -> tuple[bytes, bytes]:
+    if dst == "default":
+        prefix, dst_attr = 0, b""
+    else:
+        address, length = dst.split("/")
+        prefix, dst_attr = int(length), attr(RTA_DST, socket.inet_aton(address))
+    head = _RTMSG.pack(socket.AF_INET, prefix, 0, 0, RT_TABLE_MAIN, protocol, scope, RTN_UNICAST, 0)
+    return head, dst_attr
+
+
+def replace_route(seq: int, dst: str, gateway: str, oif: int) -> bytes:
+    head, dst_attr = _rtmsg(dst)
+    body = head + dst_attr + attr(RTA_GATEWAY, socket.inet_aton(gateway)) + attr_u32(RTA_OIF, oif)
+    return message(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq, body)
+
+
+def del_route(seq: int, dst: str) -> bytes:
+    head, dst_attr = _rtmsg(dst, protocol=0)
+    return message(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, seq, head + dst_attr)
+
+
+def get_link(seq: int, ifname: str) -> bytes:
+    return message(RTM_GETLINK, NLM_F_REQUEST, seq, ifinfomsg() + attr_str(IFLA_IFNAME, ifname))
+
+
+def dump_links(seq: int) -> bytes:
+    return message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, ifinfomsg())
+
+
+def dump_addrs(seq: int) -> bytes:
+    return message(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, _IFADDR.pack(socket.AF_INET, 0, 0, 0, 0))
+
+
+def dump_routes(seq: int) -> bytes:
+    """IPv4 routes of the main table (the table filter needs NETLINK_GET_STRICT_CHK)."""
+    head = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, 0, 0, 0, 0)
+    return message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, head)
+
+
+# --- decoding -------------------------------------------------------------------
+
+def messages(buffer: bytes) -> Iterator[tuple[int, int, int, bytes]]:
+    """(type, flags, seq, payload) for each message in a received buffer."""
+    offset, end = 0, len(buffer)
+    while offset + _HEADER.size <= end:
+        length, kind, flags, seq, _ = _HEADER.unpack_from(buffer, offset)
+        if length < _HEADER.size:
+            break
+        yield kind, flags, seq, buffer[offset + _HEADER.size: offset + length]
+        offset += (length + 3) & ~3
+
+
+def attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
+    """First value of each attribute type in `data[offset:]`."""
+    found: dict[int, bytes] = {}
+    end = len(data)
+    while offset + 4 <= end:
+        length, kind = _ATTR.unpack_from(data, offset)
+        if length < 4:
+            break
+        found.setdefault(kind & NLA_TYPE_MASK, data[offset + 4: offset + length])
+        offset += (length + 3) & ~3
+    return found
+
+
+def error_code(payload: bytes) -> int:
+    """The (negative) errno of an NLMSG_ERROR; 0 is an ack."""
+    return struct.unpack_from("=i", payload)[0]
+
+
+def _cstr(data: bytes | None) -> str:
+    return data.split(b"\0", 1)[0].decode(errors="replace") if data else ""
+
+
+def _u32(data: bytes | None) -> int:
+    return struct.unpack("=I", data[:4])[0] if data else 0
+
+
+def _mac(data: bytes | None) -> str:
+    return ":".join(f"{b:02x}" for b in data) if data else ""
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    ifname: str
+    up: bool
+    mtu: int
+    mac: str
+    master: int
+    kind: str
+    alias: str
+    peer_index: int  # IFLA_LINK: a veth's peer ifindex (in the peer's namespace)
+    ipv6: bool  # IPv6 enabled on the device (False when disabled or absent)
+
+
+def decode_link(payload: bytes) -> Link:
+    _, _, index, flags, _ = _IFINFO.unpack_from(payload)
+    found = attrs(payload, _IFINFO.size)
+    info = attrs(found.get(IFLA_LINKINFO, b""))
+    return Link(
+        index=index,
+        ifname=_cstr(found.get(IFLA_IFNAME)),
+        up=bool(flags & IFF_UP),
+        mtu=_u32(found.get(IFLA_MTU)),
+        mac=_mac(found.get(IFLA_ADDRESS)),
+        master=_u32(found.get(IFLA_MASTER)),
+        kind=_cstr(info.get(IFLA_INFO_KIND)),
+        alias=_cstr(found.get(IFLA_IFALIAS)),
+        peer_index=_u32(found.get(IFLA_LINK)),
+        ipv6=_ipv6_enabled(found.get(IFLA_AF_SPEC)),
+    )
+
+
+def _ipv6_enabled(af_spec: bytes | None) -> bool:
+    if not af_spec:
+        return False
+    inet6 = attrs(af_spec).get(socket.AF_INET6)
+    if inet6 is None:
+        return False
+    conf = attrs(inet6).get(IFLA_INET6_CONF)
+    if conf is None or len(conf) < 4 * (DEVCONF_DISABLE_IPV6 + 1):
+        return False
+    return struct.unpack_from("=i", conf, 4 * DEVCONF_DISABLE_IPV6)[0] == 0
+
+
+@dataclass(frozen=True)
+class Addr:
+    index: int
+    cidr: str
+
+
+def decode_addr(payload: bytes) -> Addr | None:
+    family, prefix, _, _, index = _IFADDR.unpack_from(payload)
+    if family != socket.AF_INET:
+        return None
+    found = attrs(payload, _IFADDR.size)
+    packed = found.get(IFA_LOCAL) or found.get(IFA_ADDRESS)
+    if not packed:
+        return None
+    return Addr(index, f"{socket.inet_ntoa(packed)}/{prefix}")
+
+
+@dataclass(frozen=True)
+class RouteEntry:
+    dst: str
+    gateway: str
+    oif: int
+    protocol: int
+    table: int
+    type: int
+
+
+def decode_route(payload: bytes) -> RouteEntry | None:
+    family, dst_len, _, _, table, protocol, _, rtype, _ = _RTMSG.unpack_from(payload)
+    if family != socket.AF_INET:
+        return None
+    found = attrs(payload, _RTMSG.size)
+    table = _u32(found.get(RTA_TABLE)) or table
+    dst = found.get(RTA_DST)
+    gateway = found.get(RTA_GATEWAY)
+    return RouteEntry(
+        dst=f"{socket.inet_ntoa(dst)}/{dst_len}" if dst else ("default" if dst_len == 0 else f"0.0.0.0/{dst_len}"),
+        gateway=socket.inet_ntoa(gateway) if gateway else "",
+        oif=_u32(found.get(RTA_OIF)),
+        protocol=protocol,
+        table=table,
+        type=rtype,
+    )

@@ -1,0 +1,150 @@
+"""Read the live state: the host namespace and every owned container namespace.
+
+Per namespace this costs three netlink dumps (links, IPv4 addresses, main-table
+routes) on a socket kept open, decoded by reconciler.netlink's minimal decoder.
+Only objects netreconcile owns become model objects; other host interfaces and
+namespaces are reported by name so the planner can refuse to take them over.
+"""
+
+from __future__ import annotations
+
+import os
+
+from reconciler import netlink as nl
+from reconciler.desired import IP_FORWARD
+from reconciler.model import HOST_NS, Address, Bridge, KernelObject, Netns, Route, State, Sysctl, Veth
+from reconciler.nlsocket import NetlinkSocket, entered
+from reconciler.session import NETNS_DIR, KernelSession
+
+OWNER = "netreconcile"
+MISSING = "?"
+
+
+def bridge_alias(network: str) -> str:
+    return f"{OWNER}:bridge:{network}"
+
+
+def veth_alias(container: str, network: str) -> str:
+    return f"{OWNER}:veth:{container}:{network}"
+
+
+def parse_alias(alias: str) -> tuple[str, ...] | None:
+    """('bridge', network) or ('veth', container, network) for our marks, else None."""
+    parts = alias.split(":")
+    if len(parts) >= 3 and parts[0] == OWNER:
+        if parts[1] == "bridge" and len(parts) == 3:
+            return ("bridge", parts[2])
+        if parts[1] == "veth" and len(parts) == 4:
+            return ("veth", parts[2], parts[3])
+    return None
+
+
+def list_netns() -> set[str]:
+    try:
+        return {name for name in os.listdir(NETNS_DIR) if not name.startswith(".")}
+    except FileNotFoundError:
+        return set()
+
+
+def observe(session: KernelSession) -> State:
+    objects: list[KernelObject] = []
+    host_links = _links(session.host)
+    by_index = {link.index: link for link in host_links}
+    owned_bridges, owned_veths, foreign = {}, {}, set()
+    for link in host_links:
+        mark = parse_alias(link.alias)
+        if mark and mark[0] == "bridge" and link.kind == "bridge":
+            owned_bridges[link.index] = (link, mark[1])
+        elif mark and mark[0] == "veth" and link.kind == "veth":
+            owned_veths[link.index] = (link, mark[1], mark[2])
+        else:
+            foreign.add(link.ifname)
+    for link, network in owned_bridges.values():
+        objects.append(Bridge(link.ifname, network, link.mac, link.mtu, link.up))
+    for addr in _addrs(session.host):
+        if addr.index in owned_bridges:
+            objects.append(Address(HOST_NS, by_index[addr.index].ifname, addr.cidr))
+
+    present = list_netns()
+    recorded = session.state.owned_netns()
+    owned_netns = sorted(recorded & present)
+    peers: dict[int, tuple[str, nl.Link]] = {}
+    for name in owned_netns:
+        objects += _observe_container_netns(session.socket(name), name, peers)
+    for link, container, network in owned_veths.values():
+        netns, peer = peers.get(link.index, (MISSING, None))
+        master = by_index.get(link.master)
+        objects.append(
+            Veth(
+                host_ifname=link.ifname,
+                container=container,
+                network=network,
+                netns=netns,
+                peer_ifname=peer.ifname if peer else MISSING,
+                bridge=master.ifname if master else "",
+                mac=peer.mac if peer else "",
+                mtu=link.mtu,
+                peer_mtu=peer.mtu if peer else 0,
+                host_up=link.up,
+                peer_up=peer.up if peer else False,
+                ipv6=link.ipv6 or (peer.ipv6 if peer else False),
+            )
+        )
+    objects.append(Sysctl(HOST_NS, IP_FORWARD, read_sysctl(session.host_fd, IP_FORWARD)))
+    return State.of(objects, foreign_links=foreign, foreign_netns=present - recorded)
+
+
+def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> list[KernelObject]:
+    links = _links(sock)
+    by_index = {link.index: link for link in links}
+    loopback = next((link for link in links if link.ifname == "lo"), None)
+    objects: list[KernelObject] = [
+        Netns(name, lo_up=bool(loopback and loopback.up), ipv6=bool(loopback and loopback.ipv6))
+    ]
+    for link in links:
+        if link.kind == "veth" and link.peer_index:
+            peers[link.peer_index] = (name, link)
+    for addr in _addrs(sock):
+        link = by_index.get(addr.index)
+        if link is not None and link.ifname != "lo":
+            objects.append(Address(name, link.ifname, addr.cidr))
+    for kind, payload in sock.dump(nl.dump_routes):
+        route = nl.decode_route(payload)
+        if (
+            route is None
+            or route.table != nl.RT_TABLE_MAIN
+            or route.protocol == nl.RTPROT_KERNEL
+            or route.type != nl.RTN_UNICAST
+        ):
+            continue
+        link = by_index.get(route.oif)
+        objects.append(Route(name, route.dst, route.gateway, link.ifname if link else MISSING))
+    return objects
+
+
+def _links(sock: NetlinkSocket) -> list[nl.Link]:
+    return [nl.decode_link(payload) for kind, payload in sock.dump(nl.dump_links) if kind == nl.RTM_NEWLINK]
+
+
+def _addrs(sock: NetlinkSocket) -> list[nl.Addr]:
+    found = []
+    for kind, payload in sock.dump(nl.dump_addrs):
+        if kind == nl.RTM_NEWADDR:
+            addr = nl.decode_addr(payload)
+            if addr is not None:
+                found.append(addr)
+    return found
+
+
+def sysctl_path(setting: str) -> str:
+    return "/proc/sys/" + setting.replace(".", "/")
+
+
+def read_sysctl(netns_fd: int, setting: str) -> str:
+    """Net sysctls belong to the namespace of the thread that opens the file."""
+    with entered(netns_fd):
+        try:
+            with open(sysctl_path(setting)) as handle:
+                return handle.read().strip()
+        except FileNotFoundError:
+            return ""

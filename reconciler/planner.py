@@ -1,0 +1,179 @@
+"""plan(desired, live) -> Plan: the smallest ordered list of actions; pure.
+
+Order comes from a declared rank, never from dict order: deletes first in reverse
+dependency order, then creates and updates in dependency order, ties by key.
+Deleting a namespace, bridge or veth takes with it what lives on it, so those
+children get no action of their own; a child that exists but vanishes with its
+parent (a replaced veth's addresses) is created again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reconciler.model import HOST_NS, Address, Bridge, KernelObject, Netns, Route, State, Sysctl, Veth
+
+CREATE, UPDATE, DELETE = "create", "update", "delete"
+
+# dependency rank: an object depends only on objects of lower rank
+RANK: dict[str, int] = {"netns": 0, "bridge": 1, "veth": 2, "address": 3, "route": 4, "sysctl": 5}
+
+
+@dataclass(frozen=True)
+class Action:
+    op: str
+    obj: KernelObject  # desired object for create/update, live object for delete
+    reason: str
+    changes: tuple[tuple[str, object, object], ...] = ()  # (field, live value, desired value)
+
+    @property
+    def kind(self) -> str:
+        return self.obj.kind
+
+    @property
+    def key(self) -> tuple:
+        return self.obj.key
+
+    @property
+    def source(self) -> str:
+        return getattr(self.obj, "source", "")
+
+    def sort_key(self) -> tuple:
+        rank = RANK[self.kind]
+        if self.op == DELETE:
+            return (0, -rank, self.key)
+        return (1, rank, self.key)
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...] = ()
+    conflicts: tuple[str, ...] = ()  # objects in the way that are not ours
+
+    def __bool__(self) -> bool:
+        return bool(self.actions)
+
+    def counts(self) -> dict[str, int]:
+        result = {CREATE: 0, UPDATE: 0, DELETE: 0}
+        for action in self.actions:
+            result[action.op] += 1
+        return result
+
+
+def plan(desired: State, live: State, *, managed_deletes: bool = True) -> Plan:
+    """Actions that turn `live` into `desired`.
+
+    `live` holds only objects netreconcile owns (plus the names of foreign ones);
+    anything it holds that `desired` lacks is deleted, except sysctls, which are
+    only ever set. `managed_deletes=False` plans creates and updates only.
+    """
+    actions: list[Action] = []
+    replaced: set[tuple] = set()
+    for key, want in desired.objects.items():
+        have = live.objects.get(key)
+        if have is not None and any(f in want.replace_on for f, _, _ in want.differences(have)):
+            replaced.add(key)
+    deleted = {k for k, o in live.objects.items() if k not in desired.objects and not isinstance(o, Sysctl)}
+    if not managed_deletes:
+        deleted = set()
+    removed = deleted | replaced
+    vanishing = _children_of(removed, live)
+    for key in sorted(removed - vanishing, key=repr):
+        obj = live.objects[key]
+        reason = "replaced: " + _describe(desired.objects[key].differences(obj)) if key in replaced else (
+            "not in the spec any more" if getattr(obj, "source", "") == "" else "not in the spec")
+        actions.append(Action(DELETE, obj, reason))
+    gone = removed | vanishing
+    routes_dropped = _routes_dropped_with_addresses(removed - vanishing, live)
+    for key, want in desired.objects.items():
+        have = live.objects.get(key)
+        if have is None or key in gone:
+            reason = _create_reason(key, have, gone)
+            actions.append(Action(CREATE, want, reason))
+        elif key in routes_dropped:
+            actions.append(Action(CREATE, want, "the kernel drops it when the address it goes through is removed"))
+        else:
+            changes = have.differences(want)
+            if changes:
+                actions.append(Action(UPDATE, want, _describe(changes, live_first=True), changes))
+    actions.sort(key=Action.sort_key)
+    return Plan(tuple(actions), _conflicts(desired, live))
+
+
+def _create_reason(key: tuple, have: KernelObject | None, gone: set[tuple]) -> str:
+    if have is None:
+        return "missing"
+    return "re-created: it is replaced or goes with a replaced parent"
+
+
+def _describe(changes, live_first: bool = False) -> str:
+    parts = []
+    for name, a, b in changes:
+        old, new = (a, b) if live_first else (b, a)
+        parts.append(f"{name} {old!r} -> {new!r}")
+    return ", ".join(parts)
+
+
+def _children_of(removed: set[tuple], live: State) -> set[tuple]:
+    """Live objects that the kernel removes along with the removed objects."""
+    dead_netns = {k[1] for k in removed if k[0] == "netns"}
+    dead_bridges = {k[1] for k in removed if k[0] == "bridge"}
+    dead_peers = set()
+    for key in removed:
+        obj = live.objects.get(key)
+        if isinstance(obj, Veth):
+            dead_peers.add((obj.netns, obj.peer_ifname))
+    children = set()
+    for key, obj in live.objects.items():
+        netns = getattr(obj, "netns", HOST_NS)
+        if isinstance(obj, (Veth, Address, Route)) and netns in dead_netns:
+            children.add(key)
+        elif isinstance(obj, Address) and netns == HOST_NS and obj.ifname in dead_bridges:
+            children.add(key)
+        elif isinstance(obj, (Address, Route)) and (netns, obj.ifname) in dead_peers:
+            children.add(key)
+    return children
+
+
+def _routes_dropped_with_addresses(removed: set[tuple], live: State) -> set[tuple]:
+    """Routes through an interface that loses an address (the kernel drops them)."""
+    interfaces = {(k[1], k[2]) for k in removed if k[0] == "address"}
+    return {
+        key for key, obj in live.objects.items()
+        if isinstance(obj, Route) and (obj.netns, obj.ifname) in interfaces
+    }
+
+
+def _conflicts(desired: State, live: State) -> tuple[str, ...]:
+    found = []
+    for obj in desired.objects.values():
+        if isinstance(obj, Bridge) and obj.ifname in live.foreign_links:
+            found.append(f"{obj.source}: interface {obj.ifname} exists and is not managed by netreconcile")
+        elif isinstance(obj, Veth) and obj.host_ifname in live.foreign_links:
+            found.append(f"{obj.source}: interface {obj.host_ifname} exists and is not managed by netreconcile")
+        elif isinstance(obj, Netns) and obj.netns in live.foreign_netns:
+            found.append(f"{obj.source}: network namespace {obj.netns} exists and is not managed by netreconcile")
+    return tuple(sorted(found))
+
+
+def dependencies(obj: KernelObject, state: State) -> set[tuple]:
+    """Keys of the objects in `state` that `obj` needs to exist first."""
+    deps: set[tuple] = set()
+    if isinstance(obj, Veth):
+        deps |= {("netns", obj.netns)} if obj.netns != HOST_NS else set()
+        deps |= {k for k, o in state.objects.items() if isinstance(o, Bridge) and o.ifname == obj.bridge}
+    elif isinstance(obj, (Address, Route)):
+        if obj.netns != HOST_NS:
+            deps.add(("netns", obj.netns))
+            deps |= {
+                k for k, o in state.objects.items()
+                if isinstance(o, Veth) and (o.netns, o.peer_ifname) == (obj.netns, obj.ifname)
+            }
+        else:
+            deps |= {k for k, o in state.objects.items() if isinstance(o, Bridge) and o.ifname == obj.ifname}
+        if isinstance(obj, Route):
+            deps |= {
+                k for k, o in state.objects.items()
+                if isinstance(o, Address) and (o.netns, o.ifname) == (obj.netns, obj.ifname)
+            }
+    return deps & set(state.objects)

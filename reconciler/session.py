@@ -1,0 +1,75 @@
+"""Open kernel handles for one run: the host namespace and each container namespace.
+
+Sockets and namespace file descriptors are opened once and kept for the whole
+run (observe, apply, verify), which is what makes a full-state read cheap.
+"""
+
+from __future__ import annotations
+
+import os
+
+from reconciler.errors import KernelError
+from reconciler.nlsocket import NetlinkSocket, current_netns_fd
+from reconciler.statedir import StateDir
+
+NETNS_DIR = "/run/netns"
+
+
+def netns_path(name: str) -> str:
+    return os.path.join(NETNS_DIR, name)
+
+
+class KernelSession:
+    def __init__(self, host_netns: str | None, state: StateDir):
+        self.host_netns = host_netns
+        self.state = state
+        if host_netns:
+            try:
+                self.host_fd = os.open(netns_path(host_netns), os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as error:
+                raise KernelError(f"cannot open host namespace {host_netns}: {error.strerror}", error.errno)
+        else:
+            self.host_fd = current_netns_fd()
+        self.host = NetlinkSocket.open_in(self.host_fd)
+        self._fds: dict[str, int] = {}
+        self._sockets: dict[str, NetlinkSocket] = {}
+
+    def netns_fd(self, name: str) -> int:
+        fd = self._fds.get(name)
+        if fd is None:
+            fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+            self._fds[name] = fd
+        return fd
+
+    def socket(self, name: str) -> NetlinkSocket:
+        sock = self._sockets.get(name)
+        if sock is None:
+            sock = NetlinkSocket.open_in(self.netns_fd(name))
+            self._sockets[name] = sock
+        return sock
+
+    def adopt(self, name: str, fd: int, sock: NetlinkSocket) -> None:
+        """Keep the handles of a namespace just created."""
+        self._fds[name] = fd
+        self._sockets[name] = sock
+
+    def forget(self, name: str) -> None:
+        """Drop the handles of a namespace (they keep it alive while open)."""
+        sock = self._sockets.pop(name, None)
+        if sock is not None:
+            sock.close()
+        fd = self._fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        for name in list(self._sockets) + list(self._fds):
+            self.forget(name)
+        self.host.close()
+        os.close(self.host_fd)
+
+    def __enter__(self) -> KernelSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
