@@ -213,15 +213,18 @@ def messages(buffer: bytes) -> Iterator[tuple[int, int, int, bytes]]:
         offset += (length + 3) & ~3
 
 
-def attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
-    """First value of each attribute type in `data[offset:]`."""
+def attrs(data: bytes, offset: int = 0, wanted: frozenset[int] | None = None) -> dict[int, bytes]:
+    """First value of each attribute type in `data[offset:]` (only `wanted` types if given)."""
     found: dict[int, bytes] = {}
     end = len(data)
+    unpack = _ATTR.unpack_from
     while offset + 4 <= end:
-        length, kind = _ATTR.unpack_from(data, offset)
+        length, kind = unpack(data, offset)
         if length < 4:
             break
-        found.setdefault(kind & NLA_TYPE_MASK, data[offset + 4: offset + length])
+        kind &= NLA_TYPE_MASK
+        if (wanted is None or kind in wanted) and kind not in found:
+            found[kind] = data[offset + 4: offset + length]
         offset += (length + 3) & ~3
     return found
 
@@ -243,6 +246,11 @@ def _mac(data: bytes | None) -> str:
     return ":".join(f"{b:02x}" for b in data) if data else ""
 
 
+_LINK_FIELDS = frozenset({IFLA_IFNAME, IFLA_MTU, IFLA_ADDRESS, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_LINK,
+                          IFLA_AF_SPEC})
+_INFO_FIELDS = frozenset({IFLA_INFO_KIND})
+
+
 @dataclass(frozen=True)
 class Link:
     index: int
@@ -259,8 +267,8 @@ class Link:
 
 def decode_link(payload: bytes) -> Link:
     _, _, index, flags, _ = _IFINFO.unpack_from(payload)
-    found = attrs(payload, _IFINFO.size)
-    info = attrs(found.get(IFLA_LINKINFO, b""))
+    found = attrs(payload, _IFINFO.size, _LINK_FIELDS)
+    info = attrs(found.get(IFLA_LINKINFO, b""), 0, _INFO_FIELDS)
     return Link(
         index=index,
         ifname=_cstr(found.get(IFLA_IFNAME)),

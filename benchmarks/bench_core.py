@@ -1,0 +1,525 @@
+#!/usr/bin/env python3
+"""Benchmark netreconcile's core paths against an iproute2 shell baseline.
+
+For each N (default 100 and 1000) this runs, in ONE invocation:
+
+1. Baseline: an iproute2 shell script, one `ip` command per step (10 per
+   container), that builds the same topology netreconcile builds (a bridge with
+   the gateway address, N container namespaces, each with a veth on the bridge,
+   `eth0` with an address, `lo` up and a default route). Every command targets a
+   throwaway host namespace or a throwaway container namespace, never the root
+   network namespace. Timed with `sh script`, then torn down (not timed).
+2. netreconcile, each step a fresh process (wall time around it, peak RSS of
+   that child from os.wait4): from-scratch `apply`, no-op `apply` (must report
+   "actions": []), `apply` after giving container 0 a static address, `destroy`.
+3. A table with seconds, the ratio to the baseline, peak RSS, and the targets
+   (defined for N=1000): from-scratch apply <= baseline/10, no-op < 1 s,
+   destroy < 2 s, peak memory < 200 MB.
+
+SAFETY: everything lives in network namespaces whose names start with a unique
+prefix (bnXXXX); all of them are deleted at the end, also on failure, Ctrl-C or
+SIGTERM. Scratch files live in a temporary directory under /tmp.
+
+Needs root. Usage:
+    python benchmarks/bench_core.py [--sizes 100,1000] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+NETNS_DIR = Path("/run/netns")
+SUBNET = ipaddress.IPv4Network("10.88.0.0/16")
+GATEWAY = SUBNET.network_address + 1
+STATIC_ADDRESS = ipaddress.IPv4Address("10.88.250.250")  # container 0's new address in the second spec
+STEP_TIMEOUT = 1800.0  # seconds; a step that takes longer is killed and the run fails
+
+TARGET_N = 1000
+TARGET_APPLY_RATIO = 10.0  # from-scratch apply must be at least 10x faster than the baseline
+TARGET_NOOP_S = 1.0
+TARGET_DESTROY_S = 2.0
+TARGET_RSS_MB = 200.0
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------- helpers
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def netns_with_prefix(prefix: str) -> list[str]:
+    if not NETNS_DIR.is_dir():
+        return []
+    return sorted(name for name in os.listdir(NETNS_DIR) if name.startswith(prefix))
+
+
+def delete_netns(names: list[str]) -> None:
+    """Delete namespaces by name with one `ip -batch` process (fast for thousands)."""
+    if not names:
+        return
+    batch = "".join(f"netns del {name}\n" for name in names)
+    subprocess.run(["ip", "-force", "-batch", "-"], input=batch, text=True, capture_output=True)
+    for name in names:  # anything `ip -batch` left behind (e.g. a half-created entry)
+        if (NETNS_DIR / name).exists():
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            try:
+                (NETNS_DIR / name).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                log(f"warning: could not remove {NETNS_DIR / name}: {error}")
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return idle, sum(fields[:8])  # guest time is already counted in user
+
+
+def wait_for_idle(threshold: float = 0.80, window: float = 1.0, limit: float = 60.0) -> tuple[float, bool]:
+    """Poll /proc/stat until one `window` had idle > threshold; at most `limit` s.
+
+    The kernel destroys namespaces in kworkers after `ip netns del` returns, and
+    the IPv6 multicast flood after a burst of veths can keep both CPUs busy for
+    seconds, so every timed step starts on an idle machine.
+    """
+    started = time.monotonic()
+    idle0, total0 = _cpu_times()
+    while True:
+        time.sleep(window)
+        idle1, total1 = _cpu_times()
+        fraction = (idle1 - idle0) / max(1, total1 - total0)
+        waited = time.monotonic() - started
+        if fraction > threshold:
+            return waited, True
+        if waited >= limit:
+            log(f"warning: machine not idle after {limit:.0f} s (idle {fraction:.0%}); continuing")
+            return waited, False
+        idle0, total0 = idle1, total1
+
+
+def _other_cpu(total_jiffies: int, idle_jiffies: int, child_cpu_s: float) -> float:
+    """Busy CPU not spent in the child itself, as a share of all CPUs. Includes kernel work
+    the step caused in kworkers/softirq, and any other load on a shared machine."""
+    if total_jiffies <= 0:
+        return 0.0
+    busy_s = (total_jiffies - idle_jiffies) / os.sysconf("SC_CLK_TCK")
+    capacity_s = total_jiffies / os.sysconf("SC_CLK_TCK")
+    return max(0.0, min(1.0, (busy_s - child_cpu_s) / capacity_s))
+
+
+@dataclass
+class ChildResult:
+    code: int
+    seconds: float
+    max_rss_mb: float
+    user_s: float
+    sys_s: float
+    stdout: str
+    stderr: str
+    other_cpu: float  # share of the machine's CPU capacity busy with anything but this child during the step
+
+
+class Runner:
+    """Runs one child at a time so that cleanup can stop it first."""
+
+    def __init__(self, scratch: Path):
+        self.scratch = scratch
+        self.current: subprocess.Popen | None = None
+        self.count = 0
+
+    def run(self, argv: list[str], timeout: float = STEP_TIMEOUT) -> ChildResult:
+        self.count += 1
+        out_path = self.scratch / f"step{self.count}.out"
+        err_path = self.scratch / f"step{self.count}.err"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            idle0, total0 = _cpu_times()
+            started = time.perf_counter()
+            proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            self.current = proc
+            timer = threading.Timer(timeout, proc.kill)
+            timer.start()
+            try:
+                _, status, usage = os.wait4(proc.pid, 0)
+            finally:
+                timer.cancel()
+            seconds = time.perf_counter() - started
+            idle1, total1 = _cpu_times()
+            proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen never waits for it again
+            self.current = None
+        return ChildResult(
+            code=proc.returncode,
+            seconds=seconds,
+            max_rss_mb=usage.ru_maxrss / 1024.0,  # KiB on Linux
+            user_s=usage.ru_utime,
+            sys_s=usage.ru_stime,
+            stdout=out_path.read_text(errors="replace"),
+            stderr=err_path.read_text(errors="replace"),
+            other_cpu=_other_cpu(total1 - total0, idle1 - idle0, usage.ru_utime + usage.ru_stime),
+        )
+
+    def stop(self) -> None:
+        proc = self.current
+        if proc is not None and proc.poll() is None:
+            log(f"stopping child {proc.pid}")
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.current = None
+
+
+def check(result: ChildResult, what: str) -> None:
+    if result.code != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-20:])
+        raise BenchError(f"{what} failed with exit code {result.code} after {result.seconds:.2f} s:\n{tail}")
+
+
+# ---------------------------------------------------------------- baseline
+
+def container_address(index: int) -> ipaddress.IPv4Address:
+    """netreconcile's dynamic IPAM: lowest free address after the gateway, in spec order."""
+    return SUBNET.network_address + 2 + index
+
+
+def baseline_script(host: str, containers: list[str]) -> str:
+    prefixlen = SUBNET.prefixlen
+    lines = [
+        "set -e",
+        f"ip -n {host} link add br0 type bridge",
+        f"ip -n {host} addr add {GATEWAY}/{prefixlen} dev br0",
+        f"ip -n {host} link set br0 up",
+    ]
+    for index, name in enumerate(containers):
+        veth, tmp = f"veth{index}", f"tmp{index}"
+        lines += [
+            f"ip netns add {name}",
+            f"ip -n {host} link add {veth} type veth peer name {tmp}",
+            f"ip -n {host} link set {tmp} netns {name}",
+            f"ip -n {name} link set {tmp} name eth0",
+            f"ip -n {host} link set {veth} master br0",
+            f"ip -n {host} link set {veth} up",
+            f"ip -n {name} addr add {container_address(index)}/{prefixlen} dev eth0",
+            f"ip -n {name} link set eth0 up",
+            f"ip -n {name} link set lo up",
+            f"ip -n {name} route add default via {GATEWAY}",
+        ]
+    # Safety net: every command must name a throwaway namespace explicitly.
+    allowed = {host, *containers}
+    for line in lines[1:]:
+        words = line.split()
+        if words[:3] == ["ip", "netns", "add"] and words[3] in allowed and len(words) == 4:
+            continue
+        if words[:2] == ["ip", "-n"] and words[2] in allowed:
+            continue
+        raise AssertionError(f"baseline line does not target a throwaway namespace: {line!r}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- netreconcile
+
+def spec_text(bridge: str, containers: list[str], static_first: bool) -> str:
+    lines = [
+        "version: 1",
+        "networks:",
+        "  bench:",
+        f"    bridge: {bridge}",
+        f"    subnet: {SUBNET}",
+        "containers:",
+    ]
+    for index, name in enumerate(containers):
+        lines.append(f"  {name}:")
+        if index == 0 and static_first:
+            lines.append(f"    networks: {{bench: {{ipv4_address: {STATIC_ADDRESS}}}}}")
+        else:
+            lines.append("    networks: [bench]")
+    return "\n".join(lines) + "\n"
+
+
+def create_host_netns(name: str) -> None:
+    """A throwaway host namespace with lo up, made the same way for both methods (not timed)."""
+    for argv in (["ip", "netns", "add", name], ["ip", "-n", name, "link", "set", "lo", "up"]):
+        result = subprocess.run(argv, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BenchError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    max_rss_mb: float
+    user_s: float = 0.0
+    sys_s: float = 0.0
+    actions: int | None = None
+    idle_wait_s: float = 0.0
+    idle_reached: bool = True
+    other_cpu: float = 0.0
+
+
+@dataclass
+class SizeResult:
+    n: int
+    baseline: Step
+    steps: list[Step] = field(default_factory=list)
+    leftover_container_netns_after_destroy: int = 0
+    targets: dict = field(default_factory=dict)
+
+
+def run_size(n: int, prefix: str, runner: Runner, scratch: Path) -> SizeResult:
+    tag = f"{prefix}n{n}"
+    # ---- 1. baseline
+    host_base = f"{tag}-hb"
+    base_containers = [f"{tag}-b{i}" for i in range(n)]
+    script = scratch / f"baseline-{n}.sh"
+    script.write_text(baseline_script(host_base, base_containers))
+    idle_wait, idle_ok = wait_for_idle()
+    create_host_netns(host_base)
+    log(f"N={n}: baseline iproute2 script ({10 * n + 3} ip commands)")
+    result = runner.run(["sh", str(script)])
+    check(result, f"baseline script {script}")
+    baseline = Step("iproute2 baseline (sh script)", result.seconds, result.max_rss_mb, result.user_s, result.sys_s,
+                    None, idle_wait, idle_ok, result.other_cpu)
+    log(f"N={n}: baseline {result.seconds:.2f} s; tearing down")
+    delete_netns([host_base, *base_containers])
+    out = SizeResult(n, baseline)
+
+    # ---- 2. netreconcile
+    host_nr = f"{tag}-hnr"
+    bridge = f"{prefix}br{n}"[:15]
+    containers = [f"{tag}-c{i}" for i in range(n)]
+    spec1 = scratch / f"spec-{n}.yaml"
+    spec2 = scratch / f"spec-{n}-static.yaml"
+    spec1.write_text(spec_text(bridge, containers, static_first=False))
+    spec2.write_text(spec_text(bridge, containers, static_first=True))
+    state_dir = Path(tempfile.mkdtemp(prefix=f"state-{n}-", dir=scratch))
+    base = [sys.executable, "-m", "reconciler", "--host-netns", host_nr, "--state-dir", str(state_dir)]
+    create_host_netns(host_nr)
+
+    plan = [
+        ("apply from scratch", ["apply", str(spec1), "-o", "json"]),
+        ("apply no-op", ["apply", str(spec1), "-o", "json"]),
+        ("apply, 1 address changed", ["apply", str(spec2), "-o", "json"]),
+        ("destroy", ["destroy", str(spec2), "-o", "json"]),
+    ]
+    for name, args in plan:
+        idle_wait, idle_ok = wait_for_idle()
+        log(f"N={n}: netreconcile {name}")
+        result = runner.run([*base, *args])
+        check(result, f"netreconcile {name} (N={n})")
+        try:
+            document = json.loads(result.stdout)
+        except json.JSONDecodeError as error:
+            raise BenchError(f"netreconcile {name} (N={n}) printed no JSON document: {error}\n"
+                             f"{result.stdout[:500]}") from None
+        actions = len(document.get("actions", []))
+        step = Step(name, result.seconds, result.max_rss_mb, result.user_s, result.sys_s, actions, idle_wait, idle_ok,
+                    result.other_cpu)
+        out.steps.append(step)
+        log(f"N={n}: {name}: {result.seconds:.3f} s, {actions} action(s), {result.max_rss_mb:.0f} MB")
+        if name == "apply from scratch":
+            present = set(netns_with_prefix(f"{tag}-c"))
+            missing = [c for c in containers if c not in present]
+            if missing or actions == 0:
+                raise BenchError(f"from-scratch apply (N={n}): {actions} action(s), "
+                                 f"{len(missing)} container namespace(s) missing, e.g. {missing[:3]}")
+        elif name == "apply no-op" and document.get("actions") != []:
+            raise BenchError(f"no-op apply (N={n}) was not a no-op: {actions} action(s), e.g. "
+                             f"{json.dumps(document['actions'][:3])}")
+        elif name == "apply, 1 address changed" and actions == 0:
+            raise BenchError(f"apply after changing container 0's address (N={n}) reported no actions")
+    out.leftover_container_netns_after_destroy = len(netns_with_prefix(f"{tag}-c"))
+    if out.leftover_container_netns_after_destroy:
+        raise BenchError(f"destroy (N={n}) left {out.leftover_container_netns_after_destroy} container namespace(s)")
+    delete_netns(netns_with_prefix(tag))
+    out.targets = evaluate_targets(out)
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+def step_by_name(result: SizeResult, name: str) -> Step:
+    return next(s for s in result.steps if s.name == name)
+
+
+def evaluate_targets(result: SizeResult) -> dict:
+    apply = step_by_name(result, "apply from scratch")
+    noop = step_by_name(result, "apply no-op")
+    destroy = step_by_name(result, "destroy")
+    peak = max(s.max_rss_mb for s in result.steps)
+    limit = result.baseline.seconds / TARGET_APPLY_RATIO
+    return {
+        "from-scratch apply <= baseline/10": {"value": apply.seconds, "limit": limit, "unit": "s",
+                                              "pass": apply.seconds <= limit},
+        "no-op apply < 1 s": {"value": noop.seconds, "limit": TARGET_NOOP_S, "unit": "s",
+                              "pass": noop.seconds < TARGET_NOOP_S},
+        "destroy < 2 s": {"value": destroy.seconds, "limit": TARGET_DESTROY_S, "unit": "s",
+                          "pass": destroy.seconds < TARGET_DESTROY_S},
+        "peak memory < 200 MB": {"value": peak, "limit": TARGET_RSS_MB, "unit": "MB",
+                                 "pass": peak < TARGET_RSS_MB},
+    }
+
+
+def ratio_text(baseline: float, seconds: float) -> str:
+    if seconds <= 0:
+        return "-"
+    ratio = baseline / seconds
+    return f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+
+
+def measure_startup(runner: Runner) -> Step:
+    """Reference: a fresh `python -m reconciler --version` (interpreter + imports), no kernel work."""
+    idle_wait, idle_ok = wait_for_idle()
+    result = runner.run([sys.executable, "-m", "reconciler", "--version"])
+    check(result, "python -m reconciler --version")
+    return Step("startup (--version), reference", result.seconds, result.max_rss_mb, result.user_s, result.sys_s,
+                None, idle_wait, idle_ok, result.other_cpu)
+
+
+def print_report(results: list[SizeResult], startup: Step | None = None) -> None:
+    header = (f"{'N':>5}  {'step':<30} {'seconds':>9}  {'vs baseline':>14}  {'peak RSS MB':>11}  {'actions':>7}"
+              f"  {'other CPU':>9}")
+    print()
+    print(header)
+    print("-" * len(header))
+
+    def row(n, s: Step, ratio: str) -> None:
+        mark = "" if s.idle_reached else " !"
+        actions = s.actions if s.actions is not None else ""
+        print(f"{n:>5}  {s.name:<30} {s.seconds:>9.3f}  {ratio:>14}  {s.max_rss_mb:>11.1f}  {actions:>7}"
+              f"  {s.other_cpu:>8.0%}{mark}")
+
+    for result in results:
+        b = result.baseline
+        row(result.n, b, "1.0x")
+        for s in result.steps:
+            row(result.n, s, ratio_text(b.seconds, s.seconds))
+        print()
+    if startup is not None:
+        row("", startup, "")
+        print()
+    target_runs = [r for r in results if r.n == TARGET_N]
+    if not target_runs:
+        print(f"Targets are defined for N={TARGET_N}, which was not run; reference only:")
+        target_runs = results[-1:]
+    for result in target_runs:
+        print(f"Targets at N={result.n}" + ("" if result.n == TARGET_N else " (reference only, not the target N)"))
+        for name, t in result.targets.items():
+            verdict = "PASS" if t["pass"] else "MISS"
+            print(f"  {verdict}  {name:<36} measured {t['value']:.3f} {t['unit']} (limit {t['limit']:.3f} {t['unit']})")
+    print("\nPeak RSS is the child's ru_maxrss (os.wait4); for the baseline it is the largest of sh and its ip children.")
+    print("other CPU: share of both CPUs busy with anything but the step's own process while it ran (kernel work it")
+    print("caused in kworkers/softirq, plus other load on a shared machine). '!': the machine was not idle (>80 %)")
+    print("within 60 s before the step started. Numbers are noisy on shared machines (10-30 % run to run).")
+
+
+# ---------------------------------------------------------------- main
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sizes wants comma-separated integers, got {text!r}") from None
+    if not sizes or any(n < 1 or n > 60000 for n in sizes):
+        raise argparse.ArgumentTypeError("sizes must be between 1 and 60000")
+    return sizes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=parse_sizes, default=[100, 1000], help="comma-separated N (default 100,1000)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch dir (scripts, specs, logs)")
+    args = parser.parse_args()
+
+    if os.geteuid() != 0:
+        print("bench_core.py needs root: it creates throwaway network namespaces", file=sys.stderr)
+        return 1
+    for tool in ("ip", "sh"):
+        if shutil.which(tool) is None:
+            print(f"{tool} not found", file=sys.stderr)
+            return 1
+
+    prefix = "bn" + uuid.uuid4().hex[:4]
+    scratch = Path(tempfile.mkdtemp(prefix=f"{prefix}-bench-", dir="/tmp"))
+    runner = Runner(scratch)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (e.g. `cmd &`)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+    log(f"prefix {prefix}, scratch {scratch}, sizes {args.sizes}")
+    results: list[SizeResult] = []
+    startup: Step | None = None
+    code = 0
+    try:
+        startup = measure_startup(runner)
+        for n in args.sizes:
+            results.append(run_size(n, prefix, runner, scratch))
+    except BenchError as error:
+        print(f"\nBENCHMARK FAILED: {error}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        code = 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let cleanup finish
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        runner.stop()
+        leftovers = netns_with_prefix(prefix)
+        if leftovers:
+            log(f"cleanup: deleting {len(leftovers)} namespace(s) with prefix {prefix}")
+            delete_netns(leftovers)
+        still = netns_with_prefix(prefix)
+        if still:
+            print(f"WARNING: namespaces left behind: {still[:10]}", file=sys.stderr)
+            code = code or 1
+        if args.keep_scratch or code not in (0, 130):
+            log(f"scratch kept at {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    if results:
+        print_report(results, startup)
+        if args.json:
+            document = {
+                "prefix": prefix,
+                "sizes": [r.n for r in results],
+                "startup": asdict(startup) if startup else None,
+                "complete": code == 0,
+                "results": [
+                    {"n": r.n, "baseline": asdict(r.baseline), "steps": [asdict(s) for s in r.steps],
+                     "targets": r.targets, "targets_apply": r.n == TARGET_N}
+                    for r in results
+                ],
+            }
+            Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+            log(f"results written to {args.json}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""The command line: parse options, run the engine, print, map errors to exit codes.
+
+Exit codes: 0 success or in sync, 1 error, 2 changes pending (only with
+--detailed-exitcode). Human output goes to stdout, logs (structlog) to stderr,
+`-o json` prints exactly one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+import time
+
+import click
+import structlog
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from reconciler.desired import build_desired
+from reconciler.engine import converge, plan_for
+from reconciler.errors import ConflictError, NetreconcileError, PrerequisiteError, SpecError
+from reconciler.kernel import ensure_host_netns
+from reconciler.loader import load_spec
+from reconciler.model import State
+from reconciler.planner import Plan
+from reconciler.planner import plan as make_plan
+from reconciler.render import STYLES, action_line, plan_document, summary_line
+from reconciler.session import KernelSession, netns_path
+from reconciler.statedir import StateDir, state_root
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+PROGRESS_THRESHOLD = 50
+
+log = structlog.get_logger("netreconcile")
+
+
+def _configure_logging() -> None:
+    renderer = structlog.dev.ConsoleRenderer() if sys.stderr.isatty() else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"), renderer],
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
+
+
+class Context:
+    def __init__(self, host_netns: str | None, state_dir: str | None):
+        self.host_netns = host_netns
+        self.state_dir = StateDir(state_dir or state_root(), host_netns)
+
+
+def _global_options(command):
+    """--host-netns and --state-dir are accepted before or after the subcommand."""
+
+    @click.option("--host-netns", "host_netns_local", metavar="NAME", default=None,
+                  help="Use network namespace NAME as the host (created if absent).")
+    @click.option("--state-dir", "state_dir_local", metavar="DIR", default=None,
+                  help="State directory (default $NETRECONCILE_STATE_DIR or /var/lib/netreconcile).")
+    @click.pass_context
+    @functools.wraps(command)
+    def wrapper(ctx, host_netns_local, state_dir_local, **kwargs):
+        parent = ctx.obj or {}
+        context = Context(host_netns_local or parent.get("host_netns"), state_dir_local or parent.get("state_dir"))
+        started = time.monotonic()
+        try:
+            code = command(context, **kwargs)
+        except SpecError as error:
+            for problem in error.problems:
+                click.echo(str(problem), err=True)
+            click.echo(f"error: the spec is invalid ({len(error.problems)} problem(s)); nothing was changed", err=True)
+            code = EXIT_ERROR
+        except NetreconcileError as error:
+            click.echo(f"error: {error}", err=True)
+            code = EXIT_ERROR
+        log.debug("command finished", command=ctx.info_name, exit_code=code,
+                  duration_ms=round((time.monotonic() - started) * 1000, 1))
+        ctx.exit(code)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host-netns", metavar="NAME", default=None,
+              help="Use network namespace NAME as the host (created if absent) instead of the current one.")
+@click.option("--state-dir", metavar="DIR", default=None, help="State directory.")
+@click.version_option(package_name="netreconcile")
+@click.pass_context
+def main(ctx, host_netns, state_dir):
+    """netreconcile: declarative Docker-style container networking."""
+    _configure_logging()
+    ctx.obj = {"host_netns": host_netns, "state_dir": state_dir}
+
+
+SPEC = click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", help="Output format.")
+DETAILED = click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes pending.")
+
+
+@main.command()
+@SPEC
+@_global_options
+def validate(context: Context, spec_path: str) -> int:
+    """Check SPEC and report every problem with its location."""
+    spec = load_spec(spec_path)
+    click.echo(f"{spec_path}: valid ({len(spec.networks)} network(s), {len(spec.containers)} container(s))")
+    return EXIT_OK
+
+
+@main.command("plan")
+@SPEC
+@OUTPUT
+@DETAILED
+@_global_options
+def plan_command(context: Context, spec_path: str, output: str, detailed_exitcode: bool) -> int:
+    """Show what apply would change; changes nothing."""
+    spec = load_spec(spec_path)
+    plan = _read_only_plan(context, spec)
+    _print_plan(plan, output)
+    return _exit_code(plan, detailed_exitcode)
+
+
+@main.command()
+@SPEC
+@OUTPUT
+@DETAILED
+@_global_options
+def status(context: Context, spec_path: str, output: str, detailed_exitcode: bool) -> int:
+    """Report drift between the kernel and SPEC; changes nothing."""
+    spec = load_spec(spec_path)
+    plan = _read_only_plan(context, spec)
+    if output == "json":
+        click.echo(json.dumps(plan_document(plan, in_sync=not plan.actions, conflicts=list(plan.conflicts)),
+                              indent=2))
+    elif plan.actions or plan.conflicts:
+        _print_plan(plan, output, verb="Drift")
+    else:
+        click.echo("In sync: the kernel matches the spec.")
+    return _exit_code(plan, detailed_exitcode)
+
+
+@main.command()
+@SPEC
+@OUTPUT
+@_global_options
+def apply(context: Context, spec_path: str, output: str) -> int:
+    """Converge the kernel on SPEC, then verify."""
+    spec = load_spec(spec_path)
+    return _converge(context, spec, output, "apply")
+
+
+@main.command()
+@SPEC
+@OUTPUT
+@_global_options
+def destroy(context: Context, spec_path: str, output: str) -> int:
+    """Remove everything netreconcile manages in the host namespace of SPEC."""
+    load_spec(spec_path)
+    if context.host_netns and not os.path.exists(netns_path(context.host_netns)):
+        _print_plan(Plan(), output)
+        return EXIT_OK
+    return _converge(context, None, output, "destroy")
+
+
+def _exit_code(plan: Plan, detailed_exitcode: bool) -> int:
+    if plan.conflicts:
+        return EXIT_ERROR
+    return EXIT_CHANGES if detailed_exitcode and plan.actions else EXIT_OK
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise PrerequisiteError("netreconcile needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) to read and change "
+                                "network namespaces; run it with sudo")
+
+
+def _read_only_plan(context: Context, spec) -> Plan:
+    _require_root()
+    if context.host_netns and not os.path.exists(netns_path(context.host_netns)):
+        return make_plan(build_desired(spec, State()), State())
+    with KernelSession(context.host_netns, context.state_dir) as session:
+        return plan_for(spec, session)
+
+
+def _converge(context: Context, spec, output: str, command: str) -> int:
+    _require_root()
+    if context.host_netns:
+        ensure_host_netns(context.host_netns)
+    started = time.monotonic()
+    console = Console()
+    progress = None
+    shown: list[Plan] = []
+
+    def on_plan(plan: Plan) -> None:
+        nonlocal progress
+        shown.append(plan)
+        if output == "text":
+            _print_plan(plan, output)
+            if console.is_terminal and len(plan.actions) >= PROGRESS_THRESHOLD:
+                progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                    console=console)
+                progress.start()
+                progress.add_task("apply", total=len(plan.actions))
+
+    def on_progress(count: int) -> None:
+        if progress is not None:
+            progress.advance(progress.task_ids[0], count)
+
+    outcome_name = "error"
+    try:
+        with KernelSession(context.host_netns, context.state_dir) as session:
+            try:
+                outcome = converge(spec, session, on_progress=on_progress, on_plan=on_plan)
+            finally:
+                if progress is not None:
+                    progress.stop()
+        outcome_name = "ok"
+    except ConflictError as error:
+        raise ConflictError(f"{error}\nnothing was changed") from None
+    finally:
+        counts = shown[0].counts() if shown else {}
+        log.info("reconcile", command=command, host_netns=context.host_netns or "", outcome=outcome_name,
+                 duration_ms=round((time.monotonic() - started) * 1000, 1), **counts)
+    if output == "json":
+        click.echo(json.dumps(plan_document(outcome.plan, applied=outcome.applied), indent=2))
+    elif outcome.plan.actions:
+        verb = "Destroy complete" if command == "destroy" else "Apply complete"
+        counts = outcome.plan.counts()
+        click.echo(f"{verb}: {counts['create']} created, {counts['update']} updated, {counts['delete']} deleted; "
+                   "verified.")
+    return EXIT_OK
+
+
+def _print_plan(plan: Plan, output: str, verb: str = "Plan") -> None:
+    if output == "json":
+        click.echo(json.dumps(plan_document(plan, conflicts=list(plan.conflicts)), indent=2))
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    for conflict in plan.conflicts:
+        console.print(f"[red]conflict:[/red] {conflict}", markup=True)
+    for action in plan.actions:
+        console.print(action_line(action), style=STYLES[action.op], markup=False)
+    console.print(summary_line(plan, verb), markup=False)

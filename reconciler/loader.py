@@ -1,0 +1,759 @@
+"""Read a spec file into a validated `Spec`, or raise one `SpecError` listing every problem.
+
+This module owns everything between the YAML text and the `Spec` dataclasses:
+parsing (with line and column of every key and value), validation against the JSON
+Schema in ``schemas/netreconcile.schema.json`` (the one source of truth for field
+names), the semantic checks (names, subnets, addresses, references), the defaults,
+and the list of fields that are designed but not supported yet (`NOT_SUPPORTED_YET`).
+
+Nothing here touches the machine: `load_spec_text` is pure.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
+from pathlib import Path
+from typing import Any, NoReturn
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import AliasEvent
+
+import reconciler
+from reconciler.errors import Problem, SpecError
+from reconciler.spec import (
+    Attachment,
+    ContainerSpec,
+    HostSpec,
+    Location,
+    NetworkSpec,
+    Spec,
+)
+
+SCHEMA_PATH = (
+    Path(reconciler.__file__).resolve().parent.parent / "schemas" / "netreconcile.schema.json"
+)
+
+MAX_SPEC_SIZE = 10 * 1024 * 1024  # bytes in a file, characters in a text
+TOO_LARGE = "the spec is larger than 10 MiB"
+MAX_NESTING = 32  # the spec needs 6 levels of nodes; the YAML composer recurses per level
+
+# Fields that the design and the schema know but this version does not implement yet.
+# Refusing them keeps anyone from believing they work. Key: dotted path, '*' matching
+# any one name. Value: None to refuse any value, or the values that are accepted (the
+# defaults). Lift an entry once the planner implements the field.
+NOT_SUPPORTED_YET: dict[str, tuple[Any, ...] | None] = {
+    "host.resolv_conf": None,
+    "networks.*.icc": (True,),
+    "networks.*.masquerade": (True,),
+    "networks.*.internal": (False,),
+    "containers.*.network_mode": ("bridge",),
+    "containers.*.hostname": None,
+    "containers.*.domainname": None,
+    "containers.*.links": None,
+    "containers.*.dns": None,
+    "containers.*.dns_search": None,
+    "containers.*.dns_opt": None,
+    "containers.*.extra_hosts": None,
+    "containers.*.ports": None,
+    "containers.*.networks.*.aliases": ([],),
+}
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME_MAX = 63
+IFNAMSIZ = 16  # including the terminating NUL: 15 usable characters
+VETH_PREFIX = "veth"  # netreconcile names its host-side veth ends veth<7 hex>
+MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+PathKey = tuple[str | int, ...]
+
+_YAML_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean (true or false)",
+    "null": "null",
+}
+
+
+def load_spec(path: str | os.PathLike) -> Spec:
+    """Read and validate the spec file at `path`."""
+    filename = os.fsdecode(path)
+    return load_spec_text(_read_text(filename), filename)
+
+
+def load_spec_text(text: str, filename: str) -> Spec:
+    """Validate spec `text`; `filename` is used in locations. Raises only `SpecError`."""
+    if len(text) > MAX_SPEC_SIZE:
+        _fail(Location(filename, 1, 1), TOO_LARGE)
+    root = _parse_yaml(text, filename)
+    if root is None:
+        _fail(Location(filename, 1, 1), "the spec is empty")
+    doc = _Document.from_yaml(root, filename)
+    _check_schema(doc)
+    spec = _Builder(doc).build()
+    if doc.problems:
+        raise SpecError(doc.problems)
+    return spec
+
+
+def _fail(location: Location, message: str, path: str = "") -> NoReturn:
+    raise SpecError([Problem(location, path, message)])
+
+
+# --- reading and parsing ---------------------------------------------------------
+
+
+def _read_text(filename: str) -> str:
+    try:
+        with open(filename, "rb") as f:
+            data = f.read(MAX_SPEC_SIZE + 1)
+    except OSError as e:
+        _fail(Location(filename, 0, 0), f"cannot read the spec: {e.strerror or e}")
+    if len(data) > MAX_SPEC_SIZE:
+        _fail(Location(filename, 0, 0), TOO_LARGE)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        valid = data[: e.start].decode("utf-8")
+        where = Location(filename, *_line_col(valid, len(valid)))
+        _fail(where, f"the spec is not valid UTF-8 (byte offset {e.start})")
+
+
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of character `index` in `text`."""
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _parse_yaml(text: str, filename: str) -> Any:
+    yaml = YAML(typ="rt", pure=True)
+    yaml.Composer = _StrictComposer
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as e:
+        raise SpecError([_marked_yaml_problem(e, filename)]) from None
+    # The parser raises assorted exception types on malformed input (ReaderError,
+    # ValueError for impossible dates, ...); none of them may escape as a traceback.
+    except Exception as e:
+        position = getattr(e, "position", None)
+        line, col = _line_col(text, position) if isinstance(position, int) else (1, 1)
+        first_line = str(e).partition("\n")[0]  # the rest repeats the position
+        problem = Problem(Location(filename, line, col), "", f"invalid YAML: {first_line}")
+        raise SpecError([problem]) from None
+
+
+class _Refused(MarkedYAMLError):
+    """Valid YAML that netreconcile does not accept."""
+
+
+class _StrictComposer(Composer):
+    """Refuses aliases (a few lines of them expand to gigabytes) and deep nesting (the
+    composer recurses per level) while composing, before anything expands or overflows."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, AliasEvent):
+            refused = f"YAML aliases (*{event.anchor}) are not supported; write the value out"
+        elif self.depth >= MAX_NESTING:
+            refused = f"the spec nests deeper than {MAX_NESTING} levels"
+        else:
+            return super().compose_node(parent, index)
+        raise _Refused(problem=refused, problem_mark=event.start_mark)
+
+
+def _marked_yaml_problem(error: MarkedYAMLError, filename: str) -> Problem:
+    mark = error.problem_mark or error.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = error.problem or error.context or "invalid YAML"
+    context = error.context_mark
+    if error.problem and error.context and context and context.line != (mark.line if mark else -1):
+        message += f" ({error.context} at line {context.line + 1}, column {context.column + 1})"
+    prefix = "" if isinstance(error, _Refused) else "invalid YAML: "
+    return Problem(Location(filename, line, col), "", prefix + message)
+
+
+# --- the document: plain data plus locations ----------------------------------------
+
+
+@dataclass
+class _Document:
+    """The spec as plain JSON-like data, with the location of every key and value.
+
+    Collects the problems of every stage; `rejected` holds the paths of values already
+    reported as invalid, so that later stages skip them and each mistake is reported once.
+    """
+
+    filename: str
+    data: Any = None
+    key_locations: dict[PathKey, Location] = field(default_factory=dict)
+    value_locations: dict[PathKey, Location] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    rejected: set[PathKey] = field(default_factory=set)
+    _rejected_parents: set[PathKey] = field(default_factory=set)
+
+    @classmethod
+    def from_yaml(cls, root: Any, filename: str) -> _Document:
+        doc = cls(filename)
+        doc.value_locations[()] = Location(filename, 1, 1)
+        doc.data = doc._plain(root, ())
+        return doc
+
+    def _plain(self, node: Any, path: PathKey) -> Any:
+        if isinstance(node, CommentedMap):
+            return self._plain_mapping(node, path)
+        if isinstance(node, CommentedSeq):
+            return [self._plain_item(node, i, path) for i in range(len(node))]
+        return self._plain_scalar(node, path)
+
+    def _plain_mapping(self, node: CommentedMap, path: PathKey) -> dict[str, Any]:
+        result = {}
+        for key, value in node.items():
+            key_location = self._at(node.lc.key(key))
+            if not isinstance(key, str):
+                message = f"key {_show(key)} is not a string; quote it"
+                self.problems.append(Problem(key_location, _dotted(path), message))
+                continue
+            child = (*path, str(key))
+            self.key_locations[child] = key_location
+            self.value_locations[child] = self._at(node.lc.value(key))
+            result[str(key)] = self._plain(value, child)
+        return result
+
+    def _plain_item(self, node: CommentedSeq, index: int, path: PathKey) -> Any:
+        self.value_locations[(*path, index)] = self._at(node.lc.item(index))
+        return self._plain(node[index], (*path, index))
+
+    def _plain_scalar(self, value: Any, path: PathKey) -> Any:
+        # bool before int: bool is an int subclass; ruamel returns int, float and str subclasses.
+        for plain_type in (bool, int, float, str):
+            if isinstance(value, plain_type):
+                return plain_type(value)
+        if value is not None:
+            kind = type(value).__name__
+            self.reject(path, f"unsupported YAML value of type {kind}; quote it if it is a string")
+        return None
+
+    def _at(self, line_col: tuple[int, int]) -> Location:
+        return Location(self.filename, line_col[0] + 1, line_col[1] + 1)
+
+    def get(self, path: PathKey, default: Any = None) -> Any:
+        value = self.data
+        for part in path:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                return default
+        return value
+
+    def location(self, path: PathKey) -> Location:
+        """Where the value at `path` is written: its key for collections, else the value itself."""
+        if isinstance(self.get(path), (dict, list)) or path not in self.value_locations:
+            return self.key_location(path)
+        return self.value_locations[path]
+
+    def key_location(self, path: PathKey) -> Location:
+        """Where the key (or list item) naming `path` is written, else the nearest parent's."""
+        while path not in self.key_locations and path not in self.value_locations:
+            path = path[:-1]
+        return self.key_locations.get(path) or self.value_locations[path]
+
+    def problem(self, path: PathKey, message: str, *, at_key: bool = False) -> None:
+        where = self.key_location(path) if at_key else self.location(path)
+        self.problems.append(Problem(where, _dotted(path), message))
+
+    def reject(self, path: PathKey, message: str) -> None:
+        """Report the value at `path` as invalid; later checks leave it alone."""
+        self.problem(path, message)
+        self.rejected.add(path)
+        self._rejected_parents.update(path[:i] for i in range(len(path)))
+
+    def is_rejected(self, path: PathKey) -> bool:
+        """True if the value at `path`, a parent or anything inside it was reported invalid."""
+        parents = (path[:i] for i in range(len(path) + 1))
+        return path in self._rejected_parents or any(parent in self.rejected for parent in parents)
+
+
+def _dotted(path: PathKey) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A short rendering of a spec value for messages."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+# --- JSON Schema validation -----------------------------------------------------------
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The spec's JSON Schema, loaded from `SCHEMA_PATH`."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(schema())
+
+
+def _check_schema(doc: _Document) -> None:
+    for error in _validator().iter_errors(doc.data):
+        for leaf in _leaf_errors(error):
+            _report_schema_error(doc, leaf)
+
+
+def _leaf_errors(error: ValidationError) -> Iterator[ValidationError]:
+    """Replace an anyOf failure by the errors of the one branch whose type fits, if one does."""
+    if error.validator != "anyOf" or not error.context:
+        yield error
+        return
+    branches: dict[int, list[ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    fitting = [subs for subs in branches.values() if not any(_is_own_type_error(sub) for sub in subs)]
+    if len(fitting) == 1:
+        for sub in fitting[0]:
+            yield from _leaf_errors(sub)
+    else:
+        yield error
+
+
+def _is_own_type_error(error: ValidationError) -> bool:
+    return error.validator == "type" and not error.relative_path
+
+
+def _report_schema_error(doc: _Document, error: ValidationError) -> None:
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        for key in error.instance:
+            if key not in allowed:
+                doc.problem((*path, key), _unknown_key_message(key, allowed), at_key=True)
+    elif error.validator == "required":
+        # jsonschema reports each missing key separately but names it only in prose.
+        for key in error.validator_value:
+            if key not in error.instance and f"{key!r}" in error.message:
+                doc.problem(path, f"missing required key {key!r}", at_key=True)
+    elif path not in doc.rejected:  # one problem per value: 'true' for version breaks type and const
+        doc.reject(path, _schema_message(error))
+
+
+def _unknown_key_message(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "expected one of: " + ", ".join(allowed)
+    return f"unknown key {key!r}; {hint}"
+
+
+def _schema_message(error: ValidationError) -> str:
+    got = _show(error.instance)
+    if error.validator == "type":
+        return f"expected {_type_names([error.validator_value])}, got {got}"
+    if error.validator == "anyOf":
+        types = [sub.validator_value for sub in error.context if _is_own_type_error(sub)]
+        return f"expected {_type_names(types)}, got {got}"
+    if error.validator in ("minimum", "maximum"):
+        low, high = error.schema.get("minimum"), error.schema.get("maximum")
+        return f"must be between {low} and {high}, got {got}"
+    if error.validator == "const":
+        return f"must be {_show(error.validator_value)}, got {got}"
+    if error.validator == "enum":
+        return f"must be one of {', '.join(_show(v) for v in error.validator_value)}, got {got}"
+    return error.message
+
+
+def _type_names(types: list[str | list[str]]) -> str:
+    """'a list or a mapping' from JSON Schema type names, each a name or a list of names."""
+    flat = [name for entry in types for name in ([entry] if isinstance(entry, str) else entry)]
+    return " or ".join(_YAML_TYPE_NAMES.get(name, name) for name in dict.fromkeys(flat))
+
+
+# --- names and addresses ---------------------------------------------------------------
+
+
+def _name_issue(name: str) -> str | None:
+    if len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
+        return f"use 1 to {NAME_MAX} letters, digits, '_', '.' or '-', starting with a letter or digit"
+    return None
+
+
+def _interface_name_issue(name: str) -> str | None:
+    if not NAME_RE.fullmatch(name):
+        return "use letters, digits, '_', '.' or '-', starting with a letter or digit"
+    if len(name) >= IFNAMSIZ:
+        return f"at most {IFNAMSIZ - 1} characters"
+    if name.startswith(VETH_PREFIX):
+        return f"names starting with {VETH_PREFIX!r} are reserved for netreconcile's veth pairs"
+    return None
+
+
+def _parse_subnet(text: str) -> tuple[IPv4Network | None, str | None]:
+    """The subnet, or None and why not."""
+    try:
+        subnet = IPv4Network(text, strict=True)
+    except (AddressValueError, NetmaskValueError):
+        return None, f"{text!r} is not an IPv4 network"
+    except ValueError:
+        # Valid apart from host bits: name the network the user probably meant.
+        meant = IPv4Network(text, strict=False)
+        return None, f"{text!r} is not an IPv4 network: host bits must be zero (did you mean '{meant}'?)"
+    if subnet.prefixlen > 30:
+        return None, f"{text!r} is too small: the prefix length must be at most 30"
+    return subnet, None
+
+
+def _parse_address(text: str) -> IPv4Address | None:
+    try:
+        return IPv4Address(text)
+    except AddressValueError:
+        return None
+
+
+def _host_address_issue(address: IPv4Address, subnet: IPv4Network) -> str | None:
+    """Why `address` cannot be a host address in `subnet`, or None."""
+    if address not in subnet:
+        return f"{address} is outside the subnet {subnet}"
+    if address == subnet.network_address:
+        return f"{address} is the network address of {subnet}"
+    if address == subnet.broadcast_address:
+        return f"{address} is the broadcast address of {subnet}"
+    return None
+
+
+def _reserved_issue(address: IPv4Address, network: NetworkSpec) -> str | None:
+    if address == network.gateway:
+        return f"{address} is the gateway of network {network.name!r}"
+    if address in network.aux_addresses:
+        return f"{address} is reserved in aux_addresses of network {network.name!r}"
+    return None
+
+
+def _mac_issue(mac: str) -> str | None:
+    if not MAC_RE.fullmatch(mac):
+        return f"{mac!r} is not a MAC address (expected xx:xx:xx:xx:xx:xx)"
+    if int(mac[:2], 16) & 1:
+        return f"{mac} is a multicast MAC address; use a unicast one"
+    if mac == "00:00:00:00:00:00":
+        return f"{mac} is not a usable MAC address"
+    return None
+
+
+def _free_addresses(network: NetworkSpec) -> int:
+    """Addresses the dynamic pool can hand out (static ones included)."""
+    subnet = network.subnet
+    outside_pool = {subnet.network_address, subnet.broadcast_address}
+    reserved = {network.gateway, *network.aux_addresses} - outside_pool
+    return subnet.num_addresses - 2 - len(reserved)
+
+
+def _not_supported_rule(path: PathKey) -> str | None:
+    """The NOT_SUPPORTED_YET pattern matching `path`, if any."""
+    for pattern in NOT_SUPPORTED_YET:
+        parts = pattern.split(".")
+        if len(parts) == len(path) and all(p in ("*", part) for p, part in zip(parts, path)):
+            return pattern
+    return None
+
+
+def _not_supported_message(path: PathKey, value: Any, accepted: tuple[Any, ...] | None) -> str | None:
+    if accepted is not None and any(type(value) is type(ok) and value == ok for ok in accepted):
+        return None
+    shown = str(path[-1])
+    if accepted is not None and not isinstance(value, (dict, list)):
+        shown += ": " + (str(value).lower() if isinstance(value, bool) else str(value))
+    return f"'{shown}' is not supported yet by this version of netreconcile"
+
+
+# --- semantic checks and building the Spec -----------------------------------------------
+
+
+class _Builder:
+    """Runs the semantic checks over the document and builds the Spec.
+
+    The typed getters return None (or the default) for values of the wrong type: the
+    schema has reported those already.
+    """
+
+    def __init__(self, doc: _Document):
+        self.doc = doc
+        self.address_owners: dict[IPv4Address, str] = {}
+        self.mac_owners: dict[str, str] = {}
+
+    def build(self) -> Spec:
+        networks = self._networks()
+        containers = self._containers({network.name: network for network in networks})
+        self._check_capacity(networks, containers)
+        self._check_not_supported_yet()
+        return Spec(
+            path=self.doc.filename,
+            version=self._int(("version",), 1),
+            host=self._host(),
+            networks=tuple(networks),
+            containers=tuple(containers),
+        )
+
+    def _mapping(self, path: PathKey) -> dict[str, Any]:
+        value = self.doc.get(path)
+        return value if isinstance(value, dict) else {}
+
+    def _string(self, path: PathKey) -> str | None:
+        value = self.doc.get(path)
+        return value if isinstance(value, str) else None
+
+    def _bool(self, path: PathKey, default: bool) -> bool:
+        value = self.doc.get(path)
+        return value if isinstance(value, bool) else default
+
+    def _int(self, path: PathKey, default: int) -> int:
+        value = self.doc.get(path)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+    def _host(self) -> HostSpec:
+        path = ("host",)
+        return HostSpec(
+            ip_forward=self._bool((*path, "ip_forward"), HostSpec.ip_forward),
+            resolv_conf=self._string((*path, "resolv_conf")) or HostSpec.resolv_conf,
+            location=self.doc.key_location(path),
+        )
+
+    # networks
+
+    def _networks(self) -> list[NetworkSpec]:
+        networks: list[NetworkSpec] = []
+        for name in self._mapping(("networks",)):
+            path = ("networks", name)
+            self._check_name(path, "network")
+            network = self._network(path) if isinstance(self.doc.get(path), dict) else None
+            if network is not None:
+                self._check_against_earlier(path, network, networks)
+                networks.append(network)
+        return networks
+
+    def _network(self, path: PathKey) -> NetworkSpec | None:
+        bridge = self._bridge_name(path)
+        subnet = self._subnet((*path, "subnet"))
+        if subnet is None:
+            return None
+        return NetworkSpec(
+            name=str(path[-1]),
+            bridge=bridge,
+            subnet=subnet,
+            gateway=self._gateway((*path, "gateway"), subnet),
+            mtu=self._int((*path, "mtu"), NetworkSpec.mtu),
+            icc=self._bool((*path, "icc"), NetworkSpec.icc),
+            masquerade=self._bool((*path, "masquerade"), NetworkSpec.masquerade),
+            internal=self._bool((*path, "internal"), NetworkSpec.internal),
+            aux_addresses=self._aux_addresses((*path, "aux_addresses"), subnet),
+            driver=self._string((*path, "driver")) or NetworkSpec.driver,
+            location=self.doc.key_location(path),
+        )
+
+    def _bridge_name(self, path: PathKey) -> str:
+        explicit = self._string((*path, "bridge"))
+        name = str(path[-1]) if explicit is None else explicit
+        issue = _interface_name_issue(name)
+        if issue and explicit is not None:
+            self.doc.problem((*path, "bridge"), f"{name!r} is not a valid bridge name: {issue}")
+        elif issue and _name_issue(name) is None:  # an invalid network name is reported as such
+            message = (
+                f"the network name {name!r} cannot be the bridge name ({issue}); "
+                "set 'bridge:' to a valid interface name"
+            )
+            self.doc.problem(path, message, at_key=True)
+        return name
+
+    def _subnet(self, path: PathKey) -> IPv4Network | None:
+        text = self._string(path)
+        if text is None:
+            return None
+        subnet, issue = _parse_subnet(text)
+        if issue:
+            self.doc.problem(path, issue)
+        return subnet
+
+    def _gateway(self, path: PathKey, subnet: IPv4Network) -> IPv4Address:
+        default = subnet.network_address + 1
+        gateway = self._address(path, subnet)
+        return default if gateway is None else gateway
+
+    def _address(self, path: PathKey, subnet: IPv4Network | None) -> IPv4Address | None:
+        """The IPv4 address at `path`, if valid and (given a subnet) a host address in it."""
+        text = self._string(path)
+        if text is None:
+            return None
+        address = _parse_address(text)
+        issue = f"{text!r} is not an IPv4 address" if address is None else None
+        if address is not None and subnet is not None:
+            issue = _host_address_issue(address, subnet)
+        if issue:
+            self.doc.problem(path, issue)
+            return None
+        return address
+
+    def _aux_addresses(self, path: PathKey, subnet: IPv4Network) -> tuple[IPv4Address, ...]:
+        raw = self.doc.get(path)
+        keys = list(raw) if isinstance(raw, dict) else range(len(raw)) if isinstance(raw, list) else []
+        addresses = (self._address((*path, key), subnet) for key in keys)
+        return tuple(dict.fromkeys(address for address in addresses if address is not None))
+
+    def _check_against_earlier(
+        self, path: PathKey, network: NetworkSpec, earlier: list[NetworkSpec]
+    ) -> None:
+        defaulted_bridge = self._string((*path, "bridge")) is None
+        bridge_path = path if defaulted_bridge else (*path, "bridge")
+        for other in earlier:
+            if network.subnet.overlaps(other.subnet):
+                message = f"{network.subnet} overlaps {other.subnet} of network {other.name!r}"
+                self.doc.problem((*path, "subnet"), message)
+            if network.bridge == other.bridge:
+                message = f"bridge name {network.bridge!r} is already used by network {other.name!r}"
+                self.doc.problem(bridge_path, message, at_key=defaulted_bridge)
+
+    # containers
+
+    def _containers(self, networks: dict[str, NetworkSpec]) -> list[ContainerSpec]:
+        containers = []
+        for name in self._mapping(("containers",)):
+            path = ("containers", name)
+            self._check_name(path, "container")
+            if isinstance(self.doc.get(path), dict):
+                containers.append(self._container(path, networks))
+        return containers
+
+    def _container(self, path: PathKey, networks: dict[str, NetworkSpec]) -> ContainerSpec:
+        mode = self._string((*path, "network_mode")) or ContainerSpec.network_mode
+        attachments = self._attachments(path, networks)
+        networks_path = (*path, "networks")
+        unattached = not self.doc.get(networks_path) and not self.doc.is_rejected(networks_path)
+        if mode == "bridge" and unattached:
+            self.doc.problem(path, "container has no networks", at_key=True)
+        return ContainerSpec(
+            name=str(path[-1]),
+            networks=tuple(attachments),
+            network_mode=mode,
+            location=self.doc.key_location(path),
+        )
+
+    def _attachment_entries(self, path: PathKey) -> list[tuple[PathKey, str]]:
+        """Each entry naming a network (list item or mapping key), with the network name."""
+        networks_path = (*path, "networks")
+        raw = self.doc.get(networks_path)
+        if isinstance(raw, list):
+            return [((*networks_path, i), item) for i, item in enumerate(raw) if isinstance(item, str)]
+        if isinstance(raw, dict):
+            return [((*networks_path, name), name) for name in raw]
+        return []
+
+    def _attachments(self, path: PathKey, networks: dict[str, NetworkSpec]) -> list[Attachment]:
+        attachments: list[Attachment] = []
+        for entry, name in self._attachment_entries(path):
+            if any(attachment.network == name for attachment in attachments):
+                self.doc.problem(entry, f"network {name!r} is listed twice", at_key=True)
+                continue
+            self._check_network_known(entry, name)
+            # The container-level mac_address belongs to the first network (Compose).
+            fallback_mac = None if attachments else (*path, "mac_address")
+            attachments.append(self._attachment(entry, name, networks.get(name), fallback_mac))
+        return attachments
+
+    def _check_network_known(self, entry: PathKey, name: str) -> None:
+        known = list(self._mapping(("networks",)))
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            self.doc.problem(entry, f"unknown network {name!r}{hint}", at_key=True)
+
+    def _attachment(
+        self, entry: PathKey, name: str, network: NetworkSpec | None, fallback_mac: PathKey | None
+    ) -> Attachment:
+        container = f"container {entry[1]!r}"
+        mac_path = (*entry, "mac_address")
+        if self._string(mac_path) is None and fallback_mac is not None:
+            mac_path = fallback_mac
+        aliases = self.doc.get((*entry, "aliases"))
+        return Attachment(
+            network=name,
+            ipv4_address=self._static_address((*entry, "ipv4_address"), network, container),
+            mac_address=self._mac(mac_path, container),
+            aliases=tuple(a for a in aliases if isinstance(a, str)) if isinstance(aliases, list) else (),
+            location=self.doc.key_location(entry),
+        )
+
+    def _static_address(
+        self, path: PathKey, network: NetworkSpec | None, owner: str
+    ) -> IPv4Address | None:
+        address = self._address(path, network.subnet if network else None)
+        if address is None or network is None:
+            return address
+        issue = _reserved_issue(address, network) or self._claim(self.address_owners, address, owner)
+        if issue:
+            self.doc.problem(path, issue)
+        return address
+
+    def _mac(self, path: PathKey, owner: str) -> str | None:
+        text = self._string(path)
+        if text is None:
+            return None
+        mac = text.lower()
+        issue = _mac_issue(mac) or self._claim(self.mac_owners, mac, owner)
+        if issue:
+            self.doc.problem(path, issue)
+        return mac
+
+    @staticmethod
+    def _claim(owners: dict[Any, str], value: Any, owner: str) -> str | None:
+        """Record `owner` as the user of `value`; if it was taken before, say by whom."""
+        first = owners.setdefault(value, owner)
+        return None if first is owner else f"{value} is already used by {first}"
+
+    # whole-spec checks
+
+    def _check_name(self, path: PathKey, kind: str) -> None:
+        issue = _name_issue(str(path[-1]))
+        if issue:
+            self.doc.problem(path, f"{path[-1]!r} is not a valid {kind} name: {issue}", at_key=True)
+
+    def _check_capacity(self, networks: list[NetworkSpec], containers: list[ContainerSpec]) -> None:
+        attached = Counter(a.network for container in containers for a in container.networks)
+        for network in networks:
+            count, free = attached[network.name], _free_addresses(network)
+            if count > free:
+                message = (
+                    f"{count} containers are attached but the subnet {network.subnet} "
+                    f"has only {free} free addresses"
+                )
+                self.doc.problem(("networks", network.name), message, at_key=True)
+
+    def _check_not_supported_yet(self) -> None:
+        for path in list(self.doc.value_locations):
+            pattern = _not_supported_rule(path)
+            if pattern is None or self.doc.is_rejected(path):
+                continue
+            message = _not_supported_message(path, self.doc.get(path), NOT_SUPPORTED_YET[pattern])
+            if message:
+                self.doc.problem(path, message, at_key=True)

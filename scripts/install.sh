@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install what netreconcile and its tests need on a fresh Debian/Ubuntu machine (as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v ping >/dev/null || need+=(iputils-ping)
+command -v nft >/dev/null || need+=(nftables)
+if [ ${#need[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'

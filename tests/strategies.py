@@ -1,0 +1,150 @@
+"""Hypothesis strategies for specs and states, and an in-memory model of the kernel.
+
+`KernelModel` applies plan actions with the kernel's side effects (a deleted
+namespace takes its veths, addresses and routes; the last address of an interface
+takes the routes through it) and refuses actions whose dependencies are missing,
+so property tests check both convergence and order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from hypothesis import strategies as st
+
+from reconciler.desired import build_desired
+from reconciler.model import HOST_NS, Address, Bridge, Netns, Route, State, Sysctl, Veth
+from reconciler.planner import CREATE, DELETE, UPDATE, Plan
+from reconciler.spec import Attachment, ContainerSpec, HostSpec, Location, NetworkSpec, Spec
+
+NETWORK_NAMES = ["front", "back", "data"]
+CONTAINER_NAMES = ["web", "db", "cache", "api", "worker", "proxy"]
+
+
+@st.composite
+def specs(draw) -> Spec:
+    network_names = draw(st.lists(st.sampled_from(NETWORK_NAMES), unique=True, max_size=3))
+    networks = []
+    for index, name in enumerate(network_names):
+        third = draw(st.integers(0, 3)) * 10 + index  # distinct subnets per network
+        subnet = IPv4Network(f"10.{third}.0.0/24")
+        networks.append(NetworkSpec(
+            name=name, bridge=f"br-{name}", subnet=subnet, gateway=subnet.network_address + 1,
+            mtu=draw(st.sampled_from([1500, 1400])), location=Location("t.yaml", index + 1, 3),
+        ))
+    containers = []
+    if networks:
+        for index, name in enumerate(draw(st.lists(st.sampled_from(CONTAINER_NAMES), unique=True, max_size=5))):
+            chosen = draw(st.lists(st.sampled_from(networks), unique_by=lambda n: n.name, min_size=1,
+                                   max_size=len(networks)))
+            attachments = []
+            for network in chosen:
+                static = draw(st.booleans())
+                address = network.subnet.network_address + 100 + index if static else None
+                attachments.append(Attachment(network.name, ipv4_address=address,
+                                              location=Location("t.yaml", 20 + index, 5)))
+            containers.append(ContainerSpec(name, tuple(attachments), location=Location("t.yaml", 20 + index, 3)))
+    return Spec("t.yaml", host=HostSpec(ip_forward=draw(st.booleans())), networks=tuple(networks),
+                containers=tuple(containers))
+
+
+def mutations(state: State):
+    """Strategy: `state` with objects dropped or fields changed, as drift would."""
+
+    @st.composite
+    def mutate(draw) -> State:
+        objects = {}
+        for key, obj in sorted(state.objects.items(), key=lambda item: repr(item[0])):
+            choice = draw(st.integers(0, 5))
+            if choice == 0 and not isinstance(obj, Sysctl):
+                continue
+            if choice == 1:
+                obj = _drift(obj)
+            objects[key] = obj
+        return State(objects)
+
+    return mutate()
+
+
+def _drift(obj):
+    if isinstance(obj, Bridge):
+        return dataclasses.replace(obj, mtu=obj.mtu - 1, up=False)
+    if isinstance(obj, Veth):
+        return dataclasses.replace(obj, mac="02:00:00:00:00:01", peer_up=False, bridge="")
+    if isinstance(obj, Netns):
+        return dataclasses.replace(obj, lo_up=False)
+    if isinstance(obj, Route):
+        return dataclasses.replace(obj, gateway="10.255.255.1")
+    if isinstance(obj, Sysctl):
+        return dataclasses.replace(obj, value="0")
+    return obj
+
+
+def live_states():
+    """A state netreconcile could have left: some spec, then drift."""
+    return specs().flatmap(lambda spec: mutations(build_desired(spec, State())))
+
+
+class ModelError(AssertionError):
+    pass
+
+
+class KernelModel:
+    def __init__(self, state: State):
+        self.objects = dict(state.objects)
+
+    def state(self) -> State:
+        return State(dict(self.objects))
+
+    def apply(self, plan: Plan) -> State:
+        for action in plan.actions:
+            if action.op == DELETE:
+                self._delete(action.obj)
+            else:
+                self._require(action.obj)
+                self.objects[action.key] = action.obj
+        return self.state()
+
+    def _present(self, predicate) -> bool:
+        return any(predicate(o) for o in self.objects.values())
+
+    def _require(self, obj) -> None:
+        needs = []
+        if isinstance(obj, Veth):
+            needs = [lambda o: isinstance(o, Netns) and o.netns == obj.netns,
+                     lambda o: isinstance(o, Bridge) and o.ifname == obj.bridge]
+        elif isinstance(obj, Address) and obj.netns == HOST_NS:
+            needs = [lambda o: isinstance(o, Bridge) and o.ifname == obj.ifname]
+        elif isinstance(obj, Address):
+            needs = [lambda o: isinstance(o, Veth) and (o.netns, o.peer_ifname) == (obj.netns, obj.ifname)]
+        elif isinstance(obj, Route):
+            gateway = IPv4Address(obj.gateway)
+            needs = [lambda o: isinstance(o, Address) and (o.netns, o.ifname) == (obj.netns, obj.ifname)
+                     and gateway in IPv4Interface(o.cidr).network]
+        for need in needs:
+            if not self._present(need):
+                raise ModelError(f"{obj} created before what it needs")
+
+    def _delete(self, obj) -> None:
+        if obj.key not in self.objects:
+            raise ModelError(f"deleting {obj.key}, which is not there")
+        del self.objects[obj.key]
+        for key, other in list(self.objects.items()):
+            netns = getattr(other, "netns", HOST_NS)
+            if isinstance(obj, Netns) and isinstance(other, (Veth, Address, Route)) and netns == obj.netns:
+                del self.objects[key]
+            elif isinstance(obj, Bridge) and isinstance(other, Address) and other.netns == HOST_NS \
+                    and other.ifname == obj.ifname:
+                del self.objects[key]
+            elif isinstance(obj, Bridge) and isinstance(other, Veth) and other.bridge == obj.ifname:
+                self.objects[key] = dataclasses.replace(other, bridge="")
+            elif isinstance(obj, Veth) and isinstance(other, (Address, Route)) \
+                    and (netns, other.ifname) == (obj.netns, obj.peer_ifname):
+                del self.objects[key]
+        if isinstance(obj, Address):
+            still = self._present(lambda o: isinstance(o, Address) and (o.netns, o.ifname) == (obj.netns, obj.ifname))
+            if not still:
+                for key, other in list(self.objects.items()):
+                    if isinstance(other, Route) and (other.netns, other.ifname) == (obj.netns, obj.ifname):
+                        del self.objects[key]

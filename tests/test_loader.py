@@ -1,0 +1,627 @@
+"""Tests of reconciler.loader: YAML spec -> Spec, or a SpecError naming every problem."""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+from dataclasses import fields
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+from ruamel.yaml import YAML
+
+from reconciler import loader
+from reconciler.errors import SpecError
+from reconciler.loader import NOT_SUPPORTED_YET, load_spec, load_spec_text
+from reconciler.spec import HostSpec, Location, NetworkSpec, Spec
+
+FILE = "spec.yaml"
+
+VALID = """\
+version: 1
+host:
+  ip_forward: true
+networks:
+  bridge:
+    bridge: docker0
+    subnet: 172.17.0.0/16
+    gateway: 172.17.0.254
+    mtu: 1450
+    icc: true
+    masquerade: true
+    internal: false
+    aux_addresses:
+      router: 172.17.0.2
+  back:
+    subnet: 10.10.0.0/24
+    aux_addresses: [10.10.0.200, 10.10.0.201]
+containers:
+  web:
+    mac_address: 02:42:AC:11:00:AA
+    networks:
+      bridge: {ipv4_address: 172.17.0.10, aliases: []}
+      back:
+  db:
+    network_mode: bridge
+    networks: [back, bridge]
+  cache:
+    networks:
+      back:
+        mac_address: 02:00:00:00:00:01
+"""
+
+
+def problems(text: str) -> list[str]:
+    """The problems `text` is rejected with, as `file:line:col: path: message` strings."""
+    with pytest.raises(SpecError) as caught:
+        load_spec_text(textwrap.dedent(text), FILE)
+    return [str(problem) for problem in caught.value.problems]
+
+
+# --- a valid spec ------------------------------------------------------------------------
+
+
+def test_valid_spec_loads_with_values() -> None:
+    spec = load_spec_text(VALID, FILE)
+
+    assert spec.path == FILE and spec.version == 1
+    assert spec.host == HostSpec(ip_forward=True)
+    bridge, back = spec.networks
+    assert (bridge.name, bridge.bridge, bridge.subnet, bridge.gateway, bridge.mtu) == (
+        "bridge", "docker0", IPv4Network("172.17.0.0/16"), IPv4Address("172.17.0.254"), 1450,
+    )
+    assert bridge.aux_addresses == (IPv4Address("172.17.0.2"),)
+    assert (back.bridge, back.gateway, back.mtu, back.driver) == ("back", IPv4Address("10.10.0.1"), 1500, "bridge")
+    assert back.aux_addresses == (IPv4Address("10.10.0.200"), IPv4Address("10.10.0.201"))
+    assert [c.name for c in spec.containers] == ["web", "db", "cache"]
+
+
+def test_valid_spec_attachments_and_macs() -> None:
+    web, db, cache = load_spec_text(VALID, FILE).containers
+
+    assert [(a.network, a.ipv4_address, a.mac_address) for a in web.networks] == [
+        ("bridge", IPv4Address("172.17.0.10"), "02:42:ac:11:00:aa"),  # container-level MAC: first network
+        ("back", None, None),
+    ]
+    assert [(a.network, a.ipv4_address, a.mac_address) for a in db.networks] == [("back", None, None), ("bridge", None, None)]
+    assert cache.networks[0].mac_address == "02:00:00:00:00:01"
+    assert db.network_mode == "bridge" and db.ports == () and web.networks[0].aliases == ()
+
+
+def test_valid_spec_locations() -> None:
+    spec = load_spec_text(VALID, FILE)
+    web, db, _ = spec.containers
+
+    assert [str(n.location) for n in spec.networks] == ["spec.yaml:5:3", "spec.yaml:15:3"]
+    assert str(spec.host.location) == "spec.yaml:2:1"
+    assert [str(c.location) for c in spec.containers] == ["spec.yaml:19:3", "spec.yaml:24:3", "spec.yaml:27:3"]
+    assert [a.location for a in web.networks] == [Location(FILE, 22, 7), Location(FILE, 23, 7)]
+    assert [a.location for a in db.networks] == [Location(FILE, 26, 16), Location(FILE, 26, 22)]
+
+
+def test_minimal_spec_gets_defaults() -> None:
+    spec = load_spec_text("version: 1\nnetworks:\n  br0: {subnet: 192.168.7.0/24}\n", FILE)
+
+    assert spec.host == HostSpec()
+    assert spec.networks == (
+        NetworkSpec(name="br0", bridge="br0", subnet=IPv4Network("192.168.7.0/24"), gateway=IPv4Address("192.168.7.1")),
+    )
+    assert spec.containers == ()
+
+
+def test_empty_sections_are_allowed() -> None:
+    assert load_spec_text("version: 1\nhost:\nnetworks:\ncontainers:\n", FILE) == Spec(path=FILE)
+
+
+def test_load_spec_reads_a_file(tmp_path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(VALID)
+
+    spec = load_spec(path)
+
+    assert spec.path == str(path) and spec.networks[0].location == Location(str(path), 5, 3)
+
+
+# --- one problem per bad spec --------------------------------------------------------------
+
+NET = """\
+version: 1
+networks:
+  front:
+    subnet: 10.1.0.0/24
+containers:
+"""  # containers start at line 6
+
+
+def _front(**fields: str) -> str:
+    """A spec whose network 'front' (line 3) has `fields` after its subnet (line 4)."""
+    lines = "".join(f"    {key}: {value}\n" for key, value in fields.items())
+    return NET.replace("containers:\n", lines)
+
+
+BAD_SPECS = [
+    ("missing version", "networks: {}\n", "spec.yaml:1:1: missing required key 'version'"),
+    ("wrong version", "version: 2\n", "spec.yaml:1:10: version: must be 1, got 2"),
+    ("version not an integer", "version: true\n", "spec.yaml:1:10: version: expected an integer, got true"),
+    ("root not a mapping", "- version\n", "spec.yaml:1:1: expected a mapping, got a list"),
+    ("unknown top key", "version: 1\nnetwrks: {}\n", "spec.yaml:2:1: netwrks: unknown key 'netwrks'; did you mean 'networks'?"),
+    (
+        "unknown key without a close match",
+        "version: 1\nzzz: 1\n",
+        "spec.yaml:2:1: zzz: unknown key 'zzz'; expected one of: containers, host, networks, version",
+    ),
+    ("host not boolean", "version: 1\nhost:\n  ip_forward: 'yes'\n", "spec.yaml:3:15: host.ip_forward: expected a boolean (true or false), got 'yes'"),
+    (
+        "host resolv_conf",
+        "version: 1\nhost:\n  resolv_conf: /etc/resolv.conf\n",
+        "spec.yaml:3:3: host.resolv_conf: 'resolv_conf' is not supported yet by this version of netreconcile",
+    ),
+    ("networks not a mapping", "version: 1\nnetworks: [a]\n", "spec.yaml:2:1: networks: expected a mapping or null, got a list"),
+    ("subnet prefix too long", _front().replace("10.1.0.0/24", "172.17.0.0/33"), "spec.yaml:4:13: networks.front.subnet: '172.17.0.0/33' is not an IPv4 network"),
+    ("subnet garbage", _front().replace("10.1.0.0/24", "ten"), "spec.yaml:4:13: networks.front.subnet: 'ten' is not an IPv4 network"),
+    ("subnet IPv6", _front().replace("10.1.0.0/24", "fd00::/64"), "spec.yaml:4:13: networks.front.subnet: 'fd00::/64' is not an IPv4 network"),
+    (
+        "subnet host bits",
+        _front().replace("10.1.0.0/24", "10.1.0.1/24"),
+        "spec.yaml:4:13: networks.front.subnet: '10.1.0.1/24' is not an IPv4 network: host bits must be zero (did you mean '10.1.0.0/24'?)",
+    ),
+    (
+        "subnet too small",
+        _front().replace("10.1.0.0/24", "10.1.0.0/31"),
+        "spec.yaml:4:13: networks.front.subnet: '10.1.0.0/31' is too small: the prefix length must be at most 30",
+    ),
+    ("subnet not a string", _front().replace("10.1.0.0/24", "10"), "spec.yaml:4:13: networks.front.subnet: expected a string, got 10"),
+    ("missing subnet", "version: 1\nnetworks:\n  front: {mtu: 1500}\n", "spec.yaml:3:3: networks.front: missing required key 'subnet'"),
+    ("gateway outside", _front(gateway="10.2.0.1"), "spec.yaml:5:14: networks.front.gateway: 10.2.0.1 is outside the subnet 10.1.0.0/24"),
+    ("gateway network address", _front(gateway="10.1.0.0"), "spec.yaml:5:14: networks.front.gateway: 10.1.0.0 is the network address of 10.1.0.0/24"),
+    ("gateway broadcast", _front(gateway="10.1.0.255"), "spec.yaml:5:14: networks.front.gateway: 10.1.0.255 is the broadcast address of 10.1.0.0/24"),
+    ("gateway not an address", _front(gateway="10.1.0.1.1"), "spec.yaml:5:14: networks.front.gateway: '10.1.0.1.1' is not an IPv4 address"),
+    ("mtu too large", _front(mtu="70000"), "spec.yaml:5:10: networks.front.mtu: must be between 68 and 65535, got 70000"),
+    ("mtu not a number", _front(mtu="big"), "spec.yaml:5:10: networks.front.mtu: expected an integer, got 'big'"),
+    ("driver", _front(driver="overlay"), "spec.yaml:5:13: networks.front.driver: must be one of 'bridge', got 'overlay'"),
+    ("unknown network key", _front(subent="x"), "spec.yaml:5:5: networks.front.subent: unknown key 'subent'; did you mean 'subnet'?"),
+    ("aux outside subnet", _front(aux_addresses="{r: 10.9.0.1}"), "spec.yaml:5:24: networks.front.aux_addresses.r: 10.9.0.1 is outside the subnet 10.1.0.0/24"),
+    ("aux not an address", _front(aux_addresses="[10.1.0.3, x]"), "spec.yaml:5:31: networks.front.aux_addresses.1: 'x' is not an IPv4 address"),
+    ("aux wrong type", _front(aux_addresses="7"), "spec.yaml:5:20: networks.front.aux_addresses: expected a mapping or a list, got 7"),
+    (
+        "bridge name too long",
+        _front(bridge="averyveryverylongname"),
+        "spec.yaml:5:13: networks.front.bridge: 'averyveryverylongname' is not a valid bridge name: at most 15 characters",
+    ),
+    (
+        "bridge name veth",
+        _front(bridge="veth1234"),
+        "spec.yaml:5:13: networks.front.bridge: 'veth1234' is not a valid bridge name: "
+        "names starting with 'veth' are reserved for netreconcile's veth pairs",
+    ),
+    (
+        "bridge name with slash",
+        _front(bridge="br/0"),
+        "spec.yaml:5:13: networks.front.bridge: 'br/0' is not a valid bridge name: "
+        "use letters, digits, '_', '.' or '-', starting with a letter or digit",
+    ),
+    (
+        "network name too long for a bridge",
+        "version: 1\nnetworks:\n  frontend-network:\n    subnet: 10.1.0.0/24\n",
+        "spec.yaml:3:3: networks.frontend-network: the network name 'frontend-network' cannot be the bridge name "
+        "(at most 15 characters); set 'bridge:' to a valid interface name",
+    ),
+    (
+        "invalid network name",
+        "version: 1\nnetworks:\n  ../x:\n    subnet: 10.1.0.0/24\n",
+        "spec.yaml:3:3: networks.../x: '../x' is not a valid network name: "
+        "use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    ),
+    (
+        "overlapping subnets",
+        NET.replace("containers:\n", "  back:\n    subnet: 10.1.0.128/25\n"),
+        "spec.yaml:6:13: networks.back.subnet: 10.1.0.128/25 overlaps 10.1.0.0/24 of network 'front'",
+    ),
+    (
+        "same explicit bridge",
+        NET.replace("containers:\n", "  back:\n    subnet: 10.2.0.0/24\n    bridge: front\n"),
+        "spec.yaml:7:13: networks.back.bridge: bridge name 'front' is already used by network 'front'",
+    ),
+    (
+        "same defaulted bridge",
+        "version: 1\nnetworks:\n  a:\n    subnet: 10.1.0.0/24\n    bridge: b\n  b:\n    subnet: 10.2.0.0/24\n",
+        "spec.yaml:6:3: networks.b: bridge name 'b' is already used by network 'a'",
+    ),
+    (
+        "invalid container name",
+        NET + "  'web server':\n    networks: [front]\n",
+        "spec.yaml:6:3: containers.web server: 'web server' is not a valid container name: "
+        "use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    ),
+    (
+        "container name too long",
+        NET + f"  {'c' * 64}:\n    networks: [front]\n",
+        f"spec.yaml:6:3: containers.{'c' * 64}: '{'c' * 64}' is not a valid container name: "
+        "use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    ),
+    ("container has no networks", NET + "  web: {}\n", "spec.yaml:6:3: containers.web: container has no networks"),
+    ("container networks empty", NET + "  web:\n    networks: []\n", "spec.yaml:6:3: containers.web: container has no networks"),
+    (
+        "container networks wrong type",
+        NET + "  web:\n    networks: front\n",
+        "spec.yaml:7:15: containers.web.networks: expected a list or a mapping, got 'front'",
+    ),
+    (
+        "unknown network",
+        NET + "  web:\n    networks: [frnt]\n",
+        "spec.yaml:7:16: containers.web.networks.0: unknown network 'frnt'; did you mean 'front'?",
+    ),
+    ("network listed twice", NET + "  web:\n    networks: [front, front]\n", "spec.yaml:7:23: containers.web.networks.1: network 'front' is listed twice"),
+    (
+        "unknown container key",
+        NET + "  web:\n    networks: [front]\n    mac_adress: 02:00:00:00:00:01\n",
+        "spec.yaml:8:5: containers.web.mac_adress: unknown key 'mac_adress'; did you mean 'mac_address'?",
+    ),
+    (
+        "unknown attachment key",
+        NET + "  web:\n    networks:\n      front: {ipv4address: 10.1.0.5}\n",
+        "spec.yaml:8:15: containers.web.networks.front.ipv4address: unknown key 'ipv4address'; did you mean 'ipv4_address'?",
+    ),
+    (
+        "attachment wrong type",
+        NET + "  web:\n    networks:\n      front: 5\n",
+        "spec.yaml:8:14: containers.web.networks.front: expected a mapping or null, got 5",
+    ),
+    (
+        "ipv4 not an address",
+        NET + "  web:\n    networks:\n      front: {ipv4_address: 10.1.0.300}\n",
+        "spec.yaml:8:29: containers.web.networks.front.ipv4_address: '10.1.0.300' is not an IPv4 address",
+    ),
+    (
+        "ipv4 outside subnet",
+        NET + "  web:\n    networks:\n      front: {ipv4_address: 10.2.0.3}\n",
+        "spec.yaml:8:29: containers.web.networks.front.ipv4_address: 10.2.0.3 is outside the subnet 10.1.0.0/24",
+    ),
+    (
+        "ipv4 is the gateway",
+        NET + "  web:\n    networks:\n      front: {ipv4_address: 10.1.0.1}\n",
+        "spec.yaml:8:29: containers.web.networks.front.ipv4_address: 10.1.0.1 is the gateway of network 'front'",
+    ),
+    (
+        "ipv4 is the network address",
+        NET + "  web:\n    networks:\n      front: {ipv4_address: 10.1.0.0}\n",
+        "spec.yaml:8:29: containers.web.networks.front.ipv4_address: 10.1.0.0 is the network address of 10.1.0.0/24",
+    ),
+    (
+        "ipv4 is the broadcast address",
+        NET + "  web:\n    networks:\n      front: {ipv4_address: 10.1.0.255}\n",
+        "spec.yaml:8:29: containers.web.networks.front.ipv4_address: 10.1.0.255 is the broadcast address of 10.1.0.0/24",
+    ),
+    (
+        "ipv4 is an aux address",
+        _front(aux_addresses="[10.1.0.9]") + "containers:\n  web:\n    networks:\n      front: {ipv4_address: 10.1.0.9}\n",
+        "spec.yaml:9:29: containers.web.networks.front.ipv4_address: 10.1.0.9 is reserved in aux_addresses of network 'front'",
+    ),
+    (
+        "ipv4 used twice",
+        NET + "  web:\n    networks: {front: {ipv4_address: 10.1.0.5}}\n  db:\n    networks: {front: {ipv4_address: 10.1.0.5}}\n",
+        "spec.yaml:9:38: containers.db.networks.front.ipv4_address: 10.1.0.5 is already used by container 'web'",
+    ),
+    (
+        "mac not a mac",
+        NET + "  web:\n    networks: [front]\n    mac_address: 02:42:ac:11:00\n",
+        "spec.yaml:8:18: containers.web.mac_address: '02:42:ac:11:00' is not a MAC address (expected xx:xx:xx:xx:xx:xx)",
+    ),
+    (
+        "mac multicast",
+        NET + "  web:\n    networks:\n      front: {mac_address: 03:00:00:00:00:01}\n",
+        "spec.yaml:8:28: containers.web.networks.front.mac_address: 03:00:00:00:00:01 is a multicast MAC address; use a unicast one",
+    ),
+    (
+        "mac used twice",
+        NET + "  web:\n    networks: [front]\n    mac_address: 02:00:00:00:00:01\n  db:\n    networks:\n      front: {mac_address: 02:00:00:00:00:01}\n",
+        "spec.yaml:11:28: containers.db.networks.front.mac_address: 02:00:00:00:00:01 is already used by container 'web'",
+    ),
+    (
+        "network mode host",
+        NET + "  web:\n    network_mode: host\n",
+        "spec.yaml:7:5: containers.web.network_mode: 'network_mode: host' is not supported yet by this version of netreconcile",
+    ),
+    (
+        "aliases",
+        NET + "  web:\n    networks:\n      front: {aliases: [www]}\n",
+        "spec.yaml:8:15: containers.web.networks.front.aliases: 'aliases' is not supported yet by this version of netreconcile",
+    ),
+    (
+        "pool too small",
+        "version: 1\nnetworks:\n  tiny: {subnet: 10.0.0.0/30}\ncontainers:\n  a: {networks: [tiny]}\n  b: {networks: [tiny]}\n",
+        "spec.yaml:3:3: networks.tiny: 2 containers are attached but the subnet 10.0.0.0/30 has only 1 free addresses",
+    ),
+    ("non-string key", "version: 1\n80: x\n", "spec.yaml:2:1: key 80 is not a string; quote it"),
+    (
+        "date value",
+        _front(gateway="2024-01-01"),
+        "spec.yaml:5:14: networks.front.gateway: unsupported YAML value of type date; quote it if it is a string",
+    ),
+] + [
+    (
+        f"{key}: {value} not supported yet",
+        _front(**{key: value}),
+        f"spec.yaml:5:5: networks.front.{key}: '{key}: {value}' is not supported yet by this version of netreconcile",
+    )
+    for key, value in [("icc", "false"), ("masquerade", "false"), ("internal", "true")]
+] + [
+    (
+        f"{key} not supported yet",
+        NET + f"  web:\n    networks: [front]\n    {key}: {value}\n",
+        f"spec.yaml:8:5: containers.web.{key}: '{key}' is not supported yet by this version of netreconcile",
+    )
+    for key, value in [
+        ("hostname", "web"),
+        ("domainname", "example.com"),
+        ("links", "['db:database']"),
+        ("dns", "[192.0.2.53]"),
+        ("dns_search", "[example.com]"),
+        ("dns_opt", "['ndots:2']"),
+        ("extra_hosts", "{registry.local: 10.1.0.99}"),
+        ("ports", "['8080:80', 53]"),
+    ]
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [case[1:] for case in BAD_SPECS], ids=[case[0] for case in BAD_SPECS])
+def test_bad_spec_reports_exactly_one_problem(text: str, expected: str) -> None:
+    assert problems(text) == [expected]
+
+
+def test_all_problems_are_reported_at_once_in_order() -> None:
+    text = """\
+        version: 1
+        networks:
+          front:
+            subnet: 10.1.0.0/33
+            mtu: 1
+        containers:
+          web:
+            networks: [frnt]
+            ports: ["80:80"]
+          db: {}
+        """
+
+    assert problems(text) == [
+        "spec.yaml:4:13: networks.front.subnet: '10.1.0.0/33' is not an IPv4 network",
+        "spec.yaml:5:10: networks.front.mtu: must be between 68 and 65535, got 1",
+        "spec.yaml:8:16: containers.web.networks.0: unknown network 'frnt'; did you mean 'front'?",
+        "spec.yaml:9:5: containers.web.ports: 'ports' is not supported yet by this version of netreconcile",
+        "spec.yaml:10:3: containers.db: container has no networks",
+    ]
+
+
+def test_problem_fields() -> None:
+    with pytest.raises(SpecError) as caught:
+        load_spec_text(_front(subnt="10.1.0.0/24"), FILE)
+
+    (problem,) = caught.value.problems
+    assert problem.location == Location(FILE, 5, 5)
+    assert problem.path == "networks.front.subnt"
+    assert "did you mean 'subnet'?" in problem.message
+    assert str(caught.value) == str(problem)
+
+
+# --- YAML-level problems ---------------------------------------------------------------------
+
+
+def test_duplicate_key() -> None:
+    assert problems("version: 1\nnetworks: {}\nnetworks: {}\n") == [
+        'spec.yaml:3:1: invalid YAML: found duplicate key "networks" with value "{}" (original value: "{}") '
+        "(while constructing a mapping at line 1, column 1)"
+    ]
+
+
+def test_yaml_syntax_error() -> None:
+    assert problems("version: 1\nnetworks: [a, b\n") == [
+        "spec.yaml:3:1: invalid YAML: expected ',' or ']', but got '<stream end>' "
+        "(while parsing a flow sequence at line 2, column 11)"
+    ]
+
+
+def test_tab_indentation() -> None:
+    (problem,) = problems("version: 1\nhost:\n\tip_forward: true\n")
+    assert problem.startswith("spec.yaml:3:1: invalid YAML: ")
+
+
+def test_unacceptable_character() -> None:
+    (problem,) = problems("version: 1\nhost: \x00\n")
+    assert problem.startswith("spec.yaml:2:7: invalid YAML: unacceptable character #x0000")
+
+
+def test_impossible_date() -> None:
+    (problem,) = problems("version: 1\nhost: 2023-02-30\n")
+    assert problem.startswith("spec.yaml:1:1: invalid YAML: ")
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n", "~\n"])
+def test_empty_spec(text: str) -> None:
+    assert problems(text) == ["spec.yaml:1:1: the spec is empty"]
+
+
+def test_several_documents() -> None:
+    (problem,) = problems("version: 1\n---\nversion: 1\n")
+    assert problem.startswith("spec.yaml:2:1: invalid YAML: but found another document")
+
+
+def test_aliases_are_refused() -> None:
+    text = "version: 1\nnetworks:\n  a: &net {subnet: 10.0.0.0/24}\n  b: *net\n"
+    assert problems(text) == ["spec.yaml:4:6: YAML aliases (*net) are not supported; write the value out"]
+
+
+def test_alias_bomb_is_refused_quickly() -> None:
+    lines = ["version: 1", "a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 20)]
+    (problem,) = problems("\n".join(lines) + "\n")
+    assert problem.startswith("spec.yaml:3:10: YAML aliases (*a0) are not supported")
+
+
+def test_anchor_without_alias_is_harmless() -> None:
+    spec = load_spec_text("version: 1\nnetworks:\n  a: &net {subnet: 10.0.0.0/24}\n", FILE)
+    assert spec.networks[0].subnet == IPv4Network("10.0.0.0/24")
+
+
+def test_deep_nesting_is_refused() -> None:
+    (problem,) = problems("version: 1\nnetworks: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert problem == f"spec.yaml:2:{11 + loader.MAX_NESTING - 1}: the spec nests deeper than {loader.MAX_NESTING} levels"
+
+
+def test_oversized_text_is_refused() -> None:
+    text = "version: 1\n" + "#" * loader.MAX_SPEC_SIZE
+    assert problems(text) == ["spec.yaml:1:1: the spec is larger than 10 MiB"]
+
+
+# --- reading files -----------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path) -> None:
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert str(caught.value) == f"{path}:0:0: cannot read the spec: No such file or directory"
+
+
+def test_directory_instead_of_file(tmp_path) -> None:
+    with pytest.raises(SpecError, match="cannot read the spec: Is a directory"):
+        load_spec(tmp_path)
+
+
+def test_not_utf8(tmp_path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(b"version: 1\nhost:\n  resolv_conf: \xff\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert str(caught.value) == f"{path}:3:16: the spec is not valid UTF-8 (byte offset 32)"
+
+
+def test_oversized_file(tmp_path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(b"version: 1\n" + b"#" * loader.MAX_SPEC_SIZE)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert str(caught.value) == f"{path}:0:0: the spec is larger than 10 MiB"
+
+
+# --- the schema ----------------------------------------------------------------------------------
+
+
+def test_schema_is_valid_draft_2020_12() -> None:
+    schema = json.loads(loader.SCHEMA_PATH.read_text())
+    Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_schema_defaults_match_the_dataclasses() -> None:
+    defs = loader.schema()["$defs"]
+    network = defs["network"]["properties"]
+    for name in ("driver", "mtu", "icc", "masquerade", "internal"):
+        assert network[name]["default"] == NetworkSpec.__dataclass_fields__[name].default, name
+    host = loader.schema()["properties"]["host"]["properties"]
+    assert {name: host[name]["default"] for name in host} == {f.name: f.default for f in fields(HostSpec) if f.name != "location"}
+
+
+def test_not_supported_yet_names_fields_of_the_schema() -> None:
+    for pattern in NOT_SUPPORTED_YET:
+        node = loader.schema()
+        for part in pattern.split("."):
+            node = _schema_child(node, part)
+        assert node, pattern
+
+
+def _schema_child(node: dict, part: str) -> dict:
+    """The subschema for key `part` ('*': any name) below `node`, following $ref and anyOf."""
+    node = _resolve(node)
+    if "anyOf" in node:
+        node = next(_resolve(branch) for branch in node["anyOf"] if _resolve(branch).get("type") == "object")
+    return _resolve(node["additionalProperties"] if part == "*" else node["properties"][part])
+
+
+def _resolve(node: dict) -> dict:
+    ref = node.get("$ref")
+    return loader.schema()["$defs"][ref.rsplit("/", 1)[1]] if ref else node
+
+
+# --- robustness ------------------------------------------------------------------------------------
+
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _load_or_spec_error(text: str) -> None:
+    try:
+        assert isinstance(load_spec_text(text, FILE), Spec)
+    except SpecError as e:
+        assert e.problems and all(p.location.file == FILE for p in e.problems)
+
+
+@FUZZ
+@given(st.text())
+def test_fuzz_arbitrary_text(text: str) -> None:
+    _load_or_spec_error(text)
+
+
+@FUZZ
+@given(st.text(alphabet=" \n\t:-[]{},'\"&*!|>#?%@`.0123456789abcnrstuv/~", max_size=200))
+def test_fuzz_yaml_punctuation(text: str) -> None:
+    _load_or_spec_error(text)
+
+
+_TEXT_EDITS = st.lists(
+    st.tuples(st.integers(0, len(VALID)), st.integers(0, 8), st.text(max_size=6)), min_size=1, max_size=4
+)
+
+
+@FUZZ
+@given(_TEXT_EDITS)
+def test_fuzz_text_mutations_of_a_valid_spec(edits: list[tuple[int, int, str]]) -> None:
+    text = VALID
+    for position, deleted, inserted in edits:
+        text = text[:position] + inserted + text[position + deleted :]
+    _load_or_spec_error(text)
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(),
+    st.text(max_size=20),
+    st.sampled_from(["10.10.0.7", "172.17.0.0/16", "02:42:ac:11:00:02", "bridge", "back", "veth0", "host"]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_KEYS = st.text(max_size=12) | st.sampled_from(["subnet", "networks", "aliases", "ipv4_address"])
+_VALUE_EDITS = st.lists(st.tuples(st.integers(0, 10**6), _KEYS, _VALUES), min_size=1, max_size=3)
+
+
+@FUZZ
+@given(_VALUE_EDITS)
+def test_fuzz_structural_mutations_of_a_valid_spec(edits: list) -> None:
+    """Set a key of a random mapping of VALID (an existing one, or a new one) to a random value."""
+    yaml = YAML()
+    data = yaml.load(VALID)
+    for pick, key, value in edits:
+        mappings = _mappings(data)
+        target = mappings[pick % len(mappings)]
+        keys = list(target)
+        if keys and pick % 3:
+            key = keys[pick % len(keys)]
+        target[key] = value
+    out = io.StringIO()
+    yaml.dump(data, out)
+    _load_or_spec_error(out.getvalue())
+
+
+def _mappings(node) -> list:
+    found = [node] if isinstance(node, dict) else []
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for child in children:
+        found += _mappings(child)
+    return found

@@ -1,0 +1,161 @@
+"""The planner, pure: property tests against an in-memory kernel, and golden cases."""
+
+from __future__ import annotations
+
+import dataclasses
+from ipaddress import IPv4Address, IPv4Network
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.desired import build_desired, veth_name
+from reconciler.model import HOST_NS, Address, Bridge, Netns, Route, State, Sysctl, Veth
+from reconciler.planner import CREATE, DELETE, UPDATE, dependencies, plan
+from reconciler.spec import Attachment, ContainerSpec, Location, NetworkSpec, Spec
+from tests.strategies import KernelModel, live_states, specs
+
+SETTINGS = settings(max_examples=200, deadline=None)
+
+
+@SETTINGS
+@given(specs())
+def test_planning_the_desired_state_against_itself_is_empty(spec):
+    desired = build_desired(spec, State())
+    assert plan(desired, desired).actions == ()
+
+
+@SETTINGS
+@given(specs(), live_states())
+def test_applying_a_plan_converges(spec, live):
+    desired = build_desired(spec, live)
+    result = KernelModel(live).apply(plan(desired, live))
+    # sysctls the spec does not mention are left as they are, never reset
+    unmentioned = {k for k, o in result.objects.items() if isinstance(o, Sysctl) and k not in desired.objects}
+    assert State({k: o for k, o in result.objects.items() if k not in unmentioned}) == desired
+    assert plan(desired, result).actions == ()
+
+
+@SETTINGS
+@given(specs(), live_states())
+def test_every_action_comes_after_what_it_depends_on(spec, live):
+    desired = build_desired(spec, live)
+    actions = plan(desired, live).actions
+    position = {(a.op != DELETE, a.key): i for i, a in enumerate(actions)}
+    for index, action in enumerate(actions):
+        if action.op == DELETE:
+            # whatever depends on a deleted object is deleted (or vanishes) before it
+            for other in live.objects.values():
+                if action.key in dependencies(other, live) and (False, other.key) in position:
+                    assert position[(False, other.key)] < index
+        else:
+            for needed in dependencies(action.obj, desired):
+                if (True, needed) in position:
+                    assert position[(True, needed)] < index
+
+
+@SETTINGS
+@given(specs())
+def test_plans_are_deterministic(spec):
+    live = State()
+    desired = build_desired(spec, live)
+    assert plan(desired, live) == plan(desired, live)
+
+
+@SETTINGS
+@given(specs(), live_states())
+def test_destroy_removes_every_owned_object_but_sysctls(spec, live):
+    result = KernelModel(live).apply(plan(State(), live))
+    assert all(isinstance(obj, Sysctl) for obj in result.objects.values())
+
+
+# --- golden cases ----------------------------------------------------------------
+
+LOC = Location("spec.yaml", 3, 3)
+NET = NetworkSpec("bridge", "docker0", IPv4Network("172.17.0.0/16"), IPv4Address("172.17.0.1"), location=LOC)
+
+
+def spec_of(*containers: ContainerSpec) -> Spec:
+    return Spec("spec.yaml", networks=(NET,), containers=containers)
+
+
+def container(name: str, address: str | None = None) -> ContainerSpec:
+    attachment = Attachment("bridge", IPv4Address(address) if address else None, location=Location("spec.yaml", 9, 7))
+    return ContainerSpec(name, (attachment,), location=Location("spec.yaml", 8, 3))
+
+
+def ops(actions):
+    return [(a.op, a.kind, a.obj.name) for a in actions]
+
+
+def test_from_scratch_creates_in_dependency_order():
+    desired = build_desired(spec_of(container("web")), State())
+    actions = plan(desired, State()).actions
+    assert [a.kind for a in actions] == ["netns", "bridge", "veth", "address", "address", "route", "sysctl"]
+    assert all(a.op == CREATE and a.reason == "missing" for a in actions)
+    veth = next(a for a in actions if a.kind == "veth")
+    assert veth.source == "spec.yaml:9:7"
+    assert veth.obj.mac == "02:42:ac:11:00:02"
+    assert veth.obj.host_ifname == veth_name("web", "bridge") and len(veth.obj.host_ifname) == 11
+
+
+def test_dynamic_addresses_are_sticky_when_an_earlier_container_goes():
+    live = build_desired(spec_of(container("a"), container("b")), State())
+    b_address = next(o for o in live.objects.values() if isinstance(o, Address) and o.netns == "b")
+    assert b_address.cidr == "172.17.0.3/16"
+    desired = build_desired(spec_of(container("b")), live)
+    assert ("address", "b", "eth0", "172.17.0.3/16") in desired.objects
+    assert all(a.obj.netns != "b" for a in plan(desired, live).actions if hasattr(a.obj, "netns"))
+
+
+def test_changed_static_address_touches_only_that_container():
+    live = build_desired(spec_of(container("a", "172.17.0.10"), container("b")), State())
+    desired = build_desired(spec_of(container("a", "172.17.0.20"), container("b")), live)
+    actions = plan(desired, live).actions
+    assert ops(actions) == [
+        ("delete", "address", "172.17.0.10/16 on a:eth0"),
+        ("update", "veth", f"{veth_name('a', 'bridge')} (a:eth0 on bridge)"),
+        ("create", "address", "172.17.0.20/16 on a:eth0"),
+        ("create", "route", "default via 172.17.0.1 dev eth0 in a"),
+    ]
+    assert actions[1].changes == (("mac", "02:42:ac:11:00:0a", "02:42:ac:11:00:14"),)
+
+
+def test_removed_container_is_one_namespace_delete():
+    live = build_desired(spec_of(container("a"), container("b")), State())
+    desired = build_desired(spec_of(container("a")), live)
+    assert ops(plan(desired, live).actions) == [("delete", "netns", "b")]
+
+
+def test_changed_mtu_is_an_update_in_place():
+    live = build_desired(spec_of(container("a")), State())
+    spec = dataclasses.replace(spec_of(container("a")), networks=(dataclasses.replace(NET, mtu=1400),))
+    actions = plan(build_desired(spec, live), live).actions
+    assert [(a.op, a.kind) for a in actions] == [("update", "bridge"), ("update", "veth")]
+    assert actions[1].changes == (("mtu", 1500, 1400), ("peer_mtu", 1500, 1400))
+
+
+def test_foreign_interface_in_the_way_is_a_conflict_not_an_action():
+    desired = build_desired(spec_of(container("a")), State())
+    live = State.of([], foreign_links={"docker0"}, foreign_netns={"a"})
+    conflicts = plan(desired, live).conflicts
+    assert conflicts == (
+        "spec.yaml:3:3: interface docker0 exists and is not managed by netreconcile",
+        "spec.yaml:8:3: network namespace a exists and is not managed by netreconcile",
+    )
+
+
+def test_sysctls_are_never_deleted():
+    live = State.of([Sysctl(HOST_NS, "net.ipv4.ip_forward", "1")])
+    assert plan(State(), live).actions == ()
+
+
+def test_veth_moved_to_another_slot_is_replaced_with_its_address():
+    web = container("web")
+    live = build_desired(spec_of(web), State())
+    veth = next(o for o in live.objects.values() if isinstance(o, Veth))
+    moved = State({**live.objects, veth.key: dataclasses.replace(veth, peer_ifname="eth1")})
+    moved = State({k: (dataclasses.replace(o, ifname="eth1") if isinstance(o, (Address, Route)) and o.netns == "web"
+                       else o) for k, o in moved.objects.items()})
+    actions = plan(live, moved).actions
+    assert ("delete", "veth") in [(a.op, a.kind) for a in actions]
+    assert KernelModel(moved).apply(plan(live, moved)) == live
