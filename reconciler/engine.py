@@ -29,8 +29,10 @@ class Outcome:
 
 def plan_for(spec: Spec | None, session: KernelSession) -> Plan:
     """The plan that would converge the kernel on `spec` (None: remove everything owned)."""
+    if spec is None:
+        return plan(EMPTY_SPEC_STATE, observe(session, inside_containers=False))
     live = observe(session)
-    desired = build_desired(spec, live) if spec is not None else EMPTY_SPEC_STATE
+    desired = build_desired(spec, live)
     return plan(desired, live)
 
 

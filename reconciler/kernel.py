@@ -224,7 +224,7 @@ class KernelWriter:
                                    f"({', '.join(remaining[:3])}...) {NETNS_CLEANUP_TIMEOUT:.0f} s after "
                                    "their namespaces were deleted")
             time.sleep(delay)
-            delay = min(delay * 2, 0.1)
+            delay = min(delay * 2, 0.025)
 
     # bridges
     def _create_bridge(self, actions: list[Action]) -> None:

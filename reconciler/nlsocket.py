@@ -11,6 +11,7 @@ import ctypes
 import errno as errno_module
 import os
 import socket
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -28,6 +29,14 @@ _RECV_SIZE = 1 << 20
 _BATCH_BYTES = 48 * 1024
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_local = threading.local()
+
+
+def _receive_buffer() -> bytearray:
+    buffer = getattr(_local, "buffer", None)
+    if buffer is None:
+        buffer = _local.buffer = bytearray(_RECV_SIZE)
+    return buffer
 
 
 def _check(result: int, what: str) -> None:
@@ -85,7 +94,11 @@ class NetlinkSocket:
         return self._seq
 
     def _receive(self) -> bytes:
-        return self.sock.recv(_RECV_SIZE)
+        # recv(1 MiB) would allocate and shrink a fresh 1 MiB object per call, which
+        # costs more than the kernel's dump itself; receive into one reused buffer
+        buffer = _receive_buffer()
+        size = self.sock.recv_into(buffer)
+        return bytes(memoryview(buffer)[:size])
 
     def dump(self, build) -> list[tuple[int, bytes]]:
         """(type, payload) of every message a dump request answers; build(seq) -> request."""

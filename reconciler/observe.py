@@ -46,7 +46,9 @@ def list_netns() -> set[str]:
         return set()
 
 
-def observe(session: KernelSession) -> State:
+def observe(session: KernelSession, inside_containers: bool = True) -> State:
+    """The live state. Without `inside_containers` the container namespaces are only
+    listed, not read: enough to plan their deletion, which takes everything inside."""
     objects: list[KernelObject] = []
     host_links = _links(session.host)
     by_index = {link.index: link for link in host_links}
@@ -68,11 +70,17 @@ def observe(session: KernelSession) -> State:
     present = list_netns()
     recorded = session.state.owned_netns()
     owned_netns = sorted(recorded & present)
+    owned_set = set(owned_netns)
     peers: dict[int, tuple[str, nl.Link]] = {}
     for name in owned_netns:
-        objects += _observe_container_netns(session.socket(name), name, peers)
+        if inside_containers:
+            objects += _observe_container_netns(session.socket(name), name, peers)
+        else:
+            objects.append(Netns(name))
     for link, container, network in owned_veths.values():
         netns, peer = peers.get(link.index, (MISSING, None))
+        if not inside_containers and container in owned_set:
+            netns = container  # not read; the marked veth leads into its container's namespace
         master = by_index.get(link.master)
         objects.append(
             Veth(

@@ -15,8 +15,11 @@ from reconciler.model import HOST_NS, Address, Bridge, KernelObject, Netns, Rout
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 
-# dependency rank: an object depends only on objects of lower rank
-RANK: dict[str, int] = {"netns": 0, "bridge": 1, "veth": 2, "address": 3, "route": 4, "sysctl": 5}
+# dependency rank: an object depends only on objects of lower rank. Bridges and
+# namespaces are independent; namespaces rank above bridges so that they are deleted
+# first: the kernel then takes their veths off the bridge in one batch, and the
+# bridge is deleted without ports (unenslaving 1000 ports one by one costs 0.3 s).
+RANK: dict[str, int] = {"bridge": 0, "netns": 1, "veth": 2, "address": 3, "route": 4, "sysctl": 5}
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def plan(desired: State, live: State, *, managed_deletes: bool = True) -> Plan:
     replaced: set[tuple] = set()
     for key, want in desired.objects.items():
         have = live.objects.get(key)
-        if have is not None and any(f in want.replace_on for f, _, _ in want.differences(have)):
+        if have is not None and have != want and any(f in want.replace_on for f, _, _ in want.differences(have)):
             replaced.add(key)
     deleted = {k for k, o in live.objects.items() if k not in desired.objects and not isinstance(o, Sysctl)}
     if not managed_deletes:
@@ -92,7 +95,7 @@ def plan(desired: State, live: State, *, managed_deletes: bool = True) -> Plan:
             actions.append(Action(CREATE, want, reason))
         elif key in routes_dropped:
             actions.append(Action(CREATE, want, "the kernel drops it when the address it goes through is removed"))
-        else:
+        elif have != want:
             changes = have.differences(want)
             if changes:
                 actions.append(Action(UPDATE, want, _describe(changes, live_first=True), changes))
