@@ -19,7 +19,7 @@ from reconciler import netlink as nl
 from reconciler.errors import ApplyError, KernelError, PrerequisiteError
 from reconciler.model import HOST_NS, Address, Bridge, Netns, Route, Sysctl, Veth
 from reconciler.nlsocket import CLONE_NEWNET, NetlinkSocket, current_netns_fd, entered, setns
-from reconciler.observe import bridge_alias, parse_alias, sysctl_path, veth_alias
+from reconciler.observe import bridge_alias, owned_netns, parse_alias, sysctl_path, veth_alias
 from reconciler.planner import CREATE, DELETE, UPDATE, Action, Plan
 from reconciler.session import NETNS_DIR, KernelSession, netns_path
 
@@ -170,14 +170,24 @@ class KernelWriter:
     # namespaces
     def _create_netns(self, actions: list[Action]) -> None:
         prepare_netns_dir()
+        # recorded before creation (cookie 0), so a crash never leaves one of ours unrecorded
         names = {a.obj.netns for a in actions}
-        self.session.state.write_owned_netns(self.session.state.owned_netns() | names)
+        record = owned_netns(self.session, self.session.state.recorded_netns())
+        record.update({a.obj.netns: 0 for a in actions})
+        self.session.state.write_netns_record(record)
+        try:
+            for action in actions:
+                try:
+                    fd, sock = create_netns(action.obj.netns, ipv6=action.obj.ipv6)
+                except (KernelError, OSError) as error:
+                    raise _apply_error(action, getattr(error, "errno", None), str(error)) from error
+                self.session.adopt(action.obj.netns, fd, sock)
+                record[action.obj.netns] = sock.netns_cookie()
+        finally:
+            # a 0 left here belongs to a namespace this run did not make
+            self.session.state.write_netns_record({n: c for n, c in record.items() if c != 0 or n not in names})
         for action in actions:
-            try:
-                fd, sock = create_netns(action.obj.netns, ipv6=action.obj.ipv6)
-            except (KernelError, OSError) as error:
-                raise _apply_error(action, getattr(error, "errno", None), str(error)) from error
-            self.session.adopt(action.obj.netns, fd, sock)
+            sock = self.session.socket(action.obj.netns)
             if action.obj.lo_up:
                 self._send(sock, [(action, nl.set_link(sock.next_seq(), index=LOOPBACK_IFINDEX, up=True))])
 
@@ -202,7 +212,8 @@ class KernelWriter:
                 delete_netns(action.obj.netns)
             except KernelError as error:
                 raise _apply_error(action, error.errno, str(error)) from error
-        self.session.state.write_owned_netns(self.session.state.owned_netns() - names)
+        record = owned_netns(self.session, self.session.state.recorded_netns())
+        self.session.state.write_netns_record({n: c for n, c in record.items() if n not in names})
         self._await_peers_gone(actions[0], names)
 
     def _await_peers_gone(self, action: Action, containers: set[str]) -> None:

@@ -11,6 +11,7 @@ import ctypes
 import errno as errno_module
 import os
 import socket
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -20,6 +21,7 @@ from reconciler.errors import KernelError, PrerequisiteError
 
 CLONE_NEWNET = 0x40000000
 NETLINK_ROUTE = 0
+SO_NETNS_COOKIE = 71
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
 NETLINK_GET_STRICT_CHK = 12
@@ -88,6 +90,10 @@ class NetlinkSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+    def netns_cookie(self) -> int:
+        """The cookie of the socket's namespace: unique per namespace, never reused."""
+        return int.from_bytes(self.sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8), sys.byteorder)
 
     def next_seq(self) -> int:
         self._seq += 1

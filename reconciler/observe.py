@@ -46,6 +46,22 @@ def list_netns() -> set[str]:
         return set()
 
 
+def owned_netns(session: KernelSession, record: dict[str, int]) -> dict[str, int]:
+    """The part of the record whose namespaces exist and are still the ones we made,
+    with their cookies (a recorded cookie of 0 means: being created by us)."""
+    owned = {}
+    present = list_netns()
+    for name, cookie in record.items():
+        if name not in present:
+            continue
+        current = session.socket(name).netns_cookie()
+        if cookie in (0, current):
+            owned[name] = current
+        else:
+            session.forget(name)
+    return owned
+
+
 def observe(session: KernelSession, inside_containers: bool = True) -> State:
     """The live state. Without `inside_containers` the container namespaces are only
     listed, not read: enough to plan their deletion, which takes everything inside."""
@@ -68,11 +84,9 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
             objects.append(Address(HOST_NS, by_index[addr.index].ifname, addr.cidr))
 
     present = list_netns()
-    recorded = session.state.owned_netns()
-    owned_netns = sorted(recorded & present)
-    owned_set = set(owned_netns)
+    owned_set = set(owned_netns(session, session.state.recorded_netns()))
     peers: dict[int, tuple[str, nl.Link]] = {}
-    for name in owned_netns:
+    for name in sorted(owned_set):
         if inside_containers:
             objects += _observe_container_netns(session.socket(name), name, peers)
         else:
@@ -99,7 +113,7 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
             )
         )
     objects.append(Sysctl(HOST_NS, IP_FORWARD, read_sysctl(session.host_fd, IP_FORWARD)))
-    return State.of(objects, foreign_links=foreign, foreign_netns=present - recorded)
+    return State.of(objects, foreign_links=foreign, foreign_netns=present - owned_set)
 
 
 def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> list[KernelObject]:

@@ -1,8 +1,11 @@
 """The state directory: what the kernel cannot tell us, one folder per host namespace.
 
 It records the container namespaces netreconcile made (namespaces carry no label
-of their own). The record is written before a namespace is created and after it
-is deleted, atomically, so a crash never leaves a namespace we made unrecorded.
+of their own), each with its namespace cookie (SO_NETNS_COOKIE: unique for the
+boot, never reused, unlike nsfs inode numbers), so that a namespace someone else
+later creates under a recorded name is not taken for ours. The record is written
+before a namespace is created (cookie 0: being created) and after it is deleted,
+atomically, so a crash never leaves a namespace we made unrecorded.
 """
 
 from __future__ import annotations
@@ -27,15 +30,16 @@ class StateDir:
     def _netns_file(self) -> Path:
         return self.path / "namespaces.json"
 
-    def owned_netns(self) -> set[str]:
+    def recorded_netns(self) -> dict[str, int]:
+        """{namespace name: namespace cookie, 0 while being created}."""
         try:
             data = json.loads(self._netns_file.read_text())
         except FileNotFoundError:
-            return set()
-        return set(data.get("namespaces", []))
+            return {}
+        return {str(name): int(cookie) for name, cookie in data.get("namespaces", {}).items()}
 
-    def write_owned_netns(self, names: set[str]) -> None:
+    def write_netns_record(self, record: dict[str, int]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         temporary = self._netns_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"namespaces": sorted(names)}, indent=1) + "\n")
+        temporary.write_text(json.dumps({"namespaces": dict(sorted(record.items()))}, indent=1) + "\n")
         os.replace(temporary, self._netns_file)

@@ -200,3 +200,18 @@ containers:""".replace("@", f"{sandbox.prefix}-")))
     assert routes.strip().startswith("default via 172.31.0.1 dev eth0")
     assert ping(sandbox, "both", "172.30.0.1") and ping(sandbox, "both", "172.31.0.2")
     assert sandbox.apply(spec)["actions"] == []
+
+
+def test_a_stranger_namespace_reusing_a_deleted_name_is_not_taken_over(sandbox):
+    spec = sandbox.write_spec(THREE)
+    sandbox.apply(spec)
+    sh(f"ip netns del {sandbox.name('web')}")  # deleted by hand
+    without_web = sandbox.write_spec(THREE.replace('  "@web":\n    networks: [front]\n', ""), "without.yaml")
+    sandbox.apply(without_web)  # the record forgets the vanished namespace
+    sh(f"ip netns add {sandbox.name('web')}")  # someone else's now
+    result = sandbox.run("apply", spec=spec)
+    assert result.code == 1
+    assert f"network namespace {sandbox.name('web')} exists and is not managed by netreconcile" in result.stderr
+    destroyed = sandbox.run("destroy", "-o", "json", spec=spec).json()["actions"]
+    assert sandbox.name("web") not in {a["name"] for a in destroyed}
+    assert sandbox.name("web") in netns_names()
