@@ -16,17 +16,18 @@ import time
 from typing import Callable
 
 from reconciler import netlink as nl
-from reconciler.errors import ApplyError, KernelError, PrerequisiteError
-from reconciler.model import HOST_NS, Address, Bridge, Netns, Route, Sysctl, Veth
+from reconciler.errors import ApplyError, KernelError
+from reconciler.model import HOST_NS, Bridge, Netns, Veth
 from reconciler.nlsocket import CLONE_NEWNET, NetlinkSocket, current_netns_fd, entered, setns
 from reconciler.observe import bridge_alias, owned_netns, parse_alias, sysctl_path, veth_alias
-from reconciler.planner import CREATE, DELETE, UPDATE, Action, Plan
+from reconciler.planner import CREATE, Action, Plan
 from reconciler.session import NETNS_DIR, KernelSession, netns_path
 
 MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
 MNT_DETACH = 2
 LOOPBACK_IFINDEX = 1
 NETNS_CLEANUP_TIMEOUT = 60.0
+IPV6_SYSCTLS = "/proc/sys/net/ipv6"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
@@ -105,8 +106,14 @@ def ensure_host_netns(name: str) -> bool:
 
 
 def _write(path: str, value: str) -> None:
-    with open(path, "w") as handle:
-        handle.write(value)
+    try:
+        with open(path, "w") as handle:
+            handle.write(value)
+    except FileNotFoundError:
+        # a kernel booted with ipv6.disable=1 has no IPv6 sysctls: IPv6 is off already
+        if path.startswith(IPV6_SYSCTLS) and not os.path.isdir(IPV6_SYSCTLS):
+            return
+        raise
 
 
 def _write_ipv6_off_all() -> None:

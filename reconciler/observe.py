@@ -130,7 +130,7 @@ def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> lis
         link = by_index.get(addr.index)
         if link is not None and link.ifname != "lo":
             objects.append(Address(name, link.ifname, addr.cidr))
-    for kind, payload in sock.dump(nl.dump_routes):
+    for _, payload in sock.dump(nl.dump_routes):
         route = nl.decode_route(payload)
         if (
             route is None

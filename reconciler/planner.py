@@ -9,7 +9,7 @@ parent (a replaced veth's addresses) is created again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from reconciler.model import HOST_NS, Address, Bridge, KernelObject, Netns, Route, State, Sysctl, Veth
 

@@ -27,7 +27,7 @@ class KernelSession:
             try:
                 self.host_fd = os.open(netns_path(host_netns), os.O_RDONLY | os.O_CLOEXEC)
             except OSError as error:
-                raise KernelError(f"cannot open host namespace {host_netns}: {error.strerror}", error.errno)
+                raise KernelError(f"cannot open host namespace {host_netns}: {error.strerror}", error.errno) from error
         else:
             self.host_fd = current_netns_fd()
         self.host = NetlinkSocket.open_in(self.host_fd)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from reconciler.desired import build_desired
 from reconciler.model import HOST_NS, Address, Bridge, Netns, Route, State, Sysctl, Veth
-from reconciler.planner import CREATE, DELETE, UPDATE, Plan
+from reconciler.planner import DELETE, Plan
 from reconciler.spec import Attachment, ContainerSpec, HostSpec, Location, NetworkSpec, Spec
 
 NETWORK_NAMES = ["front", "back", "data"]

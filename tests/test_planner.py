@@ -6,11 +6,10 @@ import dataclasses
 from ipaddress import IPv4Address, IPv4Network
 
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from reconciler.desired import build_desired, veth_name
-from reconciler.model import HOST_NS, Address, Bridge, Netns, Route, State, Sysctl, Veth
-from reconciler.planner import CREATE, DELETE, UPDATE, dependencies, plan
+from reconciler.model import HOST_NS, Address, Route, State, Sysctl, Veth
+from reconciler.planner import CREATE, DELETE, dependencies, plan
 from reconciler.spec import Attachment, ContainerSpec, Location, NetworkSpec, Spec
 from tests.strategies import KernelModel, live_states, specs
 
