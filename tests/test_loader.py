@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import textwrap
@@ -419,7 +420,7 @@ def test_duplicate_key() -> None:
 
 def test_yaml_syntax_error() -> None:
     assert problems("version: 1\nnetworks: [a, b\n") == [
-        "spec.yaml:3:1: invalid YAML: expected ',' or ']', but got '<stream end>' "
+        "spec.yaml:3:1: invalid YAML: did not find expected ',' or ']' "
         "(while parsing a flow sequence at line 2, column 11)"
     ]
 
@@ -471,9 +472,118 @@ def test_deep_nesting_is_refused() -> None:
     assert problem == f"spec.yaml:2:{11 + loader.MAX_NESTING - 1}: the spec nests deeper than {loader.MAX_NESTING} levels"
 
 
+@pytest.mark.parametrize("parser", ["libyaml", "pure"])
+@pytest.mark.parametrize(
+    ("opener", "closer", "column"),
+    [
+        ("[", "]", 11 + loader.MAX_NESTING - 1),  # at the first '[' too deep
+        ("{a: ", "}", 11 + 4 * (loader.MAX_NESTING - 2) + 1),  # at the first key 'a' too deep
+    ],
+)
+def test_very_deep_nesting_is_refused_without_overflow(
+    monkeypatch, parser: str, opener: str, closer: str, column: int
+) -> None:
+    if parser == "pure":
+        monkeypatch.setattr(loader, "CParser", None)
+    text = "version: 1\nnetworks: " + opener * 100_000 + closer * 100_000 + "\n"
+    assert problems(text) == [f"spec.yaml:2:{column}: the spec nests deeper than {loader.MAX_NESTING} levels"]
+
+
 def test_oversized_text_is_refused() -> None:
     text = "version: 1\n" + "#" * loader.MAX_SPEC_SIZE
-    assert problems(text) == ["spec.yaml:1:1: the spec is larger than 10 MiB"]
+    assert problems(text) == ["spec.yaml:1:1: the spec is larger than 2 MiB"]
+
+
+@pytest.mark.parametrize(
+    ("mtu", "problem"),
+    [
+        ("1500", None),
+        ("+1500", None),
+        ("0x5DC", None),
+        ("0o2734", None),
+        ("1500.0", None),
+        ("1.5e3", None),
+        ("!!int 1500", None),
+        ("!!float 1500", None),
+        ("1_500", "expected an integer, got '1_500'"),
+        ("0b10111011100", "expected an integer, got '0b10111011100'"),
+        ("'1500'", "expected an integer, got '1500'"),
+        ("!!str 1500", "expected an integer, got '1500'"),
+        ("! 1500", "expected an integer, got '1500'"),
+        ("~", "expected an integer, got null"),
+        ("FALSE", "expected an integer, got false"),
+        ("-.inf", "expected an integer, got -inf"),
+        ("!!int 15O0", "'15O0' is not a valid !!int"),
+        ("0x" + "F" * 5000, "integer of 5002 characters is too long; quote it if it is a string"),
+        ("!!binary AAAA", "unsupported YAML value of type !!binary; quote it if it is a string"),
+        ("!!set {a: }", "unsupported YAML value of type !!set"),
+    ],
+)
+def test_scalars_are_read_by_the_yaml_1_2_core_schema(mtu: str, problem: str | None) -> None:
+    text = _front(mtu=mtu)
+    if problem is None:
+        assert load_spec_text(text, FILE).networks[0].mtu == 1500
+    else:
+        assert problems(text) == [f"spec.yaml:5:10: networks.front.mtu: {problem}"]
+
+
+def test_yaml_1_1_booleans_are_strings() -> None:
+    assert problems("version: 1\nhost: {ip_forward: yes}\n") == [
+        "spec.yaml:2:20: host.ip_forward: expected a boolean (true or false), got 'yes'"
+    ]
+
+
+def test_colons_in_flow_collections() -> None:
+    """libyaml (YAML 1.1) refuses unquoted 02:42:... inside [] and {}; YAML 1.2 allows it."""
+    text = NET + "  web:\n    networks: {front: {mac_address: 02:42:0a:01:00:05, aliases: [a:b]}}\n"
+    assert problems(text) == [
+        (
+            "spec.yaml:7:56: containers.web.networks.front.aliases: "
+            "'aliases' is not supported yet by this version of netreconcile"
+        )
+    ]
+    (web,) = load_spec_text(text.replace(", aliases: [a:b]", ""), FILE).containers
+    assert web.networks[0].mac_address == "02:42:0a:01:00:05"
+
+
+def _spy_on_parsers(monkeypatch) -> list[bool]:
+    """The `pure` argument of every ruamel.yaml parser the loader creates, from now on."""
+    created: list[bool] = []
+
+    def spy(**kwargs):
+        created.append(kwargs["pure"])
+        return YAML(**kwargs)
+
+    monkeypatch.setattr(loader, "YAML", spy)
+    return created
+
+
+def test_libyaml_reads_the_spec_when_installed(monkeypatch) -> None:
+    pytest.importorskip("_ruamel_yaml")
+    created = _spy_on_parsers(monkeypatch)
+    load_spec_text(VALID, FILE)
+    assert created == [False]
+
+
+def test_without_libyaml_the_pure_python_parser_reads_the_same_spec(monkeypatch) -> None:
+    expected = load_spec_text(VALID, FILE)
+    created = _spy_on_parsers(monkeypatch)
+    monkeypatch.setattr(loader, "CParser", None)
+
+    assert load_spec_text(VALID, FILE) == expected  # locations included
+    assert created == [True]
+
+
+def test_without_libyaml_the_same_problems_are_reported(monkeypatch) -> None:
+    monkeypatch.setattr(loader, "CParser", None)
+    for name, text, expected in BAD_SPECS:
+        assert problems(text) == [expected], name
+    assert problems("version: 1\nnetworks: [a, b\n") == [
+        (
+            "spec.yaml:3:1: invalid YAML: expected ',' or ']', but got '<stream end>' "
+            "(while parsing a flow sequence at line 2, column 11)"
+        )
+    ]
 
 
 # --- reading files -----------------------------------------------------------------------------
@@ -504,7 +614,7 @@ def test_oversized_file(tmp_path) -> None:
     path.write_bytes(b"version: 1\n" + b"#" * loader.MAX_SPEC_SIZE)
     with pytest.raises(SpecError) as caught:
         load_spec(path)
-    assert str(caught.value) == f"{path}:0:0: the spec is larger than 10 MiB"
+    assert str(caught.value) == f"{path}:0:0: the spec is larger than 2 MiB"
 
 
 # --- the schema ----------------------------------------------------------------------------------
@@ -617,6 +727,29 @@ def test_fuzz_structural_mutations_of_a_valid_spec(edits: list) -> None:
     out = io.StringIO()
     yaml.dump(data, out)
     _load_or_spec_error(out.getvalue())
+
+
+def test_quick_schema_check_passes_a_valid_spec() -> None:
+    assert loader._fits(loader.schema(), loader._parse_yaml(VALID, FILE).data)
+
+
+_EDGE_VALUES = st.sampled_from(
+    [None, True, False, 0, 1, 1.0, 1.5, 67, 68, 65535, 65536, 2**70, float("nan"), float("inf"),
+     "", "bridge", "10.0.0.1", [], ["a"], [1], {}, {"a": None}, {"a": "b"}]
+).map(copy.deepcopy)  # a fresh list or dict each time
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, 10**6), _EDGE_VALUES), min_size=1, max_size=2))
+def test_quick_schema_check_passes_nothing_that_jsonschema_rejects(edits: list) -> None:
+    """Set an existing key of a random mapping of VALID to a value near the schema's limits."""
+    data = loader._parse_yaml(VALID, FILE).data
+    for pick, value in edits:
+        mappings = [mapping for mapping in _mappings(data) if mapping]
+        target = mappings[pick % len(mappings)]
+        target[list(target)[pick % len(target)]] = value
+    if loader._fits(loader.schema(), data):
+        assert not list(Draft202012Validator(loader.schema()).iter_errors(data))
 
 
 def _mappings(node) -> list:
