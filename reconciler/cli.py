@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import sys
 import time
 
 import click
-import structlog
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from reconciler import __version__, logs
 from reconciler.desired import build_desired
 from reconciler.engine import converge, plan_for
 from reconciler.errors import ConflictError, NetreconcileError, PrerequisiteError, SpecError
-from reconciler.kernel import ensure_host_netns
 from reconciler.loader import load_spec
 from reconciler.model import State
 from reconciler.planner import Plan
@@ -34,16 +30,7 @@ from reconciler.statedir import StateDir, state_root
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 PROGRESS_THRESHOLD = 50
 
-log = structlog.get_logger("netreconcile")
-
-
-def _configure_logging() -> None:
-    renderer = structlog.dev.ConsoleRenderer() if sys.stderr.isatty() else structlog.processors.JSONRenderer()
-    structlog.configure(
-        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"), renderer],
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-    )
+log = logs.get_logger()
 
 
 class Context:
@@ -86,11 +73,11 @@ def _global_options(command):
 @click.option("--host-netns", metavar="NAME", default=None,
               help="Use network namespace NAME as the host (created if absent) instead of the current one.")
 @click.option("--state-dir", metavar="DIR", default=None, help="State directory.")
-@click.version_option(package_name="netreconcile")
+@click.version_option(version=__version__, prog_name="netreconcile")
 @click.pass_context
 def main(ctx, host_netns, state_dir):
     """netreconcile: declarative Docker-style container networking."""
-    _configure_logging()
+    logs.configure()
     ctx.obj = {"host_netns": host_netns, "state_dir": state_dir}
 
 
@@ -187,9 +174,10 @@ def _read_only_plan(context: Context, spec) -> Plan:
 def _converge(context: Context, spec, output: str, command: str) -> int:
     _require_root()
     if context.host_netns:
+        from reconciler.kernel import ensure_host_netns
+
         ensure_host_netns(context.host_netns)
     started = time.monotonic()
-    console = Console()
     progress = None
     shown: list[Plan] = []
 
@@ -198,9 +186,10 @@ def _converge(context: Context, spec, output: str, command: str) -> int:
         shown.append(plan)
         if output == "text":
             _print_plan(plan, output)
-            if console.is_terminal and len(plan.actions) >= PROGRESS_THRESHOLD:
-                progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                    console=console)
+            if sys.stdout.isatty() and len(plan.actions) >= PROGRESS_THRESHOLD:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+                progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
                 progress.start()
                 progress.add_task("apply", total=len(plan.actions))
 
@@ -237,6 +226,8 @@ def _print_plan(plan: Plan, output: str, verb: str = "Plan") -> None:
     if output == "json":
         click.echo(json.dumps(plan_document(plan, conflicts=list(plan.conflicts)), indent=2))
         return
+    from rich.console import Console  # imported only for text output: it is slow to import
+
     console = Console(highlight=False, soft_wrap=True)
     for conflict in plan.conflicts:
         console.print(f"[red]conflict:[/red] {conflict}", markup=True)

@@ -8,7 +8,7 @@ address the kernel shows it already has, then the rest get the lowest free addre
 from __future__ import annotations
 
 import hashlib
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 
 from reconciler.errors import Problem, SpecError
 from reconciler.model import HOST_NS, Address, Bridge, KernelObject, Netns, Route, State, Sysctl, Veth
@@ -112,19 +112,20 @@ class _PoolExhausted(Exception):
         self.attachment = attachment
 
 
-def _live_addresses(spec: Spec, live: State) -> dict[tuple[str, str], list[IPv4Interface]]:
-    """Addresses the kernel shows per (container namespace, interface name)."""
-    found: dict[tuple[str, str], list[IPv4Interface]] = {}
+def _live_addresses(spec: Spec, live: State) -> dict[tuple[str, str], list[tuple[IPv4Address, int]]]:
+    """(address, prefix length) the kernel shows per (container namespace, interface name)."""
+    found: dict[tuple[str, str], list[tuple[IPv4Address, int]]] = {}
     for obj in live.objects.values():
         if isinstance(obj, Address) and obj.netns != HOST_NS:
-            found.setdefault((obj.netns, obj.ifname), []).append(IPv4Interface(obj.cidr))
+            address, prefix = obj.cidr.split("/")
+            found.setdefault((obj.netns, obj.ifname), []).append((IPv4Address(address), int(prefix)))
     return found
 
 
 def _assign_in_network(
     network: NetworkSpec,
     members: list[tuple[ContainerSpec, Attachment]],
-    live_addresses: dict[tuple[str, str], list[IPv4Interface]],
+    live_addresses: dict[tuple[str, str], list[tuple[IPv4Address, int]]],
 ) -> dict[tuple[str, str], IPv4Address]:
     subnet: IPv4Network = network.subnet
     taken = {subnet.network_address, subnet.broadcast_address, network.gateway, *network.aux_addresses}
@@ -159,7 +160,7 @@ def _assign_in_network(
 
 def _sticky_address(container, attachment, subnet, taken, live_addresses) -> IPv4Address | None:
     ifname = container_ifname(container.networks.index(attachment))
-    for interface in live_addresses.get((container.name, ifname), ()):
-        if interface.network == subnet and interface.ip not in taken:
-            return interface.ip
+    for address, prefix in live_addresses.get((container.name, ifname), ()):
+        if prefix == subnet.prefixlen and address in subnet and address not in taken:
+            return address
     return None

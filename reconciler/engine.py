@@ -11,7 +11,6 @@ from typing import Callable
 
 from reconciler.desired import build_desired
 from reconciler.errors import ConflictError, VerifyError
-from reconciler.kernel import KernelWriter
 from reconciler.model import State
 from reconciler.observe import observe
 from reconciler.planner import Plan, plan
@@ -46,7 +45,11 @@ def converge(
         raise ConflictError("\n".join(current.conflicts))
     if on_plan is not None:
         on_plan(current)
-    applied = KernelWriter(session, on_progress).apply(current) if current.actions else 0
+    applied = 0
+    if current.actions:
+        from reconciler.kernel import KernelWriter  # the writer is loaded only when there is work
+
+        applied = KernelWriter(session, on_progress).apply(current)
     remaining = plan_for(spec, session) if current.actions else current
     if remaining.actions:
         details = "\n".join(f"  {a.op} {a.kind} {a.obj.name}: {a.reason}" for a in remaining.actions)

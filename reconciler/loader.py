@@ -27,10 +27,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.events import (
@@ -53,6 +51,10 @@ from reconciler.spec import (
     NetworkSpec,
     Spec,
 )
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 try:  # libyaml, some 20 times faster than ruamel.yaml's pure-Python parser
     from _ruamel_yaml import CParser
@@ -608,6 +610,9 @@ def schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> Draft202012Validator:
+    # imported here: jsonschema costs 60 ms of start-up, and a valid spec never needs it
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(schema())
 
 

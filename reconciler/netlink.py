@@ -249,9 +249,11 @@ def _mac(data: bytes | None) -> str:
 _LINK_FIELDS = frozenset({IFLA_IFNAME, IFLA_MTU, IFLA_ADDRESS, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_LINK,
                           IFLA_AF_SPEC})
 _INFO_FIELDS = frozenset({IFLA_INFO_KIND})
+_AF_INET6 = frozenset({socket.AF_INET6})
+_INET6_CONF = frozenset({IFLA_INET6_CONF})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Link:
     index: int
     ifname: str
@@ -286,16 +288,16 @@ def decode_link(payload: bytes) -> Link:
 def _ipv6_enabled(af_spec: bytes | None) -> bool:
     if not af_spec:
         return False
-    inet6 = attrs(af_spec).get(socket.AF_INET6)
+    inet6 = attrs(af_spec, 0, _AF_INET6).get(socket.AF_INET6)
     if inet6 is None:
         return False
-    conf = attrs(inet6).get(IFLA_INET6_CONF)
+    conf = attrs(inet6, 0, _INET6_CONF).get(IFLA_INET6_CONF)
     if conf is None or len(conf) < 4 * (DEVCONF_DISABLE_IPV6 + 1):
         return False
     return struct.unpack_from("=i", conf, 4 * DEVCONF_DISABLE_IPV6)[0] == 0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Addr:
     index: int
     cidr: str
@@ -312,7 +314,7 @@ def decode_addr(payload: bytes) -> Addr | None:
     return Addr(index, f"{socket.inet_ntoa(packed)}/{prefix}")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RouteEntry:
     dst: str
     gateway: str

@@ -84,9 +84,17 @@ class NetlinkSocket:
         self._seq = 0
 
     @classmethod
-    def open_in(cls, netns_fd: int) -> NetlinkSocket:
-        with entered(netns_fd):
+    def open_in(cls, netns_fd: int, home_fd: int | None = None) -> NetlinkSocket:
+        """A socket in another namespace; `home_fd` (this thread's namespace, kept open
+        by the caller) saves opening /proc/thread-self/ns/net for each namespace."""
+        if home_fd is None:
+            with entered(netns_fd):
+                return cls()
+        setns(netns_fd)
+        try:
             return cls()
+        finally:
+            setns(home_fd)
 
     def close(self) -> None:
         self.sock.close()

@@ -30,7 +30,8 @@ class KernelSession:
                 raise KernelError(f"cannot open host namespace {host_netns}: {error.strerror}", error.errno) from error
         else:
             self.host_fd = current_netns_fd()
-        self.host = NetlinkSocket.open_in(self.host_fd)
+        self.home_fd = current_netns_fd()
+        self.host = NetlinkSocket.open_in(self.host_fd, self.home_fd)
         self._fds: dict[str, int] = {}
         self._sockets: dict[str, NetlinkSocket] = {}
 
@@ -44,7 +45,7 @@ class KernelSession:
     def socket(self, name: str) -> NetlinkSocket:
         sock = self._sockets.get(name)
         if sock is None:
-            sock = NetlinkSocket.open_in(self.netns_fd(name))
+            sock = NetlinkSocket.open_in(self.netns_fd(name), self.home_fd)
             self._sockets[name] = sock
         return sock
 
@@ -67,6 +68,7 @@ class KernelSession:
             self.forget(name)
         self.host.close()
         os.close(self.host_fd)
+        os.close(self.home_fd)
 
     def __enter__(self) -> KernelSession:
         return self
