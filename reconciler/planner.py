@@ -63,12 +63,12 @@ class Plan:
         return result
 
 
-def plan(desired: State, live: State, *, managed_deletes: bool = True) -> Plan:
+def plan(desired: State, live: State) -> Plan:
     """Actions that turn `live` into `desired`.
 
     `live` holds only objects netreconcile owns (plus the names of foreign ones);
     anything it holds that `desired` lacks is deleted, except sysctls, which are
-    only ever set. `managed_deletes=False` plans creates and updates only.
+    only ever set.
     """
     actions: list[Action] = []
     replaced: set[tuple] = set()
@@ -77,44 +77,35 @@ def plan(desired: State, live: State, *, managed_deletes: bool = True) -> Plan:
         if have is not None and have != want and any(f in want.replace_on for f, _, _ in want.differences(have)):
             replaced.add(key)
     deleted = {k for k, o in live.objects.items() if k not in desired.objects and not isinstance(o, Sysctl)}
-    if not managed_deletes:
-        deleted = set()
     removed = deleted | replaced
     vanishing = _children_of(removed, live)
     for key in sorted(removed - vanishing, key=repr):
         obj = live.objects[key]
-        reason = "replaced: " + _describe(desired.objects[key].differences(obj)) if key in replaced else (
-            "not in the spec any more" if getattr(obj, "source", "") == "" else "not in the spec")
+        if key in replaced:
+            reason = "replaced: " + _describe(obj.differences(desired.objects[key]))
+        else:
+            reason = "not in the spec any more"
         actions.append(Action(DELETE, obj, reason))
     gone = removed | vanishing
     routes_dropped = _routes_dropped_with_addresses(removed - vanishing, live)
     for key, want in desired.objects.items():
         have = live.objects.get(key)
         if have is None or key in gone:
-            reason = _create_reason(key, have, gone)
+            reason = "missing" if have is None else "re-created: it is replaced or goes with a replaced parent"
             actions.append(Action(CREATE, want, reason))
         elif key in routes_dropped:
             actions.append(Action(CREATE, want, "the kernel drops it when the address it goes through is removed"))
         elif have != want:
             changes = have.differences(want)
             if changes:
-                actions.append(Action(UPDATE, want, _describe(changes, live_first=True), changes))
+                actions.append(Action(UPDATE, want, _describe(changes), changes))
     actions.sort(key=Action.sort_key)
     return Plan(tuple(actions), _conflicts(desired, live))
 
 
-def _create_reason(key: tuple, have: KernelObject | None, gone: set[tuple]) -> str:
-    if have is None:
-        return "missing"
-    return "re-created: it is replaced or goes with a replaced parent"
-
-
-def _describe(changes, live_first: bool = False) -> str:
-    parts = []
-    for name, a, b in changes:
-        old, new = (a, b) if live_first else (b, a)
-        parts.append(f"{name} {old!r} -> {new!r}")
-    return ", ".join(parts)
+def _describe(changes: tuple[tuple[str, object, object], ...]) -> str:
+    """'field live -> desired' for each change."""
+    return ", ".join(f"{name} {old!r} -> {new!r}" for name, old, new in changes)
 
 
 def _children_of(removed: set[tuple], live: State) -> set[tuple]:
