@@ -18,8 +18,8 @@ import click
 from reconciler import __version__, logs
 from reconciler.desired import build_desired
 from reconciler.engine import converge, plan_for
-from reconciler.errors import ConflictError, NetreconcileError, PrerequisiteError, SpecError
-from reconciler.loader import load_spec
+from reconciler.errors import ConflictError, NetreconcileError, PrerequisiteError, SpecError, UsageError
+from reconciler.loader import NAME_MAX, NAME_RE, load_spec
 from reconciler.model import State
 from reconciler.planner import Plan
 from reconciler.planner import plan as make_plan
@@ -35,8 +35,27 @@ log = logs.get_logger()
 
 class Context:
     def __init__(self, host_netns: str | None, state_dir: str | None):
+        if host_netns is not None and (not NAME_RE.fullmatch(host_netns) or len(host_netns) > NAME_MAX):
+            raise UsageError(f"--host-netns {host_netns!r} is not a valid namespace name "
+                             f"(1-{NAME_MAX} of [A-Za-z0-9_.-], starting with a letter or digit)")
         self.host_netns = host_netns
         self.state_dir = StateDir(state_dir or state_root(), host_netns)
+
+
+class _Group(click.Group):
+    """Click exits 2 on a usage error, but 2 means "changes pending" here: map it to 1."""
+
+    def main(self, *args, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.UsageError as error:
+            error.show()
+            code = EXIT_ERROR
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            code = EXIT_ERROR
+        sys.exit(code or 0)
 
 
 def _global_options(command):
@@ -50,9 +69,9 @@ def _global_options(command):
     @functools.wraps(command)
     def wrapper(ctx, host_netns_local, state_dir_local, **kwargs):
         parent = ctx.obj or {}
-        context = Context(host_netns_local or parent.get("host_netns"), state_dir_local or parent.get("state_dir"))
         started = time.monotonic()
         try:
+            context = Context(host_netns_local or parent.get("host_netns"), state_dir_local or parent.get("state_dir"))
             code = command(context, **kwargs)
         except SpecError as error:
             for problem in error.problems:
@@ -69,7 +88,7 @@ def _global_options(command):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--host-netns", metavar="NAME", default=None,
               help="Use network namespace NAME as the host (created if absent) instead of the current one.")
 @click.option("--state-dir", metavar="DIR", default=None, help="State directory.")

@@ -8,6 +8,7 @@
     |                              removes one of them
     +-- PrerequisiteError          the machine cannot run netreconcile (not root, no
     |                              /proc, missing tool): the operator fixes the machine
+    +-- UsageError                 the command line is wrong: the user fixes the command
     +-- KernelError                a netlink, sysctl or namespace operation failed
         +-- ApplyError             ... while applying a plan action (names the action
         |                          and the spec location that required it)
@@ -56,6 +57,10 @@ class ConflictError(NetreconcileError):
 
 class PrerequisiteError(NetreconcileError):
     """The machine lacks something netreconcile needs (privileges, a tool, a file system)."""
+
+
+class UsageError(NetreconcileError):
+    """A command-line value is invalid (e.g. a --host-netns name that could escape /run/netns)."""
 
 
 class KernelError(NetreconcileError):

@@ -1,0 +1,43 @@
+"""The command-line contract that needs no kernel: exit codes and messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def netreconcile(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_validate_reports_a_valid_spec():
+    result = netreconcile("validate", str(SPECS / "quickstart.yaml"))
+    assert result.returncode == 0
+    assert "valid (1 network(s), 3 container(s))" in result.stdout
+
+
+def test_validate_lists_every_problem_with_its_location_and_exits_1(tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("version: 1\nnetworks:\n  n:\n    subnet: 10.0.0.0/33\n    mtuu: 1500\n")
+    result = netreconcile("validate", str(spec))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert f"{spec}:4:13: networks.n.subnet: '10.0.0.0/33' is not an IPv4 network" in lines[0]
+    assert lines[1].startswith(f"{spec}:5:5: networks.n.mtuu: unknown key 'mtuu'")
+    assert "did you mean 'mtu'?" in lines[1]
+    assert lines[-1] == "error: the spec is invalid (2 problem(s)); nothing was changed"
+
+
+def test_a_host_netns_name_that_could_escape_run_netns_is_refused():
+    result = netreconcile("--host-netns", "../../etc", "plan", str(SPECS / "quickstart.yaml"))
+    assert result.returncode == 1
+    assert "is not a valid namespace name" in result.stderr
+
+
+def test_usage_errors_exit_1_because_2_means_changes_pending():
+    assert netreconcile("--no-such-option").returncode == 1
+    assert netreconcile("plan").returncode == 1
+    assert netreconcile("--help").returncode == 0
