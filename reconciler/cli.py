@@ -17,14 +17,14 @@ import click
 
 from reconciler import __version__, logs
 from reconciler.desired import build_desired
-from reconciler.engine import converge, plan_for
+from reconciler.engine import converge, plan_for, read_host_files
 from reconciler.errors import ConflictError, NetreconcileError, PrerequisiteError, SpecError, UsageError
 from reconciler.loader import NAME_MAX, NAME_RE, load_spec
 from reconciler.model import State
 from reconciler.planner import Plan
 from reconciler.planner import plan as make_plan
 from reconciler.render import STYLES, action_line, plan_document, summary_line
-from reconciler.session import KernelSession, netns_path
+from reconciler.session import ETC_NETNS_DIR, KernelSession, netns_path
 from reconciler.statedir import StateDir, state_root
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -34,12 +34,16 @@ log = logs.get_logger()
 
 
 class Context:
-    def __init__(self, host_netns: str | None, state_dir: str | None):
+    def __init__(self, host_netns: str | None, state_dir: str | None, etc_netns: str | None = None):
         if host_netns is not None and (not NAME_RE.fullmatch(host_netns) or len(host_netns) > NAME_MAX):
             raise UsageError(f"--host-netns {host_netns!r} is not a valid namespace name "
                              f"(1-{NAME_MAX} of [A-Za-z0-9_.-], starting with a letter or digit)")
         self.host_netns = host_netns
         self.state_dir = StateDir(state_dir or state_root(), host_netns)
+        self.etc_netns = etc_netns or os.environ.get("NETRECONCILE_ETC_NETNS", ETC_NETNS_DIR)
+
+    def session(self) -> KernelSession:
+        return KernelSession(self.host_netns, self.state_dir, self.etc_netns)
 
 
 class _Group(click.Group):
@@ -63,15 +67,18 @@ def _global_options(command):
 
     @click.option("--host-netns", "host_netns_local", metavar="NAME", default=None,
                   help="Use network namespace NAME as the host (created if absent).")
+    @click.option("--etc-netns", "etc_netns_local", metavar="DIR", default=None,
+                  help="Where container files go (default $NETRECONCILE_ETC_NETNS or /etc/netns).")
     @click.option("--state-dir", "state_dir_local", metavar="DIR", default=None,
                   help="State directory (default $NETRECONCILE_STATE_DIR or /var/lib/netreconcile).")
     @click.pass_context
     @functools.wraps(command)
-    def wrapper(ctx, host_netns_local, state_dir_local, **kwargs):
+    def wrapper(ctx, host_netns_local, state_dir_local, etc_netns_local, **kwargs):
         parent = ctx.obj or {}
         started = time.monotonic()
         try:
-            context = Context(host_netns_local or parent.get("host_netns"), state_dir_local or parent.get("state_dir"))
+            context = Context(host_netns_local or parent.get("host_netns"), state_dir_local or parent.get("state_dir"),
+                              etc_netns_local or parent.get("etc_netns"))
             code = command(context, **kwargs)
         except SpecError as error:
             for problem in error.problems:
@@ -92,12 +99,13 @@ def _global_options(command):
 @click.option("--host-netns", metavar="NAME", default=None,
               help="Use network namespace NAME as the host (created if absent) instead of the current one.")
 @click.option("--state-dir", metavar="DIR", default=None, help="State directory.")
+@click.option("--etc-netns", metavar="DIR", default=None, help="Directory of container files (default /etc/netns).")
 @click.version_option(version=__version__, prog_name="netreconcile")
 @click.pass_context
-def main(ctx, host_netns, state_dir):
+def main(ctx, host_netns, state_dir, etc_netns):
     """netreconcile: declarative Docker-style container networking."""
     logs.configure()
-    ctx.obj = {"host_netns": host_netns, "state_dir": state_dir}
+    ctx.obj = {"host_netns": host_netns, "state_dir": state_dir, "etc_netns": etc_netns}
 
 
 SPEC = click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
@@ -185,8 +193,8 @@ def _require_root() -> None:
 def _read_only_plan(context: Context, spec) -> Plan:
     _require_root()
     if context.host_netns and not os.path.exists(netns_path(context.host_netns)):
-        return make_plan(build_desired(spec, State()), State())
-    with KernelSession(context.host_netns, context.state_dir) as session:
+        return make_plan(build_desired(spec, State(), read_host_files(spec)), State())
+    with context.session() as session:
         return plan_for(spec, session)
 
 
@@ -218,7 +226,7 @@ def _converge(context: Context, spec, output: str, command: str) -> int:
 
     outcome_name = "error"
     try:
-        with KernelSession(context.host_netns, context.state_dir) as session:
+        with context.session() as session:
             try:
                 outcome = converge(spec, session, on_progress=on_progress, on_plan=on_plan)
             finally:

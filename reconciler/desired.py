@@ -8,13 +8,26 @@ address the kernel shows it already has, then the rest get the lowest free addre
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
+from reconciler import hostsfile, resolvconf
 from reconciler.errors import Problem, SpecError
-from reconciler.model import HOST_NS, Address, Bridge, KernelObject, Netns, Route, State, Sysctl, Veth
+from reconciler.model import HOST_NS, Address, Bridge, File, KernelObject, Netns, Route, State, Sysctl, Veth
 from reconciler.spec import Attachment, ContainerSpec, NetworkSpec, Spec
 
 IP_FORWARD = "net.ipv4.ip_forward"
+
+
+@dataclass(frozen=True)
+class HostFiles:
+    """What the files of containers derive from on the host, read by the caller."""
+
+    resolv_conf: str = ""  # text of the host's resolv.conf (after the systemd stub choice)
+    resolv_conf_path: str = "/etc/resolv.conf"  # the file it was read from
+
+
+NO_HOST_FILES = HostFiles()
 
 
 def veth_name(container: str, network: str) -> str:
@@ -32,13 +45,15 @@ def container_ifname(index: int) -> str:
     return f"eth{index}"
 
 
-def build_desired(spec: Spec, live: State) -> State:
+def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES) -> State:
     addresses = assign_addresses(spec, live)
+    host_resolv = resolvconf.parse(host_files.resolv_conf)
     objects: list[KernelObject] = []
     for network in spec.networks:
         objects += network_objects(network)
     for container in spec.containers:
         objects += container_objects(spec, container, addresses)
+        objects += container_files(spec, container, addresses, host_resolv, host_files.resolv_conf_path)
     if spec.host.ip_forward:
         objects.append(Sysctl(HOST_NS, IP_FORWARD, "1", source=str(spec.host.location)))
     return State.of(objects)
@@ -80,6 +95,51 @@ def container_objects(
         if index == 0:
             objects.append(Route(container.name, "default", str(network.gateway), ifname, source=source))
     return objects
+
+
+def container_files(
+    spec: Spec, container: ContainerSpec, addresses: dict[tuple[str, str], IPv4Address],
+    host_resolv: resolvconf.HostResolvConf, resolv_path: str,
+) -> list[KernelObject]:
+    """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker writes them on the default bridge."""
+    source = str(container.location)
+    hostname = container.hostname or container.name
+    hosts = hostsfile.render_hosts(
+        own_addresses=tuple(str(addresses[(container.name, a.network)]) for a in container.networks),
+        hostname=hostname,
+        domainname=container.domainname,
+        extra_hosts=tuple(_extra_host(spec, container, item) for item in container.extra_hosts),
+        links=tuple(_link_entry(spec, container, link, addresses) for link in container.links),
+    )
+    resolv = resolvconf.render_file(
+        host_resolv, origin_path=resolv_path, dns=container.dns, dns_search=container.dns_search,
+        dns_opt=container.dns_opt,
+    )
+    return [
+        File(container.name, "hostname", hostsfile.render_hostname(hostname), source=source),
+        File(container.name, "hosts", hosts, source=source),
+        File(container.name, "resolv.conf", resolv, source=source),
+    ]
+
+
+def _extra_host(spec: Spec, container: ContainerSpec, item: str) -> hostsfile.HostEntry:
+    entry = hostsfile.parse_extra_host(item)
+    if entry.address == "host-gateway":
+        # Docker means the default bridge's gateway; here: the container's first network's
+        gateway = spec.network(container.networks[0].network).gateway
+        entry = hostsfile.HostEntry(str(gateway), entry.names)
+    return entry
+
+
+def _link_entry(spec: Spec, container: ContainerSpec, link: str, addresses) -> hostsfile.HostEntry:
+    target_name, _, alias = link.partition(":")
+    target = next(c for c in spec.containers if c.name == target_name)
+    mine = [a.network for a in container.networks]
+    shared = next(a for a in target.networks if a.network in mine)
+    return hostsfile.link_entry(
+        str(addresses[(target.name, shared.network)]), alias or target.name, target.name,
+        target.hostname or target.name, shared.aliases,
+    )
 
 
 def assign_addresses(spec: Spec, live: State) -> dict[tuple[str, str], IPv4Address]:

@@ -6,11 +6,13 @@ a separate function so that `plan` and `status` stop after deciding.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
-from reconciler.desired import build_desired
-from reconciler.errors import ConflictError, VerifyError
+from reconciler import resolvconf
+from reconciler.desired import HostFiles, build_desired
+from reconciler.errors import ConflictError, PrerequisiteError, VerifyError
 from reconciler.model import State
 from reconciler.observe import observe
 from reconciler.planner import Plan, plan
@@ -26,12 +28,32 @@ class Outcome:
     applied: int
 
 
+def read_host_files(spec: Spec) -> HostFiles:
+    """The host's resolv.conf as Docker picks it: systemd-resolved's upstream file when
+    the configured one only points at the 127.0.0.53 stub. A missing file reads as empty."""
+    text = _read_or_empty(spec.host.resolv_conf)
+    path = resolvconf.source_path(text, spec.host.resolv_conf, os.path.exists(resolvconf.SYSTEMD_RESOLV_CONF))
+    if path != spec.host.resolv_conf:
+        text = _read_or_empty(path)
+    return HostFiles(text, path)
+
+
+def _read_or_empty(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ""
+    except OSError as error:
+        raise PrerequisiteError(f"cannot read {path}: {error.strerror}") from error
+
+
 def plan_for(spec: Spec | None, session: KernelSession) -> Plan:
     """The plan that would converge the kernel on `spec` (None: remove everything owned)."""
     if spec is None:
         return plan(EMPTY_SPEC_STATE, observe(session, inside_containers=False))
     live = observe(session)
-    desired = build_desired(spec, live)
+    desired = build_desired(spec, live, read_host_files(spec))
     return plan(desired, live)
 
 

@@ -8,6 +8,7 @@ moved. Failures are translated into ApplyError naming the action and its source.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import itertools
@@ -17,9 +18,9 @@ from typing import Callable
 
 from reconciler import netlink as nl
 from reconciler.errors import ApplyError, KernelError
-from reconciler.model import HOST_NS, Bridge, Netns, Veth
+from reconciler.model import HOST_NS, Bridge, File, Netns, Veth
 from reconciler.nlsocket import CLONE_NEWNET, NetlinkSocket, current_netns_fd, entered, setns
-from reconciler.observe import bridge_alias, owned_netns, parse_alias, sysctl_path, veth_alias
+from reconciler.observe import CONTAINER_FILES, bridge_alias, owned_netns, parse_alias, sysctl_path, veth_alias
 from reconciler.planner import CREATE, Action, Plan
 from reconciler.session import NETNS_DIR, KernelSession, netns_path
 
@@ -103,6 +104,21 @@ def ensure_host_netns(name: str) -> bool:
         NetlinkSocket().execute([nl.set_link(1, index=LOOPBACK_IFINDEX, up=True)])
     os.close(fd)
     return True
+
+
+def write_atomically(directory: str, filename: str, content: str) -> None:
+    """Write via a temporary file and rename, so readers never see a partial file."""
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    temporary = os.path.join(directory, f".{filename}.netreconcile-{os.getpid()}")
+    try:
+        with open(temporary, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write(content)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, os.path.join(directory, filename))
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 def _write(path: str, value: str) -> None:
@@ -215,6 +231,7 @@ class KernelWriter:
         names = {a.obj.netns for a in actions}
         for action in actions:
             self.session.forget(action.obj.netns)
+            self._remove_files_of(action.obj.netns)
             try:
                 delete_netns(action.obj.netns)
             except KernelError as error:
@@ -370,6 +387,39 @@ class KernelWriter:
         for netns, group in self._per_netns(actions).items():
             sock = self._socket(netns)
             self._send(sock, [(a, nl.del_route(sock.next_seq(), a.obj.dst)) for a in group], ignore=(errno.ESRCH,))
+
+    # files
+    def _create_file(self, actions: list[Action]) -> None:
+        for action in actions:
+            obj: File = action.obj
+            try:
+                write_atomically(self.session.etc_dir(obj.netns), obj.filename, obj.content)
+            except OSError as error:
+                raise _apply_error(action, error.errno, f"writing {obj.name}") from error
+
+    _update_file = _create_file
+
+    def _delete_file(self, actions: list[Action]) -> None:
+        for action in actions:
+            obj: File = action.obj
+            try:
+                os.unlink(os.path.join(self.session.etc_dir(obj.netns), obj.filename))
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                raise _apply_error(action, error.errno, f"deleting {obj.name}") from error
+
+    def _remove_files_of(self, netns: str) -> None:
+        directory = self.session.etc_dir(netns)
+        for filename in CONTAINER_FILES:
+            try:
+                os.unlink(os.path.join(directory, filename))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(directory)
+        except (FileNotFoundError, OSError):
+            pass  # absent, or holding files that are not ours
 
     # sysctls
     def _create_sysctl(self, actions: list[Action]) -> None:

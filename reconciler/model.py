@@ -147,6 +147,25 @@ class Route(KernelObject):
 
 
 @dataclass(frozen=True)
+class File(KernelObject):
+    """A file of a container in its /etc/netns/<netns>/ directory (hostname, hosts, resolv.conf)."""
+
+    kind: ClassVar[str] = "file"
+    netns: str
+    filename: str
+    content: str
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("file", self.netns, self.filename)
+
+    @property
+    def name(self) -> str:
+        return f"{self.netns}/{self.filename}"
+
+
+@dataclass(frozen=True)
 class Sysctl(KernelObject):
     """A sysctl of a namespace, e.g. net.ipv4.ip_forward in the host namespace."""
 

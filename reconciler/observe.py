@@ -12,7 +12,7 @@ import os
 
 from reconciler import netlink as nl
 from reconciler.desired import IP_FORWARD
-from reconciler.model import HOST_NS, Address, Bridge, KernelObject, Netns, Route, State, Sysctl, Veth
+from reconciler.model import HOST_NS, Address, Bridge, File, KernelObject, Netns, Route, State, Sysctl, Veth
 from reconciler.nlsocket import NetlinkSocket, entered
 from reconciler.session import NETNS_DIR, KernelSession
 
@@ -89,6 +89,7 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     for name in sorted(owned_set):
         if inside_containers:
             objects += _observe_container_netns(session.socket(name), name, peers)
+            objects += _observe_files(session.etc_dir(name), name)
         else:
             objects.append(Netns(name))
     for link, container, network in owned_veths.values():
@@ -142,6 +143,20 @@ def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> lis
         link = by_index.get(route.oif)
         objects.append(Route(name, route.dst, route.gateway, link.ifname if link else MISSING))
     return objects
+
+
+CONTAINER_FILES = ("hostname", "hosts", "resolv.conf")
+
+
+def _observe_files(directory: str, netns: str) -> list[KernelObject]:
+    found: list[KernelObject] = []
+    for filename in CONTAINER_FILES:
+        try:
+            with open(os.path.join(directory, filename), encoding="utf-8", errors="surrogateescape") as handle:
+                found.append(File(netns, filename, handle.read()))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+    return found
 
 
 def _links(sock: NetlinkSocket) -> list[nl.Link]:

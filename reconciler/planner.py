@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.model import HOST_NS, Address, Bridge, KernelObject, Netns, Route, State, Sysctl, Veth
+from reconciler.model import HOST_NS, Address, Bridge, File, KernelObject, Netns, Route, State, Sysctl, Veth
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 
@@ -19,7 +19,7 @@ CREATE, UPDATE, DELETE = "create", "update", "delete"
 # namespaces are independent; namespaces rank above bridges so that they are deleted
 # first: the kernel then takes their veths off the bridge in one batch, and the
 # bridge is deleted without ports (unenslaving 1000 ports one by one costs 0.3 s).
-RANK: dict[str, int] = {"bridge": 0, "netns": 1, "veth": 2, "address": 3, "route": 4, "sysctl": 5}
+RANK: dict[str, int] = {"bridge": 0, "netns": 1, "veth": 2, "address": 3, "route": 4, "file": 5, "sysctl": 6}
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,21 @@ def plan(desired: State, live: State) -> Plan:
 
 
 def _describe(changes: tuple[tuple[str, object, object], ...]) -> str:
-    """'field live -> desired' for each change."""
-    return ", ".join(f"{name} {old!r} -> {new!r}" for name, old, new in changes)
+    """'field live -> desired' for each change; for file contents, the first changed line."""
+    return ", ".join(
+        _describe_content(old, new) if name == "content" else f"{name} {old!r} -> {new!r}"
+        for name, old, new in changes
+    )
+
+
+def _describe_content(old: str, new: str) -> str:
+    old_lines, new_lines = old.splitlines(), new.splitlines()
+    for index in range(max(len(old_lines), len(new_lines))):
+        was = old_lines[index] if index < len(old_lines) else ""
+        now = new_lines[index] if index < len(new_lines) else ""
+        if was != now:
+            return f"content differs at line {index + 1}: {was!r} -> {now!r}"
+    return "content differs"
 
 
 def _children_of(removed: set[tuple], live: State) -> set[tuple]:
@@ -120,7 +133,7 @@ def _children_of(removed: set[tuple], live: State) -> set[tuple]:
     children = set()
     for key, obj in live.objects.items():
         netns = getattr(obj, "netns", HOST_NS)
-        if isinstance(obj, (Veth, Address, Route)) and netns in dead_netns:
+        if isinstance(obj, (Veth, Address, Route, File)) and netns in dead_netns:
             children.add(key)
         elif isinstance(obj, Address) and netns == HOST_NS and obj.ifname in dead_bridges:
             children.add(key)
@@ -156,6 +169,8 @@ def dependencies(obj: KernelObject, state: State) -> set[tuple]:
     if isinstance(obj, Veth):
         deps |= {("netns", obj.netns)} if obj.netns != HOST_NS else set()
         deps |= {k for k, o in state.objects.items() if isinstance(o, Bridge) and o.ifname == obj.bridge}
+    elif isinstance(obj, File):
+        deps.add(("netns", obj.netns))
     elif isinstance(obj, (Address, Route)):
         if obj.netns != HOST_NS:
             deps.add(("netns", obj.netns))

@@ -13,6 +13,7 @@ from reconciler.nlsocket import NetlinkSocket, current_netns_fd
 from reconciler.statedir import StateDir
 
 NETNS_DIR = "/run/netns"
+ETC_NETNS_DIR = "/etc/netns"  # `ip netns exec` bind-mounts /etc/netns/<name>/* over /etc
 
 
 def netns_path(name: str) -> str:
@@ -20,9 +21,10 @@ def netns_path(name: str) -> str:
 
 
 class KernelSession:
-    def __init__(self, host_netns: str | None, state: StateDir):
+    def __init__(self, host_netns: str | None, state: StateDir, etc_netns_dir: str = ETC_NETNS_DIR):
         self.host_netns = host_netns
         self.state = state
+        self.etc_netns_dir = etc_netns_dir
         if host_netns:
             try:
                 self.host_fd = os.open(netns_path(host_netns), os.O_RDONLY | os.O_CLOEXEC)
@@ -34,6 +36,10 @@ class KernelSession:
         self.host = NetlinkSocket.open_in(self.host_fd, self.home_fd)
         self._fds: dict[str, int] = {}
         self._sockets: dict[str, NetlinkSocket] = {}
+
+    def etc_dir(self, netns: str) -> str:
+        """Where a container's hostname, hosts and resolv.conf live."""
+        return os.path.join(self.etc_netns_dir, netns)
 
     def netns_fd(self, name: str) -> int:
         fd = self._fds.get(name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -100,6 +101,11 @@ class Sandbox:
         for name in sorted(netns_names()):
             if name.startswith(self.prefix):
                 subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        etc = Path("/etc/netns")
+        if etc.is_dir():
+            for directory in etc.iterdir():
+                if directory.name.startswith(self.prefix):
+                    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

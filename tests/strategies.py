@@ -14,7 +14,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from hypothesis import strategies as st
 
 from reconciler.desired import build_desired
-from reconciler.model import HOST_NS, Address, Bridge, Netns, Route, State, Sysctl, Veth
+from reconciler.model import HOST_NS, Address, Bridge, File, Netns, Route, State, Sysctl, Veth
 from reconciler.planner import DELETE, Plan
 from reconciler.spec import Attachment, ContainerSpec, HostSpec, Location, NetworkSpec, Spec
 
@@ -78,6 +78,8 @@ def _drift(obj):
         return dataclasses.replace(obj, gateway="10.255.255.1")
     if isinstance(obj, Sysctl):
         return dataclasses.replace(obj, value="0")
+    if isinstance(obj, File):
+        return dataclasses.replace(obj, content=obj.content + "# edited by hand\n")
     return obj
 
 
@@ -111,7 +113,9 @@ class KernelModel:
 
     def _require(self, obj) -> None:
         needs = []
-        if isinstance(obj, Veth):
+        if isinstance(obj, File):
+            needs = [lambda o: isinstance(o, Netns) and o.netns == obj.netns]
+        elif isinstance(obj, Veth):
             needs = [lambda o: isinstance(o, Netns) and o.netns == obj.netns,
                      lambda o: isinstance(o, Bridge) and o.ifname == obj.bridge]
         elif isinstance(obj, Address) and obj.netns == HOST_NS:
@@ -132,7 +136,7 @@ class KernelModel:
         del self.objects[obj.key]
         for key, other in list(self.objects.items()):
             netns = getattr(other, "netns", HOST_NS)
-            if isinstance(obj, Netns) and isinstance(other, (Veth, Address, Route)) and netns == obj.netns:
+            if isinstance(obj, Netns) and isinstance(other, (Veth, Address, Route, File)) and netns == obj.netns:
                 del self.objects[key]
             elif isinstance(obj, Bridge) and isinstance(other, Address) and other.netns == HOST_NS \
                     and other.ifname == obj.ifname:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
-PURE_MODULES = ["spec", "model", "desired", "planner", "render", "errors"]
+PURE_MODULES = ["spec", "model", "desired", "planner", "render", "errors", "resolvconf", "hostsfile"]
 FORBIDDEN_IN_PURE = {
     "os", "socket", "subprocess", "time", "ctypes", "pyroute2", "threading", "pathlib", "datetime", "random",
     "reconciler.kernel", "reconciler.observe", "reconciler.session", "reconciler.nlsocket", "reconciler.netlink",
@@ -16,7 +16,7 @@ FORBIDDEN_IN_PURE = {
 }
 WRITING_CALLS = {
     "new_bridge", "new_veth", "set_link", "del_link", "new_addr", "del_addr", "replace_route", "del_route",
-    "execute", "unshare", "mount", "umount2", "create_netns", "delete_netns", "write_owned_netns",
+    "execute", "unshare", "mount", "umount2", "create_netns", "delete_netns", "write_netns_record", "write_atomically",
 }
 WRITER = "kernel"
 

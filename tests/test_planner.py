@@ -89,7 +89,8 @@ def ops(actions):
 def test_from_scratch_creates_in_dependency_order():
     desired = build_desired(spec_of(container("web")), State())
     actions = plan(desired, State()).actions
-    assert [a.kind for a in actions] == ["bridge", "netns", "veth", "address", "address", "route", "sysctl"]
+    assert [a.kind for a in actions] == ["bridge", "netns", "veth", "address", "address", "route", "file", "file", "file",
+                                         "sysctl"]
     assert all(a.op == CREATE and a.reason == "missing" for a in actions)
     veth = next(a for a in actions if a.kind == "veth")
     assert veth.source == "spec.yaml:9:7"
@@ -115,7 +116,9 @@ def test_changed_static_address_touches_only_that_container():
         ("update", "veth", f"{veth_name('a', 'bridge')} (a:eth0 on bridge)"),
         ("create", "address", "172.17.0.20/16 on a:eth0"),
         ("create", "route", "default via 172.17.0.1 dev eth0 in a"),
+        ("update", "file", "a/hosts"),
     ]
+    assert actions[4].reason == "content differs at line 2: '172.17.0.10\\ta' -> '172.17.0.20\\ta'"
     assert actions[1].changes == (("mac", "02:42:ac:11:00:0a", "02:42:ac:11:00:14"),)
 
 
