@@ -22,7 +22,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
@@ -43,6 +43,13 @@ from ruamel.yaml.events import (
 
 import reconciler
 from reconciler.errors import Problem, SpecError
+from reconciler.hostsfile import (
+    ExtraHostError,
+    extra_host_from_mapping,
+    parse_extra_host,
+    validate_hostname,
+)
+from reconciler.resolvconf import validate_dns_search, validate_nameserver
 from reconciler.spec import (
     Attachment,
     ContainerSpec,
@@ -76,20 +83,11 @@ MAX_NESTING = 32  # the spec needs 6 levels of nodes; the schema checks recurse 
 # any one name. Value: None to refuse any value, or the values that are accepted (the
 # defaults). Lift an entry once the planner implements the field.
 NOT_SUPPORTED_YET: dict[str, tuple[Any, ...] | None] = {
-    "host.resolv_conf": None,
     "networks.*.icc": (True,),
     "networks.*.masquerade": (True,),
     "networks.*.internal": (False,),
     "containers.*.network_mode": ("bridge",),
-    "containers.*.hostname": None,
-    "containers.*.domainname": None,
-    "containers.*.links": None,
-    "containers.*.dns": None,
-    "containers.*.dns_search": None,
-    "containers.*.dns_opt": None,
-    "containers.*.extra_hosts": None,
     "containers.*.ports": None,
-    "containers.*.networks.*.aliases": ([],),
 }
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -807,6 +805,25 @@ def _interface_name_issue(name: str) -> str | None:
     return None
 
 
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _dns_option_issue(option: str) -> str | None:
+    if option and option.isprintable() and " " not in option:
+        return None
+    return f"{_show(option)} is not a resolver option: write one word without whitespace, such as 'ndots:2'"
+
+
+def _absolute_path_issue(text: str) -> str | None:
+    if not text.startswith("/"):
+        return f"{_show(text)} is not an absolute path"
+    if "\0" in text:
+        return f"{_show(text)} contains a NUL character"
+    return None
+
+
 def _parse_subnet(text: str) -> tuple[IPv4Network | None, str | None]:
     """The subnet, or None and why not."""
     try:
@@ -908,11 +925,13 @@ class _Builder:
         self.doc = doc
         self.address_owners: dict[IPv4Address, str] = {}
         self.mac_owners: dict[str, str] = {}
+        self.links: list[tuple[PathKey, str]] = []  # each link item's path and target name
 
     def build(self) -> Spec:
         networks = self._networks()
         containers = self._containers({network.name: network for network in networks})
         self._check_capacity(networks, containers)
+        self._check_links(containers)
         self._check_not_supported_yet()
         return Spec(
             path=self.doc.filename,
@@ -944,9 +963,18 @@ class _Builder:
         path = ("host",)
         return HostSpec(
             ip_forward=self._bool((*path, "ip_forward"), HostSpec.ip_forward),
-            resolv_conf=self._string((*path, "resolv_conf")) or HostSpec.resolv_conf,
+            resolv_conf=self._resolv_conf((*path, "resolv_conf")),
             location=self.doc.key_location(path),
         )
+
+    def _resolv_conf(self, path: PathKey) -> str:
+        text = self._string(path)
+        if text is None:
+            return HostSpec.resolv_conf
+        issue = _absolute_path_issue(text)
+        if issue:
+            self.doc.problem(path, issue)
+        return text
 
     # networks
 
@@ -1059,12 +1087,98 @@ class _Builder:
         unattached = not self.doc.get(networks_path) and not self.doc.is_rejected(networks_path)
         if mode == "bridge" and unattached:
             self.doc.problem(path, "container has no networks", at_key=True)
+        name = str(path[-1])
+        settings = self._mapping(path)  # looked up once: most containers set few of these
         return ContainerSpec(
-            name=str(path[-1]),
+            name=name,
             networks=tuple(attachments),
             network_mode=mode,
+            hostname=self._hostname((*path, "hostname"), settings.get("hostname")),
+            domainname=self._domainname((*path, "domainname"), settings.get("domainname")),
+            links=self._links((*path, "links"), settings.get("links")),
+            dns=self._checked_strings((*path, "dns"), settings.get("dns"), validate_nameserver),
+            dns_search=self._checked_strings((*path, "dns_search"), settings.get("dns_search"), validate_dns_search),
+            dns_opt=self._checked_strings((*path, "dns_opt"), settings.get("dns_opt"), _dns_option_issue),
+            extra_hosts=self._extra_hosts((*path, "extra_hosts"), settings.get("extra_hosts")),
             location=self.doc.key_location(path),
         )
+
+    def _hostname(self, path: PathKey, value: Any) -> str:
+        """The hostname set, else the container name (not checked as a hostname: Docker
+        resolves names such as 'my_db' too, and the name is checked as a container name)."""
+        if type(value) is not str:
+            return str(path[-2])
+        issue = validate_hostname(value)
+        if issue:
+            self.doc.problem(path, issue)
+        return value
+
+    def _domainname(self, path: PathKey, value: Any) -> str | None:
+        if type(value) is not str:
+            return None
+        issue = validate_hostname(value)
+        if issue:
+            self.doc.problem(path, issue)
+        return value
+
+    def _checked_strings(
+        self, path: PathKey, value: Any, issue_of: Callable[[str], str | None]
+    ) -> tuple[str, ...]:
+        """The strings of the list `value` at `path`, each checked by `issue_of`."""
+        if type(value) is not list:
+            return ()
+        for index, item in enumerate(value):
+            if type(item) is str:
+                issue = issue_of(item)
+                if issue:
+                    self.doc.problem((*path, index), issue)
+        return tuple(item for item in value if type(item) is str)
+
+    def _links(self, path: PathKey, value: Any) -> tuple[str, ...]:
+        """Links as 'target:alias'; their targets are checked once all containers are read."""
+        if type(value) is not list:
+            return ()
+        links: dict[str, str] = {}  # alias -> target
+        for index, item in enumerate(value):
+            if type(item) is not str:
+                continue
+            item_path = (*path, index)
+            target, colon, alias = item.partition(":")
+            alias = alias if colon else target
+            if not target or not alias:
+                self.doc.problem(item_path, f"{_show(item)} is not a link: write 'name' or 'name:alias'")
+                continue
+            issue = validate_hostname(alias) if colon else None
+            if issue:
+                self.doc.problem(item_path, issue)
+            elif alias in links:
+                self.doc.problem(item_path, f"link alias {alias!r} is listed twice")
+                continue
+            links[alias] = target
+            self.links.append((item_path, target))
+        return tuple(f"{target}:{alias}" for alias, target in links.items())
+
+    def _extra_hosts(self, path: PathKey, value: Any) -> tuple[str, ...]:
+        """Extra /etc/hosts entries as 'name:address', the address canonical ('host-gateway' kept)."""
+        if type(value) is list:
+            items = [((*path, i), parse_extra_host, (item,)) for i, item in enumerate(value) if type(item) is str]
+        elif type(value) is dict:
+            items = [((*path, k), extra_host_from_mapping, (k, v)) for k, v in value.items() if type(v) is str]
+        else:
+            return ()
+        entries: list[str] = []
+        for item_path, parse, args in items:
+            try:
+                entry = parse(*args)
+            except ExtraHostError as e:
+                self.doc.problem(item_path, str(e))
+                continue
+            for name in entry.names:
+                if "=" in name:  # 'a=b:ip' would read back as name 'a'
+                    self.doc.problem(item_path, f"host name {name!r} in extra_hosts contains '='")
+                else:
+                    entries.append(f"{name}:{entry.address}")
+        return tuple(entries)
 
     def _attachment_entries(self, path: PathKey) -> list[tuple[PathKey, str]]:
         """Each entry naming a network (list item or mapping key), with the network name."""
@@ -1089,11 +1203,9 @@ class _Builder:
         return attachments
 
     def _check_network_known(self, entry: PathKey, name: str) -> None:
-        known = list(self._mapping(("networks",)))
+        known = self._mapping(("networks",))
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            self.doc.problem(entry, f"unknown network {name!r}{hint}", at_key=True)
+            self.doc.problem(entry, f"unknown network {name!r}{_did_you_mean(name, known)}", at_key=True)
 
     def _attachment(
         self, entry: PathKey, name: str, network: NetworkSpec | None, fallback_mac: PathKey | None
@@ -1102,12 +1214,12 @@ class _Builder:
         mac_path = (*entry, "mac_address")
         if self._string(mac_path) is None and fallback_mac is not None:
             mac_path = fallback_mac
-        aliases = self.doc.get((*entry, "aliases"))
+        aliases_path = (*entry, "aliases")
         return Attachment(
             network=name,
             ipv4_address=self._static_address((*entry, "ipv4_address"), network, container),
             mac_address=self._mac(mac_path, container),
-            aliases=tuple(a for a in aliases if isinstance(a, str)) if isinstance(aliases, list) else (),
+            aliases=self._checked_strings(aliases_path, self.doc.get(aliases_path), validate_hostname),
             location=self.doc.key_location(entry),
         )
 
@@ -1155,6 +1267,23 @@ class _Builder:
                     f"has only {free} free addresses"
                 )
                 self.doc.problem(("networks", network.name), message, at_key=True)
+
+    def _check_links(self, containers: list[ContainerSpec]) -> None:
+        if not self.links:
+            return
+        known = self._mapping(("containers",))  # invalid containers too: reported as such
+        networks_of = {c.name: {a.network for a in c.networks} for c in containers}
+        for path, target in self.links:
+            owner = str(path[1])
+            if target == owner:
+                self.doc.problem(path, "a container cannot link to itself")
+            elif target not in known:
+                message = f"link target {target!r} is not a container of this spec{_did_you_mean(target, known)}"
+                self.doc.problem(path, message)
+            else:
+                mine, theirs = networks_of.get(owner), networks_of.get(target)
+                if mine and theirs and mine.isdisjoint(theirs):  # no networks: reported already
+                    self.doc.problem(path, f"link target {target!r} does not share a network with {owner!r}")
 
     def _check_not_supported_yet(self) -> None:
         for path in list(self.doc.value_locations):

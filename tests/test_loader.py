@@ -127,6 +127,139 @@ def test_load_spec_reads_a_file(tmp_path) -> None:
     assert spec.path == str(path) and spec.networks[0].location == Location(str(path), 5, 3)
 
 
+# --- identity and DNS: hostname, links, /etc/hosts and resolv.conf settings ------------------
+
+IDENTITY = """\
+version: 1
+host:
+  resolv_conf: /run/systemd/resolve/resolv.conf
+networks:
+  front:
+    subnet: 10.1.0.0/24
+  back:
+    subnet: 10.2.0.0/24
+containers:
+  web:
+    hostname: www.example.com
+    domainname: example.com
+    networks:
+      front: {aliases: [www, web-1]}
+      back:
+    links: [db, 'cache:kv', 'cache:memo']
+    dns: [192.0.2.53, '2001:db8::53']
+    dns_search: [example.com, corp.example]
+    dns_opt: ['ndots:2', rotate]
+    extra_hosts: ['registry.local:10.1.0.99', 'gw=host-gateway', 'v6:0:0:0:0:0:0:0:1', 'v6b=[2001:db8::0:1]']
+  db:
+    networks: [back]
+    extra_hosts: {mirror: 10.2.0.50, host.docker.internal: host-gateway}
+  cache:
+    networks: [front, back]
+"""
+
+
+def test_identity_and_dns_fields_load_with_values() -> None:
+    spec = load_spec_text(IDENTITY, FILE)
+    web, db, _ = spec.containers
+
+    assert spec.host.resolv_conf == "/run/systemd/resolve/resolv.conf"
+    assert (web.hostname, web.domainname) == ("www.example.com", "example.com")
+    assert [a.aliases for a in web.networks] == [("www", "web-1"), ()]
+    assert web.links == ("db:db", "cache:kv", "cache:memo")
+    assert web.dns == ("192.0.2.53", "2001:db8::53")
+    assert web.dns_search == ("example.com", "corp.example")
+    assert web.dns_opt == ("ndots:2", "rotate")
+    assert web.extra_hosts == ("registry.local:10.1.0.99", "gw:host-gateway", "v6:::1", "v6b:2001:db8::1")
+    assert db.extra_hosts == ("mirror:10.2.0.50", "host.docker.internal:host-gateway")
+
+
+def test_identity_defaults() -> None:
+    spec = load_spec_text(IDENTITY, FILE)
+    _, db, cache = spec.containers
+
+    assert (db.hostname, db.domainname, db.links, db.dns, db.dns_search, db.dns_opt) == ("db", None, (), (), (), ())
+    assert (cache.hostname, cache.extra_hosts) == ("cache", ())
+    assert load_spec_text(VALID, FILE).host.resolv_conf == "/etc/resolv.conf"
+
+
+def test_container_name_is_the_hostname_even_when_not_a_hostname() -> None:
+    """Docker resolves names such as 'my_db' too; only a hostname that is set is checked."""
+    (container,) = load_spec_text(NET + "  my_db:\n    networks: [front]\n", FILE).containers
+    assert container.hostname == "my_db"
+
+
+def test_all_link_problems_are_reported() -> None:
+    text = NET + "  web:\n    networks: [front]\n    links: [web, 'dbb:bad_alias', 'db:x', 'db:x']\n"
+    assert problems(text) == [
+        "spec.yaml:8:13: containers.web.links.0: a container cannot link to itself",
+        "spec.yaml:8:18: containers.web.links.1: hostname 'bad_alias': "
+        "label 'bad_alias' may hold only letters, digits and '-', not at either end",
+        "spec.yaml:8:18: containers.web.links.1: link target 'dbb' is not a container of this spec",
+        "spec.yaml:8:35: containers.web.links.2: link target 'db' is not a container of this spec",
+        "spec.yaml:8:43: containers.web.links.3: link alias 'x' is listed twice",
+    ]
+
+
+def test_link_to_an_invalid_container_reports_that_container_only() -> None:
+    text = NET + "  web:\n    networks: [front]\n    links: [db]\n  db: 5\n"
+    assert problems(text) == ["spec.yaml:9:7: containers.db: expected a mapping, got 5"]
+
+
+DESIGN_EXAMPLE = """\
+version: 1
+host:
+  ip_forward: true
+  resolv_conf: /etc/resolv.conf
+networks:
+  bridge:
+    bridge: docker0          # kernel bridge name
+    subnet: 172.17.0.0/16
+    gateway: 172.17.0.1
+    mtu: 1500
+    icc: true
+    masquerade: true
+    internal: false
+containers:
+  web:
+    hostname: web
+    domainname: example.com
+    networks:
+      bridge: {ipv4_address: 172.17.0.10, aliases: [www]}
+    links: ["db:database"]
+    dns: [192.0.2.53]
+    dns_search: [example.com]
+    dns_opt: ["ndots:2"]
+    extra_hosts: ["registry.local:172.17.0.99"]
+    ports: ["8080:80", "127.0.0.1:5353:53/udp"]
+  db:
+    networks: [bridge]
+  sidecar:
+    network_mode: "container:web"
+"""  # DESIGN.md section 2
+
+
+def test_design_example_refuses_only_ports_and_container_mode() -> None:
+    assert problems(DESIGN_EXAMPLE) == [
+        "spec.yaml:25:5: containers.web.ports: 'ports' is not supported yet by this version of netreconcile",
+        "spec.yaml:29:5: containers.sidecar.network_mode: "
+        "'network_mode: container:web' is not supported yet by this version of netreconcile",
+    ]
+
+
+def test_design_example_without_ports_and_container_mode_loads() -> None:
+    text = DESIGN_EXAMPLE.replace('    ports: ["8080:80", "127.0.0.1:5353:53/udp"]\n', "")
+    text = text.replace('  sidecar:\n    network_mode: "container:web"\n', "")
+    spec = load_spec_text(text, FILE)
+    web, db = spec.containers
+
+    assert spec.host == HostSpec(ip_forward=True, resolv_conf="/etc/resolv.conf")
+    assert (web.hostname, web.domainname, web.links) == ("web", "example.com", ("db:database",))
+    assert web.networks[0].aliases == ("www",) and web.networks[0].ipv4_address == IPv4Address("172.17.0.10")
+    assert (web.dns, web.dns_search, web.dns_opt) == (("192.0.2.53",), ("example.com",), ("ndots:2",))
+    assert web.extra_hosts == ("registry.local:172.17.0.99",)
+    assert (db.hostname, db.links, db.extra_hosts) == ("db", (), ())
+
+
 # --- one problem per bad spec --------------------------------------------------------------
 
 NET = """\
@@ -157,9 +290,14 @@ BAD_SPECS = [
     ),
     ("host not boolean", "version: 1\nhost:\n  ip_forward: 'yes'\n", "spec.yaml:3:15: host.ip_forward: expected a boolean (true or false), got 'yes'"),
     (
-        "host resolv_conf",
-        "version: 1\nhost:\n  resolv_conf: /etc/resolv.conf\n",
-        "spec.yaml:3:3: host.resolv_conf: 'resolv_conf' is not supported yet by this version of netreconcile",
+        "resolv_conf not absolute",
+        "version: 1\nhost:\n  resolv_conf: etc/resolv.conf\n",
+        "spec.yaml:3:16: host.resolv_conf: 'etc/resolv.conf' is not an absolute path",
+    ),
+    (
+        "resolv_conf with a NUL",
+        'version: 1\nhost:\n  resolv_conf: "/etc/resolv\\0.conf"\n',
+        "spec.yaml:3:16: host.resolv_conf: '/etc/resolv\\x00.conf' contains a NUL character",
     ),
     ("networks not a mapping", "version: 1\nnetworks: [a]\n", "spec.yaml:2:1: networks: expected a mapping or null, got a list"),
     ("subnet prefix too long", _front().replace("10.1.0.0/24", "172.17.0.0/33"), "spec.yaml:4:13: networks.front.subnet: '172.17.0.0/33' is not an IPv4 network"),
@@ -328,9 +466,10 @@ BAD_SPECS = [
         "spec.yaml:7:5: containers.web.network_mode: 'network_mode: host' is not supported yet by this version of netreconcile",
     ),
     (
-        "aliases",
-        NET + "  web:\n    networks:\n      front: {aliases: [www]}\n",
-        "spec.yaml:8:15: containers.web.networks.front.aliases: 'aliases' is not supported yet by this version of netreconcile",
+        "alias not a hostname",
+        NET + "  web:\n    networks:\n      front: {aliases: [www, -www]}\n",
+        "spec.yaml:8:30: containers.web.networks.front.aliases.1: hostname '-www': "
+        "label '-www' may hold only letters, digits and '-', not at either end",
     ),
     (
         "pool too small",
@@ -356,15 +495,108 @@ BAD_SPECS = [
         NET + f"  web:\n    networks: [front]\n    {key}: {value}\n",
         f"spec.yaml:8:5: containers.web.{key}: '{key}' is not supported yet by this version of netreconcile",
     )
-    for key, value in [
-        ("hostname", "web"),
-        ("domainname", "example.com"),
-        ("links", "['db:database']"),
-        ("dns", "[192.0.2.53]"),
-        ("dns_search", "[example.com]"),
-        ("dns_opt", "['ndots:2']"),
-        ("extra_hosts", "{registry.local: 10.1.0.99}"),
-        ("ports", "['8080:80', 53]"),
+    for key, value in [("ports", "['8080:80', 53]")]
+] + [
+    (name, NET + "  web:\n    networks: [front]\n" + fields, expected)
+    for name, fields, expected in [
+        (
+            "hostname invalid",
+            "    hostname: web_1\n",
+            "spec.yaml:8:15: containers.web.hostname: hostname 'web_1': "
+            "label 'web_1' may hold only letters, digits and '-', not at either end",
+        ),
+        (
+            "hostname empty label",
+            "    hostname: web..example.com\n",
+            "spec.yaml:8:15: containers.web.hostname: hostname 'web..example.com' has a label of 0 characters (1 to 63 allowed)",
+        ),
+        (
+            "domainname invalid",
+            "    domainname: example.com.\n",
+            "spec.yaml:8:17: containers.web.domainname: hostname 'example.com.' has a label of 0 characters (1 to 63 allowed)",
+        ),
+        (
+            "dns_opt with a space",
+            "    dns_opt: [rotate, 'ndots: 2']\n",
+            "spec.yaml:8:23: containers.web.dns_opt.1: 'ndots: 2' is not a resolver option: "
+            "write one word without whitespace, such as 'ndots:2'",
+        ),
+        (
+            "dns_opt empty",
+            "    dns_opt: ['']\n",
+            "spec.yaml:8:15: containers.web.dns_opt.0: '' is not a resolver option: "
+            "write one word without whitespace, such as 'ndots:2'",
+        ),
+        (
+            "extra_hosts bad format",
+            "    extra_hosts: [registry.local]\n",
+            'spec.yaml:8:19: containers.web.extra_hosts.0: bad format for add-host: "registry.local"',
+        ),
+        (
+            "extra_hosts bad address",
+            "    extra_hosts: ['registry.local:10.1.0.300']\n",
+            'spec.yaml:8:19: containers.web.extra_hosts.0: invalid IP address in add-host: "10.1.0.300"',
+        ),
+        (
+            "extra_hosts mapping bad address",
+            "    extra_hosts: {registry.local: nowhere}\n",
+            'spec.yaml:8:35: containers.web.extra_hosts.registry.local: invalid IP address in add-host: "nowhere"',
+        ),
+        (
+            "extra_hosts mapping name with '='",
+            "    extra_hosts: {'a=b': 10.1.0.9}\n",
+            "spec.yaml:8:26: containers.web.extra_hosts.a=b: host name 'a=b' in extra_hosts contains '='",
+        ),
+        (
+            "link to itself",
+            "    links: [web]\n",
+            "spec.yaml:8:13: containers.web.links.0: a container cannot link to itself",
+        ),
+        (
+            "link without a target",
+            "    links: [':database']\n",
+            "spec.yaml:8:13: containers.web.links.0: ':database' is not a link: write 'name' or 'name:alias'",
+        ),
+        (
+            "link with an empty alias",
+            "    links: ['db:']\n",
+            "spec.yaml:8:13: containers.web.links.0: 'db:' is not a link: write 'name' or 'name:alias'",
+        ),
+    ]
+] + [
+    (
+        name,
+        NET.replace("containers:\n", "  back:\n    subnet: 10.2.0.0/24\ncontainers:\n")
+        + "  db:\n    networks: [back]\n  web:\n    networks: [front]\n" + fields + "  web2:\n    networks: [front]\n",
+        expected,
+    )  # web's fields start at line 12
+    for name, fields, expected in [
+        (
+            "link target unknown",
+            "    links: [dbb]\n",
+            "spec.yaml:12:13: containers.web.links.0: link target 'dbb' is not a container of this spec; did you mean 'db'?",
+        ),
+        (
+            "link target unknown without a close match",
+            "    links: ['zzz:db']\n",
+            "spec.yaml:12:13: containers.web.links.0: link target 'zzz' is not a container of this spec",
+        ),
+        (
+            "link target on no shared network",
+            "    links: ['db:database']\n",
+            "spec.yaml:12:13: containers.web.links.0: link target 'db' does not share a network with 'web'",
+        ),
+        (
+            "link alias twice",
+            "    links: [web2, 'web2:web2']\n",
+            "spec.yaml:12:19: containers.web.links.1: link alias 'web2' is listed twice",
+        ),
+        (
+            "link alias not a hostname",
+            "    links: ['web2:data_base']\n",
+            "spec.yaml:12:13: containers.web.links.0: hostname 'data_base': "
+            "label 'data_base' may hold only letters, digits and '-', not at either end",
+        ),
     ]
 ]
 
@@ -538,8 +770,8 @@ def test_colons_in_flow_collections() -> None:
     text = NET + "  web:\n    networks: {front: {mac_address: 02:42:0a:01:00:05, aliases: [a:b]}}\n"
     assert problems(text) == [
         (
-            "spec.yaml:7:56: containers.web.networks.front.aliases: "
-            "'aliases' is not supported yet by this version of netreconcile"
+            "spec.yaml:7:66: containers.web.networks.front.aliases.0: hostname 'a:b': "
+            "label 'a:b' may hold only letters, digits and '-', not at either end"
         )
     ]
     (web,) = load_spec_text(text.replace(", aliases: [a:b]", ""), FILE).containers
