@@ -7,6 +7,7 @@ address the kernel shows it already has, then the rest get the lowest free addre
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -111,15 +112,19 @@ def container_files(
         extra_hosts=tuple(_extra_host(spec, container, item) for item in container.extra_hosts),
         links=tuple(_link_entry(spec, container, link, addresses) for link in container.links),
     )
-    resolv = resolvconf.render_file(
-        host_resolv, origin_path=resolv_path, dns=container.dns, dns_search=container.dns_search,
-        dns_opt=container.dns_opt,
-    )
+    resolv = _resolv_conf(host_resolv, resolv_path, container.dns, container.dns_search, container.dns_opt)
     return [
         File(container.name, "hostname", hostsfile.render_hostname(hostname), source=source),
         File(container.name, "hosts", hosts, source=source),
         File(container.name, "resolv.conf", resolv, source=source),
     ]
+
+
+@functools.lru_cache(maxsize=256)
+def _resolv_conf(host_resolv, resolv_path, dns, dns_search, dns_opt) -> str:
+    # most containers share the host's file and overrides: render each combination once
+    return resolvconf.render_file(host_resolv, origin_path=resolv_path, dns=dns, dns_search=dns_search,
+                                  dns_opt=dns_opt)
 
 
 def _extra_host(spec: Spec, container: ContainerSpec, item: str) -> hostsfile.HostEntry:

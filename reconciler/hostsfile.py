@@ -13,6 +13,7 @@ extra-host addresses are written in canonical form. Deciding the address behind
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -74,9 +75,17 @@ def render_hosts(
 
 def _lines(entries: Iterable[HostEntry], ipv6: bool) -> Iterable[str]:
     for entry in entries:
-        address = _parse_address(entry.address)
-        if address.version == 4 or ipv6:
-            yield f"{_canonical(address)}\t{' '.join(entry.names)}\n"
+        version, canonical = _canonical_text(entry.address)
+        if version == 4 or ipv6:
+            yield f"{canonical}\t{' '.join(entry.names)}\n"
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_text(text: str) -> tuple[int, str]:
+    """(IP version, canonical text); cached: the same default lines are rendered for
+    every container, and parsing addresses dominated rendering 1000 hosts files."""
+    address = _parse_address(text)
+    return address.version, _canonical(address)
 
 
 def _parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

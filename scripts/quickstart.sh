@@ -14,6 +14,9 @@ run ip -n "$HOST" -br link
 run ip -n qs-web -br addr
 run ip -n qs-web route
 run ip netns exec qs-web ping -c 2 -W 2 172.17.0.3
+run ip netns exec qs-web cat /etc/hosts
+run ip netns exec qs-web getent ahostsv4 database
+run ip netns exec qs-web cat /etc/resolv.conf
 run netreconcile --host-netns "$HOST" status specs/quickstart.yaml
 echo
 echo "Clean up with: netreconcile --host-netns $HOST destroy specs/quickstart.yaml && ip netns del $HOST"
