@@ -9,10 +9,12 @@ namespaces are reported by name so the planner can refuse to take them over.
 from __future__ import annotations
 
 import os
+import pickle
 
 from reconciler import netlink as nl
 from reconciler.desired import IP_FORWARD
 from reconciler.model import HOST_NS, Address, Bridge, File, KernelObject, Netns, Route, State, Sysctl, Veth
+from reconciler.errors import KernelError
 from reconciler.nlsocket import NetlinkSocket, entered
 from reconciler.session import NETNS_DIR, KernelSession
 
@@ -86,12 +88,11 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     present = list_netns()
     owned_set = set(owned_netns(session, session.state.recorded_netns()))
     peers: dict[int, tuple[str, nl.Link]] = {}
-    for name in sorted(owned_set):
-        if inside_containers:
-            objects += _observe_container_netns(session.socket(name), name, peers)
-            objects += _observe_files(session.etc_dir(name), name)
-        else:
-            objects.append(Netns(name))
+    if inside_containers:
+        inside, peers = _read_containers(session, sorted(owned_set))
+        objects += inside
+    else:
+        objects += [Netns(name) for name in sorted(owned_set)]
     for link, container, network in owned_veths.values():
         netns, peer = peers.get(link.index, (MISSING, None))
         if not inside_containers and container in owned_set:
@@ -115,6 +116,52 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
         )
     objects.append(Sysctl(HOST_NS, IP_FORWARD, read_sysctl(session.host_fd, IP_FORWARD)))
     return State.of(objects, foreign_links=foreign, foreign_netns=present - owned_set)
+
+
+PARALLEL_FROM = 200  # container namespaces; below this a second process costs more than it saves
+
+
+def _read_containers(session: KernelSession, names: list[str]) -> tuple[list[KernelObject], dict]:
+    """Objects inside the container namespaces, and their veth peers by host-side index.
+
+    Reading is Python-bound (decoding), so threads do not help; with many namespaces
+    a forked child reads half of them on the other CPU and sends the result back."""
+    if len(names) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
+        return _read_containers_here(session, names)
+    half = len(names) // 2
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child; its result is checked by the parent
+        os.close(reader)
+        try:
+            payload = pickle.dumps(("ok", _read_containers_here(session, names[half:])))
+        except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
+            payload = pickle.dumps(("error", repr(error)))
+        with os.fdopen(writer, "wb") as pipe:
+            pipe.write(payload)
+        os._exit(0)
+    os.close(writer)
+    try:
+        objects, peers = _read_containers_here(session, names[:half])
+    finally:
+        with os.fdopen(reader, "rb") as pipe:
+            payload = pipe.read()
+        os.waitpid(child, 0)
+    status, result = pickle.loads(payload) if payload else ("error", "the reading process died")
+    if status != "ok":
+        raise KernelError(f"reading container namespaces failed: {result}")
+    other_objects, other_peers = result
+    peers.update(other_peers)
+    return objects + other_objects, peers
+
+
+def _read_containers_here(session: KernelSession, names: list[str]) -> tuple[list[KernelObject], dict]:
+    objects: list[KernelObject] = []
+    peers: dict[int, tuple[str, nl.Link]] = {}
+    for name in names:
+        objects += _observe_container_netns(session.socket(name), name, peers)
+        objects += _observe_files(session.etc_dir(name), name)
+    return objects, peers
 
 
 def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> list[KernelObject]:

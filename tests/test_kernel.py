@@ -215,3 +215,21 @@ def test_a_stranger_namespace_reusing_a_deleted_name_is_not_taken_over(sandbox):
     destroyed = sandbox.run("destroy", "-o", "json", spec=spec).json()["actions"]
     assert sandbox.name("web") not in {a["name"] for a in destroyed}
     assert sandbox.name("web") in netns_names()
+
+
+def test_reading_containers_in_a_second_process_sees_the_same_state(sandbox, monkeypatch):
+    from reconciler import observe as observe_module
+    from reconciler.session import KernelSession
+    from reconciler.statedir import StateDir
+
+    sandbox.apply(sandbox.write_spec(THREE))
+    state = StateDir(sandbox.state_dir, sandbox.host)
+
+    def read(threshold: int):
+        monkeypatch.setattr(observe_module, "PARALLEL_FROM", threshold)
+        with KernelSession(sandbox.host, state) as session:
+            return observe_module.observe(session)
+
+    serial, forked = read(10**6), read(2)
+    assert forked == serial
+    assert len([o for o in forked.objects.values() if o.kind == "veth" and o.netns != "?"]) == 3
