@@ -14,6 +14,8 @@ import json
 import os
 from pathlib import Path
 
+from reconciler.errors import PrerequisiteError
+
 DEFAULT_STATE_ROOT = "/var/lib/netreconcile"
 ROOT_NAMESPACE_DIR = "_root"
 
@@ -34,9 +36,17 @@ class StateDir:
         """{namespace name: namespace cookie, 0 while being created}."""
         try:
             data = json.loads(self._netns_file.read_text())
+            namespaces = data["namespaces"]
+            if isinstance(namespaces, list):  # the first format: names only
+                return {str(name): 0 for name in namespaces}
+            return {str(name): int(cookie) for name, cookie in namespaces.items()}
         except FileNotFoundError:
             return {}
-        return {str(name): int(cookie) for name, cookie in data.get("namespaces", {}).items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise PrerequisiteError(
+                f"the state file {self._netns_file} is damaged ({error}); move it away to start afresh "
+                "(netreconcile then treats every existing namespace as not its own)"
+            ) from error
 
     def write_netns_record(self, record: dict[str, int]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

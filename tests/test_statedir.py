@@ -1,0 +1,32 @@
+"""The state directory's record of namespaces: formats and damage."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.errors import PrerequisiteError
+from reconciler.statedir import StateDir
+
+
+def test_record_round_trips(tmp_path):
+    state = StateDir(tmp_path, "host1")
+    assert state.recorded_netns() == {}
+    state.write_netns_record({"web": 42, "db": 0})
+    assert state.recorded_netns() == {"db": 0, "web": 42}
+    assert (tmp_path / "netns-host1" / "namespaces.json").is_file()
+
+
+def test_the_first_format_of_names_only_is_still_read(tmp_path):
+    state = StateDir(tmp_path, None)
+    state.path.mkdir(parents=True)
+    (state.path / "namespaces.json").write_text('{"namespaces": ["web", "db"]}')
+    assert state.recorded_netns() == {"web": 0, "db": 0}
+
+
+@pytest.mark.parametrize("text", ["{", '{"other": 1}', '{"namespaces": {"web": "x"}}', "[]"])
+def test_a_damaged_record_is_a_clear_error(tmp_path, text):
+    state = StateDir(tmp_path, "h")
+    state.path.mkdir(parents=True)
+    (state.path / "namespaces.json").write_text(text)
+    with pytest.raises(PrerequisiteError, match="is damaged"):
+        state.recorded_netns()
