@@ -15,6 +15,7 @@ Nothing here touches the machine: `load_spec_text` is pure.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import functools
 import json
@@ -914,6 +915,50 @@ def _not_supported_message(path: PathKey, value: Any, accepted: tuple[Any, ...] 
 # --- semantic checks and building the Spec -----------------------------------------------
 
 
+class _EarlierNetworks:
+    """Networks seen so far, indexed so that checking a new one costs O(log n), not
+    O(n): a spec with thousands of networks must not take minutes to validate.
+
+    CIDR blocks are either disjoint or nested, so the earlier blocks overlapping a new
+    one are the (at most 33) blocks that contain it, found by their exact key, plus
+    the blocks that start inside it, found by bisection."""
+
+    def __init__(self) -> None:
+        self.by_bridge: dict[str, NetworkSpec] = {}
+        self._by_block: dict[tuple[int, int], list[tuple[int, NetworkSpec]]] = {}
+        self._starts: list[int] = []  # sorted first addresses of the subnets
+        self._inside: list[tuple[int, NetworkSpec]] = []  # (prefix length, network) by start
+        self._count = 0
+
+    def add(self, network: NetworkSpec) -> None:
+        self.by_bridge.setdefault(network.bridge, network)
+        start, prefix = int(network.subnet.network_address), network.subnet.prefixlen
+        self._by_block.setdefault((start, prefix), []).append((self._count, network))
+        index = bisect.bisect_right(self._starts, start)
+        self._starts.insert(index, start)
+        self._inside.insert(index, (prefix, network))
+        self._count += 1
+
+    def overlapping(self, subnet: IPv4Network) -> list[NetworkSpec]:
+        """Earlier networks whose subnet overlaps `subnet`, in spec order."""
+        start, prefix = int(subnet.network_address), subnet.prefixlen
+        found: dict[int, NetworkSpec] = {}
+        for length in range(prefix + 1):  # blocks containing (or equal to) this one
+            mask = (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+            for _, network in self._by_block.get((start & mask, length), ()):
+                found[id(network)] = network
+        low = bisect.bisect_left(self._starts, start)
+        high = bisect.bisect_right(self._starts, int(subnet.broadcast_address))
+        for other_prefix, network in self._inside[low:high]:  # blocks strictly inside it
+            if other_prefix > prefix:
+                found[id(network)] = network
+        return sorted(found.values(), key=self._order)
+
+    def _order(self, network: NetworkSpec) -> int:
+        key = (int(network.subnet.network_address), network.subnet.prefixlen)
+        return next(order for order, other in self._by_block[key] if other is network)
+
+
 class _Builder:
     """Runs the semantic checks over the document and builds the Spec.
 
@@ -980,12 +1025,14 @@ class _Builder:
 
     def _networks(self) -> list[NetworkSpec]:
         networks: list[NetworkSpec] = []
+        earlier = _EarlierNetworks()
         for name in self._mapping(("networks",)):
             path = ("networks", name)
             self._check_name(path, "network")
             network = self._network(path) if isinstance(self.doc.get(path), dict) else None
             if network is not None:
-                self._check_against_earlier(path, network, networks)
+                self._check_against_earlier(path, network, earlier)
+                earlier.add(network)
                 networks.append(network)
         return networks
 
@@ -1056,18 +1103,16 @@ class _Builder:
         addresses = (self._address((*path, key), subnet) for key in keys)
         return tuple(dict.fromkeys(address for address in addresses if address is not None))
 
-    def _check_against_earlier(
-        self, path: PathKey, network: NetworkSpec, earlier: list[NetworkSpec]
-    ) -> None:
+    def _check_against_earlier(self, path: PathKey, network: NetworkSpec, earlier: _EarlierNetworks) -> None:
         defaulted_bridge = self._string((*path, "bridge")) is None
         bridge_path = path if defaulted_bridge else (*path, "bridge")
-        for other in earlier:
-            if network.subnet.overlaps(other.subnet):
-                message = f"{network.subnet} overlaps {other.subnet} of network {other.name!r}"
-                self.doc.problem((*path, "subnet"), message)
-            if network.bridge == other.bridge:
-                message = f"bridge name {network.bridge!r} is already used by network {other.name!r}"
-                self.doc.problem(bridge_path, message, at_key=defaulted_bridge)
+        for other in earlier.overlapping(network.subnet):
+            message = f"{network.subnet} overlaps {other.subnet} of network {other.name!r}"
+            self.doc.problem((*path, "subnet"), message)
+        other = earlier.by_bridge.get(network.bridge)
+        if other is not None:
+            message = f"bridge name {network.bridge!r} is already used by network {other.name!r}"
+            self.doc.problem(bridge_path, message, at_key=defaulted_bridge)
 
     # containers
 

@@ -990,3 +990,25 @@ def _mappings(node) -> list:
     for child in children:
         found += _mappings(child)
     return found
+
+
+def test_overlaps_are_found_whichever_block_is_larger_and_in_spec_order():
+    text = (
+        "version: 1\nnetworks:\n"
+        "  a: {bridge: ba, subnet: 10.1.2.0/24}\n"
+        "  b: {bridge: bb, subnet: 10.9.0.0/16}\n"
+        "  c: {bridge: bc, subnet: 10.1.3.0/24}\n"
+        "  big: {bridge: bbig, subnet: 10.1.0.0/16}\n"
+        "  small: {bridge: bsmall, subnet: 10.9.7.128/25}\n"
+        "  same: {bridge: bsame, subnet: 10.9.0.0/16}\n"
+        "containers: {}\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_spec_text(text, "o.yaml")
+    assert [p.message for p in caught.value.problems] == [
+        "10.1.0.0/16 overlaps 10.1.2.0/24 of network 'a'",
+        "10.1.0.0/16 overlaps 10.1.3.0/24 of network 'c'",
+        "10.9.7.128/25 overlaps 10.9.0.0/16 of network 'b'",
+        "10.9.0.0/16 overlaps 10.9.0.0/16 of network 'b'",
+        "10.9.0.0/16 overlaps 10.9.7.128/25 of network 'small'",
+    ]
