@@ -138,7 +138,7 @@ def _extra_host(spec: Spec, container: ContainerSpec, item: str) -> hostsfile.Ho
 
 def _link_entry(spec: Spec, container: ContainerSpec, link: str, addresses) -> hostsfile.HostEntry:
     target_name, _, alias = link.partition(":")
-    target = next(c for c in spec.containers if c.name == target_name)
+    target = spec.container(target_name)
     mine = [a.network for a in container.networks]
     shared = next(a for a in target.networks if a.network in mine)
     return hostsfile.link_entry(
@@ -152,13 +152,12 @@ def assign_addresses(spec: Spec, live: State) -> dict[tuple[str, str], IPv4Addre
     live_addresses = _live_addresses(spec, live)
     result: dict[tuple[str, str], IPv4Address] = {}
     problems: list[Problem] = []
+    members_of: dict[str, list[tuple[ContainerSpec, Attachment]]] = {}
+    for container in spec.containers:
+        for attachment in container.networks:
+            members_of.setdefault(attachment.network, []).append((container, attachment))
     for network in spec.networks:
-        members = [
-            (container, attachment)
-            for container in spec.containers
-            for attachment in container.networks
-            if attachment.network == network.name
-        ]
+        members = members_of.get(network.name, [])
         try:
             result.update(_assign_in_network(network, members, live_addresses))
         except _PoolExhausted as exhausted:

@@ -8,6 +8,7 @@ point back at the spec line that requires them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
 
@@ -84,7 +85,15 @@ class Spec:
     containers: tuple[ContainerSpec, ...] = ()  # in spec order
 
     def network(self, name: str) -> NetworkSpec:
-        for network in self.networks:
-            if network.name == name:
-                return network
-        raise KeyError(name)
+        return self._networks_by_name[name]
+
+    def container(self, name: str) -> ContainerSpec:
+        return self._containers_by_name[name]
+
+    @cached_property
+    def _networks_by_name(self) -> dict[str, NetworkSpec]:
+        return {network.name: network for network in self.networks}
+
+    @cached_property
+    def _containers_by_name(self) -> dict[str, ContainerSpec]:
+        return {container.name: container for container in self.containers}
