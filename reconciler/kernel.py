@@ -3,7 +3,8 @@
 Consecutive actions of the same operation and kind are sent as netlink batches on
 the sockets the session keeps open; namespaces are created in-process (unshare +
 bind mount) and veth peers are created directly inside their namespace, never
-moved. Failures are translated into ApplyError naming the action and its source.
+moved. Container files are written atomically (temporary file + rename). Failures
+are translated into ApplyError naming the action and its source.
 """
 
 from __future__ import annotations

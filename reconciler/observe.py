@@ -1,7 +1,8 @@
 """Read the live state: the host namespace and every owned container namespace.
 
 Per namespace this costs three netlink dumps (links, IPv4 addresses, main-table
-routes) on a socket kept open, decoded by reconciler.netlink's minimal decoder.
+routes) on a socket kept open, decoded by reconciler.netlink's minimal decoder, and
+three small file reads (/etc/netns/<name>/hostname, hosts, resolv.conf).
 Only objects netreconcile owns become model objects; other host interfaces and
 namespaces are reported by name so the planner can refuse to take them over.
 """
