@@ -149,7 +149,7 @@ def _link_entry(spec: Spec, container: ContainerSpec, link: str, addresses) -> h
 
 def assign_addresses(spec: Spec, live: State) -> dict[tuple[str, str], IPv4Address]:
     """IPv4 address per (container, network)."""
-    live_addresses = _live_addresses(spec, live)
+    live_addresses = _live_addresses(live)
     result: dict[tuple[str, str], IPv4Address] = {}
     problems: list[Problem] = []
     members_of: dict[str, list[tuple[ContainerSpec, Attachment]]] = {}
@@ -176,7 +176,7 @@ class _PoolExhausted(Exception):
         self.attachment = attachment
 
 
-def _live_addresses(spec: Spec, live: State) -> dict[tuple[str, str], list[tuple[IPv4Address, int]]]:
+def _live_addresses(live: State) -> dict[tuple[str, str], list[tuple[IPv4Address, int]]]:
     """(address, prefix length) the kernel shows per (container namespace, interface name)."""
     found: dict[tuple[str, str], list[tuple[IPv4Address, int]]] = {}
     for obj in live.objects.values():

@@ -21,7 +21,7 @@ from reconciler import netlink as nl
 from reconciler.errors import ApplyError, KernelError
 from reconciler.model import HOST_NS, Bridge, File, Netns, Veth
 from reconciler.nlsocket import CLONE_NEWNET, NetlinkSocket, current_netns_fd, entered, setns
-from reconciler.observe import CONTAINER_FILES, bridge_alias, owned_netns, parse_alias, sysctl_path, veth_alias
+from reconciler.observe import CONTAINER_FILES, bridge_alias, list_netns, owned_netns, parse_alias, sysctl_path, veth_alias
 from reconciler.planner import CREATE, Action, Plan
 from reconciler.session import NETNS_DIR, KernelSession, netns_path
 
@@ -100,10 +100,14 @@ def ensure_host_netns(name: str) -> bool:
     if os.path.exists(netns_path(name)):
         return False
     fd, sock = create_netns(name, ipv6=True)
-    sock.close()
-    with entered(fd):
-        NetlinkSocket().execute([nl.set_link(1, index=LOOPBACK_IFINDEX, up=True)])
-    os.close(fd)
+    try:
+        failures = sock.execute([nl.set_link(sock.next_seq(), index=LOOPBACK_IFINDEX, up=True)])
+    finally:
+        sock.close()
+        os.close(fd)
+    if failures:
+        code = next(iter(failures.values()))
+        raise KernelError(f"setting lo up in host namespace {name}: {os.strerror(code)}", code)
     return True
 
 
@@ -120,6 +124,11 @@ def write_atomically(directory: str, filename: str, content: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def _unlink_if_present(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _write(path: str, value: str) -> None:
@@ -196,7 +205,7 @@ class KernelWriter:
         prepare_netns_dir()
         # recorded before creation (cookie 0), so a crash never leaves one of ours unrecorded
         names = {a.obj.netns for a in actions}
-        record = owned_netns(self.session, self.session.state.recorded_netns())
+        record = owned_netns(self.session, self.session.state.recorded_netns(), list_netns())
         record.update({a.obj.netns: 0 for a in actions})
         self.session.state.write_netns_record(record)
         try:
@@ -237,7 +246,7 @@ class KernelWriter:
                 delete_netns(action.obj.netns)
             except KernelError as error:
                 raise _apply_error(action, error.errno, str(error)) from error
-        record = owned_netns(self.session, self.session.state.recorded_netns())
+        record = owned_netns(self.session, self.session.state.recorded_netns(), list_netns())
         self.session.state.write_netns_record({n: c for n, c in record.items() if n not in names})
         self._await_peers_gone(actions[0], names)
 
@@ -404,19 +413,14 @@ class KernelWriter:
         for action in actions:
             obj: File = action.obj
             try:
-                os.unlink(os.path.join(self.session.etc_dir(obj.netns), obj.filename))
-            except FileNotFoundError:
-                pass
+                _unlink_if_present(os.path.join(self.session.etc_dir(obj.netns), obj.filename))
             except OSError as error:
                 raise _apply_error(action, error.errno, f"deleting {obj.name}") from error
 
     def _remove_files_of(self, netns: str) -> None:
         directory = self.session.etc_dir(netns)
         for filename in CONTAINER_FILES:
-            try:
-                os.unlink(os.path.join(directory, filename))
-            except FileNotFoundError:
-                pass
+            _unlink_if_present(os.path.join(directory, filename))
         try:
             os.rmdir(directory)
         except (FileNotFoundError, OSError):

@@ -25,8 +25,6 @@ SO_NETNS_COOKIE = 71
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
 NETLINK_GET_STRICT_CHK = 12
-IFLA_EXT_MASK = 29
-RTEXT_FILTER_SKIP_STATS = 1 << 3
 _RECV_SIZE = 1 << 20
 _BATCH_BYTES = 48 * 1024
 
@@ -117,10 +115,7 @@ class NetlinkSocket:
     def dump(self, build) -> list[tuple[int, bytes]]:
         """(type, payload) of every message a dump request answers; build(seq) -> request."""
         seq = self.next_seq()
-        request = build(seq)
-        if request[4:6] == nl.RTM_GETLINK.to_bytes(2, "little"):
-            request = _with_skip_stats(request)
-        self.sock.send(request)
+        self.sock.send(build(seq))
         replies: list[tuple[int, bytes]] = []
         while True:
             for kind, _, reply_seq, payload in nl.messages(self._receive()):
@@ -185,7 +180,7 @@ class NetlinkSocket:
         requests = {}
         for ifname in ifnames:
             seq = self.next_seq()
-            requests[seq] = (ifname, _with_skip_stats(nl.get_link(seq, ifname)))
+            requests[seq] = (ifname, nl.get_link(seq, ifname))
         answers = self.query([request for _, request in requests.values()])
         found = {}
         for seq, (ifname, _) in requests.items():
@@ -196,9 +191,3 @@ class NetlinkSocket:
                 raise KernelError(f"looking up {ifname}: {os.strerror(answer)}", answer)
         return found
 
-
-def _with_skip_stats(request: bytes) -> bytes:
-    """Append IFLA_EXT_MASK=skip-stats: link dumps then carry a quarter of the bytes."""
-    extra = nl.attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
-    length = int.from_bytes(request[0:4], "little") + len(extra)
-    return length.to_bytes(4, "little") + request[4:] + extra

@@ -49,11 +49,10 @@ def list_netns() -> set[str]:
         return set()
 
 
-def owned_netns(session: KernelSession, record: dict[str, int]) -> dict[str, int]:
-    """The part of the record whose namespaces exist and are still the ones we made,
+def owned_netns(session: KernelSession, record: dict[str, int], present: set[str]) -> dict[str, int]:
+    """The part of the record whose namespaces are `present` and still the ones we made,
     with their cookies (a recorded cookie of 0 means: being created by us)."""
     owned = {}
-    present = list_netns()
     for name, cookie in record.items():
         if name not in present:
             continue
@@ -87,7 +86,7 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
             objects.append(Address(HOST_NS, by_index[addr.index].ifname, addr.cidr))
 
     present = list_netns()
-    owned_set = set(owned_netns(session, session.state.recorded_netns()))
+    owned_set = set(owned_netns(session, session.state.recorded_netns(), present))
     peers: dict[int, tuple[str, nl.Link]] = {}
     if inside_containers:
         inside, peers = _read_containers(session, sorted(owned_set))
