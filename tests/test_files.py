@@ -123,3 +123,14 @@ def test_removed_container_and_destroy_remove_the_files(sandbox, files_spec):
     assert not etc(sandbox, "web", "hosts").parent.exists()
     assert not etc(sandbox, "db", "hosts").parent.exists()
     assert sh(f"ls /etc/netns | grep {sandbox.prefix} || true").strip() == ""
+
+
+def test_etc_netns_option_puts_the_files_elsewhere(sandbox, files_spec):
+    spec, _ = files_spec
+    elsewhere = sandbox.tmp / "etc-netns"
+    result = sandbox.run("--etc-netns", str(elsewhere), "apply", "-o", "json", spec=spec)
+    assert result.code == 0, result.stderr
+    assert (elsewhere / sandbox.name("web") / "hosts").read_text().endswith("172.31.0.2\tweb.example.com web\n")
+    assert not etc(sandbox, "web", "hosts").parent.exists()
+    assert sandbox.run("--etc-netns", str(elsewhere), "destroy", spec=spec).code == 0
+    assert not (elsewhere / sandbox.name("web")).exists()
