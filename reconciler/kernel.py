@@ -227,13 +227,12 @@ class KernelWriter:
     def _update_netns(self, actions: list[Action]) -> None:
         for action in actions:
             obj: Netns = action.obj
-            fields = {name for name, _, _ in action.changes}
-            if "ipv6" in fields:
+            if _changed(action, "ipv6"):
                 value = "0" if obj.ipv6 else "1"
                 self._sysctl(obj.netns, [
                     (action, f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", value) for scope in ("all", "default")
                 ])
-            if "lo_up" in fields:
+            if _changed(action, "lo_up"):
                 sock = self.session.socket(obj.netns)
                 self._send(sock, [(action, nl.set_link(sock.next_seq(), index=LOOPBACK_IFINDEX, up=obj.lo_up))])
 
@@ -287,12 +286,11 @@ class KernelWriter:
         pairs = []
         for action in actions:
             obj: Bridge = action.obj
-            fields = {name for name, _, _ in action.changes}
             pairs.append((action, nl.set_link(
                 host.next_seq(), ifname=obj.ifname,
-                mtu=obj.mtu if "mtu" in fields else None,
-                mac=obj.mac if "mac" in fields else None,
-                up=obj.up if "up" in fields else None,
+                mtu=obj.mtu if _changed(action, "mtu") else None,
+                mac=obj.mac if _changed(action, "mac") else None,
+                up=obj.up if _changed(action, "up") else None,
             )))
         self._send(host, pairs)
 

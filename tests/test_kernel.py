@@ -233,3 +233,18 @@ def test_reading_containers_in_a_second_process_sees_the_same_state(sandbox, mon
     serial, forked = read(10**6), read(2)
     assert forked == serial
     assert len([o for o in forked.objects.values() if o.kind == "veth" and o.netns != "?"]) == 3
+
+
+def test_links_set_down_by_hand_are_brought_up_again_in_place(sandbox):
+    spec = sandbox.write_spec(THREE)
+    sandbox.apply(spec)
+    bridge_index = sandbox.links(sandbox.host)[sandbox.name("br")]["ifindex"]
+    sandbox.host_sh(f"ip link set {sandbox.name('br')} down")
+    sandbox.in_ns("web", "ip link set lo down")
+    actions = sandbox.apply(spec)["actions"]
+    assert {(a["op"], a["kind"], a["name"]) for a in actions} == {
+        ("update", "bridge", sandbox.name("br")), ("update", "netns", sandbox.name("web"))}
+    assert "UP" in sandbox.links(sandbox.host)[sandbox.name("br")]["flags"]
+    assert sandbox.links(sandbox.host)[sandbox.name("br")]["ifindex"] == bridge_index
+    assert "UP" in sandbox.links(sandbox.name("web"))["lo"]["flags"]
+    assert ping(sandbox, "web", "172.31.0.10")
