@@ -12,12 +12,19 @@ import hashlib
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from reconciler import hostsfile, resolvconf
+from reconciler import firewall, hostsfile, resolvconf
 from reconciler.errors import Problem, SpecError
-from reconciler.model import HOST_NS, Address, Bridge, File, KernelObject, Netns, Route, State, Sysctl, Veth
+from reconciler.model import (
+    HOST_NS, Address, Bridge, File, Firewall, KernelObject, Netns, Route, State, Sysctl, Veth,
+)
 from reconciler.spec import Attachment, ContainerSpec, NetworkSpec, Spec
 
 IP_FORWARD = "net.ipv4.ip_forward"
+
+
+def route_localnet(bridge: str) -> str:
+    """The sysctl that lets the host's 127.0.0.1 traffic be DNATed out of `bridge`."""
+    return f"net/ipv4/conf/{bridge}/route_localnet"
 
 
 @dataclass(frozen=True)
@@ -55,9 +62,55 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
     for container in spec.containers:
         objects += container_objects(spec, container, addresses)
         objects += container_files(spec, container, addresses, host_resolv, host_files.resolv_conf_path)
-    if spec.host.ip_forward:
+    objects += firewall_objects(spec, addresses)
+    if forwarding_needed(spec):
         objects.append(Sysctl(HOST_NS, IP_FORWARD, "1", source=str(spec.host.location)))
     return State.of(objects)
+
+
+def forwarding_needed(spec: Spec) -> bool:
+    """host.ip_forward as given, else whether some network reaches beyond its bridge."""
+    if spec.host.ip_forward is not None:
+        return spec.host.ip_forward
+    return any(not network.internal for network in spec.networks)
+
+
+def gateway_attachment(spec: Spec, container: ContainerSpec) -> Attachment | None:
+    """The network that gives the container its default route: the first listed that
+    is not internal (internal networks have no way out)."""
+    return next((a for a in container.networks if not spec.network(a.network).internal), None)
+
+
+def publications(spec: Spec, addresses: dict[tuple[str, str], IPv4Address]) -> list[firewall.Publication]:
+    found = []
+    for container in spec.containers:
+        attachment = gateway_attachment(spec, container) if container.ports else None
+        if attachment is not None:
+            network = spec.network(attachment.network)
+            found.append(firewall.Publication(network, addresses[(container.name, network.name)], container.ports,
+                                              veth_name(container.name, network.name)))
+    return found
+
+
+def bridge_ports(spec: Spec) -> list[firewall.Port]:
+    return [
+        firewall.Port(spec.network(a.network), veth_name(container.name, a.network))
+        for container in spec.containers for a in container.networks
+    ]
+
+
+def firewall_objects(spec: Spec, addresses: dict[tuple[str, str], IPv4Address]) -> list[KernelObject]:
+    """The nftables tables, and route_localnet on bridges that publish ports."""
+    if not spec.networks:
+        return []
+    published = publications(spec, addresses)
+    tables = firewall.render(list(spec.networks), published, bridge_ports(spec))
+    source = str(spec.networks[0].location)
+    objects: list[KernelObject] = [Firewall(HOST_NS, firewall.normalize(tables), source=source)]
+    for name in dict.fromkeys(p.network.name for p in published):
+        network = spec.network(name)
+        objects.append(Sysctl(HOST_NS, route_localnet(network.bridge), "1", source=str(network.location)))
+    return objects
 
 
 def network_objects(network: NetworkSpec) -> list[KernelObject]:
@@ -73,6 +126,10 @@ def container_objects(
     spec: Spec, container: ContainerSpec, addresses: dict[tuple[str, str], IPv4Address]
 ) -> list[KernelObject]:
     objects: list[KernelObject] = [Netns(container.name, source=str(container.location))]
+    gateway = gateway_attachment(spec, container)
+    # its published ports are DNATed to its gateway network; reaching them from inside
+    # itself sends frames back out of the port they came in by
+    hairpin_on = gateway if container.ports else None
     for index, attachment in enumerate(container.networks):
         network = spec.network(attachment.network)
         address = addresses[(container.name, network.name)]
@@ -89,11 +146,12 @@ def container_objects(
                 mac=attachment.mac_address or mac_for(address),
                 mtu=network.mtu,
                 peer_mtu=network.mtu,
+                hairpin=attachment is hairpin_on,
                 source=source,
             )
         )
         objects.append(Address(container.name, ifname, f"{address}/{network.subnet.prefixlen}", source=source))
-        if index == 0:
+        if attachment is gateway:
             objects.append(Route(container.name, "default", str(network.gateway), ifname, source=source))
     return objects
 

@@ -10,12 +10,12 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from reconciler import resolvconf
+from reconciler import firewall, nft, resolvconf
 from reconciler.desired import HostFiles, build_desired
 from reconciler.errors import ConflictError, PrerequisiteError, VerifyError
 from reconciler.model import State
 from reconciler.observe import observe
-from reconciler.planner import Plan, plan
+from reconciler.planner import DELETE, Plan, plan
 from reconciler.session import KernelSession
 from reconciler.spec import Spec
 
@@ -54,7 +54,20 @@ def plan_for(spec: Spec | None, session: KernelSession) -> Plan:
         return plan(EMPTY_SPEC_STATE, observe(session, inside_containers=False))
     live = observe(session)
     desired = build_desired(spec, live, read_host_files(spec))
-    return plan(desired, live)
+    result = plan(desired, live)
+    check_firewall(result, session)
+    return result
+
+
+def check_firewall(current: Plan, session: KernelSession) -> None:
+    """Ask the kernel (nft -c, which changes nothing) whether it accepts the table the
+    plan would load, so that neither plan nor apply finds out halfway."""
+    for action in current.actions:
+        if action.kind == "firewall" and action.op != DELETE:
+            nft.require()
+            error = nft.check_ruleset(session.host_fd, firewall.replace_script(action.obj.ruleset))
+            if error:
+                raise PrerequisiteError(f"the kernel rejects the firewall table (nft -c): {error}")
 
 
 def converge(

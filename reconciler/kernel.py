@@ -17,9 +17,10 @@ import os
 import time
 from typing import Callable
 
+from reconciler import firewall, nft
 from reconciler import netlink as nl
 from reconciler.errors import ApplyError, KernelError
-from reconciler.model import HOST_NS, Bridge, File, Netns, Veth
+from reconciler.model import HOST_NS, Bridge, File, Firewall, Netns, Veth
 from reconciler.nlsocket import CLONE_NEWNET, NetlinkSocket, current_netns_fd, entered, setns
 from reconciler.observe import CONTAINER_FILES, bridge_alias, list_netns, owned_netns, parse_alias, sysctl_path, veth_alias
 from reconciler.planner import CREATE, Action, Plan
@@ -318,7 +319,8 @@ class KernelWriter:
             ])
         self._send(host, [
             (a, nl.set_link(host.next_seq(), ifname=a.obj.host_ifname,
-                            alias=veth_alias(a.obj.container, a.obj.network), up=a.obj.host_up))
+                            alias=veth_alias(a.obj.container, a.obj.network), up=a.obj.host_up,
+                            hairpin=True if a.obj.hairpin else None))
             for a in actions
         ])
         for netns, group in self._per_netns(actions).items():
@@ -344,6 +346,11 @@ class KernelWriter:
                 self._sysctl(HOST_NS, [(action, f"/proc/sys/net/ipv6/conf/{obj.host_ifname}/disable_ipv6", value)])
                 self._sysctl(obj.netns, [(action, f"/proc/sys/net/ipv6/conf/{obj.peer_ifname}/disable_ipv6", value)])
         self._send(host, host_pairs)
+        # after any change of bridge: the flag belongs to the port on the new bridge
+        self._send(host, [
+            (a, nl.set_link(host.next_seq(), ifname=a.obj.host_ifname, hairpin=a.obj.hairpin))
+            for a in actions if _changed(a, "hairpin", "bridge")
+        ])
         for netns, group in self._per_netns(actions).items():
             sock = self.session.socket(netns)
             pairs = [
@@ -423,6 +430,24 @@ class KernelWriter:
             os.rmdir(directory)
         except (FileNotFoundError, OSError):
             pass  # absent, or holding files that are not ours
+
+    # the firewall table
+    def _create_firewall(self, actions: list[Action]) -> None:
+        for action in actions:
+            obj: Firewall = action.obj
+            self._nft(action, firewall.replace_script(obj.ruleset))
+
+    _update_firewall = _create_firewall
+
+    def _delete_firewall(self, actions: list[Action]) -> None:
+        for action in actions:
+            self._nft(action, firewall.delete_script())
+
+    def _nft(self, action: Action, script: str) -> None:
+        try:
+            nft.load_ruleset(self._fd(action.obj.netns), script)
+        except KernelError as error:
+            raise _apply_error(action, None, str(error)) from error
 
     # sysctls
     def _create_sysctl(self, actions: list[Action]) -> None:

@@ -50,6 +50,7 @@ from reconciler.hostsfile import (
     parse_extra_host,
     validate_hostname,
 )
+from reconciler.ports import PortError, PortMapping, overlaps, parse_port
 from reconciler.resolvconf import validate_dns_search, validate_nameserver
 from reconciler.spec import (
     Attachment,
@@ -84,11 +85,7 @@ MAX_NESTING = 32  # the spec needs 6 levels of nodes; the schema checks recurse 
 # any one name. Value: None to refuse any value, or the values that are accepted (the
 # defaults). Lift an entry once the planner implements the field.
 NOT_SUPPORTED_YET: dict[str, tuple[Any, ...] | None] = {
-    "networks.*.icc": (True,),
-    "networks.*.masquerade": (True,),
-    "networks.*.internal": (False,),
     "containers.*.network_mode": ("bridge",),
-    "containers.*.ports": None,
 }
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -884,6 +881,40 @@ def _free_addresses(network: NetworkSpec) -> int:
     return subnet.num_addresses - 2 - len(reserved)
 
 
+def _port_clashes(
+    published: list[tuple[PathKey, PortMapping]],
+) -> Iterator[tuple[PathKey, PortMapping, PathKey]]:
+    """(path, mapping, path of an earlier mapping it overlaps) for each clash: a sweep
+    over host port ranges per protocol, so that thousands of ports stay cheap."""
+    order = {path: index for index, (path, _) in enumerate(published)}
+    by_protocol: dict[str, list[tuple[PathKey, PortMapping]]] = {}
+    for path, mapping in published:
+        by_protocol.setdefault(mapping.protocol, []).append((path, mapping))
+    clashes: list[tuple[PathKey, PortMapping, PathKey]] = []
+    for entries in by_protocol.values():
+        entries.sort(key=lambda entry: (entry[1].host_first, order[entry[0]]))
+        active: list[tuple[PathKey, PortMapping]] = []
+        for path, mapping in entries:
+            active = [(p, m) for p, m in active if m.host_last >= mapping.host_first]
+            for other_path, other in active:
+                if overlaps(mapping, other):
+                    first, second = sorted([(path, mapping), (other_path, other)], key=lambda e: order[e[0]])
+                    clashes.append((second[0], second[1], first[0]))
+                    break
+            active.append((path, mapping))
+    first_per_path = {}
+    for clash in clashes:
+        first_per_path.setdefault(clash[0], clash)
+    return iter(sorted(first_per_path.values(), key=lambda clash: order[clash[0]]))
+
+
+def _port_claim(mapping: PortMapping) -> str:
+    ports = f"{mapping.host_first}" if mapping.host_first == mapping.host_last else \
+        f"{mapping.host_first}-{mapping.host_last}"
+    address = mapping.host_ip if mapping.host_ip is not None else "0.0.0.0"
+    return f"{address}:{ports}/{mapping.protocol}"
+
+
 def _not_supported_rule(path: PathKey) -> str | None:
     """The NOT_SUPPORTED_YET pattern matching `path`, if any."""
     # This runs for every value: look at the patterns of the path's length only, and at
@@ -971,12 +1002,14 @@ class _Builder:
         self.address_owners: dict[IPv4Address, str] = {}
         self.mac_owners: dict[str, str] = {}
         self.links: list[tuple[PathKey, str]] = []  # each link item's path and target name
+        self.published: list[tuple[PathKey, PortMapping]] = []  # each ports item's path and mapping
 
     def build(self) -> Spec:
         networks = self._networks()
         containers = self._containers({network.name: network for network in networks})
         self._check_capacity(networks, containers)
         self._check_links(containers)
+        self._check_published_ports(networks, containers)
         self._check_not_supported_yet()
         return Spec(
             path=self.doc.filename,
@@ -1145,6 +1178,7 @@ class _Builder:
             dns_search=self._checked_strings((*path, "dns_search"), settings.get("dns_search"), validate_dns_search),
             dns_opt=self._checked_strings((*path, "dns_opt"), settings.get("dns_opt"), _dns_option_issue),
             extra_hosts=self._extra_hosts((*path, "extra_hosts"), settings.get("extra_hosts")),
+            ports=self._ports((*path, "ports"), settings.get("ports")),
             location=self.doc.key_location(path),
         )
 
@@ -1224,6 +1258,22 @@ class _Builder:
                 else:
                     entries.append(f"{name}:{entry.address}")
         return tuple(entries)
+
+    def _ports(self, path: PathKey, value: Any) -> tuple[PortMapping, ...]:
+        if type(value) is not list:
+            return ()
+        mappings = []
+        for index, item in enumerate(value):
+            if type(item) not in (str, int):
+                continue
+            try:
+                mapping = parse_port(item)
+            except PortError as error:
+                self.doc.problem((*path, index), str(error))
+                continue
+            mappings.append(mapping)
+            self.published.append(((*path, index), mapping))
+        return tuple(mappings)
 
     def _attachment_entries(self, path: PathKey) -> list[tuple[PathKey, str]]:
         """Each entry naming a network (list item or mapping key), with the network name."""
@@ -1329,6 +1379,18 @@ class _Builder:
                 mine, theirs = networks_of.get(owner), networks_of.get(target)
                 if mine and theirs and mine.isdisjoint(theirs):  # no networks: reported already
                     self.doc.problem(path, f"link target {target!r} does not share a network with {owner!r}")
+
+    def _check_published_ports(self, networks: list[NetworkSpec], containers: list[ContainerSpec]) -> None:
+        """No host port, protocol and address published twice (a wildcard address takes
+        the port on every address), and every publisher has a network with a way out."""
+        internal = {network.name for network in networks if network.internal}
+        for container in containers:
+            if container.ports and container.networks and all(a.network in internal for a in container.networks):
+                message = f"container {container.name!r} is only on internal networks: its ports cannot be published"
+                self.doc.problem(("containers", container.name, "ports"), message, at_key=True)
+        for path, mapping, earlier_path in _port_clashes(self.published):
+            earlier = f"{_dotted(earlier_path)} ({self.doc.location(earlier_path)})"
+            self.doc.problem(path, f"host port {_port_claim(mapping)} is already published by {earlier}")
 
     def _check_not_supported_yet(self) -> None:
         for path in list(self.doc.value_locations):

@@ -95,6 +95,7 @@ class Veth(KernelObject):
     host_up: bool = True
     peer_up: bool = True
     ipv6: bool = False  # whether IPv6 is enabled on either end
+    hairpin: bool = False  # hairpin mode of the host end (a container reaching its own published port)
     source: str = field(default="", compare=False)
 
     @property
@@ -167,7 +168,10 @@ class File(KernelObject):
 
 @dataclass(frozen=True)
 class Sysctl(KernelObject):
-    """A sysctl of a namespace, e.g. net.ipv4.ip_forward in the host namespace."""
+    """A sysctl of a namespace, e.g. net.ipv4.ip_forward in the host namespace.
+
+    Per-interface settings are written with slashes (net/ipv4/conf/br.1/route_localnet)
+    because interface names may contain dots."""
 
     kind: ClassVar[str] = "sysctl"
     netns: str
@@ -182,6 +186,25 @@ class Sysctl(KernelObject):
     @property
     def name(self) -> str:
         return f"{self.setting} in {self.netns or 'host'}"
+
+
+@dataclass(frozen=True)
+class Firewall(KernelObject):
+    """netreconcile's nftables tables in a namespace (inet, and bridge when needed);
+    `ruleset` is their normalized listing, replaced as a whole."""
+
+    kind: ClassVar[str] = "firewall"
+    netns: str
+    ruleset: str
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("firewall", self.netns)
+
+    @property
+    def name(self) -> str:
+        return f"netreconcile tables in {self.netns or 'host'}"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ NLA_TYPE_MASK = 0x3FFF
 # link attributes
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC, IFLA_NET_NS_FD = 18, 20, 26, 28
-IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_DATA = 1, 2, 5
+IFLA_BRPORT_MODE = 4  # a bridge port's hairpin mode (u8), in its slave data
 VETH_INFO_PEER = 1
 IFLA_INET6_CONF = 2
 DEVCONF_DISABLE_IPV6 = 26
@@ -118,8 +119,10 @@ def new_veth(
 def set_link(
     seq: int, *, index: int = 0, ifname: str | None = None, up: bool | None = None,
     mtu: int | None = None, mac: str | None = None, master: int | None = None, alias: str | None = None,
+    hairpin: bool | None = None,
 ) -> bytes:
-    """RTM_NEWLINK on an existing link, found by index or (index 0) by name."""
+    """RTM_NEWLINK on an existing link, found by index or (index 0) by name.
+    `hairpin` sets the hairpin mode of a link that is already a bridge port."""
     flags = change = 0
     if up is not None:
         change = IFF_UP
@@ -135,6 +138,8 @@ def set_link(
         body += attr_u32(IFLA_MASTER, master)
     if alias is not None:
         body += attr_str(IFLA_IFALIAS, alias)
+    if hairpin is not None:
+        body += nested(IFLA_LINKINFO, nested(IFLA_INFO_SLAVE_DATA, attr(IFLA_BRPORT_MODE, bytes([hairpin]))))
     return message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, body)
 
 
@@ -248,7 +253,8 @@ def _mac(data: bytes | None) -> str:
 
 _LINK_FIELDS = frozenset({IFLA_IFNAME, IFLA_MTU, IFLA_ADDRESS, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_LINK,
                           IFLA_AF_SPEC})
-_INFO_FIELDS = frozenset({IFLA_INFO_KIND})
+_INFO_FIELDS = frozenset({IFLA_INFO_KIND, IFLA_INFO_SLAVE_DATA})
+_BRPORT_FIELDS = frozenset({IFLA_BRPORT_MODE})
 _AF_INET6 = frozenset({socket.AF_INET6})
 _INET6_CONF = frozenset({IFLA_INET6_CONF})
 
@@ -265,6 +271,7 @@ class Link:
     alias: str
     peer_index: int  # IFLA_LINK: a veth's peer ifindex (in the peer's namespace)
     ipv6: bool  # IPv6 enabled on the device (False when disabled or absent)
+    hairpin: bool  # a bridge port in hairpin mode
 
 
 def decode_link(payload: bytes) -> Link:
@@ -282,7 +289,13 @@ def decode_link(payload: bytes) -> Link:
         alias=_cstr(found.get(IFLA_IFALIAS)),
         peer_index=_u32(found.get(IFLA_LINK)),
         ipv6=_ipv6_enabled(found.get(IFLA_AF_SPEC)),
+        hairpin=_hairpin(info.get(IFLA_INFO_SLAVE_DATA)),
     )
+
+
+def _hairpin(slave_data: bytes | None) -> bool:
+    flag = attrs(slave_data, 0, _BRPORT_FIELDS).get(IFLA_BRPORT_MODE) if slave_data else None
+    return bool(flag and flag[0])
 
 
 def _ipv6_enabled(af_spec: bytes | None) -> bool:

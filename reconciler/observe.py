@@ -12,9 +12,12 @@ from __future__ import annotations
 import os
 import pickle
 
+from reconciler import firewall, nft
 from reconciler import netlink as nl
-from reconciler.desired import IP_FORWARD
-from reconciler.model import HOST_NS, Address, Bridge, File, KernelObject, Netns, Route, State, Sysctl, Veth
+from reconciler.desired import IP_FORWARD, route_localnet
+from reconciler.model import (
+    HOST_NS, Address, Bridge, File, Firewall, KernelObject, Netns, Route, State, Sysctl, Veth,
+)
 from reconciler.errors import KernelError
 from reconciler.nlsocket import NetlinkSocket, entered
 from reconciler.session import NETNS_DIR, KernelSession
@@ -112,10 +115,24 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
                 host_up=link.up,
                 peer_up=peer.up if peer else False,
                 ipv6=link.ipv6 or (peer.ipv6 if peer else False),
+                hairpin=link.hairpin,
             )
         )
-    objects.append(Sysctl(HOST_NS, IP_FORWARD, read_sysctl(session.host_fd, IP_FORWARD)))
+    settings = [IP_FORWARD] + [route_localnet(link.ifname) for link, _ in owned_bridges.values()]
+    objects += [Sysctl(HOST_NS, name, value) for name, value in read_sysctls(session.host_fd, settings).items()]
+    objects += observe_firewall(session)
     return State.of(objects, foreign_links=foreign, foreign_netns=present - owned_set)
+
+
+def observe_firewall(session: KernelSession) -> list[KernelObject]:
+    """netreconcile's nftables tables in the host namespace, if any is there. Without
+    the nft command they cannot have been made by netreconcile: nothing to read."""
+    if nft.binary() is None:
+        return []
+    listings = [nft.list_table(session.host_fd, family, firewall.TABLE) for family in firewall.FAMILIES]
+    if all(listing is None for listing in listings):
+        return []
+    return [Firewall(HOST_NS, firewall.normalize("".join(listing or "" for listing in listings)))]
 
 
 PARALLEL_FROM = 200  # container namespaces; below this a second process costs more than it saves
@@ -235,14 +252,15 @@ def _addrs(sock: NetlinkSocket) -> list[nl.Addr]:
 
 
 def sysctl_path(setting: str) -> str:
-    return "/proc/sys/" + setting.replace(".", "/")
+    """/proc/sys path of a dotted (net.ipv4.ip_forward) or slashed setting."""
+    return "/proc/sys/" + (setting if "/" in setting else setting.replace(".", "/"))
 
 
-def read_sysctl(netns_fd: int, setting: str) -> str:
-    """Net sysctls belong to the namespace of the thread that opens the file."""
+def read_sysctls(netns_fd: int, settings: list[str]) -> dict[str, str]:
+    """Net sysctls belong to the namespace of the thread that opens the file; an
+    absent setting reads as ''."""
+    values = {}
     with entered(netns_fd):
-        try:
-            with open(sysctl_path(setting)) as handle:
-                return handle.read().strip()
-        except FileNotFoundError:
-            return ""
+        for setting in settings:
+            values[setting] = (_read_small_file(sysctl_path(setting)) or "").strip()
+    return values

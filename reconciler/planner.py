@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler import firewall
 from reconciler.model import HOST_NS, Address, Bridge, File, KernelObject, Netns, Route, State, Sysctl, Veth
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
@@ -19,7 +20,11 @@ CREATE, UPDATE, DELETE = "create", "update", "delete"
 # namespaces are independent; namespaces rank above bridges so that they are deleted
 # first: the kernel then takes their veths off the bridge in one batch, and the
 # bridge is deleted without ports (unenslaving 1000 ports one by one costs 0.3 s).
-RANK: dict[str, int] = {"bridge": 0, "netns": 1, "veth": 2, "address": 3, "route": 4, "file": 5, "sysctl": 6}
+# The firewall comes before the sysctls so that forwarding is enabled behind it.
+RANK: dict[str, int] = {
+    "bridge": 0, "netns": 1, "veth": 2, "address": 3, "route": 4, "file": 5, "firewall": 6, "sysctl": 7,
+}
+SHOWN_RULE_CHANGES = 3
 
 
 @dataclass(frozen=True)
@@ -104,11 +109,27 @@ def plan(desired: State, live: State) -> Plan:
 
 
 def _describe(changes: tuple[tuple[str, object, object], ...]) -> str:
-    """'field live -> desired' for each change; for file contents, the first changed line."""
-    return ", ".join(
-        _describe_content(old, new) if name == "content" else f"{name} {old!r} -> {new!r}"
-        for name, old, new in changes
-    )
+    """'field live -> desired' for each change; for file contents, the first changed
+    line; for a firewall table, the rules it gains and loses."""
+    described = []
+    for name, old, new in changes:
+        if name == "content":
+            described.append(_describe_content(old, new))
+        elif name == "ruleset":
+            described.append(_describe_rules(old, new))
+        else:
+            described.append(f"{name} {old!r} -> {new!r}")
+    return ", ".join(described)
+
+
+def _describe_rules(old: str, new: str) -> str:
+    added, removed = firewall.rule_changes(old, new)
+    shown = [f"+ {rule}" for rule in added] + [f"- {rule}" for rule in removed]
+    summary = f"replace the tables: {len(added)} rule(s) to add, {len(removed)} to remove"
+    if not shown:
+        return summary + " (the tables' layout differs)"
+    more = f"; and {len(shown) - SHOWN_RULE_CHANGES} more" if len(shown) > SHOWN_RULE_CHANGES else ""
+    return f"{summary}: {'; '.join(shown[:SHOWN_RULE_CHANGES])}{more}"
 
 
 def _describe_content(old: str, new: str) -> str:
@@ -185,4 +206,7 @@ def dependencies(obj: KernelObject, state: State) -> set[tuple]:
                 k for k, o in state.objects.items()
                 if isinstance(o, Address) and (o.netns, o.ifname) == (obj.netns, obj.ifname)
             }
+    elif isinstance(obj, Sysctl) and obj.setting.startswith("net/ipv4/conf/"):
+        ifname = obj.setting.split("/")[3]
+        deps |= {k for k, o in state.objects.items() if isinstance(o, Bridge) and o.ifname == ifname}
     return deps & set(state.objects)

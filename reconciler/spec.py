@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
+from reconciler.ports import PortMapping
+
 
 @dataclass(frozen=True, order=True)
 class Location:
@@ -29,7 +31,7 @@ UNKNOWN_LOCATION = Location("<unknown>", 0, 0)
 
 @dataclass(frozen=True)
 class HostSpec:
-    ip_forward: bool = True
+    ip_forward: bool | None = None  # None: set it when a network needs forwarding
     resolv_conf: str = "/etc/resolv.conf"
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
 
@@ -72,7 +74,7 @@ class ContainerSpec:
     dns_search: tuple[str, ...] = ()
     dns_opt: tuple[str, ...] = ()
     extra_hosts: tuple[str, ...] = ()
-    ports: tuple[str, ...] = ()
+    ports: tuple[PortMapping, ...] = ()
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
 
 

@@ -14,8 +14,9 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from hypothesis import strategies as st
 
 from reconciler.desired import build_desired
-from reconciler.model import HOST_NS, Address, Bridge, File, Netns, Route, State, Sysctl, Veth
+from reconciler.model import HOST_NS, Address, Bridge, File, Firewall, Netns, Route, State, Sysctl, Veth
 from reconciler.planner import DELETE, Plan
+from reconciler.ports import PortMapping
 from reconciler.spec import Attachment, ContainerSpec, HostSpec, Location, NetworkSpec, Spec
 
 NETWORK_NAMES = ["front", "back", "data"]
@@ -31,7 +32,8 @@ def specs(draw) -> Spec:
         subnet = IPv4Network(f"10.{third}.0.0/24")
         networks.append(NetworkSpec(
             name=name, bridge=f"br-{name}", subnet=subnet, gateway=subnet.network_address + 1,
-            mtu=draw(st.sampled_from([1500, 1400])), location=Location("t.yaml", index + 1, 3),
+            mtu=draw(st.sampled_from([1500, 1400])), icc=draw(st.booleans()), masquerade=draw(st.booleans()),
+            internal=draw(st.booleans()), location=Location("t.yaml", index + 1, 3),
         ))
     containers = []
     if networks:
@@ -44,9 +46,14 @@ def specs(draw) -> Spec:
                 address = network.subnet.network_address + 100 + index if static else None
                 attachments.append(Attachment(network.name, ipv4_address=address,
                                               location=Location("t.yaml", 20 + index, 5)))
-            containers.append(ContainerSpec(name, tuple(attachments), location=Location("t.yaml", 20 + index, 3)))
-    return Spec("t.yaml", host=HostSpec(ip_forward=draw(st.booleans())), networks=tuple(networks),
-                containers=tuple(containers))
+            ports = draw(st.lists(st.builds(  # host ports apart per container: no clashes
+                PortMapping, st.sampled_from([None, IPv4Address("127.0.0.1")]), st.just(8000 + 10 * index),
+                st.just(8000 + 10 * index + draw(st.integers(0, 2))), st.integers(1, 100), st.sampled_from(["tcp", "udp"]),
+            ), max_size=1))
+            containers.append(ContainerSpec(name, tuple(attachments), ports=tuple(ports),
+                                            location=Location("t.yaml", 20 + index, 3)))
+    return Spec("t.yaml", host=HostSpec(ip_forward=draw(st.sampled_from([True, False, None]))),
+                networks=tuple(networks), containers=tuple(containers))
 
 
 def mutations(state: State):
@@ -71,7 +78,7 @@ def _drift(obj):
     if isinstance(obj, Bridge):
         return dataclasses.replace(obj, mtu=obj.mtu - 1, up=False)
     if isinstance(obj, Veth):
-        return dataclasses.replace(obj, mac="02:00:00:00:00:01", peer_up=False, bridge="")
+        return dataclasses.replace(obj, mac="02:00:00:00:00:01", peer_up=False, bridge="", hairpin=not obj.hairpin)
     if isinstance(obj, Netns):
         return dataclasses.replace(obj, lo_up=False)
     if isinstance(obj, Route):
@@ -80,6 +87,9 @@ def _drift(obj):
         return dataclasses.replace(obj, value="0")
     if isinstance(obj, File):
         return dataclasses.replace(obj, content=obj.content + "# edited by hand\n")
+    if isinstance(obj, Firewall):  # a rule deleted by hand
+        lines = obj.ruleset.splitlines(keepends=True)
+        return dataclasses.replace(obj, ruleset="".join(lines[:-3] + lines[-2:]))
     return obj
 
 
@@ -118,6 +128,8 @@ class KernelModel:
         elif isinstance(obj, Veth):
             needs = [lambda o: isinstance(o, Netns) and o.netns == obj.netns,
                      lambda o: isinstance(o, Bridge) and o.ifname == obj.bridge]
+        elif isinstance(obj, Sysctl) and obj.setting.startswith("net/ipv4/conf/"):
+            needs = [lambda o: isinstance(o, Bridge) and o.ifname == obj.setting.split("/")[3]]
         elif isinstance(obj, Address) and obj.netns == HOST_NS:
             needs = [lambda o: isinstance(o, Bridge) and o.ifname == obj.ifname]
         elif isinstance(obj, Address):
@@ -140,6 +152,9 @@ class KernelModel:
                 del self.objects[key]
             elif isinstance(obj, Bridge) and isinstance(other, Address) and other.netns == HOST_NS \
                     and other.ifname == obj.ifname:
+                del self.objects[key]
+            elif isinstance(obj, Bridge) and isinstance(other, Sysctl) and other.setting.startswith(
+                    f"net/ipv4/conf/{obj.ifname}/"):
                 del self.objects[key]
             elif isinstance(obj, Bridge) and isinstance(other, Veth) and other.bridge == obj.ifname:
                 self.objects[key] = dataclasses.replace(other, bridge="")

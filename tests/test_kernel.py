@@ -35,7 +35,7 @@ def test_three_containers_converge_talk_and_reapply_is_a_no_op(sandbox):
     spec = sandbox.write_spec(THREE)
     first = sandbox.apply(spec)
     kinds = sorted({a["kind"] for a in first["actions"]})
-    assert kinds == ["address", "bridge", "file", "netns", "route", "sysctl", "veth"]
+    assert kinds == ["address", "bridge", "file", "firewall", "netns", "route", "sysctl", "veth"]
     assert all(a["source"].startswith(f"{spec}:") for a in first["actions"])
     assert {(a["op"], a["kind"]) for a in first["actions"] if a["op"] != "create"} == {("update", "sysctl")}
 
@@ -176,12 +176,13 @@ def test_plan_changes_nothing_and_reports_pending_changes(sandbox):
     sh(f"ip netns add {sandbox.host}")
     result = sandbox.run("plan", "--detailed-exitcode", "-o", "json", spec=spec)
     assert result.code == 2
-    assert len(result.json()["actions"]) == 24
+    assert len(result.json()["actions"]) == 25
     assert set(sandbox.links(sandbox.host)) == {"lo"}
     assert not {n for n in netns_names() if n.startswith(sandbox.prefix) and n != sandbox.host}
     text = sandbox.run("plan", spec=spec)
     assert f"+ netns {sandbox.name('web')}: missing" in text.stdout
-    assert "Plan: 23 to create, 1 to update, 0 to delete." in text.stdout
+    assert "Plan: 24 to create, 1 to update, 0 to delete." in text.stdout
+    assert sandbox.host_sh("nft list tables") == ""  # the firewall was checked (nft -c), not loaded
 
 
 def test_two_networks_give_eth0_and_eth1_and_one_default_route(sandbox):

@@ -238,9 +238,8 @@ containers:
 """  # DESIGN.md section 2
 
 
-def test_design_example_refuses_only_ports_and_container_mode() -> None:
+def test_design_example_refuses_only_the_container_mode() -> None:
     assert problems(DESIGN_EXAMPLE) == [
-        "spec.yaml:25:5: containers.web.ports: 'ports' is not supported yet by this version of netreconcile",
         "spec.yaml:29:5: containers.sidecar.network_mode: "
         "'network_mode: container:web' is not supported yet by this version of netreconcile",
     ]
@@ -253,6 +252,7 @@ def test_design_example_without_ports_and_container_mode_loads() -> None:
     web, db = spec.containers
 
     assert spec.host == HostSpec(ip_forward=True, resolv_conf="/etc/resolv.conf")
+    assert web.ports == ()
     assert (web.hostname, web.domainname, web.links) == ("web", "example.com", ("db:database",))
     assert web.networks[0].aliases == ("www",) and web.networks[0].ipv4_address == IPv4Address("172.17.0.10")
     assert (web.dns, web.dns_search, web.dns_opt) == (("192.0.2.53",), ("example.com",), ("ndots:2",))
@@ -484,18 +484,45 @@ BAD_SPECS = [
     ),
 ] + [
     (
-        f"{key}: {value} not supported yet",
-        _front(**{key: value}),
-        f"spec.yaml:5:5: networks.front.{key}: '{key}: {value}' is not supported yet by this version of netreconcile",
+        f"port {name}",
+        NET + f"  web:\n    networks: [front]\n    ports: [\"8080:80\", {item}]\n",
+        f"spec.yaml:8:{column}: containers.web.ports.1: {message}",
     )
-    for key, value in [("icc", "false"), ("masquerade", "false"), ("internal", "true")]
+    for name, item, column, message in [
+        ("without host port", "53", 24, "'53' gives no host port: write [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] "
+         "(netreconcile does not pick random host ports)"),
+        ("with empty host port", '"127.0.0.1::53"', 24, "'127.0.0.1::53' gives no host port: write "
+         "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (netreconcile does not pick random host ports)"),
+        ("twice", '"8080:81"', 24, "host port 0.0.0.0:8080/tcp is already published by containers.web.ports.0 "
+         "(spec.yaml:8:13)"),
+        ("on an address while published on all", '"127.0.0.1:8080:81"', 24,
+         "host port 127.0.0.1:8080/tcp is already published by containers.web.ports.0 (spec.yaml:8:13)"),
+        ("in an overlapping range", '"8070-8090:8070-8090"', 24,
+         "host port 0.0.0.0:8070-8090/tcp is already published by containers.web.ports.0 (spec.yaml:8:13)"),
+        ("protocol", '"53:53/sctp"', 24, "unknown protocol 'sctp' in '53:53/sctp': use tcp or udp"),
+        ("out of range", '"0:53"', 24, "host port 0 in '0:53' is out of range (1-65535)"),
+        ("container port out of range", '"53:65536"', 24, "container port 65536 in '53:65536' is out of range (1-65535)"),
+        ("not a number", '"http:80"', 24, "'http' in 'http:80' is not a host port or port range (e.g. 8080 or 8000-8010)"),
+        ("backwards range", '"90-80:90-80"', 24, "host port range '90-80' in '90-80:90-80' ends before it starts"),
+        ("ranges of different lengths", '"1-3:1-2"', 24,
+         "'1-3:1-2': the host range has 3 ports and the container range 2; they must be the same length"),
+        ("host ip not an address", '"localhost:53:53"', 24, "'localhost' in 'localhost:53:53' is not an IPv4 address"),
+        ("on IPv6", '"[::1]:53:53"', 24, "'[::1]:53:53' publishes on an IPv6 address; netreconcile networks are IPv4 only"),
+    ]
 ] + [
     (
-        f"{key} not supported yet",
-        NET + f"  web:\n    networks: [front]\n    {key}: {value}\n",
-        f"spec.yaml:8:5: containers.web.{key}: '{key}' is not supported yet by this version of netreconcile",
-    )
-    for key, value in [("ports", "['8080:80', 53]")]
+        "ports on an internal network only",
+        _front(internal="true") + "containers:\n  web:\n    networks: [front]\n    ports: ['80:80']\n",
+        "spec.yaml:9:5: containers.web.ports: container 'web' is only on internal networks: "
+        "its ports cannot be published",
+    ),
+    (
+        "same host port and protocol in two containers",
+        NET + "  web:\n    networks: [front]\n    ports: ['53:53/udp', '53:53']\n"
+        "  db:\n    networks: [front]\n    ports: ['198.51.100.7:54:54/udp', '198.51.100.7:53:53/udp']\n",
+        "spec.yaml:11:39: containers.db.ports.1: host port 198.51.100.7:53/udp is already published by "
+        "containers.web.ports.0 (spec.yaml:8:13)",
+    ),
 ] + [
     (name, NET + "  web:\n    networks: [front]\n" + fields, expected)
     for name, fields, expected in [
@@ -616,7 +643,7 @@ def test_all_problems_are_reported_at_once_in_order() -> None:
         containers:
           web:
             networks: [frnt]
-            ports: ["80:80"]
+            ports: ["80"]
           db: {}
         """
 
@@ -624,7 +651,8 @@ def test_all_problems_are_reported_at_once_in_order() -> None:
         "spec.yaml:4:13: networks.front.subnet: '10.1.0.0/33' is not an IPv4 network",
         "spec.yaml:5:10: networks.front.mtu: must be between 68 and 65535, got 1",
         "spec.yaml:8:16: containers.web.networks.0: unknown network 'frnt'; did you mean 'front'?",
-        "spec.yaml:9:5: containers.web.ports: 'ports' is not supported yet by this version of netreconcile",
+        "spec.yaml:9:13: containers.web.ports.0: '80' gives no host port: write [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] "
+        "(netreconcile does not pick random host ports)",
         "spec.yaml:10:3: containers.db: container has no networks",
     ]
 
@@ -864,7 +892,9 @@ def test_schema_defaults_match_the_dataclasses() -> None:
     for name in ("driver", "mtu", "icc", "masquerade", "internal"):
         assert network[name]["default"] == NetworkSpec.__dataclass_fields__[name].default, name
     host = loader.schema()["properties"]["host"]["properties"]
-    assert {name: host[name]["default"] for name in host} == {f.name: f.default for f in fields(HostSpec) if f.name != "location"}
+    assert {name: host[name].get("default") for name in host} == {
+        f.name: f.default for f in fields(HostSpec) if f.name != "location"
+    }
 
 
 def test_not_supported_yet_names_fields_of_the_schema() -> None:

@@ -90,7 +90,7 @@ def ops(actions):
 def test_from_scratch_creates_in_dependency_order():
     desired = build_desired(spec_of(container("web")), State())
     actions = plan(desired, State()).actions
-    assert [a.kind for a in actions] == ["bridge", "netns", "veth", "address", "address", "route", "file", "file", "file",
+    assert [a.kind for a in actions] == ["bridge", "netns", "veth", "address", "address", "route", "file", "file", "file", "firewall",
                                          "sysctl"]
     assert all(a.op == CREATE and a.reason == "missing" for a in actions)
     veth = next(a for a in actions if a.kind == "veth")

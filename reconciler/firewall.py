@@ -1,0 +1,230 @@
+"""The firewall: netreconcile's own nftables tables, rendered whole from the spec; pure.
+
+`render` writes the tables in the form `nft list table` prints them, so the live
+tables can be compared with the rendered ones after `normalize` (which drops handles,
+counters, indentation and blank lines). Table `inet netreconcile` does NAT and
+filtering; table `bridge netreconcile` exists only for `icc: false`. What the rules
+do, per network with bridge B and subnet S:
+
+- forward: traffic into B is accepted when it answers a connection, comes from B
+  itself, or was sent there by a published port (DNAT); anything else going into B is
+  dropped, which keeps networks apart and the outside out. An `internal` network also
+  drops everything leaving B.
+- postrouting: `masquerade` rewrites traffic from S leaving through another interface
+  to the host's address there. For networks with published ports, traffic DNATed back
+  into B from inside S (hairpin) and from the host's loopback is masqueraded too, so
+  replies come back through the host whether or not br_netfilter sees bridged frames.
+- prerouting/output: packets to any local address (or the given host IP) on a
+  published port are DNATed to the container, from outside and from the host itself.
+- guard (raw prerouting): bridges with published ports get route_localnet=1 so that
+  the host's own 127.0.0.1 traffic can be DNATed into them; nothing arriving from such
+  a bridge may address 127.0.0.0/8.
+
+`icc: false` drops, in the bridge family's forward hook, every frame a container's
+port sends to another port of the bridge, so containers still reach the gateway (the
+bridge itself) and, through it, the outside. A rule rather than the kernel's bridge
+port isolation flag, because with br_netfilter loaded the kernel delivers DNATed
+hairpin traffic (a container reaching a neighbour's published port through the host's
+address) port to port; only a rule can let exactly that through: frames to and from
+the published container ports. These kernels have neither bridge-family conntrack
+nor `meta ibrname`, so the rules name ports and published addresses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from reconciler.ports import PortMapping
+from reconciler.spec import NetworkSpec
+
+FAMILY = "inet"
+BRIDGE_FAMILY = "bridge"
+TABLE = "netreconcile"
+FAMILIES = (FAMILY, BRIDGE_FAMILY)
+COMMENT = "managed by netreconcile: edits are overwritten"
+LOOPBACK = "127.0.0.0/8"
+
+_HANDLE_RE = re.compile(r"\s*# handle \d+$")
+_COUNTER_RE = re.compile(r"\bcounter packets \d+ bytes \d+")
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One container's published ports, DNATed to its address on `network`, where its
+    bridge port is `port`."""
+
+    network: NetworkSpec
+    address: IPv4Address
+    mappings: tuple[PortMapping, ...]
+    port: str
+
+
+@dataclass(frozen=True)
+class Port:
+    """A container's bridge port (host-side veth) on `network`."""
+
+    network: NetworkSpec
+    ifname: str
+
+
+def render(networks: list[NetworkSpec], publications: list[Publication], ports: list[Port]) -> str:
+    """Both tables as `nft -f` input (and as `nft list table` prints them)."""
+    inet = render_inet_table(networks, publications)
+    bridge = render_bridge_table(publications, [p for p in ports if not p.network.icc])
+    return inet + bridge
+
+
+def render_inet_table(networks: list[NetworkSpec], publications: list[Publication]) -> str:
+    """NAT and filtering for routed traffic."""
+    published_networks = {p.network.name for p in publications if p.mappings}
+    chains = [
+        _chain("guard", "type filter hook prerouting priority raw; policy accept;", [
+            f'iifname "{n.bridge}" ip daddr {LOOPBACK} drop' for n in networks if n.name in published_networks
+        ]),
+        _chain("prerouting", "type nat hook prerouting priority dstnat; policy accept;",
+               ["fib daddr type local jump published"] if published_networks else []),
+        _chain("output", "type nat hook output priority -100; policy accept;",
+               ["fib daddr type local jump published"] if published_networks else []),
+        _chain("published", None, [rule for p in publications for rule in _dnat_rules(p)]),
+        _chain("postrouting", "type nat hook postrouting priority srcnat; policy accept;",
+               [rule for n in networks for rule in _nat_rules(n, n.name in published_networks)]),
+        _chain("forward", "type filter hook forward priority filter; policy accept;",
+               [rule for n in networks for rule in _forward_rules(n, n.name in published_networks)]),
+    ]
+    return _table(FAMILY, chains)
+
+
+def render_bridge_table(publications: list[Publication], isolated: list[Port]) -> str:
+    """`icc: false`: container ports may not send to each other, except to and from
+    published container ports (which hairpin traffic is bridged to); '' if not needed."""
+    if not isolated:
+        return ""
+    isolated_networks = {port.network.name for port in isolated}
+    allowed = [
+        rule for p in publications if p.network.name in isolated_networks for rule in _published_port_rules(p)
+    ]
+    dropped = [f'iifname "{port.ifname}" drop' for port in isolated]
+    return _table(BRIDGE_FAMILY, [
+        _chain("forward", "type filter hook forward priority filter; policy accept;", allowed + dropped),
+    ])
+
+
+def _table(family: str, chains: list[str]) -> str:
+    body = "\n\n".join(chain for chain in chains if chain)
+    return f'table {family} {TABLE} {{\n\tcomment "{COMMENT}"\n{body}\n}}\n'
+
+
+def _published_port_rules(publication: Publication) -> list[str]:
+    rules = []
+    for mapping in dict.fromkeys((m.protocol, m.container_first, m.container_last) for m in publication.mappings):
+        protocol, first, last = mapping
+        ports = f"{first}" if first == last else f"{first}-{last}"
+        rules.append(f'oifname "{publication.port}" ip daddr {publication.address} {protocol} dport {ports} accept')
+        rules.append(f'iifname "{publication.port}" ip saddr {publication.address} {protocol} sport {ports} accept')
+    return rules
+
+
+def _chain(name: str, hook: str | None, rules: list[str]) -> str:
+    if not rules:
+        return ""
+    lines = [f"\tchain {name} {{"]
+    if hook:
+        lines.append(f"\t\t{hook}")
+    lines += [f"\t\t{rule}" for rule in rules]
+    lines.append("\t}")
+    return "\n".join(lines)
+
+
+def _dnat_rules(publication: Publication) -> list[str]:
+    rules = []
+    for mapping in publication.mappings:
+        match = f"ip daddr {mapping.host_ip} " if mapping.host_ip is not None else ""
+        for host_port, container_port in mapping.bindings():
+            rules.append(
+                f"{match}{mapping.protocol} dport {host_port} dnat ip to {publication.address}:{container_port}"
+            )
+    return rules
+
+
+def _nat_rules(network: NetworkSpec, published: bool) -> list[str]:
+    bridge, subnet = network.bridge, network.subnet
+    rules = []
+    if network.masquerade and not network.internal:
+        rules.append(f'ip saddr {subnet} oifname != "{bridge}" masquerade')
+    if published:
+        rules.append(f'oifname "{bridge}" ct status dnat ip saddr {subnet} masquerade')
+        rules.append(f'oifname "{bridge}" ip saddr {LOOPBACK} masquerade')
+    return rules
+
+
+def _forward_rules(network: NetworkSpec, published: bool) -> list[str]:
+    bridge = network.bridge
+    rules = [
+        f'oifname "{bridge}" ct state established,related accept',
+        f'oifname "{bridge}" iifname "{bridge}" accept',
+    ]
+    if published:
+        rules.append(f'oifname "{bridge}" ct status dnat accept')
+    rules.append(f'oifname "{bridge}" drop')
+    if network.internal:
+        rules.append(f'iifname "{bridge}" drop')
+    return rules
+
+
+def normalize(listing: str) -> str:
+    """A table listing without what the kernel adds or nft formats freely: handles,
+    counter values, indentation and blank lines; one statement per line."""
+    lines = []
+    for raw in listing.splitlines():
+        line = _COUNTER_RE.sub("counter", _HANDLE_RE.sub("", raw)).strip()
+        if line:
+            lines.append(line)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def delete_script() -> str:
+    """`nft -f` input that deletes both tables, present or not: each is declared
+    (a no-op when it exists) before it is deleted."""
+    return "".join(f"table {family} {TABLE}\ndelete table {family} {TABLE}\n" for family in FAMILIES)
+
+
+def replace_script(tables: str) -> str:
+    """`nft -f` input that swaps the live tables for `tables` in one transaction."""
+    return delete_script() + tables
+
+
+def rule_changes(old: str, new: str) -> tuple[list[str], list[str]]:
+    """Statements only in `new` (added) and only in `old` (removed), each prefixed by
+    its chain, in table order."""
+    old_rules, new_rules = _rules(old), _rules(new)
+    old_count, new_count = Counter(old_rules), Counter(new_rules)
+    added = _only_in(new_rules, new_count - old_count)
+    removed = _only_in(old_rules, old_count - new_count)
+    return added, removed
+
+
+def _rules(tables: str) -> list[str]:
+    """Each statement of the normalized `tables` as 'FAMILY CHAIN: statement'; a
+    chain's type line counts as a statement of the chain."""
+    rules, family, chain = [], "", ""
+    for line in tables.splitlines():
+        line = line.strip()
+        if line.startswith("table ") and line.endswith("{"):
+            family, chain = line.split()[1], ""
+        elif line.startswith("chain ") and line.endswith("{"):
+            chain = line[len("chain "):-1].strip()
+        elif line and line != "}" and not line.startswith("comment "):
+            rules.append(f"{family} {chain}: {line}")
+    return rules
+
+
+def _only_in(rules: list[str], extra: Counter) -> list[str]:
+    found = []
+    for rule in rules:
+        if extra[rule] > 0:
+            extra[rule] -= 1
+            found.append(rule)
+    return found

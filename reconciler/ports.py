@@ -1,0 +1,113 @@
+"""Published ports: Compose's short syntax parsed into PortMapping values; pure.
+
+`[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp]`. Unlike Docker, a host port
+must always be given: a declarative spec cannot publish on a port picked at random,
+and a host range maps one to one onto a container range of the same length.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+PROTOCOLS = ("tcp", "udp")
+WILDCARD = IPv4Address("0.0.0.0")
+_RANGE_RE = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?")
+SYNTAX = "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]"
+
+
+class PortError(ValueError):
+    """A published-port entry that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    """Host ports [host_first, host_last] to container ports from container_first on."""
+
+    host_ip: IPv4Address | None  # None: every address of the host
+    host_first: int
+    host_last: int
+    container_first: int
+    protocol: str = "tcp"
+
+    @property
+    def container_last(self) -> int:
+        return self.container_first + self.host_last - self.host_first
+
+    def bindings(self) -> list[tuple[int, int]]:
+        """(host port, container port) pairs, one per port of the range."""
+        offset = self.container_first - self.host_first
+        return [(port, port + offset) for port in range(self.host_first, self.host_last + 1)]
+
+    def __str__(self) -> str:
+        host = f"{self.host_ip}:" if self.host_ip is not None else ""
+        ports = f"{self.host_first}" if self.host_first == self.host_last else f"{self.host_first}-{self.host_last}"
+        last = self.container_last
+        inner = f"{self.container_first}" if last == self.container_first else f"{self.container_first}-{last}"
+        return f"{host}{ports}:{inner}/{self.protocol}"
+
+
+def parse_port(value: str | int) -> PortMapping:
+    """One entry of a container's `ports` list; raises PortError."""
+    text = str(value).strip()
+    body, slash, protocol = text.partition("/")
+    protocol = protocol.lower() if slash else "tcp"
+    if protocol not in PROTOCOLS:
+        raise PortError(f"unknown protocol {protocol!r} in {text!r}: use tcp or udp")
+    if body.startswith("["):
+        raise PortError(f"{text!r} publishes on an IPv6 address; netreconcile networks are IPv4 only")
+    parts = body.rsplit(":", 2)
+    if len(parts) == 1:
+        raise PortError(
+            f"{text!r} gives no host port: write {SYNTAX} (netreconcile does not pick random host ports)"
+        )
+    host_ip = None
+    if len(parts) == 3:
+        host_ip = _host_ip(parts[0], text)
+    host, container = parts[-2], parts[-1]
+    if not host:
+        raise PortError(
+            f"{text!r} gives no host port: write {SYNTAX} (netreconcile does not pick random host ports)"
+        )
+    host_first, host_last = _port_range(host, text, "host")
+    container_first, container_last = _port_range(container, text, "container")
+    if host_last - host_first != container_last - container_first:
+        raise PortError(
+            f"{text!r}: the host range has {host_last - host_first + 1} ports and the container range "
+            f"{container_last - container_first + 1}; they must be the same length"
+        )
+    return PortMapping(host_ip, host_first, host_last, container_first, protocol)
+
+
+def _host_ip(text: str, entry: str) -> IPv4Address | None:
+    if ":" in text:
+        raise PortError(f"{entry!r} publishes on an IPv6 address; netreconcile networks are IPv4 only")
+    try:
+        address = IPv4Address(text)
+    except ValueError:
+        raise PortError(f"{text!r} in {entry!r} is not an IPv4 address") from None
+    return None if address == WILDCARD else address
+
+
+def _port_range(text: str, entry: str, side: str) -> tuple[int, int]:
+    match = _RANGE_RE.fullmatch(text)
+    if match is None:
+        raise PortError(f"{text!r} in {entry!r} is not a {side} port or port range (e.g. 8080 or 8000-8010)")
+    first = int(match.group(1))
+    last = int(match.group(2)) if match.group(2) else first
+    for port in (first, last):
+        if not 1 <= port <= 65535:
+            raise PortError(f"{side} port {port} in {entry!r} is out of range (1-65535)")
+    if last < first:
+        raise PortError(f"{side} port range {text!r} in {entry!r} ends before it starts")
+    return first, last
+
+
+def overlaps(a: PortMapping, b: PortMapping) -> bool:
+    """Whether two mappings claim a common host port, protocol and address."""
+    same_address = a.host_ip is None or b.host_ip is None or a.host_ip == b.host_ip
+    return (
+        same_address and a.protocol == b.protocol
+        and a.host_first <= b.host_last and b.host_first <= a.host_last
+    )
