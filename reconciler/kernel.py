@@ -30,6 +30,7 @@ MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
 MNT_DETACH = 2
 LOOPBACK_IFINDEX = 1
 NETNS_CLEANUP_TIMEOUT = 60.0
+NETNS_STALL_GRACE = 1.0  # seconds without progress before veths of a held namespace are cut
 IPV6_SYSCTLS = "/proc/sys/net/ipv6"
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -252,24 +253,39 @@ class KernelWriter:
 
     def _await_peers_gone(self, action: Action, containers: set[str]) -> None:
         """The kernel destroys an unmounted namespace (and the veths into it) in a
-        worker after we return; wait so that the next observation sees it gone."""
+        worker after we return; wait so that the next observation sees it gone. A
+        namespace that a process still holds lives on: when the count of its veths
+        stops falling for a while, they are deleted here instead."""
         deadline = time.monotonic() + NETNS_CLEANUP_TIMEOUT
         delay = 0.002
+        fewest, falling_at = None, time.monotonic()
         while True:
-            remaining = [
-                link.ifname for kind, payload in self.session.host.dump(nl.dump_links)
-                if kind == nl.RTM_NEWLINK
-                for link in [nl.decode_link(payload)]
-                if (mark := parse_alias(link.alias)) and mark[0] == "veth" and mark[1] in containers
-            ]
+            remaining = self._marked_veths(containers)
             if not remaining:
                 return
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if fewest is None or len(remaining) < fewest:
+                fewest, falling_at = len(remaining), now
+            elif now - falling_at > NETNS_STALL_GRACE:
+                host = self.session.host
+                self._send(host, [(action, nl.del_link(host.next_seq(), ifname=name)) for name in remaining],
+                           ignore=(errno.ENODEV,))
+                falling_at = now
+            if now > deadline:
                 raise _apply_error(action, None, f"the kernel has not removed {len(remaining)} veth(s) "
                                    f"({', '.join(remaining[:3])}...) {NETNS_CLEANUP_TIMEOUT:.0f} s after "
                                    "their namespaces were deleted")
             time.sleep(delay)
             delay = min(delay * 2, 0.025)
+
+    def _marked_veths(self, containers: set[str]) -> list[str]:
+        """Host veths marked as belonging to one of `containers`."""
+        return [
+            link.ifname for kind, payload in self.session.host.dump(nl.dump_links)
+            if kind == nl.RTM_NEWLINK
+            for link in [nl.decode_link(payload)]
+            if (mark := parse_alias(link.alias)) and mark[0] == "veth" and mark[1] in containers
+        ]
 
     # bridges
     def _create_bridge(self, actions: list[Action]) -> None:

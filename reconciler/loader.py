@@ -900,12 +900,11 @@ def _port_clashes(
                 if overlaps(mapping, other):
                     first, second = sorted([(path, mapping), (other_path, other)], key=lambda e: order[e[0]])
                     clashes.append((second[0], second[1], first[0]))
-                    break
             active.append((path, mapping))
-    first_per_path = {}
-    for clash in clashes:
-        first_per_path.setdefault(clash[0], clash)
-    return iter(sorted(first_per_path.values(), key=lambda clash: order[clash[0]]))
+    earliest: dict[PathKey, tuple[PathKey, PortMapping, PathKey]] = {}  # per path, against the first entry
+    for clash in sorted(clashes, key=lambda clash: order[clash[2]]):
+        earliest.setdefault(clash[0], clash)
+    return iter(sorted(earliest.values(), key=lambda clash: order[clash[0]]))
 
 
 def _port_claim(mapping: PortMapping) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 
 import pytest
 
@@ -147,6 +148,22 @@ def test_unmanaged_interfaces_survive_apply_and_destroy(sandbox):
     assert {"keep0", "keep1", "keepbr", "lo"} == remaining
     assert not {n for n in netns_names() if n.startswith(sandbox.prefix) and n != sandbox.host}
     assert sandbox.run("destroy", "-o", "json", spec=spec).json()["actions"] == []
+
+
+def test_removing_a_container_whose_namespace_a_process_still_holds_cuts_its_veth(sandbox):
+    spec = sandbox.write_spec(THREE)
+    sandbox.apply(spec)
+    holder = subprocess.Popen(["ip", "netns", "exec", sandbox.name("web"), "sleep", "600"])
+    try:
+        without_web = THREE.replace('  "@web":\n    networks: [front]\n', "")
+        sandbox.apply(sandbox.write_spec(without_web))  # fails if it waits for the kernel in vain
+        marked = [n for n, l in sandbox.links(sandbox.host).items()
+                  if l.get("ifalias", "").startswith(f"netreconcile:veth:{sandbox.name('web')}:")]
+        assert marked == []
+        assert sandbox.run("plan", "--detailed-exitcode", spec=sandbox.write_spec(without_web)).code == 0
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_name_taken_by_an_unmanaged_interface_is_a_conflict_that_changes_nothing(sandbox):

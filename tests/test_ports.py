@@ -1,0 +1,59 @@
+"""Published-port parsing (Compose short syntax) and the clash check over many ports."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.loader import _port_clashes
+from reconciler.ports import PortError, PortMapping, overlaps, parse_port
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("8080:80", PortMapping(None, 8080, 8080, 80, "tcp")),
+    ("0.0.0.0:8080:80", PortMapping(None, 8080, 8080, 80, "tcp")),
+    ("127.0.0.1:5353:53/udp", PortMapping(IPv4Address("127.0.0.1"), 5353, 5353, 53, "udp")),
+    ("8000-8002:9000-9002", PortMapping(None, 8000, 8002, 9000, "tcp")),
+    ("53:53/UDP", PortMapping(None, 53, 53, 53, "udp")),
+    (" 1:65535/tcp ", PortMapping(None, 1, 1, 65535, "tcp")),
+])
+def test_parse(text, expected):
+    assert parse_port(text) == expected
+
+
+def test_bindings_map_ranges_one_to_one_and_str_round_trips():
+    mapping = parse_port("198.51.100.7:8000-8002:9000-9002/udp")
+    assert mapping.bindings() == [(8000, 9000), (8001, 9001), (8002, 9002)]
+    assert mapping.container_last == 9002
+    assert parse_port(str(mapping)) == mapping
+    assert str(parse_port("8080:80")) == "8080:80/tcp"
+
+
+@pytest.mark.parametrize("text", [80, "80", ":80", "1.2.3.4::80", "a:b", "1-2:3", "1:2/icmp", "[::]:1:1",
+                                  "::1:1:1", "99999:1", "5-4:5-4", "1.2.3:1:1", "1:2:3:4"])
+def test_rejected(text):
+    with pytest.raises(PortError):
+        parse_port(text)
+
+
+mappings = st.builds(
+    lambda ip, first, length, protocol: PortMapping(ip, first, first + length, 1, protocol),
+    st.sampled_from([None, IPv4Address("127.0.0.1"), IPv4Address("198.51.100.7")]),
+    st.integers(1, 60), st.integers(0, 5), st.sampled_from(["tcp", "udp"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(mappings, max_size=12))
+def test_the_sweep_finds_exactly_the_entries_that_clash_with_an_earlier_one(entries):
+    published = [(("containers", "c", "ports", index), mapping) for index, mapping in enumerate(entries)]
+    clashing = {path for path, _, _ in _port_clashes(published)}
+    expected = {
+        published[j][0] for j in range(len(entries)) if any(overlaps(entries[i], entries[j]) for i in range(j))
+    }
+    assert clashing == expected
+    for path, mapping, earlier in _port_clashes(published):
+        assert earlier[3] < path[3] and overlaps(mapping, entries[earlier[3]])
