@@ -17,6 +17,7 @@ run ip netns exec qs-web ping -c 2 -W 2 172.17.0.3
 run ip netns exec qs-web cat /etc/hosts
 run ip netns exec qs-web getent ahostsv4 database
 run ip netns exec qs-web cat /etc/resolv.conf
+run ip netns exec "$HOST" nft list table inet netreconcile
 run netreconcile --host-netns "$HOST" status specs/quickstart.yaml
 echo
 echo "Clean up with: netreconcile --host-netns $HOST destroy specs/quickstart.yaml && ip netns del $HOST"

@@ -21,26 +21,52 @@ def test_example_spec_is_valid(path):
 def renamed(text: str, prefix: str) -> str:
     """Container and bridge names made unique so the test cannot meet a real demo."""
     text = re.sub(r"\b(qs|ex)-", f"{prefix}-", text)
-    return re.sub(r"bridge: (docker0|br-front|br-back)", lambda m: f"bridge: {prefix}{len(m.group(1))}", text)
+    bridges: dict[str, str] = {}
+    return re.sub(r"(?m)^(\s+bridge: )([A-Za-z][\w.-]*)",
+                  lambda m: m.group(1) + bridges.setdefault(m.group(2), f"{prefix}b{len(bridges)}"), text)
+
+
+def applied_example(sandbox, path: Path) -> Path:
+    """The example renamed for this sandbox, applied; its path."""
+    spec = sandbox.tmp / path.name
+    spec.write_text(renamed(path.read_text(), sandbox.prefix))
+    assert sandbox.apply(spec)["actions"]
+    return spec
+
+
+def example(name: str) -> Path:
+    return next(p for p in SPECS if p.name == name)
 
 
 @pytest.mark.kernel
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_example_spec_applies_and_reapplies_as_a_no_op(sandbox, path):
-    spec = sandbox.tmp / path.name
-    spec.write_text(renamed(path.read_text(), sandbox.prefix))
-    assert sandbox.apply(spec)["actions"]
+    spec = applied_example(sandbox, path)
     assert sandbox.apply(spec)["actions"] == []
 
 
 @pytest.mark.kernel
 def test_two_networks_example_addresses_are_as_documented(sandbox):
-    path = next(p for p in SPECS if p.name == "two-networks.yaml")
-    spec = sandbox.tmp / path.name
-    spec.write_text(renamed(path.read_text(), sandbox.prefix))
-    sandbox.apply(spec)
+    applied_example(sandbox, example("two-networks.yaml"))
     api = sandbox.addresses(sandbox.name("api"))
     assert api["eth0"] == ["10.10.0.2/24"] and api["eth1"] == ["10.20.0.1/24"]
     assert sandbox.links(sandbox.name("db"))["eth0"]["address"] == "02:42:0a:14:00:63"
     assert sandbox.links(sandbox.name("db"))["eth0"]["mtu"] == 1400
     assert "1 received" in sandbox.in_ns("api", "ping -c1 -W2 10.20.0.99")
+
+
+@pytest.mark.kernel
+def test_published_ports_example_behaves_as_documented(sandbox):
+    applied_example(sandbox, example("published-ports.yaml"))
+    assert sandbox.addresses(sandbox.name("web"))["eth0"] == ["10.30.0.2/24"]
+    assert sandbox.addresses(sandbox.name("secrets")) == {
+        "lo": ["127.0.0.1/8"], "eth0": ["10.32.0.2/24"], "eth1": ["10.31.0.4/24"],
+    }
+    assert sandbox.in_ns("secrets", "ip route show default").startswith("default via 10.31.0.1 dev eth1")
+    table = sandbox.host_sh("nft list table inet netreconcile")
+    assert "tcp dport 8080 dnat ip to 10.30.0.2:80" in table
+    assert "ip daddr 127.0.0.1 tcp dport 8443 dnat ip to 10.30.0.2:443" in table
+    assert "udp dport 5353 dnat ip to 10.30.0.2:53" in table
+    assert "1 received" in sandbox.in_ns("worker1", "ping -c1 -W1 10.31.0.1")
+    assert "1 received" not in sandbox.in_ns("worker1", "ping -c1 -W1 10.31.0.3", check=False)
+    assert "1 received" not in sandbox.in_ns("web", "ping -c1 -W1 10.31.0.2", check=False)
