@@ -447,7 +447,7 @@ class KernelWriter:
         except (FileNotFoundError, OSError):
             pass  # absent, or holding files that are not ours
 
-    # the firewall table
+    # the firewall tables
     def _create_firewall(self, actions: list[Action]) -> None:
         for action in actions:
             obj: Firewall = action.obj

@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
-PURE_MODULES = ["spec", "model", "desired", "planner", "render", "errors", "resolvconf", "hostsfile"]
+PURE_MODULES = ["spec", "model", "desired", "planner", "render", "errors", "resolvconf", "hostsfile", "ports", "firewall"]
 FORBIDDEN_IN_PURE = {
     "os", "socket", "subprocess", "time", "ctypes", "pyroute2", "threading", "pathlib", "datetime", "random",
     "reconciler.kernel", "reconciler.observe", "reconciler.session", "reconciler.nlsocket", "reconciler.netlink",
-    "reconciler.statedir", "reconciler.loader", "reconciler.cli", "reconciler.engine",
+    "reconciler.statedir", "reconciler.loader", "reconciler.cli", "reconciler.engine", "reconciler.nft",
 }
 WRITING_CALLS = {
     "new_bridge", "new_veth", "set_link", "del_link", "new_addr", "del_addr", "replace_route", "del_route",
     "execute", "unshare", "mount", "umount2", "create_netns", "delete_netns", "write_netns_record", "write_atomically",
+    "load_ruleset",
 }
 WRITER = "kernel"
 
@@ -49,7 +50,7 @@ def test_planning_core_does_no_io(module):
 
 def test_only_the_writer_changes_the_kernel():
     for path in sorted(PACKAGE.glob("*.py")):
-        if path.stem in (WRITER, "nlsocket", "netlink", "statedir"):
+        if path.stem in (WRITER, "nlsocket", "netlink", "statedir", "nft"):
             continue  # the writer, and the transport/codec/record it uses
         used = called_names(path) & WRITING_CALLS
         assert not used, f"{path.name} calls {sorted(used)}; only reconciler/{WRITER}.py may write"
