@@ -54,13 +54,14 @@ def container_ifname(index: int) -> str:
 
 
 def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES) -> State:
-    addresses = assign_addresses(spec, live)
+    interfaces = assign_interfaces(spec, live)
+    addresses = assign_addresses(spec, live, interfaces)
     host_resolv = resolvconf.parse(host_files.resolv_conf)
     objects: list[KernelObject] = []
     for network in spec.networks:
         objects += network_objects(network)
     for container in spec.containers:
-        objects += container_objects(spec, container, addresses)
+        objects += container_objects(spec, container, addresses, interfaces)
         objects += container_files(spec, container, addresses, host_resolv, host_files.resolv_conf_path)
     objects += firewall_objects(spec, addresses)
     if forwarding_needed(spec):
@@ -76,9 +77,41 @@ def forwarding_needed(spec: Spec) -> bool:
 
 
 def gateway_attachment(spec: Spec, container: ContainerSpec) -> Attachment | None:
-    """The network that gives the container its default route: the first listed that
-    is not internal (internal networks have no way out)."""
-    return next((a for a in container.networks if not spec.network(a.network).internal), None)
+    """The network that gives the container its default route: the one with the
+    highest gw_priority, the first listed on a tie; never an internal one (no way out)."""
+    candidates = [a for a in container.networks if not spec.network(a.network).internal]
+    return max(candidates, key=lambda a: a.gw_priority, default=None)  # max keeps the first of equals
+
+
+def assign_interfaces(spec: Spec, live: State) -> dict[tuple[str, str], str]:
+    """The container-side interface name per (container, network): `interface_name`
+    when given, else the name the kernel shows it already has, else the lowest free
+    ethN, so that joining or leaving a network never renames the other interfaces."""
+    existing = {
+        (veth.container, veth.network): veth.peer_ifname
+        for veth in live.of_kind(Veth) if veth.netns == veth.container and veth.peer_ifname != "?"
+    }
+    result: dict[tuple[str, str], str] = {}
+    for container in spec.containers:
+        taken = {a.interface_name for a in container.networks if a.interface_name}
+        waiting = []
+        for attachment in container.networks:
+            key = (container.name, attachment.network)
+            kept = existing.get(key)
+            if attachment.interface_name:
+                result[key] = attachment.interface_name
+            elif kept and kept not in taken:
+                result[key] = kept
+                taken.add(kept)
+            else:
+                waiting.append(key)
+        index = 0
+        for key in waiting:
+            while container_ifname(index) in taken:
+                index += 1
+            result[key] = container_ifname(index)
+            taken.add(result[key])
+    return result
 
 
 def publications(spec: Spec, addresses: dict[tuple[str, str], IPv4Address]) -> list[firewall.Publication]:
@@ -123,17 +156,18 @@ def network_objects(network: NetworkSpec) -> list[KernelObject]:
 
 
 def container_objects(
-    spec: Spec, container: ContainerSpec, addresses: dict[tuple[str, str], IPv4Address]
+    spec: Spec, container: ContainerSpec, addresses: dict[tuple[str, str], IPv4Address],
+    interfaces: dict[tuple[str, str], str],
 ) -> list[KernelObject]:
     objects: list[KernelObject] = [Netns(container.name, source=str(container.location))]
     gateway = gateway_attachment(spec, container)
     # its published ports are DNATed to its gateway network; reaching them from inside
     # itself sends frames back out of the port they came in by
     hairpin_on = gateway if container.ports else None
-    for index, attachment in enumerate(container.networks):
+    for attachment in container.networks:
         network = spec.network(attachment.network)
         address = addresses[(container.name, network.name)]
-        ifname = container_ifname(index)
+        ifname = interfaces[(container.name, network.name)]
         source = str(attachment.location)
         objects.append(
             Veth(
@@ -205,8 +239,11 @@ def _link_entry(spec: Spec, container: ContainerSpec, link: str, addresses) -> h
     )
 
 
-def assign_addresses(spec: Spec, live: State) -> dict[tuple[str, str], IPv4Address]:
+def assign_addresses(
+    spec: Spec, live: State, interfaces: dict[tuple[str, str], str] | None = None,
+) -> dict[tuple[str, str], IPv4Address]:
     """IPv4 address per (container, network)."""
+    interfaces = assign_interfaces(spec, live) if interfaces is None else interfaces
     live_addresses = _live_addresses(live)
     result: dict[tuple[str, str], IPv4Address] = {}
     problems: list[Problem] = []
@@ -217,7 +254,7 @@ def assign_addresses(spec: Spec, live: State) -> dict[tuple[str, str], IPv4Addre
     for network in spec.networks:
         members = members_of.get(network.name, [])
         try:
-            result.update(_assign_in_network(network, members, live_addresses))
+            result.update(_assign_in_network(network, members, live_addresses, interfaces))
         except _PoolExhausted as exhausted:
             problems.append(
                 Problem(exhausted.attachment.location, f"containers.{exhausted.container}.networks",
@@ -248,6 +285,7 @@ def _assign_in_network(
     network: NetworkSpec,
     members: list[tuple[ContainerSpec, Attachment]],
     live_addresses: dict[tuple[str, str], list[tuple[IPv4Address, int]]],
+    interfaces: dict[tuple[str, str], str],
 ) -> dict[tuple[str, str], IPv4Address]:
     subnet: IPv4Network = network.subnet
     taken = {subnet.network_address, subnet.broadcast_address, network.gateway, *network.aux_addresses}
@@ -261,7 +299,8 @@ def _assign_in_network(
             dynamic.append((container, attachment))
     waiting: list[tuple[ContainerSpec, Attachment]] = []
     for container, attachment in dynamic:
-        kept = _sticky_address(container, attachment, subnet, taken, live_addresses)
+        ifname = interfaces[(container.name, network.name)]
+        kept = _sticky_address(container.name, ifname, subnet, taken, live_addresses)
         if kept is None:
             waiting.append((container, attachment))
         else:
@@ -280,9 +319,8 @@ def _assign_in_network(
     return assigned
 
 
-def _sticky_address(container, attachment, subnet, taken, live_addresses) -> IPv4Address | None:
-    ifname = container_ifname(container.networks.index(attachment))
-    for address, prefix in live_addresses.get((container.name, ifname), ()):
+def _sticky_address(container: str, ifname: str, subnet, taken, live_addresses) -> IPv4Address | None:
+    for address, prefix in live_addresses.get((container, ifname), ()):
         if prefix == subnet.prefixlen and address in subnet and address not in taken:
             return address
     return None

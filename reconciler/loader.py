@@ -803,6 +803,16 @@ def _interface_name_issue(name: str) -> str | None:
     return None
 
 
+def _container_ifname_issue(name: str) -> str | None:
+    if not NAME_RE.fullmatch(name):
+        return "use letters, digits, '_', '.' or '-', starting with a letter or digit"
+    if len(name) >= IFNAMSIZ:
+        return f"at most {IFNAMSIZ - 1} characters"
+    if name == "lo":
+        return "'lo' is the namespace's loopback interface"
+    return None
+
+
 def _did_you_mean(name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
@@ -1293,7 +1303,14 @@ class _Builder:
             self._check_network_known(entry, name)
             # The container-level mac_address belongs to the first network (Compose).
             fallback_mac = None if attachments else (*path, "mac_address")
-            attachments.append(self._attachment(entry, name, networks.get(name), fallback_mac))
+            attachment = self._attachment(entry, name, networks.get(name), fallback_mac)
+            earlier = next((a for a in attachments if attachment.interface_name and
+                            a.interface_name == attachment.interface_name), None)
+            if earlier is not None:
+                self.doc.problem((*entry, "interface_name"),
+                                 f"interface {attachment.interface_name!r} is already the one on network "
+                                 f"{earlier.network!r}")
+            attachments.append(attachment)
         return attachments
 
     def _check_network_known(self, entry: PathKey, name: str) -> None:
@@ -1314,8 +1331,19 @@ class _Builder:
             ipv4_address=self._static_address((*entry, "ipv4_address"), network, container),
             mac_address=self._mac(mac_path, container),
             aliases=self._checked_strings(aliases_path, self.doc.get(aliases_path), validate_hostname),
+            interface_name=self._container_ifname((*entry, "interface_name")),
+            gw_priority=self._int((*entry, "gw_priority"), Attachment.gw_priority),
             location=self.doc.key_location(entry),
         )
+
+    def _container_ifname(self, path: PathKey) -> str | None:
+        name = self._string(path)
+        if name is None:
+            return None
+        issue = _container_ifname_issue(name)
+        if issue:
+            self.doc.problem(path, f"{name!r} is not a valid interface name: {issue}")
+        return name
 
     def _static_address(
         self, path: PathKey, network: NetworkSpec | None, owner: str

@@ -59,6 +59,8 @@ class Attachment:
     ipv4_address: IPv4Address | None = None
     mac_address: str | None = None  # lower-case, colon separated
     aliases: tuple[str, ...] = ()
+    interface_name: str | None = None  # None: the lowest free ethN, sticky once given
+    gw_priority: int = 0
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
 
 

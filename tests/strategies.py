@@ -45,6 +45,7 @@ def specs(draw) -> Spec:
                 static = draw(st.booleans())
                 address = network.subnet.network_address + 100 + index if static else None
                 attachments.append(Attachment(network.name, ipv4_address=address,
+                                              gw_priority=draw(st.integers(-1, 1)),
                                               location=Location("t.yaml", 20 + index, 5)))
             ports = draw(st.lists(st.builds(  # host ports apart per container: no clashes
                 PortMapping, st.sampled_from([None, IPv4Address("127.0.0.1")]), st.just(8000 + 10 * index),

@@ -511,6 +511,29 @@ BAD_SPECS = [
     ]
 ] + [
     (
+        "interface name lo",
+        NET + "  web:\n    networks:\n      front: {interface_name: lo}\n",
+        "spec.yaml:8:31: containers.web.networks.front.interface_name: 'lo' is not a valid interface name: "
+        "'lo' is the namespace's loopback interface",
+    ),
+    (
+        "interface name too long",
+        NET + "  web:\n    networks:\n      front: {interface_name: eth-0123456789ab}\n",
+        "spec.yaml:8:31: containers.web.networks.front.interface_name: 'eth-0123456789ab' is not a valid "
+        "interface name: at most 15 characters",
+    ),
+    (
+        "gw_priority not an integer",
+        NET + "  web:\n    networks:\n      front: {gw_priority: high}\n",
+        "spec.yaml:8:28: containers.web.networks.front.gw_priority: expected an integer, got 'high'",
+    ),
+    (
+        "interface name twice",
+        "version: 1\nnetworks:\n  a: {subnet: 10.1.0.0/24}\n  b: {subnet: 10.2.0.0/24}\ncontainers:\n"
+        "  web:\n    networks:\n      a: {interface_name: data}\n      b: {interface_name: data}\n",
+        "spec.yaml:9:27: containers.web.networks.b.interface_name: interface 'data' is already the one on network 'a'",
+    ),
+    (
         "ports on an internal network only",
         _front(internal="true") + "containers:\n  web:\n    networks: [front]\n    ports: ['80:80']\n",
         "spec.yaml:9:5: containers.web.ports: container 'web' is only on internal networks: "
