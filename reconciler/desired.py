@@ -15,7 +15,7 @@ from ipaddress import IPv4Address, IPv4Network
 from reconciler import firewall, hostsfile, resolvconf
 from reconciler.errors import Problem, SpecError
 from reconciler.model import (
-    HOST_NS, Address, Bridge, File, Firewall, KernelObject, Netns, Route, State, Sysctl, Veth,
+    HOST_NS, Address, Bridge, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Veth,
 )
 from reconciler.spec import Attachment, ContainerSpec, NetworkSpec, Spec
 
@@ -33,6 +33,8 @@ class HostFiles:
 
     resolv_conf: str = ""  # text of the host's resolv.conf (after the systemd stub choice)
     resolv_conf_path: str = "/etc/resolv.conf"  # the file it was read from
+    hosts: str = ""  # the host's /etc/hosts, which network_mode host containers get a copy of
+    hostname: str = "localhost"  # the host's hostname, which is theirs too
 
 
 NO_HOST_FILES = HostFiles()
@@ -61,8 +63,13 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
     for network in spec.networks:
         objects += network_objects(network)
     for container in spec.containers:
-        objects += container_objects(spec, container, addresses, interfaces)
-        objects += container_files(spec, container, addresses, host_resolv, host_files.resolv_conf_path)
+        if container.mode in ("bridge", "none"):
+            objects += container_objects(spec, container, addresses, interfaces)
+        else:
+            owner = spec.joined(container)
+            objects.append(NetnsAlias(container.name, HOST_NS if owner.mode == "host" else owner.name,
+                                      source=str(container.location)))
+        objects += container_files(spec, container, addresses, host_resolv, host_files)
     objects += firewall_objects(spec, addresses)
     if forwarding_needed(spec):
         objects.append(Sysctl(HOST_NS, IP_FORWARD, "1", source=str(spec.host.location)))
@@ -192,19 +199,30 @@ def container_objects(
 
 def container_files(
     spec: Spec, container: ContainerSpec, addresses: dict[tuple[str, str], IPv4Address],
-    host_resolv: resolvconf.HostResolvConf, resolv_path: str,
+    host_resolv: resolvconf.HostResolvConf, host_files: HostFiles,
 ) -> list[KernelObject]:
-    """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker writes them on the default bridge."""
+    """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker writes them: on the
+    default bridge (and with no network), in host mode, and for a container that joins
+    another's namespace: the files of the one it joins."""
     source = str(container.location)
-    hostname = container.hostname or container.name
-    hosts = hostsfile.render_hosts(
-        own_addresses=tuple(str(addresses[(container.name, a.network)]) for a in container.networks),
-        hostname=hostname,
-        domainname=container.domainname,
-        extra_hosts=tuple(_extra_host(spec, container, item) for item in container.extra_hosts),
-        links=tuple(_link_entry(spec, container, link, addresses) for link in container.links),
-    )
-    resolv = _resolv_conf(host_resolv, resolv_path, container.dns, container.dns_search, container.dns_opt)
+    origin = spec.joined(container)
+    if origin.mode == "host":
+        hostname = host_files.hostname
+        hosts = host_files.hosts if not origin.extra_hosts else hostsfile.render_hosts(
+            own_addresses=(), hostname=hostname, domainname=None, ipv6=True,
+            extra_hosts=tuple(hostsfile.parse_extra_host(item) for item in origin.extra_hosts),
+        )
+    else:
+        hostname = origin.hostname or origin.name
+        hosts = hostsfile.render_hosts(
+            own_addresses=tuple(str(addresses[(origin.name, a.network)]) for a in origin.networks),
+            hostname=hostname,
+            domainname=origin.domainname,
+            extra_hosts=tuple(_extra_host(spec, origin, item) for item in origin.extra_hosts),
+            links=tuple(_link_entry(spec, origin, link, addresses) for link in origin.links),
+        )
+    resolv = _resolv_conf(host_resolv, host_files.resolv_conf_path, origin.dns, origin.dns_search, origin.dns_opt,
+                          legacy=origin.mode != "host")
     return [
         File(container.name, "hostname", hostsfile.render_hostname(hostname), source=source),
         File(container.name, "hosts", hosts, source=source),
@@ -213,10 +231,10 @@ def container_files(
 
 
 @functools.lru_cache(maxsize=256)
-def _resolv_conf(host_resolv, resolv_path, dns, dns_search, dns_opt) -> str:
+def _resolv_conf(host_resolv, resolv_path, dns, dns_search, dns_opt, legacy: bool = True) -> str:
     # most containers share the host's file and overrides: render each combination once
     return resolvconf.render_file(host_resolv, origin_path=resolv_path, dns=dns, dns_search=dns_search,
-                                  dns_opt=dns_opt)
+                                  dns_opt=dns_opt, legacy=legacy)
 
 
 def _extra_host(spec: Spec, container: ContainerSpec, item: str) -> hostsfile.HostEntry:

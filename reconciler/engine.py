@@ -7,6 +7,7 @@ a separate function so that `plan` and `status` stop after deciding.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,6 +21,7 @@ from reconciler.session import KernelSession
 from reconciler.spec import Spec
 
 EMPTY_SPEC_STATE = State()
+HOST_HOSTS_FILE = "/etc/hosts"
 
 
 @dataclass(frozen=True)
@@ -30,12 +32,15 @@ class Outcome:
 
 def read_host_files(spec: Spec) -> HostFiles:
     """The host's resolv.conf as Docker picks it: systemd-resolved's upstream file when
-    the configured one only points at the 127.0.0.53 stub. A missing file reads as empty."""
+    the configured one only points at the 127.0.0.53 stub. A missing file reads as empty.
+    For network_mode host containers also the host's /etc/hosts and hostname."""
     text = _read_or_empty(spec.host.resolv_conf)
     path = resolvconf.source_path(text, spec.host.resolv_conf, os.path.exists(resolvconf.SYSTEMD_RESOLV_CONF))
     if path != spec.host.resolv_conf:
         text = _read_or_empty(path)
-    return HostFiles(text, path)
+    if not any(container.mode == "host" for container in spec.containers):
+        return HostFiles(text, path)
+    return HostFiles(text, path, hosts=_read_or_empty(HOST_HOSTS_FILE), hostname=socket.gethostname())
 
 
 def _read_or_empty(path: str) -> str:

@@ -20,7 +20,7 @@ from typing import Callable
 from reconciler import firewall, nft
 from reconciler import netlink as nl
 from reconciler.errors import ApplyError, KernelError
-from reconciler.model import HOST_NS, Bridge, File, Firewall, Netns, Veth
+from reconciler.model import HOST_NS, Bridge, File, Firewall, Netns, NetnsAlias, Veth
 from reconciler.nlsocket import CLONE_NEWNET, NetlinkSocket, current_netns_fd, entered, setns
 from reconciler.observe import CONTAINER_FILES, bridge_alias, list_netns, owned_netns, parse_alias, sysctl_path, veth_alias
 from reconciler.planner import CREATE, Action, Plan
@@ -83,6 +83,17 @@ def create_netns(name: str, ipv6: bool = True) -> tuple[int, NetlinkSocket]:
     finally:
         os.close(home)
     return os.open(path, os.O_RDONLY | os.O_CLOEXEC), sock
+
+
+def bind_netns(name: str, netns_fd: int) -> None:
+    """Make /run/netns/NAME a second name of the namespace `netns_fd` refers to."""
+    path = netns_path(name)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
+    source = f"/proc/self/fd/{netns_fd}".encode()
+    if _libc.mount(source, path.encode(), b"none", MS_BIND, None) != 0:
+        code = ctypes.get_errno()
+        os.unlink(path)
+        raise KernelError(f"bind-mounting namespace {name}: {os.strerror(code)}", code)
 
 
 def delete_netns(name: str) -> None:
@@ -203,14 +214,25 @@ class KernelWriter:
                     raise _apply_error(action, error.errno, f"writing {path}") from error
 
     # namespaces
-    def _create_netns(self, actions: list[Action]) -> None:
+    @contextlib.contextmanager
+    def _recorded_first(self, actions: list[Action], aliases: dict[str, str] | None = None):
+        """Record the namespace names `actions` create (cookie 0) before they exist, so a
+        crash never leaves one of ours unrecorded; the caller sets each cookie as it goes."""
         prepare_netns_dir()
-        # recorded before creation (cookie 0), so a crash never leaves one of ours unrecorded
         names = {a.obj.netns for a in actions}
         record = owned_netns(self.session, self.session.state.recorded_netns(), list_netns())
-        record.update({a.obj.netns: 0 for a in actions})
-        self.session.state.write_netns_record(record)
+        record.update({name: 0 for name in names})
+        recorded_aliases = {**self.session.state.recorded_aliases(), **(aliases or {})}
+        self.session.state.write_netns_record(record, recorded_aliases)
         try:
+            yield record
+        finally:
+            # a 0 left here belongs to a namespace this run did not make
+            self.session.state.write_netns_record(
+                {n: c for n, c in record.items() if c != 0 or n not in names}, recorded_aliases)
+
+    def _create_netns(self, actions: list[Action]) -> None:
+        with self._recorded_first(actions) as record:
             for action in actions:
                 try:
                     fd, sock = create_netns(action.obj.netns, ipv6=action.obj.ipv6)
@@ -218,13 +240,24 @@ class KernelWriter:
                     raise _apply_error(action, getattr(error, "errno", None), str(error)) from error
                 self.session.adopt(action.obj.netns, fd, sock)
                 record[action.obj.netns] = sock.netns_cookie()
-        finally:
-            # a 0 left here belongs to a namespace this run did not make
-            self.session.state.write_netns_record({n: c for n, c in record.items() if c != 0 or n not in names})
         for action in actions:
             sock = self.session.socket(action.obj.netns)
             if action.obj.lo_up:
                 self._send(sock, [(action, nl.set_link(sock.next_seq(), index=LOOPBACK_IFINDEX, up=True))])
+
+    # aliases: a second name for a container's namespace or the host's
+    def _create_alias(self, actions: list[Action]) -> None:
+        with self._recorded_first(actions, {a.obj.netns: a.obj.target for a in actions}) as record:
+            for action in actions:
+                obj: NetnsAlias = action.obj
+                try:
+                    bind_netns(obj.netns, self._fd(obj.target))
+                except (KernelError, OSError) as error:
+                    raise _apply_error(action, getattr(error, "errno", None), str(error)) from error
+                record[obj.netns] = self.session.socket(obj.netns).netns_cookie()
+
+    def _delete_alias(self, actions: list[Action]) -> None:
+        self._remove_names(actions)  # the name only: the namespace lives on in its owner
 
     def _update_netns(self, actions: list[Action]) -> None:
         for action in actions:
@@ -239,6 +272,11 @@ class KernelWriter:
                 self._send(sock, [(action, nl.set_link(sock.next_seq(), index=LOOPBACK_IFINDEX, up=obj.lo_up))])
 
     def _delete_netns(self, actions: list[Action]) -> None:
+        self._await_peers_gone(actions[0], self._remove_names(actions))
+
+    def _remove_names(self, actions: list[Action]) -> set[str]:
+        """Unmount and forget the /run/netns names of `actions` (with their files); the
+        names removed."""
         names = {a.obj.netns for a in actions}
         for action in actions:
             self.session.forget(action.obj.netns)
@@ -249,7 +287,7 @@ class KernelWriter:
                 raise _apply_error(action, error.errno, str(error)) from error
         record = owned_netns(self.session, self.session.state.recorded_netns(), list_netns())
         self.session.state.write_netns_record({n: c for n, c in record.items() if n not in names})
-        self._await_peers_gone(actions[0], names)
+        return names
 
     def _await_peers_gone(self, action: Action, containers: set[str]) -> None:
         """The kernel destroys an unmounted namespace (and the veths into it) in a

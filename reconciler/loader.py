@@ -84,8 +84,17 @@ MAX_NESTING = 32  # the spec needs 6 levels of nodes; the schema checks recurse 
 # Refusing them keeps anyone from believing they work. Key: dotted path, '*' matching
 # any one name. Value: None to refuse any value, or the values that are accepted (the
 # defaults). Lift an entry once the planner implements the field.
-NOT_SUPPORTED_YET: dict[str, tuple[Any, ...] | None] = {
-    "containers.*.network_mode": ("bridge",),
+NOT_SUPPORTED_YET: dict[str, tuple[Any, ...] | None] = {}
+
+NETWORK_MODES = ("bridge", "none", "host", "container:<name>")
+# settings that network modes without networks of their own cannot have, and why
+_MODE_CONFLICTS: dict[str, tuple[frozenset[str], str]] = {
+    "none": (frozenset({"networks", "ports", "links", "mac_address"}), "the container has no network"),
+    "host": (frozenset({"networks", "ports", "links", "mac_address", "hostname", "domainname"}),
+             "the container uses the host's network and hostname"),
+    "container": (frozenset({"networks", "ports", "links", "mac_address", "hostname", "domainname", "dns",
+                             "dns_search", "dns_opt", "extra_hosts"}),
+                  "the container uses the network, hostname and files of the one it joins"),
 }
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -1018,6 +1027,7 @@ class _Builder:
         containers = self._containers({network.name: network for network in networks})
         self._check_capacity(networks, containers)
         self._check_links(containers)
+        self._check_network_modes(containers)
         self._check_published_ports(networks, containers)
         self._check_not_supported_yet()
         return Spec(
@@ -1168,7 +1178,7 @@ class _Builder:
         return containers
 
     def _container(self, path: PathKey, networks: dict[str, NetworkSpec]) -> ContainerSpec:
-        mode = self._string((*path, "network_mode")) or ContainerSpec.network_mode
+        mode = self._network_mode((*path, "network_mode"))
         attachments = self._attachments(path, networks)
         networks_path = (*path, "networks")
         unattached = not self.doc.get(networks_path) and not self.doc.is_rejected(networks_path)
@@ -1190,6 +1200,16 @@ class _Builder:
             ports=self._ports((*path, "ports"), settings.get("ports")),
             location=self.doc.key_location(path),
         )
+
+    def _network_mode(self, path: PathKey) -> str:
+        mode = self._string(path)
+        if mode is None:
+            return ContainerSpec.network_mode
+        kind, colon, target = mode.partition(":")
+        if (kind in ("bridge", "none", "host") and not colon) or (kind == "container" and target):
+            return mode
+        self.doc.problem(path, f"{_show(mode)} is not a network mode: use {', '.join(NETWORK_MODES)}")
+        return ContainerSpec.network_mode
 
     def _hostname(self, path: PathKey, value: Any) -> str:
         """The hostname set, else the container name (not checked as a hostname: Docker
@@ -1395,6 +1415,7 @@ class _Builder:
             return
         known = self._mapping(("containers",))  # invalid containers too: reported as such
         networks_of = {c.name: {a.network for a in c.networks} for c in containers}
+        modes = {c.name: c.network_mode for c in containers}
         for path, target in self.links:
             owner = str(path[1])
             if target == owner:
@@ -1402,10 +1423,55 @@ class _Builder:
             elif target not in known:
                 message = f"link target {target!r} is not a container of this spec{_did_you_mean(target, known)}"
                 self.doc.problem(path, message)
+            elif modes.get(target, "bridge") != "bridge":
+                self.doc.problem(path, f"link target {target!r} has network_mode {modes[target]}: "
+                                 "links need a network both containers are on")
             else:
                 mine, theirs = networks_of.get(owner), networks_of.get(target)
                 if mine and theirs and mine.isdisjoint(theirs):  # no networks: reported already
                     self.doc.problem(path, f"link target {target!r} does not share a network with {owner!r}")
+
+    def _check_network_modes(self, containers: list[ContainerSpec]) -> None:
+        """Settings a mode cannot have; container:<name> targets that exist and do not
+        lead back to themselves."""
+        by_name = {container.name: container for container in containers}
+        known = self._mapping(("containers",))
+        for container in containers:
+            path = ("containers", container.name)
+            conflicts = _MODE_CONFLICTS.get(container.mode)
+            if conflicts is not None:
+                fields, why = conflicts
+                for key in self._mapping(path):
+                    if key in fields:
+                        self.doc.problem((*path, key), f"'{key}' cannot be used with network_mode "
+                                         f"{container.network_mode}: {why}", at_key=True)
+            if container.mode in ("none", "host") and any(e.endswith(":host-gateway") for e in container.extra_hosts):
+                self.doc.problem((*path, "extra_hosts"), f"host-gateway needs a network; network_mode "
+                                 f"{container.mode} has none", at_key=True)
+            target = container.shares
+            if target is None:
+                continue
+            mode_path = (*path, "network_mode")
+            if target == container.name:
+                self.doc.problem(mode_path, "a container cannot join its own network namespace")
+            elif target not in known:
+                self.doc.problem(mode_path, f"{target!r} is not a container of this spec"
+                                 f"{_did_you_mean(target, known)}")
+            elif self._leads_back(container, by_name):
+                self.doc.problem(mode_path, f"network_mode container:{target} leads back to {container.name!r} "
+                                 "(a cycle): one of them needs a network namespace of its own")
+
+    @staticmethod
+    def _leads_back(container: ContainerSpec, by_name: dict[str, ContainerSpec]) -> bool:
+        seen, current = {container.name}, container
+        while current.shares is not None:
+            current = by_name.get(current.shares)
+            if current is None:
+                return False
+            if current.name in seen:
+                return current.name == container.name
+            seen.add(current.name)
+        return False
 
     def _check_published_ports(self, networks: list[NetworkSpec], containers: list[ContainerSpec]) -> None:
         """No host port, protocol and address published twice (a wildcard address takes

@@ -57,6 +57,26 @@ class Netns(KernelObject):
 
 
 @dataclass(frozen=True)
+class NetnsAlias(KernelObject):
+    """A second name, /run/netns/<netns>, for the namespace of container `target`
+    ("" for the host's): network_mode container:<target> and host."""
+
+    kind: ClassVar[str] = "alias"
+    replace_on: ClassVar[tuple[str, ...]] = ("target",)
+    netns: str
+    target: str  # "?" when the name leads to some other namespace
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("alias", self.netns)
+
+    @property
+    def name(self) -> str:
+        return f"{self.netns} -> {self.target or 'host'}"
+
+
+@dataclass(frozen=True)
 class Bridge(KernelObject):
     """A Linux bridge in the host namespace, owned by one network."""
 

@@ -16,7 +16,7 @@ from reconciler import firewall, nft
 from reconciler import netlink as nl
 from reconciler.desired import IP_FORWARD, route_localnet
 from reconciler.model import (
-    HOST_NS, Address, Bridge, File, Firewall, KernelObject, Netns, Route, State, Sysctl, Veth,
+    HOST_NS, Address, Bridge, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Veth,
 )
 from reconciler.errors import KernelError
 from reconciler.nlsocket import NetlinkSocket, entered
@@ -89,13 +89,16 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
             objects.append(Address(HOST_NS, by_index[addr.index].ifname, addr.cidr))
 
     present = list_netns()
-    owned_set = set(owned_netns(session, session.state.recorded_netns(), present))
+    owned = owned_netns(session, session.state.recorded_netns(), present)
+    aliases = {name: target for name, target in session.state.recorded_aliases().items() if name in owned}
+    owned_set = set(owned) - set(aliases)  # namespaces of their own
     peers: dict[int, tuple[str, nl.Link]] = {}
     if inside_containers:
         inside, peers = _read_containers(session, sorted(owned_set))
         objects += inside
     else:
         objects += [Netns(name) for name in sorted(owned_set)]
+    objects += _observe_aliases(session, owned, aliases, with_files=inside_containers)
     for link, container, network in owned_veths.values():
         netns, peer = peers.get(link.index, (MISSING, None))
         if not inside_containers and container in owned_set:
@@ -121,7 +124,21 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     settings = [IP_FORWARD] + [route_localnet(link.ifname) for link, _ in owned_bridges.values()]
     objects += [Sysctl(HOST_NS, name, value) for name, value in read_sysctls(session.host_fd, settings).items()]
     objects += observe_firewall(session)
-    return State.of(objects, foreign_links=foreign, foreign_netns=present - owned_set)
+    return State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned))
+
+
+def _observe_aliases(
+    session: KernelSession, owned: dict[str, int], aliases: dict[str, str], with_files: bool,
+) -> list[KernelObject]:
+    """Each alias with the container it still names (by namespace cookie), or "?"."""
+    objects: list[KernelObject] = []
+    host_cookie = session.host.netns_cookie() if aliases else 0
+    for name, target in sorted(aliases.items()):
+        expected = host_cookie if target == HOST_NS else owned.get(target)
+        objects.append(NetnsAlias(name, target if owned[name] == expected else MISSING))
+        if with_files:
+            objects += _observe_files(session.etc_dir(name), name)
+    return objects
 
 
 def observe_firewall(session: KernelSession) -> list[KernelObject]:

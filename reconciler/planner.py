@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler import firewall
-from reconciler.model import HOST_NS, Address, Bridge, File, KernelObject, Netns, Route, State, Sysctl, Veth
+from reconciler.model import HOST_NS, Address, Bridge, File, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Veth
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 
@@ -20,9 +20,11 @@ CREATE, UPDATE, DELETE = "create", "update", "delete"
 # namespaces are independent; namespaces rank above bridges so that they are deleted
 # first: the kernel then takes their veths off the bridge in one batch, and the
 # bridge is deleted without ports (unenslaving 1000 ports one by one costs 0.3 s).
-# The firewall comes before the sysctls so that forwarding is enabled behind it.
+# An alias (a second name of a namespace) needs the namespace it names. The firewall
+# comes before the sysctls so that forwarding is enabled behind it.
 RANK: dict[str, int] = {
-    "bridge": 0, "netns": 1, "veth": 2, "address": 3, "route": 4, "file": 5, "firewall": 6, "sysctl": 7,
+    "bridge": 0, "netns": 1, "alias": 2, "veth": 3, "address": 4, "route": 5, "file": 6, "firewall": 7,
+    "sysctl": 8,
 }
 SHOWN_RULE_CHANGES = 3
 
@@ -145,6 +147,7 @@ def _describe_content(old: str, new: str) -> str:
 def _children_of(removed: set[tuple], live: State) -> set[tuple]:
     """Live objects that the kernel removes along with the removed objects."""
     dead_netns = {k[1] for k in removed if k[0] == "netns"}
+    dead_aliases = {k[1] for k in removed if k[0] == "alias"}  # their files go with them
     dead_bridges = {k[1] for k in removed if k[0] == "bridge"}
     dead_peers = set()
     for key in removed:
@@ -155,6 +158,8 @@ def _children_of(removed: set[tuple], live: State) -> set[tuple]:
     for key, obj in live.objects.items():
         netns = getattr(obj, "netns", HOST_NS)
         if isinstance(obj, (Veth, Address, Route, File)) and netns in dead_netns:
+            children.add(key)
+        elif isinstance(obj, File) and netns in dead_aliases:
             children.add(key)
         elif isinstance(obj, Address) and netns == HOST_NS and obj.ifname in dead_bridges:
             children.add(key)
@@ -179,7 +184,7 @@ def _conflicts(desired: State, live: State) -> tuple[str, ...]:
             found.append(f"{obj.source}: interface {obj.ifname} exists and is not managed by netreconcile")
         elif isinstance(obj, Veth) and obj.host_ifname in live.foreign_links:
             found.append(f"{obj.source}: interface {obj.host_ifname} exists and is not managed by netreconcile")
-        elif isinstance(obj, Netns) and obj.netns in live.foreign_netns:
+        elif isinstance(obj, (Netns, NetnsAlias)) and obj.netns in live.foreign_netns:
             found.append(f"{obj.source}: network namespace {obj.netns} exists and is not managed by netreconcile")
     return tuple(sorted(found))
 
@@ -191,7 +196,9 @@ def dependencies(obj: KernelObject, state: State) -> set[tuple]:
         deps |= {("netns", obj.netns)} if obj.netns != HOST_NS else set()
         deps |= {k for k, o in state.objects.items() if isinstance(o, Bridge) and o.ifname == obj.bridge}
     elif isinstance(obj, File):
-        deps.add(("netns", obj.netns))
+        deps |= {("netns", obj.netns), ("alias", obj.netns)}
+    elif isinstance(obj, NetnsAlias) and obj.target != HOST_NS:
+        deps.add(("netns", obj.target))
     elif isinstance(obj, (Address, Route)):
         if obj.netns != HOST_NS:
             deps.add(("netns", obj.netns))

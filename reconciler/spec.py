@@ -79,6 +79,17 @@ class ContainerSpec:
     ports: tuple[PortMapping, ...] = ()
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
 
+    @property
+    def mode(self) -> str:
+        """bridge, none, host or container (network_mode without the target)."""
+        return self.network_mode.partition(":")[0]
+
+    @property
+    def shares(self) -> str | None:
+        """For network_mode container:<name>, the container whose namespace this one joins."""
+        mode, _, target = self.network_mode.partition(":")
+        return target if mode == "container" else None
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -93,6 +104,15 @@ class Spec:
 
     def container(self, name: str) -> ContainerSpec:
         return self._containers_by_name[name]
+
+    def joined(self, container: ContainerSpec) -> ContainerSpec:
+        """The end of `container`'s chain of network_mode container:<name> (itself
+        without one): a container with a namespace of its own, or one in host mode."""
+        seen = set()
+        while container.shares is not None and container.name not in seen:
+            seen.add(container.name)
+            container = self.container(container.shares)
+        return container
 
     @cached_property
     def _networks_by_name(self) -> dict[str, NetworkSpec]:

@@ -5,7 +5,11 @@ of their own), each with its namespace cookie (SO_NETNS_COOKIE: unique for the
 boot, never reused, unlike nsfs inode numbers), so that a namespace someone else
 later creates under a recorded name is not taken for ours. The record is written
 before a namespace is created (cookie 0: being created) and after it is deleted,
-atomically, so a crash never leaves a namespace we made unrecorded.
+atomically, so a crash never leaves a namespace we made unrecorded. Names that are
+aliases (a second /run/netns name for a container's namespace or the host's, for
+network_mode container:<name> and host) are recorded the same way, and also listed
+with the container they name ("" for the host): the kernel shows that two names lead
+to one namespace, but not which of them came first.
 """
 
 from __future__ import annotations
@@ -32,24 +36,51 @@ class StateDir:
     def _netns_file(self) -> Path:
         return self.path / "namespaces.json"
 
-    def recorded_netns(self) -> dict[str, int]:
-        """{namespace name: namespace cookie, 0 while being created}."""
+    def _read(self) -> dict:
+        """The record ({} when there is none yet)."""
         try:
             data = json.loads(self._netns_file.read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError as error:
+            raise self._damaged(error) from error
+        if not isinstance(data, dict):
+            raise self._damaged(TypeError(f"a {type(data).__name__}, not a mapping"))
+        return data
+
+    def _damaged(self, error: Exception) -> PrerequisiteError:
+        return PrerequisiteError(
+            f"the state file {self._netns_file} is damaged ({error}); move it away to start afresh "
+            "(netreconcile then treats every existing namespace as not its own)"
+        )
+
+    def recorded_netns(self) -> dict[str, int]:
+        """{namespace name: namespace cookie, 0 while being created}."""
+        data = self._read()
+        if not data:
+            return {}
+        try:
             namespaces = data["namespaces"]
             if isinstance(namespaces, list):  # the first format: names only
                 return {str(name): 0 for name in namespaces}
             return {str(name): int(cookie) for name, cookie in namespaces.items()}
-        except FileNotFoundError:
-            return {}
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise PrerequisiteError(
-                f"the state file {self._netns_file} is damaged ({error}); move it away to start afresh "
-                "(netreconcile then treats every existing namespace as not its own)"
-            ) from error
+            raise self._damaged(error) from error
 
-    def write_netns_record(self, record: dict[str, int]) -> None:
+    def recorded_aliases(self) -> dict[str, str]:
+        """{alias name: the container whose namespace it names, "" for the host's}."""
+        try:
+            return {str(name): str(target) for name, target in self._read().get("aliases", {}).items()}
+        except (TypeError, AttributeError) as error:
+            raise self._damaged(error) from error
+
+    def write_netns_record(self, record: dict[str, int], aliases: dict[str, str] | None = None) -> None:
+        """Record the namespaces (and aliases; None: those recorded before) still in `record`."""
+        if aliases is None:
+            aliases = self.recorded_aliases()
+        aliases = {name: target for name, target in aliases.items() if name in record}
         self.path.mkdir(parents=True, exist_ok=True)
         temporary = self._netns_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"namespaces": dict(sorted(record.items()))}, indent=1) + "\n")
+        document = {"namespaces": dict(sorted(record.items())), "aliases": dict(sorted(aliases.items()))}
+        temporary.write_text(json.dumps(document, indent=1) + "\n")
         os.replace(temporary, self._netns_file)

@@ -14,7 +14,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from hypothesis import strategies as st
 
 from reconciler.desired import build_desired
-from reconciler.model import HOST_NS, Address, Bridge, File, Firewall, Netns, Route, State, Sysctl, Veth
+from reconciler.model import HOST_NS, Address, Bridge, File, Firewall, Netns, NetnsAlias, Route, State, Sysctl, Veth
 from reconciler.planner import DELETE, Plan
 from reconciler.ports import PortMapping
 from reconciler.spec import Attachment, ContainerSpec, HostSpec, Location, NetworkSpec, Spec
@@ -51,8 +51,12 @@ def specs(draw) -> Spec:
                 PortMapping, st.sampled_from([None, IPv4Address("127.0.0.1")]), st.just(8000 + 10 * index),
                 st.just(8000 + 10 * index + draw(st.integers(0, 2))), st.integers(1, 100), st.sampled_from(["tcp", "udp"]),
             ), max_size=1))
-            containers.append(ContainerSpec(name, tuple(attachments), ports=tuple(ports),
-                                            location=Location("t.yaml", 20 + index, 3)))
+            location = Location("t.yaml", 20 + index, 3)
+            mode = draw(st.sampled_from(["bridge"] * 3 + ["none", "host"] + [f"container:{c.name}" for c in containers]))
+            if mode == "bridge":
+                containers.append(ContainerSpec(name, tuple(attachments), ports=tuple(ports), location=location))
+            else:  # no networks of its own
+                containers.append(ContainerSpec(name, network_mode=mode, location=location))
     return Spec("t.yaml", host=HostSpec(ip_forward=draw(st.sampled_from([True, False, None]))),
                 networks=tuple(networks), containers=tuple(containers))
 
@@ -82,6 +86,8 @@ def _drift(obj):
         return dataclasses.replace(obj, mac="02:00:00:00:00:01", peer_up=False, bridge="", hairpin=not obj.hairpin)
     if isinstance(obj, Netns):
         return dataclasses.replace(obj, lo_up=False)
+    if isinstance(obj, NetnsAlias):
+        return dataclasses.replace(obj, target="?")
     if isinstance(obj, Route):
         return dataclasses.replace(obj, gateway="10.255.255.1")
     if isinstance(obj, Sysctl):
@@ -125,7 +131,9 @@ class KernelModel:
     def _require(self, obj) -> None:
         needs = []
         if isinstance(obj, File):
-            needs = [lambda o: isinstance(o, Netns) and o.netns == obj.netns]
+            needs = [lambda o: isinstance(o, (Netns, NetnsAlias)) and o.netns == obj.netns]
+        elif isinstance(obj, NetnsAlias) and obj.target != HOST_NS:
+            needs = [lambda o: isinstance(o, Netns) and o.netns == obj.target]
         elif isinstance(obj, Veth):
             needs = [lambda o: isinstance(o, Netns) and o.netns == obj.netns,
                      lambda o: isinstance(o, Bridge) and o.ifname == obj.bridge]
@@ -142,6 +150,9 @@ class KernelModel:
         for need in needs:
             if not self._present(need):
                 raise ModelError(f"{obj} created before what it needs")
+        if isinstance(obj, (Netns, NetnsAlias)) and self._present(
+                lambda o: isinstance(o, (Netns, NetnsAlias)) and o.netns == obj.netns and o.key != obj.key):
+            raise ModelError(f"{obj} created while /run/netns/{obj.netns} is still taken")
 
     def _delete(self, obj) -> None:
         if obj.key not in self.objects:
@@ -150,6 +161,8 @@ class KernelModel:
         for key, other in list(self.objects.items()):
             netns = getattr(other, "netns", HOST_NS)
             if isinstance(obj, Netns) and isinstance(other, (Veth, Address, Route, File)) and netns == obj.netns:
+                del self.objects[key]
+            elif isinstance(obj, NetnsAlias) and isinstance(other, File) and netns == obj.netns:
                 del self.objects[key]
             elif isinstance(obj, Bridge) and isinstance(other, Address) and other.netns == HOST_NS \
                     and other.ifname == obj.ifname:

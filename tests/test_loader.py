@@ -238,11 +238,11 @@ containers:
 """  # DESIGN.md section 2
 
 
-def test_design_example_refuses_only_the_container_mode() -> None:
-    assert problems(DESIGN_EXAMPLE) == [
-        "spec.yaml:29:5: containers.sidecar.network_mode: "
-        "'network_mode: container:web' is not supported yet by this version of netreconcile",
-    ]
+def test_design_example_loads_whole() -> None:
+    spec = load_spec_text(DESIGN_EXAMPLE, FILE)
+    web, db, sidecar = spec.containers
+    assert (sidecar.mode, sidecar.shares, spec.joined(sidecar)) == ("container", "web", web)
+    assert [str(port) for port in web.ports] == ["8080:80/tcp", "127.0.0.1:5353:53/udp"]
 
 
 def test_design_example_without_ports_and_container_mode_loads() -> None:
@@ -461,9 +461,44 @@ BAD_SPECS = [
         "spec.yaml:11:28: containers.db.networks.front.mac_address: 02:00:00:00:00:01 is already used by container 'web'",
     ),
     (
-        "network mode host",
-        NET + "  web:\n    network_mode: host\n",
-        "spec.yaml:7:5: containers.web.network_mode: 'network_mode: host' is not supported yet by this version of netreconcile",
+        "network mode unknown",
+        NET + "  web:\n    network_mode: bridged\n    networks: [front]\n",
+        "spec.yaml:7:19: containers.web.network_mode: 'bridged' is not a network mode: use bridge, none, host, "
+        "container:<name>",
+    ),
+    (
+        "container mode target unknown",
+        NET + "  web:\n    networks: [front]\n  side:\n    network_mode: container:wbe\n",
+        "spec.yaml:9:19: containers.side.network_mode: 'wbe' is not a container of this spec; did you mean 'web'?",
+    ),
+    (
+        "container mode with dns",
+        NET + "  web:\n    networks: [front]\n  side:\n    network_mode: container:web\n    dns: [198.51.100.53]\n",
+        "spec.yaml:10:5: containers.side.dns: 'dns' cannot be used with network_mode container:web: the container "
+        "uses the network, hostname and files of the one it joins",
+    ),
+    (
+        "none mode with networks",
+        NET + "  web:\n    network_mode: none\n    networks: [front]\n",
+        "spec.yaml:8:5: containers.web.networks: 'networks' cannot be used with network_mode none: "
+        "the container has no network",
+    ),
+    (
+        "host mode with ports",
+        NET + "  web:\n    network_mode: host\n    ports: ['80:80']\n",
+        "spec.yaml:8:5: containers.web.ports: 'ports' cannot be used with network_mode host: the container uses "
+        "the host's network and hostname",
+    ),
+    (
+        "container mode on itself",
+        NET + "  web:\n    network_mode: container:web\n",
+        "spec.yaml:7:19: containers.web.network_mode: a container cannot join its own network namespace",
+    ),
+    (
+        "link to a container without networks",
+        NET + "  web:\n    networks: [front]\n    links: [tool]\n  tool:\n    network_mode: none\n",
+        "spec.yaml:8:13: containers.web.links.0: link target 'tool' has network_mode none: links need a network "
+        "both containers are on",
     ),
     (
         "alias not a hostname",
@@ -654,6 +689,15 @@ BAD_SPECS = [
 @pytest.mark.parametrize(("text", "expected"), [case[1:] for case in BAD_SPECS], ids=[case[0] for case in BAD_SPECS])
 def test_bad_spec_reports_exactly_one_problem(text: str, expected: str) -> None:
     assert problems(text) == [expected]
+
+
+def test_a_cycle_of_container_modes_is_reported_on_each_member() -> None:
+    assert problems(NET + "  a:\n    network_mode: container:b\n  b:\n    network_mode: container:a\n") == [
+        "spec.yaml:7:19: containers.a.network_mode: network_mode container:b leads back to 'a' (a cycle): "
+        "one of them needs a network namespace of its own",
+        "spec.yaml:9:19: containers.b.network_mode: network_mode container:a leads back to 'b' (a cycle): "
+        "one of them needs a network namespace of its own",
+    ]
 
 
 def test_all_problems_are_reported_at_once_in_order() -> None:
