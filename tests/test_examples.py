@@ -12,6 +12,14 @@ from reconciler.loader import load_spec
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
 
 
+def test_the_readme_spec_reference_is_a_valid_spec(tmp_path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    reference = readme[readme.index("## Spec reference"):].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "reference.yaml").write_text(reference)
+    spec = load_spec(tmp_path / "reference.yaml")
+    assert {c.mode for c in spec.containers} == {"bridge", "container"} and spec.containers[0].ports
+
+
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_example_spec_is_valid(path):
     spec = load_spec(path)
@@ -53,6 +61,9 @@ def test_two_networks_example_addresses_are_as_documented(sandbox):
     assert sandbox.links(sandbox.name("db"))["eth0"]["address"] == "02:42:0a:14:00:63"
     assert sandbox.links(sandbox.name("db"))["eth0"]["mtu"] == 1400
     assert "1 received" in sandbox.in_ns("api", "ping -c1 -W2 10.20.0.99")
+    worker = sandbox.addresses(sandbox.name("worker"))
+    assert worker["eth0"] == ["10.10.0.3/24"] and worker["data"] == ["10.20.0.3/24"]
+    assert sandbox.in_ns("worker", "ip route show default").startswith("default via 10.20.0.254 dev data")
 
 
 @pytest.mark.kernel
@@ -70,3 +81,14 @@ def test_published_ports_example_behaves_as_documented(sandbox):
     assert "1 received" in sandbox.in_ns("worker1", "ping -c1 -W1 10.31.0.1")
     assert "1 received" not in sandbox.in_ns("worker1", "ping -c1 -W1 10.31.0.3", check=False)
     assert "1 received" not in sandbox.in_ns("web", "ping -c1 -W1 10.31.0.2", check=False)
+
+
+@pytest.mark.kernel
+def test_network_modes_example_behaves_as_documented(sandbox):
+    applied_example(sandbox, example("network-modes.yaml"))
+    app = sandbox.in_ns("app", "ip -o -4 addr show")
+    assert "eth0    inet 172.17.0.2/16" in app
+    assert sandbox.in_ns("sidecar", "ip -o -4 addr show") == app
+    assert set(sandbox.links(sandbox.name("sealed"))) == {"lo"}
+    assert set(sandbox.links(sandbox.name("tool"))) == set(sandbox.links(sandbox.host))
+    assert "search corp.example" in (Path("/etc/netns") / sandbox.name("tool") / "resolv.conf").read_text()
