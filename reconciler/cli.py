@@ -178,6 +178,49 @@ def destroy(context: Context, spec_path: str, output: str) -> int:
     return _converge(context, None, output, "destroy")
 
 
+@main.command()
+@SPEC
+@click.option("--resync", type=click.FloatRange(min=1), default=60.0, show_default=True, metavar="SECONDS",
+              help="Run a full pass at least this often, events or not.")
+@click.option("--debounce", type=click.IntRange(min=0), default=100, show_default=True, metavar="MS",
+              help="Quiet time after the last event before a pass starts.")
+@click.option("--metrics-port", type=click.IntRange(min=1, max=65535), default=None, metavar="PORT",
+              help="Serve Prometheus metrics on this port.")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True, metavar="ADDRESS",
+              help="Address the metrics are served on (0.0.0.0: every address).")
+@click.option("--verbose", "-v", is_flag=True, help="Also log passes that find nothing to do.")
+@_global_options
+def watch(context: Context, spec_path: str, resync: float, debounce: int, metrics_port: int | None,
+          metrics_address: str, verbose: bool) -> int:
+    """Apply SPEC, then keep the kernel converged: on spec, resolv.conf, kernel and firewall changes."""
+    import logging
+
+    from reconciler.watch import Watcher
+
+    logs.configure(logging.DEBUG if verbose else logging.INFO, stream=sys.stdout)
+    _require_root()
+    metrics = None
+    if metrics_port is not None:
+        from reconciler.metrics import WatchMetrics
+
+        metrics = WatchMetrics()
+        try:
+            metrics.serve(metrics_port, metrics_address)
+        except OSError as error:
+            raise PrerequisiteError(f"cannot serve metrics on {metrics_address}:{metrics_port}: "
+                                    f"{error.strerror or error}") from error
+
+    def prepare_host() -> None:
+        if context.host_netns:
+            from reconciler.kernel import ensure_host_netns
+
+            ensure_host_netns(context.host_netns)
+
+    watcher = Watcher(spec_path, context.session, prepare_host, context.host_netns, context.etc_netns,
+                      resync=resync, debounce=debounce / 1000, metrics=metrics)
+    return watcher.run()
+
+
 def _exit_code(plan: Plan, detailed_exitcode: bool) -> int:
     if plan.conflicts:
         return EXIT_ERROR

@@ -1,4 +1,5 @@
-"""Structured logs: structlog on stderr, JSON lines when stderr is not a terminal."""
+"""Structured logs: structlog on stderr (stdout for watch mode), JSON lines when that
+stream is not a terminal."""
 
 from __future__ import annotations
 
@@ -24,16 +25,17 @@ def _import_structlog():
 structlog = _import_structlog()
 
 
-def configure(level: int = logging.INFO) -> None:
-    if sys.stderr.isatty():
+def configure(level: int = logging.INFO, stream=None) -> None:
+    stream = stream or sys.stderr
+    if stream.isatty():
         renderer = structlog.dev.ConsoleRenderer()
     else:
         renderer = structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"), renderer],
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,
     )
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
-PURE_MODULES = ["spec", "model", "desired", "planner", "render", "errors", "resolvconf", "hostsfile", "ports", "firewall"]
+PURE_MODULES = ["spec", "model", "desired", "planner", "render", "errors", "resolvconf", "hostsfile", "ports", "firewall",
+                "scheduler"]
 FORBIDDEN_IN_PURE = {
     "os", "socket", "subprocess", "time", "ctypes", "pyroute2", "threading", "pathlib", "datetime", "random",
     "reconciler.kernel", "reconciler.observe", "reconciler.session", "reconciler.nlsocket", "reconciler.netlink",

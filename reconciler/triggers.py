@@ -1,0 +1,178 @@
+"""What wakes watch mode: kernel and file events, each reported as a reason string.
+
+- rtnetlink multicast (links, IPv4 addresses and routes) from the host namespace and
+  every managed container namespace, on sockets kept open ("netlink:<namespace>");
+- nftables changes in the host namespace, from the nfnetlink NFTABLES group
+  ("nftables"): a firewall reload that wipes netreconcile's tables wakes it at once;
+- file changes seen by watchdog (inotify): the spec ("spec"), the host's resolv.conf
+  ("resolv.conf"), and container files under the etc-netns directory ("files").
+  Directories are watched rather than files, because editors and resolvers replace
+  files by renaming over them.
+
+Events carry no detail that matters: each pass observes everything again. Reading
+state generates no events, so a pass that changes nothing is followed by silence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import socket
+import threading
+from typing import Callable
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from reconciler.nlsocket import entered
+
+RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
+NETLINK_NETFILTER = 12
+NFNLGRP_NFTABLES = 7
+SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1
+RECEIVE_BUFFER = 1 << 20
+# watchdog also reports files being opened and closed unwritten; reading them is not a change
+CHANGES = frozenset({"created", "deleted", "modified", "moved", "closed"})
+
+
+def route_events_socket(netns_fd: int) -> socket.socket:
+    """A socket in the namespace of `netns_fd` that receives link, address and route events."""
+    with entered(netns_fd):
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
+                             socket.NETLINK_ROUTE)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE))
+    return sock
+
+
+def nftables_events_socket(netns_fd: int) -> socket.socket:
+    """A socket in the namespace of `netns_fd` that receives every nftables change."""
+    with entered(netns_fd):
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
+                             NETLINK_NETFILTER)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    sock.bind((0, 0))
+    sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NFNLGRP_NFTABLES)
+    return sock
+
+
+class _FileChanges(FileSystemEventHandler):
+    def __init__(self, matches: Callable[[str], str | None], on_event: Callable[[str], None]):
+        self.matches = matches
+        self.on_event = on_event
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in CHANGES:
+            return
+        for path in (event.src_path, getattr(event, "dest_path", "")):
+            reason = self.matches(os.fsdecode(path)) if path else None
+            if reason:
+                self.on_event(reason)
+                return
+
+
+class EventSources:
+    """Netlink sockets read by one thread, and a watchdog observer; both call
+    `on_event(reason)` from their own threads."""
+
+    def __init__(self, on_event: Callable[[str], None]):
+        self.on_event = on_event
+        self._sockets: dict[str, socket.socket] = {}
+        self._lock = threading.Lock()
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._read_sockets, name="netlink-events", daemon=True)
+        self._observer = Observer()
+        self._observer.daemon = True
+        self._watches: dict[str, object] = {}
+        self._files: dict[str, str] = {}  # watched file path -> reason
+        self._trees: dict[str, str] = {}  # watched directory (recursive) -> reason
+
+    def start(self) -> None:
+        self._thread.start()
+        self._observer.start()
+
+    # netlink
+
+    def watch_sockets(self, wanted: dict[str, Callable[[], socket.socket]]) -> None:
+        """Keep exactly the sockets named in `wanted` (reason -> opener); open new ones."""
+        with self._lock:
+            for reason in [r for r in self._sockets if r not in wanted]:
+                self._sockets.pop(reason).close()
+            for reason, opener in wanted.items():
+                if reason not in self._sockets:
+                    with contextlib.suppress(OSError):  # a namespace that vanished meanwhile
+                        self._sockets[reason] = opener()
+        os.write(self._wake_write, b"x")
+
+    def _read_sockets(self) -> None:
+        while not self._stopping:
+            with self._lock:
+                by_fd = {sock.fileno(): (reason, sock) for reason, sock in self._sockets.items()}
+            try:
+                ready, _, _ = select.select([self._wake_read, *by_fd], [], [])
+            except (OSError, ValueError):
+                continue  # a socket closed while selecting: take the new set
+            for fd in ready:
+                if fd == self._wake_read:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_read, 4096)
+                elif fd in by_fd:
+                    reason, sock = by_fd[fd]
+                    if self._drain(sock):
+                        self.on_event(reason)
+
+    @staticmethod
+    def _drain(sock: socket.socket) -> bool:
+        """Read everything queued; True if anything (or an overflow) was there."""
+        got = False
+        while True:
+            try:
+                if not sock.recv(65536):
+                    return got
+                got = True
+            except BlockingIOError:
+                return got
+            except OSError as error:
+                if error.errno == errno.ENOBUFS:  # events were lost: something did change
+                    got = True
+                    continue
+                return got
+
+    # files
+
+    def watch_files(self, files: dict[str, str], trees: dict[str, str]) -> None:
+        """Watch the files in `files` (path -> reason) through their directories, and
+        everything below the directories in `trees` (path -> reason)."""
+        self._files = {os.path.abspath(path): reason for path, reason in files.items()}
+        self._trees = {os.path.abspath(path): reason for path, reason in trees.items()}
+        wanted = {os.path.dirname(path): False for path in self._files}
+        wanted.update({path: True for path in self._trees})
+        for directory in [d for d in self._watches if d not in wanted]:
+            self._observer.unschedule(self._watches.pop(directory))
+        for directory, recursive in wanted.items():
+            if directory not in self._watches and os.path.isdir(directory):
+                handler = _FileChanges(self._match, self.on_event)
+                self._watches[directory] = self._observer.schedule(handler, directory, recursive=recursive)
+
+    def _match(self, path: str) -> str | None:
+        reason = self._files.get(path)
+        if reason:
+            return reason
+        for tree, reason in self._trees.items():
+            if path.startswith(tree + os.sep):
+                return reason
+        return None
+
+    def stop(self) -> None:
+        self._stopping = True
+        os.write(self._wake_write, b"x")
+        self._thread.join(timeout=2)
+        self._observer.stop()
+        self._observer.join(timeout=2)
+        with self._lock:
+            for sock in self._sockets.values():
+                sock.close()
+            self._sockets.clear()

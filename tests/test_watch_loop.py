@@ -1,0 +1,69 @@
+"""Watch mode's pass handling without a kernel: the engine and the session are stubbed."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from reconciler import watch as watch_module
+from reconciler.errors import ApplyError, VerifyError
+from reconciler.planner import Plan
+from reconciler.watch import VERIFY_RETRIES, Watcher
+
+SPEC = "version: 1\nnetworks:\n  front: {subnet: 10.1.0.0/24}\ncontainers:\n  web: {networks: [front]}\n"
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def watcher(tmp_path, monkeypatch):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    runner = Watcher(str(spec), open_session=contextlib.nullcontext, prepare_host=lambda: None, host_netns=None,
+                     etc_netns=str(tmp_path / "etc"), resync=60.0, debounce=0.1, clock=Clock())
+    runner.spec = watch_module.load_spec(str(spec))
+    monkeypatch.setattr(runner, "_watch_everything", lambda: None)
+    return runner
+
+
+def fail_with(error):
+    def converge(spec, session):
+        raise error
+    return converge
+
+
+def test_a_verification_spoiled_by_a_concurrent_change_is_followed_by_another_pass(watcher, monkeypatch):
+    monkeypatch.setattr(watch_module, "converge", fail_with(VerifyError("the kernel still differs")))
+    for _ in range(VERIFY_RETRIES):
+        assert watcher._pass(("netlink:host",)) == (True, 0.0)
+        assert "changed during the pass" in watcher.scheduler.pending
+    assert watcher._pass(("netlink:host",)) == (False, 0.0)  # it keeps differing: a failure, backed off
+
+
+def test_a_failed_apply_is_a_failure(watcher, monkeypatch):
+    monkeypatch.setattr(watch_module, "converge", fail_with(ApplyError("cannot create veth")))
+    assert watcher._pass(("spec",)) == (False, 0.0)
+
+
+def test_an_invalid_spec_edit_keeps_the_last_valid_spec_and_runs_no_pass(watcher, monkeypatch):
+    calls = []
+    monkeypatch.setattr(watch_module, "converge", lambda spec, session: calls.append(spec) or _Outcome())
+    valid = watcher.spec
+    with open(watcher.spec_path, "w") as handle:
+        handle.write(SPEC.replace("10.1.0.0/24", "10.1.0.0/33"))
+    assert watcher._pass(("spec",)) == (True, 0.0)
+    assert watcher.spec is valid and calls == []
+    assert watcher._pass(("spec", "netlink:host")) == (True, 0.0)  # drift is still repaired, by the old spec
+    assert calls == [valid]
+
+
+class _Outcome:
+    plan = Plan()
+    applied = 0
