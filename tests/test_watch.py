@@ -180,6 +180,21 @@ def test_spec_edits_apply_also_when_saved_by_rename_and_invalid_ones_change_noth
     assert watch.stop() == 0
 
 
+def test_an_object_changed_back_again_and_again_is_reported_as_a_fight(watch):
+    box = watch.sandbox
+    watch.start()
+    watch.settle()
+    veth = sorted(veths(box))[0]
+    for _ in range(3):
+        box.host_sh(f"ip link del {veth}")
+        eventually(lambda: veth in veths(box), "the veth is back")
+    fights = eventually(lambda: [line for line in watch.lines() if line.get("event") == "another tool keeps changing "
+                                 "this back"], "a warning about the fight")
+    assert fights[0]["kind"] == "veth" and fights[0]["object"].startswith(veth)
+    assert any(line.get("event") == "backing off" for line in watch.lines())
+    assert watch.stop() == 0
+
+
 def test_a_host_resolv_conf_change_reaches_every_container(watch):
     box = watch.sandbox
     watch.start()
