@@ -18,7 +18,7 @@ import click
 from reconciler import __version__, logs
 from reconciler.desired import build_desired
 from reconciler.engine import converge, plan_for, read_host_files
-from reconciler.errors import ConflictError, NetreconcileError, PrerequisiteError, SpecError, UsageError
+from reconciler.errors import ConflictError, NetreconcileError, PrerequisiteError, SourceError, SpecError, UsageError
 from reconciler.loader import NAME_MAX, NAME_RE, load_spec
 from reconciler.model import State
 from reconciler.planner import Plan
@@ -143,15 +143,24 @@ def plan_command(context: Context, spec_path: str, output: str, detailed_exitcod
 @_global_options
 def status(context: Context, spec_path: str, output: str, detailed_exitcode: bool) -> int:
     """Report drift between the kernel and SPEC; changes nothing."""
+    from reconciler.sources import git_status
+
     spec = load_spec(spec_path)
     plan = _read_only_plan(context, spec)
+    git = git_status(context.state_dir)
     if output == "json":
-        click.echo(json.dumps(plan_document(plan, in_sync=not plan.actions, conflicts=list(plan.conflicts)),
-                              indent=2))
-    elif plan.actions or plan.conflicts:
+        document = plan_document(plan, in_sync=not plan.actions, conflicts=list(plan.conflicts))
+        if git is not None:
+            document["git"] = git
+        click.echo(json.dumps(document, indent=2))
+        return _exit_code(plan, detailed_exitcode)
+    if plan.actions or plan.conflicts:
         _print_plan(plan, output, verb="Drift")
     else:
         click.echo("In sync: the kernel matches the spec.")
+    if git is not None:
+        click.echo(f"Git: {git['repository']} {git['path']}: applied {git['applied'] or 'nothing yet'}, "
+                   f"attempted {git['attempted'] or 'nothing yet'}" + (f"; error: {git['error']}" if git["error"] else ""))
     return _exit_code(plan, detailed_exitcode)
 
 
@@ -193,12 +202,19 @@ def destroy(context: Context, spec_path: str, output: str) -> int:
 def watch(context: Context, spec_path: str, resync: float, debounce: int, metrics_port: int | None,
           metrics_address: str, verbose: bool) -> int:
     """Apply SPEC, then keep the kernel converged: on spec, resolv.conf, kernel and firewall changes."""
+    from reconciler.sources import FileSource
+
+    _require_root()
+    return _watch(context, FileSource(spec_path), resync, debounce, metrics_port, metrics_address, verbose)
+
+
+def _watch(context: Context, source, resync: float, debounce: int, metrics_port: int | None, metrics_address: str,
+           verbose: bool) -> int:
     import logging
 
     from reconciler.watch import Watcher
 
     logs.configure(logging.DEBUG if verbose else logging.INFO, stream=sys.stdout)
-    _require_root()
     metrics = None
     if metrics_port is not None:
         from reconciler.metrics import WatchMetrics
@@ -216,9 +232,49 @@ def watch(context: Context, spec_path: str, resync: float, debounce: int, metric
 
             ensure_host_netns(context.host_netns)
 
-    watcher = Watcher(spec_path, context.session, prepare_host, context.host_netns, context.etc_netns,
+    watcher = Watcher(source, context.session, prepare_host, context.host_netns, context.etc_netns,
                       resync=resync, debounce=debounce / 1000, metrics=metrics)
     return watcher.run()
+
+
+@main.command()
+@click.argument("repository", metavar="REPO")
+@click.option("--path", "spec_path", required=True, metavar="FILE", help="The spec's path inside the repository.")
+@click.option("--ref", default=None, metavar="BRANCH", help="Branch or tag to follow (default: the repository's HEAD).")
+@click.option("--interval", type=click.FloatRange(min=1), default=60.0, show_default=True, metavar="SECONDS",
+              help="How often to fetch (and re-check drift) when not --once.")
+@click.option("--once", is_flag=True, help="Sync once and exit: 1 when the commit could not be applied.")
+@click.option("--debounce", type=click.IntRange(min=0), default=100, show_default=True, metavar="MS",
+              help="Quiet time after the last kernel event before a repair pass (not --once).")
+@click.option("--metrics-port", type=click.IntRange(min=1, max=65535), default=None, metavar="PORT",
+              help="Serve Prometheus metrics on this port (not --once).")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True, metavar="ADDRESS")
+@click.option("--verbose", "-v", is_flag=True, help="Also log passes that find nothing to do.")
+@OUTPUT
+@_global_options
+def sync(context: Context, repository: str, spec_path: str, ref: str | None, interval: float, once: bool,
+         debounce: int, metrics_port: int | None, metrics_address: str, verbose: bool, output: str) -> int:
+    """Converge on the spec at FILE in git repository REPO (path or URL), at the head of --ref."""
+    from reconciler.sources import GitSource, git_status
+
+    _require_root()
+    source = GitSource(repository, spec_path, ref, context.state_dir)
+    if not once:
+        return _watch(context, source, interval, debounce, metrics_port, metrics_address, verbose)
+    def recorded() -> dict:
+        source.converged()
+        return {"git": git_status(context.state_dir)}
+
+    try:
+        spec = source.load()
+        code = _converge(context, spec, output, "sync", on_done=recorded)
+    except NetreconcileError as error:
+        if not isinstance(error, (SpecError, SourceError)):  # those are recorded by the source already
+            source.failed(error)
+        raise
+    if output == "text" and source.revision is not None:
+        click.echo(f"At commit {source.revision.commit} ({source.revision.ref}).")
+    return code
 
 
 def _exit_code(plan: Plan, detailed_exitcode: bool) -> int:
@@ -241,7 +297,9 @@ def _read_only_plan(context: Context, spec) -> Plan:
         return plan_for(spec, session)
 
 
-def _converge(context: Context, spec, output: str, command: str) -> int:
+def _converge(context: Context, spec, output: str, command: str, on_done=None) -> int:
+    """Converge and print the outcome; `on_done()` runs after success and returns more
+    fields for the JSON document."""
     _require_root()
     if context.host_netns:
         from reconciler.kernel import ensure_host_netns
@@ -282,8 +340,9 @@ def _converge(context: Context, spec, output: str, command: str) -> int:
         counts = shown[0].counts() if shown else {}
         log.info("reconcile", command=command, host_netns=context.host_netns or "", outcome=outcome_name,
                  duration_ms=round((time.monotonic() - started) * 1000, 1), **counts)
+    extra = on_done() if on_done is not None else {}
     if output == "json":
-        click.echo(json.dumps(plan_document(outcome.plan, applied=outcome.applied), indent=2))
+        click.echo(json.dumps({**plan_document(outcome.plan, applied=outcome.applied), **extra}, indent=2))
     elif outcome.plan.actions:
         verb = "Destroy complete" if command == "destroy" else "Apply complete"
         counts = outcome.plan.counts()

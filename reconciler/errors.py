@@ -9,6 +9,8 @@
     +-- PrerequisiteError          the machine cannot run netreconcile (not root, no
     |                              /proc, missing tool): the operator fixes the machine
     +-- UsageError                 the command line is wrong: the user fixes the command
+    +-- SourceError                sync cannot get the spec from git (repository, ref or
+    |                              path missing, fetch failed): the user fixes the source
     +-- KernelError                a netlink, sysctl or namespace operation failed
         +-- ApplyError             ... while applying a plan action (names the action
         |                          and the spec location that required it)
@@ -61,6 +63,10 @@ class PrerequisiteError(NetreconcileError):
 
 class UsageError(NetreconcileError):
     """A command-line value is invalid (e.g. a --host-netns name that could escape /run/netns)."""
+
+
+class SourceError(NetreconcileError):
+    """The spec cannot be had from its source: a git repository, ref or path (sync)."""
 
 
 class KernelError(NetreconcileError):

@@ -33,6 +33,33 @@ class StateDir:
         self.path = Path(root) / (f"netns-{host_netns}" if host_netns else ROOT_NAMESPACE_DIR)
 
     @property
+    def git_cache(self) -> Path:
+        """Bare clones of the repositories `sync` follows."""
+        return self.path / "git"
+
+    @property
+    def _git_file(self) -> Path:
+        return self.path / "git.json"
+
+    def git_record(self) -> dict | None:
+        """What `sync` applied and attempted last: {"applied", "attempted", "error", ...}."""
+        try:
+            record = json.loads(self._git_file.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError as error:
+            raise PrerequisiteError(f"the state file {self._git_file} is damaged ({error}); move it away") from error
+        if not isinstance(record, dict):
+            raise PrerequisiteError(f"the state file {self._git_file} is damaged (not a mapping); move it away")
+        return record
+
+    def write_git_record(self, record: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        temporary = self._git_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        os.replace(temporary, self._git_file)
+
+    @property
     def _netns_file(self) -> Path:
         return self.path / "namespaces.json"
 

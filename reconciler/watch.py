@@ -19,13 +19,13 @@ from typing import Callable
 
 from reconciler import logs, resolvconf
 from reconciler.engine import converge
-from reconciler.errors import NetreconcileError, SpecError, VerifyError
-from reconciler.loader import load_spec
+from reconciler.errors import NetreconcileError, SourceError, SpecError, VerifyError
 from reconciler.metrics import WatchMetrics
 from reconciler.observe import list_netns
 from reconciler.planner import Plan
 from reconciler.scheduler import FightDetector, PassScheduler
 from reconciler.session import KernelSession, netns_path
+from reconciler.sources import FileSource, GitSource
 from reconciler.spec import Spec
 from reconciler.triggers import EventSources, nftables_events_socket, route_events_socket
 
@@ -41,11 +41,12 @@ log = logs.get_logger()
 
 class Watcher:
     def __init__(
-        self, spec_path: str, open_session: Callable[[], KernelSession], prepare_host: Callable[[], None],
+        self, source: FileSource | GitSource, open_session: Callable[[], KernelSession],
+        prepare_host: Callable[[], None],
         host_netns: str | None, etc_netns: str, resync: float, debounce: float,
         metrics: WatchMetrics | None = None, clock: Callable[[], float] = time.monotonic,
     ):
-        self.spec_path = spec_path
+        self.source = source
         self.open_session = open_session
         self.prepare_host = prepare_host
         self.host_netns = host_netns
@@ -65,7 +66,8 @@ class Watcher:
     # --- the loop ------------------------------------------------------------------
 
     def run(self) -> int:
-        self.spec = load_spec(self.spec_path)  # an invalid spec at start is the caller's error
+        if self.source.must_load_at_start:
+            self.spec = self.source.load()  # an invalid spec file at start is the caller's error
         self._install_signal_handlers()
         self.sources.start()
         self.scheduler.trigger("start", self.clock())
@@ -123,9 +125,12 @@ class Watcher:
 
     def _converge(self, reasons: tuple[str, ...]) -> tuple[bool, float]:
         trigger = ",".join(reasons)
-        if "spec" in reasons and not self._reload_spec() and set(reasons) <= {"spec"}:
-            self._count("invalid_spec")
-            return True, 0.0  # nothing else asked for a pass: the network stays as it is
+        asked = set(reasons)
+        if asked & self.source.reload_on and not (self.spec is not None and asked == {"start"}):
+            if not self._reload_spec() and (self.spec is None or asked == {"spec"}):
+                # nothing to converge on yet, or only the (now invalid) file asked: nothing changes
+                self._count("invalid_spec")
+                return True, 0.0
         started = self.clock()
         try:
             self.prepare_host()
@@ -134,6 +139,7 @@ class Watcher:
         except SpecError as error:  # e.g. a subnet without free addresses for a new container
             self._report_spec_problems(error)
             self._count("invalid_spec")
+            self.source.failed(error)
             return True, 0.0
         except VerifyError as error:
             self.verify_misses += 1
@@ -147,6 +153,7 @@ class Watcher:
         except NetreconcileError as error:
             return self._failed(trigger, error, started)
         self.verify_misses = 0
+        self.source.converged()
         duration = self.clock() - started
         plan = outcome.plan
         kinds = dict(sorted(Counter(a.kind for a in plan.actions).items()))
@@ -158,7 +165,8 @@ class Watcher:
         self._count("ok" if plan.actions else "noop", duration, plan, drift)
         return True, hold
 
-    def _failed(self, trigger: str, error: Exception, started: float) -> tuple[bool, float]:
+    def _failed(self, trigger: str, error: NetreconcileError, started: float) -> tuple[bool, float]:
+        self.source.failed(error)
         duration = self.clock() - started
         log.error("pass", trigger=trigger, outcome="error", error=str(error), duration_ms=_ms(duration))
         self._count("error", duration)
@@ -167,22 +175,30 @@ class Watcher:
         return False, 0.0
 
     def _reload_spec(self) -> bool:
-        """Load the spec again; False (and the problems logged once) when it is invalid."""
+        """Load the spec again; False (and the problems logged once) when it is invalid
+        or cannot be had: the last valid one stays in force."""
         try:
-            self.spec = load_spec(self.spec_path)
+            self.spec = self.source.load()
         except SpecError as error:
             self._report_spec_problems(error)
+            return False
+        except SourceError as error:
+            self._report_problem(str(error))
             return False
         self.rejected_text = None
         return True
 
     def _report_spec_problems(self, error: SpecError) -> None:
-        text = str(error)
+        self._report_problem(str(error), [str(problem) for problem in error.problems])
+
+    def _report_problem(self, text: str, problems: list[str] | None = None) -> None:
         if text == self.rejected_text:
             return
         self.rejected_text = text
-        log.warning("invalid spec: keeping the last valid one", spec=self.spec_path,
-                    problems=[str(problem) for problem in error.problems])
+        if problems is None:
+            log.warning("cannot load the spec: keeping the last valid one", error=text)
+        else:
+            log.warning("invalid spec: keeping the last valid one", problems=problems)
 
     def _notice_fights(self, plan: Plan) -> float:
         fought = self.fights.record([a.key for a in plan.actions], self.clock())
@@ -214,6 +230,8 @@ class Watcher:
     def _watch_everything(self) -> None:
         """Listen to the host namespace, every container namespace of the spec, the
         host's nftables, and the files; called after each pass, as namespaces come and go."""
+        if self.spec is None:
+            return
         host_path = netns_path(self.host_netns) if self.host_netns else "/proc/self/ns/net"
         present = list_netns()
         own = [c.name for c in self.spec.containers if c.mode in ("bridge", "none") and c.name in present]
@@ -225,7 +243,7 @@ class Watcher:
             openers[f"netlink:{name}"] = lambda name=name: _open_in(netns_path(name), route_events_socket)
         self.sources.watch_sockets(openers)
         resolv = self.spec.host.resolv_conf
-        files = {self.spec_path: "spec", resolv: "resolv.conf", os.path.realpath(resolv): "resolv.conf",
+        files = {**self.source.files(), resolv: "resolv.conf", os.path.realpath(resolv): "resolv.conf",
                  resolvconf.SYSTEMD_RESOLV_CONF: "resolv.conf"}
         if any(c.mode == "host" for c in self.spec.containers):
             files["/etc/hosts"] = "hosts"

@@ -140,10 +140,12 @@ def test_hand_changes_to_links_files_and_the_firewall_are_repaired_by_events(wat
     box.host_sh("nft delete table inet netreconcile")
     eventually(lambda: "table inet netreconcile" in box.host_sh("nft list tables"), "the firewall table is back")
 
-    triggers = [line["trigger"] for line in watch.passes() if line.get("outcome") == "applied"]
-    assert "resync" not in ",".join(triggers)
+    # every change was noticed through its own kind of event (a repair may have happened in a
+    # pass that an earlier event started, if that pass observed after the change)
+    triggers = ",".join(line["trigger"] for line in watch.passes())
+    assert "resync" not in triggers
     for source in ("netlink", "files", "nftables"):
-        assert any(source in trigger for trigger in triggers), source
+        assert source in triggers, source
     assert watch.metric("netreconcile_drift_corrections_total") >= 3
     assert watch.stop() == 0
 

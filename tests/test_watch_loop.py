@@ -9,6 +9,7 @@ import pytest
 from reconciler import watch as watch_module
 from reconciler.errors import ApplyError, VerifyError
 from reconciler.planner import Plan
+from reconciler.sources import FileSource
 from reconciler.watch import VERIFY_RETRIES, Watcher
 
 SPEC = "version: 1\nnetworks:\n  front: {subnet: 10.1.0.0/24}\ncontainers:\n  web: {networks: [front]}\n"
@@ -26,9 +27,9 @@ class Clock:
 def watcher(tmp_path, monkeypatch):
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
-    runner = Watcher(str(spec), open_session=contextlib.nullcontext, prepare_host=lambda: None, host_netns=None,
+    runner = Watcher(FileSource(str(spec)), open_session=contextlib.nullcontext, prepare_host=lambda: None, host_netns=None,
                      etc_netns=str(tmp_path / "etc"), resync=60.0, debounce=0.1, clock=Clock())
-    runner.spec = watch_module.load_spec(str(spec))
+    runner.spec = runner.source.load()
     monkeypatch.setattr(runner, "_watch_everything", lambda: None)
     return runner
 
@@ -56,7 +57,7 @@ def test_an_invalid_spec_edit_keeps_the_last_valid_spec_and_runs_no_pass(watcher
     calls = []
     monkeypatch.setattr(watch_module, "converge", lambda spec, session: calls.append(spec) or _Outcome())
     valid = watcher.spec
-    with open(watcher.spec_path, "w") as handle:
+    with open(watcher.source.path, "w") as handle:
         handle.write(SPEC.replace("10.1.0.0/24", "10.1.0.0/33"))
     assert watcher._pass(("spec",)) == (True, 0.0)
     assert watcher.spec is valid and calls == []
