@@ -111,6 +111,10 @@ def main(ctx, host_netns, state_dir, etc_netns):
 SPEC = click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", help="Output format.")
 DETAILED = click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes pending.")
+FORCE = click.option("--force", is_flag=True,
+                     help="Apply even if the plan deletes all managed containers or more than half of them.")
+LOCK_TIMEOUT = click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+                            metavar="SECONDS", help="How long to wait for another netreconcile on this host namespace.")
 
 
 @main.command()
@@ -167,24 +171,27 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
 @main.command()
 @SPEC
 @OUTPUT
+@FORCE
+@LOCK_TIMEOUT
 @_global_options
-def apply(context: Context, spec_path: str, output: str) -> int:
+def apply(context: Context, spec_path: str, output: str, force: bool, lock_timeout: float) -> int:
     """Converge the kernel on SPEC, then verify."""
     spec = load_spec(spec_path)
-    return _converge(context, spec, output, "apply")
+    return _converge(context, spec, output, "apply", force=force, lock_timeout=lock_timeout)
 
 
 @main.command()
 @SPEC
 @OUTPUT
+@LOCK_TIMEOUT
 @_global_options
-def destroy(context: Context, spec_path: str, output: str) -> int:
+def destroy(context: Context, spec_path: str, output: str, lock_timeout: float) -> int:
     """Remove everything netreconcile manages in the host namespace of SPEC."""
     load_spec(spec_path)
     if context.host_netns and not os.path.exists(netns_path(context.host_netns)):
         _print_plan(Plan(), output)
         return EXIT_OK
-    return _converge(context, None, output, "destroy")
+    return _converge(context, None, output, "destroy", lock_timeout=lock_timeout)
 
 
 @main.command()
@@ -198,18 +205,21 @@ def destroy(context: Context, spec_path: str, output: str) -> int:
 @click.option("--metrics-address", default="127.0.0.1", show_default=True, metavar="ADDRESS",
               help="Address the metrics are served on (0.0.0.0: every address).")
 @click.option("--verbose", "-v", is_flag=True, help="Also log passes that find nothing to do.")
+@FORCE
+@LOCK_TIMEOUT
 @_global_options
 def watch(context: Context, spec_path: str, resync: float, debounce: int, metrics_port: int | None,
-          metrics_address: str, verbose: bool) -> int:
+          metrics_address: str, verbose: bool, force: bool, lock_timeout: float) -> int:
     """Apply SPEC, then keep the kernel converged: on spec, resolv.conf, kernel and firewall changes."""
     from reconciler.sources import FileSource
 
     _require_root()
-    return _watch(context, FileSource(spec_path), resync, debounce, metrics_port, metrics_address, verbose)
+    return _watch(context, FileSource(spec_path), resync, debounce, metrics_port, metrics_address, verbose,
+                  force, lock_timeout)
 
 
 def _watch(context: Context, source, resync: float, debounce: int, metrics_port: int | None, metrics_address: str,
-           verbose: bool) -> int:
+           verbose: bool, force: bool, lock_timeout: float) -> int:
     import logging
 
     from reconciler.watch import Watcher
@@ -232,8 +242,13 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
 
             ensure_host_netns(context.host_netns)
 
+    def lock():
+        from reconciler.lock import host_lock
+
+        return host_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.info(message))
+
     watcher = Watcher(source, context.session, prepare_host, context.host_netns, context.etc_netns,
-                      resync=resync, debounce=debounce / 1000, metrics=metrics)
+                      resync=resync, debounce=debounce / 1000, metrics=metrics, lock=lock, force=force)
     return watcher.run()
 
 
@@ -251,23 +266,27 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
 @click.option("--metrics-address", default="127.0.0.1", show_default=True, metavar="ADDRESS")
 @click.option("--verbose", "-v", is_flag=True, help="Also log passes that find nothing to do.")
 @OUTPUT
+@FORCE
+@LOCK_TIMEOUT
 @_global_options
 def sync(context: Context, repository: str, spec_path: str, ref: str | None, interval: float, once: bool,
-         debounce: int, metrics_port: int | None, metrics_address: str, verbose: bool, output: str) -> int:
+         debounce: int, metrics_port: int | None, metrics_address: str, verbose: bool, output: str, force: bool,
+         lock_timeout: float) -> int:
     """Converge on the spec at FILE in git repository REPO (path or URL), at the head of --ref."""
     from reconciler.sources import GitSource, git_status
 
     _require_root()
     source = GitSource(repository, spec_path, ref, context.state_dir)
     if not once:
-        return _watch(context, source, interval, debounce, metrics_port, metrics_address, verbose)
+        return _watch(context, source, interval, debounce, metrics_port, metrics_address, verbose, force,
+                      lock_timeout)
     def recorded() -> dict:
         source.converged()
         return {"git": git_status(context.state_dir)}
 
     try:
         spec = source.load()
-        code = _converge(context, spec, output, "sync", on_done=recorded)
+        code = _converge(context, spec, output, "sync", on_done=recorded, force=force, lock_timeout=lock_timeout)
     except NetreconcileError as error:
         if not isinstance(error, (SpecError, SourceError)):  # those are recorded by the source already
             source.failed(error)
@@ -297,7 +316,8 @@ def _read_only_plan(context: Context, spec) -> Plan:
         return plan_for(spec, session)
 
 
-def _converge(context: Context, spec, output: str, command: str, on_done=None) -> int:
+def _converge(context: Context, spec, output: str, command: str, on_done=None, force: bool = False,
+              lock_timeout: float = 60.0) -> int:
     """Converge and print the outcome; `on_done()` runs after success and returns more
     fields for the JSON document."""
     _require_root()
@@ -325,11 +345,14 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None) -
         if progress is not None:
             progress.advance(progress.task_ids[0], count)
 
+    from reconciler.lock import host_lock
+
     outcome_name = "error"
     try:
-        with context.session() as session:
+        with host_lock(context.state_dir, lock_timeout, on_wait=lambda message: click.echo(message, err=True)), \
+                context.session() as session:
             try:
-                outcome = converge(spec, session, on_progress=on_progress, on_plan=on_plan)
+                outcome = converge(spec, session, on_progress=on_progress, on_plan=on_plan, force=force)
             finally:
                 if progress is not None:
                     progress.stop()
@@ -360,6 +383,8 @@ def _print_plan(plan: Plan, output: str, verb: str = "Plan") -> None:
     console = Console(highlight=False, soft_wrap=True)
     for conflict in plan.conflicts:
         console.print(f"[red]conflict:[/red] {conflict}", markup=True)
+    if plan.guard:
+        console.print(f"warning: {plan.guard}; apply refuses this without --force", style="yellow", markup=False)
     for action in plan.actions:
         console.print(action_line(action), style=STYLES[action.op], markup=False)
     console.print(summary_line(plan, verb), markup=False)

@@ -6,6 +6,7 @@ a separate function so that `plan` and `status` stop after deciding.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from dataclasses import dataclass
@@ -13,10 +14,10 @@ from typing import Callable
 
 from reconciler import firewall, nft, resolvconf
 from reconciler.desired import HostFiles, build_desired
-from reconciler.errors import ConflictError, PrerequisiteError, VerifyError
+from reconciler.errors import ConflictError, GuardError, PrerequisiteError, VerifyError
 from reconciler.model import State
 from reconciler.observe import observe
-from reconciler.planner import DELETE, Plan, plan
+from reconciler.planner import DELETE, Plan, mass_deletion, plan
 from reconciler.session import KernelSession
 from reconciler.spec import Spec
 
@@ -61,7 +62,8 @@ def plan_for(spec: Spec | None, session: KernelSession) -> Plan:
     desired = build_desired(spec, live, read_host_files(spec))
     result = plan(desired, live)
     check_firewall(result, session)
-    return result
+    guard = mass_deletion(desired, live)
+    return dataclasses.replace(result, guard=guard) if guard else result
 
 
 def check_firewall(current: Plan, session: KernelSession) -> None:
@@ -77,12 +79,15 @@ def check_firewall(current: Plan, session: KernelSession) -> None:
 
 def converge(
     spec: Spec | None, session: KernelSession, on_progress: Callable[[int], None] | None = None,
-    on_plan: Callable[[Plan], None] | None = None,
+    on_plan: Callable[[Plan], None] | None = None, force: bool = False,
 ) -> Outcome:
-    """Plan, apply and verify; raises ConflictError before changing anything."""
+    """Plan, apply and verify; raises ConflictError or GuardError before changing anything."""
     current = plan_for(spec, session)
     if current.conflicts:
         raise ConflictError("\n".join(current.conflicts))
+    if current.guard and not force:
+        raise GuardError(f"refusing to apply: {current.guard}. If the spec is meant to say that, "
+                         "run again with --force")
     if on_plan is not None:
         on_plan(current)
     applied = 0

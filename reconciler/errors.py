@@ -9,6 +9,8 @@
     +-- PrerequisiteError          the machine cannot run netreconcile (not root, no
     |                              /proc, missing tool): the operator fixes the machine
     +-- UsageError                 the command line is wrong: the user fixes the command
+    +-- LockError                  another netreconcile holds the host namespace too long
+    +-- GuardError                 the plan deletes most or all containers: --force
     +-- SourceError                sync cannot get the spec from git (repository, ref or
     |                              path missing, fetch failed): the user fixes the source
     +-- KernelError                a netlink, sysctl or namespace operation failed
@@ -63,6 +65,14 @@ class PrerequisiteError(NetreconcileError):
 
 class UsageError(NetreconcileError):
     """A command-line value is invalid (e.g. a --host-netns name that could escape /run/netns)."""
+
+
+class LockError(NetreconcileError):
+    """Another netreconcile kept the host namespace's lock past --lock-timeout."""
+
+
+class GuardError(NetreconcileError):
+    """The plan would delete most (or all) managed containers; --force allows it."""
 
 
 class SourceError(NetreconcileError):

@@ -27,6 +27,7 @@ RANK: dict[str, int] = {
     "sysctl": 8,
 }
 SHOWN_RULE_CHANGES = 3
+GUARD_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Action:
 class Plan:
     actions: tuple[Action, ...] = ()
     conflicts: tuple[str, ...] = ()  # objects in the way that are not ours
+    guard: str | None = None  # why applying it needs --force (see mass_deletion)
 
     def __bool__(self) -> bool:
         return bool(self.actions)
@@ -108,6 +110,18 @@ def plan(desired: State, live: State) -> Plan:
                 actions.append(Action(UPDATE, want, _describe(changes), changes))
     actions.sort(key=Action.sort_key)
     return Plan(tuple(actions), _conflicts(desired, live))
+
+
+def mass_deletion(desired: State, live: State) -> str | None:
+    """Why a plan that deletes all the managed containers, or more than half of them,
+    should not run without --force: the mark of an empty or truncated spec. None if fine."""
+    managed = sorted({o.netns for o in live.objects.values() if isinstance(o, (Netns, NetnsAlias))})
+    kept = {o.netns for o in desired.objects.values() if isinstance(o, (Netns, NetnsAlias))}
+    gone = [name for name in managed if name not in kept]
+    if len(gone) * 2 <= len(managed):  # half or fewer (and not all of one)
+        return None
+    shown = ", ".join(gone[:GUARD_SHOWN]) + (f" and {len(gone) - GUARD_SHOWN} more" if len(gone) > GUARD_SHOWN else "")
+    return f"it would delete {len(gone)} of the {len(managed)} managed containers: {shown}"
 
 
 def _describe(changes: tuple[tuple[str, object, object], ...]) -> str:

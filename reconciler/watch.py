@@ -10,6 +10,7 @@ backoff. SIGTERM and SIGINT stop between passes; SIGHUP asks for a pass.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -19,7 +20,7 @@ from typing import Callable
 
 from reconciler import logs, resolvconf
 from reconciler.engine import converge
-from reconciler.errors import NetreconcileError, SourceError, SpecError, VerifyError
+from reconciler.errors import GuardError, NetreconcileError, SourceError, SpecError, VerifyError
 from reconciler.metrics import WatchMetrics
 from reconciler.observe import list_netns
 from reconciler.planner import Plan
@@ -45,6 +46,7 @@ class Watcher:
         prepare_host: Callable[[], None],
         host_netns: str | None, etc_netns: str, resync: float, debounce: float,
         metrics: WatchMetrics | None = None, clock: Callable[[], float] = time.monotonic,
+        lock: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext, force: bool = False,
     ):
         self.source = source
         self.open_session = open_session
@@ -53,6 +55,8 @@ class Watcher:
         self.etc_netns = etc_netns
         self.metrics = metrics
         self.clock = clock
+        self.lock = lock
+        self.force = force
         self.scheduler = PassScheduler(debounce=debounce, resync=resync, started=clock())
         self.fights = FightDetector()
         self.events: queue.Queue[str] = queue.Queue()
@@ -133,12 +137,18 @@ class Watcher:
                 return True, 0.0
         started = self.clock()
         try:
-            self.prepare_host()
-            with self.open_session() as session:
-                outcome = converge(self.spec, session)
+            with self.lock():
+                self.prepare_host()
+                with self.open_session() as session:
+                    outcome = converge(self.spec, session, force=self.force)
         except SpecError as error:  # e.g. a subnet without free addresses for a new container
             self._report_spec_problems(error)
             self._count("invalid_spec")
+            self.source.failed(error)
+            return True, 0.0
+        except GuardError as error:  # an emptied or truncated spec: say so once and wait for a better one
+            self._report_problem(str(error))
+            self._count("refused")
             self.source.failed(error)
             return True, 0.0
         except VerifyError as error:
@@ -247,7 +257,8 @@ class Watcher:
                  resolvconf.SYSTEMD_RESOLV_CONF: "resolv.conf"}
         if any(c.mode == "host" for c in self.spec.containers):
             files["/etc/hosts"] = "hosts"
-        self.sources.watch_files(files, {self.etc_netns: "files"})
+        # each container's own directory: files of other namespaces are not ours to watch
+        self.sources.watch_files(files, {os.path.join(self.etc_netns, c.name): "files" for c in self.spec.containers})
 
 
 def _open_in(path: str, opener):

@@ -35,7 +35,7 @@ def watcher(tmp_path, monkeypatch):
 
 
 def fail_with(error):
-    def converge(spec, session):
+    def converge(spec, session, force=False):
         raise error
     return converge
 
@@ -55,7 +55,7 @@ def test_a_failed_apply_is_a_failure(watcher, monkeypatch):
 
 def test_an_invalid_spec_edit_keeps_the_last_valid_spec_and_runs_no_pass(watcher, monkeypatch):
     calls = []
-    monkeypatch.setattr(watch_module, "converge", lambda spec, session: calls.append(spec) or _Outcome())
+    monkeypatch.setattr(watch_module, "converge", lambda spec, session, force=False: calls.append(spec) or _Outcome())
     valid = watcher.spec
     with open(watcher.source.path, "w") as handle:
         handle.write(SPEC.replace("10.1.0.0/24", "10.1.0.0/33"))

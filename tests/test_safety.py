@@ -1,0 +1,95 @@
+"""Safety: one writer per host namespace, and guards against emptied or truncated specs."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+
+import pytest
+
+from reconciler.loader import load_spec_text
+from reconciler.desired import build_desired
+from reconciler.model import State
+from reconciler.planner import mass_deletion
+from tests.conftest import REPO, netns_names
+
+FIVE = "version: 1\nnetworks:\n  front: {bridge: '@br', subnet: 172.24.0.0/24}\ncontainers:\n" + "".join(
+    f"  '@c{i}': {{networks: [front]}}\n" for i in range(5))
+
+
+def containers_of(text: str) -> State:
+    return build_desired(load_spec_text(text.replace("@", "t-"), "spec.yaml"), State())
+
+
+@pytest.mark.parametrize(("kept", "refused"), [(5, False), (3, False), (2, True), (0, True)])
+def test_deleting_more_than_half_or_everything_needs_force(kept, refused):
+    live = containers_of(FIVE)
+    lines = FIVE.splitlines(keepends=True)
+    desired = containers_of("".join(lines[:4 + kept]) if kept else "version: 1\n")
+    reason = mass_deletion(desired, live)
+    assert (reason is not None) is refused
+    if refused:
+        assert reason.startswith(f"it would delete {5 - kept} of the 5 managed containers: ")
+
+
+def test_the_only_container_going_is_everything():
+    live = containers_of(FIVE.split("  '@c1'")[0])
+    assert mass_deletion(containers_of("version: 1\n"), live) == "it would delete 1 of the 1 managed containers: t-c0"
+
+
+@pytest.mark.kernel
+def test_an_emptied_spec_is_refused_without_force_and_changes_nothing(sandbox):
+    spec = sandbox.write_spec(FIVE)
+    sandbox.apply(spec)
+    before = {n for n in netns_names() if n.startswith(sandbox.prefix)}
+    truncated = sandbox.write_spec(FIVE.split("  '@c2'")[0], "truncated.yaml")
+    refused = sandbox.run("apply", spec=truncated)
+    assert refused.code == 1
+    assert "refusing to apply: it would delete 3 of the 5 managed containers: " in refused.stderr
+    assert "--force" in refused.stderr
+    assert {n for n in netns_names() if n.startswith(sandbox.prefix)} == before
+    plan = sandbox.run("plan", spec=truncated)
+    assert "warning: it would delete 3 of the 5 managed containers" in plan.stdout
+    forced = sandbox.run("apply", "--force", spec=truncated)
+    assert forced.code == 0, forced.stderr
+    assert {n for n in netns_names() if n.startswith(sandbox.prefix)} == before - {
+        sandbox.name(f"c{i}") for i in (2, 3, 4)}
+
+
+@pytest.mark.kernel
+def test_a_second_writer_waits_for_the_lock_and_gives_up_after_the_timeout(sandbox):
+    spec = sandbox.write_spec(FIVE)
+    sandbox.apply(spec)
+    lock_path = sandbox.state_dir / f"netns-{sandbox.host}" / "lock"
+    fd = os.open(lock_path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.pwrite(fd, b"pid 4242\n", 0)
+        blocked = sandbox.run("apply", "--lock-timeout", "0.5", spec=spec)
+    finally:
+        os.close(fd)
+    assert blocked.code == 1
+    assert "waiting for another netreconcile (pid 4242)" in blocked.stderr
+    assert "has been working on this host namespace for over 0.5 s" in blocked.stderr
+    assert sandbox.run("apply", "--lock-timeout", "0.5", spec=spec).code == 0
+
+
+@pytest.mark.kernel
+def test_two_applies_at_once_end_with_one_complete_spec(sandbox):
+    sandbox.apply(sandbox.write_spec("version: 1\nnetworks:\n  front: {bridge: '@br', subnet: 172.24.0.0/24}\n"
+                                     "containers:\n  '@seed': {networks: [front]}\n", "seed.yaml"))
+    first = sandbox.write_spec(FIVE.replace("'@c", "'@a"), "first.yaml")
+    second = sandbox.write_spec(FIVE.replace("'@c", "'@b"), "second.yaml")
+    command = [sys.executable, "-m", "reconciler", "--host-netns", sandbox.host, "--state-dir",
+               str(sandbox.state_dir), "apply", "--force"]
+    runs = [subprocess.Popen([*command, str(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+            for spec in (first, second)]
+    codes = [run.wait(timeout=120) for run in runs]
+    assert codes == [0, 0], [run.stderr.read() for run in runs]
+    ours = {n for n in netns_names() if n.startswith(sandbox.prefix) and n != sandbox.host}
+    winner = first if sandbox.name("a0") in ours else second
+    letter = "a" if winner is first else "b"
+    assert ours == {sandbox.name(f"{letter}{i}") for i in range(5)}
+    assert sandbox.run("apply", "-o", "json", spec=winner).json()["actions"] == []
