@@ -113,6 +113,8 @@ OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), def
 DETAILED = click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes pending.")
 FORCE = click.option("--force", is_flag=True,
                      help="Apply even if the plan deletes all managed containers or more than half of them.")
+NO_ROLLBACK = click.option("--no-rollback", is_flag=True,
+                           help="When an action fails, keep the partial changes (for debugging) instead of undoing them.")
 LOCK_TIMEOUT = click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
                             metavar="SECONDS", help="How long to wait for another netreconcile on this host namespace.")
 
@@ -172,12 +174,14 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
 @SPEC
 @OUTPUT
 @FORCE
+@NO_ROLLBACK
 @LOCK_TIMEOUT
 @_global_options
-def apply(context: Context, spec_path: str, output: str, force: bool, lock_timeout: float) -> int:
-    """Converge the kernel on SPEC, then verify."""
+def apply(context: Context, spec_path: str, output: str, force: bool, no_rollback: bool, lock_timeout: float) -> int:
+    """Converge the kernel on SPEC, then verify; undo everything if that fails."""
     spec = load_spec(spec_path)
-    return _converge(context, spec, output, "apply", force=force, lock_timeout=lock_timeout)
+    return _converge(context, spec, output, "apply", force=force, lock_timeout=lock_timeout,
+                     rollback=not no_rollback)
 
 
 @main.command()
@@ -317,7 +321,7 @@ def _read_only_plan(context: Context, spec) -> Plan:
 
 
 def _converge(context: Context, spec, output: str, command: str, on_done=None, force: bool = False,
-              lock_timeout: float = 60.0) -> int:
+              lock_timeout: float = 60.0, rollback: bool = True) -> int:
     """Converge and print the outcome; `on_done()` runs after success and returns more
     fields for the JSON document."""
     _require_root()
@@ -352,7 +356,8 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
         with host_lock(context.state_dir, lock_timeout, on_wait=lambda message: click.echo(message, err=True)), \
                 context.session() as session:
             try:
-                outcome = converge(spec, session, on_progress=on_progress, on_plan=on_plan, force=force)
+                outcome = converge(spec, session, on_progress=on_progress, on_plan=on_plan, force=force,
+                                   rollback=rollback)
             finally:
                 if progress is not None:
                     progress.stop()

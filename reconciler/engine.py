@@ -14,15 +14,18 @@ from typing import Callable
 
 from reconciler import firewall, nft, resolvconf
 from reconciler.desired import HostFiles, build_desired
-from reconciler.errors import ConflictError, GuardError, PrerequisiteError, VerifyError
+from reconciler.errors import (
+    ConflictError, GuardError, KernelError, NetreconcileError, PrerequisiteError, UsageError, VerifyError,
+)
 from reconciler.model import State
-from reconciler.observe import observe
+from reconciler.observe import MISSING, observe
 from reconciler.planner import DELETE, Plan, mass_deletion, plan
 from reconciler.session import KernelSession
 from reconciler.spec import Spec
 
 EMPTY_SPEC_STATE = State()
 HOST_HOSTS_FILE = "/etc/hosts"
+FAIL_AFTER_VARIABLE = "NETRECONCILE_FAIL_AFTER"
 
 
 @dataclass(frozen=True)
@@ -56,14 +59,19 @@ def _read_or_empty(path: str) -> str:
 
 def plan_for(spec: Spec | None, session: KernelSession) -> Plan:
     """The plan that would converge the kernel on `spec` (None: remove everything owned)."""
+    return _observe_and_plan(spec, session)[0]
+
+
+def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, State]:
     if spec is None:
-        return plan(EMPTY_SPEC_STATE, observe(session, inside_containers=False))
+        live = observe(session, inside_containers=False)
+        return plan(EMPTY_SPEC_STATE, live), live
     live = observe(session)
     desired = build_desired(spec, live, read_host_files(spec))
     result = plan(desired, live)
     check_firewall(result, session)
     guard = mass_deletion(desired, live)
-    return dataclasses.replace(result, guard=guard) if guard else result
+    return (dataclasses.replace(result, guard=guard) if guard else result), live
 
 
 def check_firewall(current: Plan, session: KernelSession) -> None:
@@ -79,10 +87,14 @@ def check_firewall(current: Plan, session: KernelSession) -> None:
 
 def converge(
     spec: Spec | None, session: KernelSession, on_progress: Callable[[int], None] | None = None,
-    on_plan: Callable[[Plan], None] | None = None, force: bool = False,
+    on_plan: Callable[[Plan], None] | None = None, force: bool = False, rollback: bool = True,
 ) -> Outcome:
-    """Plan, apply and verify; raises ConflictError or GuardError before changing anything."""
-    current = plan_for(spec, session)
+    """Plan, apply and verify; raises ConflictError or GuardError before changing anything.
+
+    When an action or the verification fails, the changes are undone (`rollback`, for
+    a spec: destroy has nothing to go back to) by converging on the state observed
+    before, and the error says so."""
+    current, before = _observe_and_plan(spec, session)
     if current.conflicts:
         raise ConflictError("\n".join(current.conflicts))
     if current.guard and not force:
@@ -90,13 +102,52 @@ def converge(
                          "run again with --force")
     if on_plan is not None:
         on_plan(current)
-    applied = 0
-    if current.actions:
-        from reconciler.kernel import KernelWriter  # the writer is loaded only when there is work
+    if not current.actions:
+        return Outcome(current, 0)
+    from reconciler.kernel import KernelWriter  # the writer is loaded only when there is work
 
-        applied = KernelWriter(session, on_progress).apply(current)
-    remaining = plan_for(spec, session) if current.actions else current
-    if remaining.actions:
-        details = "\n".join(f"  {a.op} {a.kind} {a.obj.name}: {a.reason}" for a in remaining.actions)
-        raise VerifyError(f"the kernel still differs from the spec after apply:\n{details}")
+    try:
+        applied = KernelWriter(session, on_progress, fail_after=fail_after_from_environment()).apply(current)
+        remaining = plan_for(spec, session)
+        if remaining.actions:
+            details = "\n".join(f"  {a.op} {a.kind} {a.obj.name}: {a.reason}" for a in remaining.actions)
+            raise VerifyError(f"the kernel still differs from the spec after apply:\n{details}")
+    except KernelError as error:
+        if not rollback or spec is None:
+            raise
+        raise type(error)(f"{error}\n{_roll_back(before, session)}", error.errno) from error
     return Outcome(current, applied)
+
+
+def fail_after_from_environment() -> int | None:
+    """NETRECONCILE_FAIL_AFTER=N: fail right after the Nth action (fault injection for drills)."""
+    value = os.environ.get(FAIL_AFTER_VARIABLE)
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"{FAIL_AFTER_VARIABLE}={value!r} is not a number of actions") from None
+
+
+def _roll_back(before: State, session: KernelSession) -> str:
+    """Converge on the state observed before the apply; a sentence saying how it went."""
+    from reconciler.kernel import KernelWriter
+
+    target = State.of(o for o in before.objects.values() if MISSING not in _identity(o))
+    try:
+        undo = plan(target, observe(session))
+        KernelWriter(session).apply(undo)
+        left = plan(target, observe(session))
+    except (NetreconcileError, OSError) as error:
+        return f"rolling back failed too ({error}); run apply again to converge"
+    if left.actions:
+        return f"rolled back {len(undo.actions)} change(s), but {len(left.actions)} difference(s) remain"
+    return f"rolled back: the host is as it was before ({len(undo.actions)} change(s) undone)"
+
+
+def _identity(obj) -> tuple:
+    """The fields of a live object that say where it is; MISSING in one of them marks a
+    half-made object that cannot be made again as it was."""
+    return (getattr(obj, "netns", ""), getattr(obj, "peer_ifname", ""), getattr(obj, "target", ""),
+            getattr(obj, "ifname", ""))

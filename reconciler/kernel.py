@@ -140,7 +140,7 @@ def write_atomically(directory: str, filename: str, content: str) -> None:
 
 
 def _unlink_if_present(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         os.unlink(path)
 
 
@@ -163,14 +163,22 @@ def _write_ipv6_off_all() -> None:
 # --- the writer ---------------------------------------------------------------------
 
 class KernelWriter:
-    def __init__(self, session: KernelSession, on_progress: Callable[[int], None] | None = None):
+    def __init__(self, session: KernelSession, on_progress: Callable[[int], None] | None = None,
+                 fail_after: int | None = None):
         self.session = session
         self.on_progress = on_progress or (lambda count: None)
+        self.fail_after = fail_after  # fault injection: fail right after this many actions
 
     def apply(self, plan: Plan) -> int:
         done = 0
         for (op, kind), group in itertools.groupby(plan.actions, key=lambda a: (a.op, a.kind)):
             actions = list(group)
+            if self.fail_after is not None and done + len(actions) > self.fail_after:
+                actions = actions[:self.fail_after - done]
+                if actions:
+                    getattr(self, f"_{op}_{kind}")(actions)
+                raise ApplyError(f"injected failure after action {self.fail_after} of {len(plan.actions)} "
+                                 f"(NETRECONCILE_FAIL_AFTER={self.fail_after})")
             getattr(self, f"_{op}_{kind}")(actions)
             done += len(actions)
             self.on_progress(len(actions))

@@ -24,7 +24,7 @@ from tests.conftest import REPO, netns_names, sh
 
 pytestmark = pytest.mark.kernel
 
-REACTION = 5.0
+REACTION = 15.0  # generous: namespaces of earlier tests may still be torn down by the kernel, under its rtnl lock
 
 SPEC = """\
 version: 1
@@ -55,7 +55,9 @@ def eventually(check, what: str, timeout: float = REACTION):
         result = check()
         if result:
             return result
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        log = getattr(eventually, "log", None)
+        tail = log.read_text()[-2500:] if log is not None and log.exists() else ""
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}\n{tail}"
         time.sleep(0.05)
 
 
@@ -125,6 +127,7 @@ def veths(sandbox) -> set[str]:
 def test_hand_changes_to_links_files_and_the_firewall_are_repaired_by_events(watch):
     box = watch.sandbox
     watch.start()
+    eventually.log = watch.log
     watch.settle()
     before = veths(box)
     assert len(before) == 2

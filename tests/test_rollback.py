@@ -1,0 +1,109 @@
+"""All or nothing: an apply that fails part-way leaves the host as it found it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, netns_names, sh
+
+pytestmark = pytest.mark.kernel
+
+BEFORE = """\
+version: 1
+networks:
+  front: {bridge: "@br", subnet: 172.23.0.0/24}
+containers:
+  "@web": {networks: [front], ports: ["8080:80"]}
+  "@db": {networks: [front]}
+  "@old": {networks: [front]}
+"""
+# every kind of change: a container added and one removed, an address moved, a port changed
+AFTER = """\
+version: 1
+networks:
+  front: {bridge: "@br", subnet: 172.23.0.0/24}
+  back: {bridge: "@bk", subnet: 172.23.1.0/24}
+containers:
+  "@web": {networks: [front, back], ports: ["8081:80"]}
+  "@db": {networks: {front: {ipv4_address: 172.23.0.77}}}
+  "@new": {networks: [back]}
+"""
+
+
+def snapshot(sandbox) -> dict:
+    """Everything netreconcile could have touched, without what the kernel renumbers."""
+    names = sorted(n for n in netns_names() if n.startswith(sandbox.prefix))
+    state = {"namespaces": names}
+    for name in names:
+        links = json.loads(sh(f"ip -n {name} -j -d link show"))
+        # the host ends of veths get random MACs from the kernel: netreconcile does not manage them
+        state[f"{name} links"] = sorted(
+            (link["ifname"], None if name == sandbox.host and link["ifname"].startswith("veth") else link.get("address"),
+             link["mtu"], link.get("master"), "UP" in link["flags"], link.get("ifalias")) for link in links)
+        state[f"{name} addresses"] = sorted(sh(f"ip -n {name} -4 -o addr show").split("\n"))
+        state[f"{name} routes"] = sh(f"ip -n {name} route show")
+        etc = Path("/etc/netns") / name
+        state[f"{name} files"] = {f.name: f.read_text() for f in sorted(etc.iterdir())} if etc.is_dir() else {}
+    state["firewall"] = re.sub(r" # handle \d+", "", sh(f"ip netns exec {sandbox.host} nft list ruleset"))
+    state["ip_forward"] = sh(f"ip netns exec {sandbox.host} sysctl -n net.ipv4.ip_forward")
+    return state
+
+
+def run_failing(sandbox, spec: Path, fail_after: int, *extra: str):
+    command = [sys.executable, "-m", "reconciler", "--host-netns", sandbox.host, "--state-dir",
+               str(sandbox.state_dir), "apply", *extra, str(spec)]
+    environment = {**os.environ, "NETRECONCILE_FAIL_AFTER": str(fail_after)}
+    return subprocess.run(command, capture_output=True, text=True, env=environment, cwd=REPO, timeout=300)
+
+
+@pytest.mark.parametrize("fail_after", [0, 1, 3, 6, 10, 16])
+def test_an_apply_failing_after_n_actions_is_rolled_back(sandbox, fail_after):
+    before_spec = sandbox.write_spec(BEFORE)
+    sandbox.apply(before_spec)
+    before = snapshot(sandbox)
+    after_spec = sandbox.write_spec(AFTER, "after.yaml")
+    total = len(sandbox.run("plan", "-o", "json", spec=after_spec).json()["actions"])
+    assert total > 16
+
+    result = run_failing(sandbox, after_spec, fail_after)
+    assert result.returncode == 1
+    assert f"injected failure after action {fail_after} of {total}" in result.stderr
+    assert "rolled back: the host is as it was before" in result.stderr
+    assert snapshot(sandbox) == before
+    assert sandbox.run("status", "--detailed-exitcode", spec=before_spec).code == 0
+
+
+def test_no_rollback_keeps_the_partial_changes_and_the_next_apply_converges(sandbox):
+    before_spec = sandbox.write_spec(BEFORE)
+    sandbox.apply(before_spec)
+    before = snapshot(sandbox)
+    after_spec = sandbox.write_spec(AFTER, "after.yaml")
+    result = run_failing(sandbox, after_spec, 6, "--no-rollback")
+    assert result.returncode == 1 and "rolled back" not in result.stderr
+    assert snapshot(sandbox) != before
+    sandbox.apply(after_spec)
+    assert sandbox.run("status", "--detailed-exitcode", spec=after_spec).code == 0
+
+
+def test_a_real_failure_part_way_is_rolled_back_and_named_with_its_location(sandbox, tmp_path):
+    etc = tmp_path / "etc-netns"
+    etc.mkdir()
+    before_spec = sandbox.write_spec(BEFORE)
+    assert sandbox.run("--etc-netns", str(etc), "apply", spec=before_spec).code == 0
+    (etc / sandbox.name("new")).write_text("a file where the container's directory must go\n")
+    after_spec = sandbox.write_spec(AFTER, "after.yaml")
+    links_before = set(sandbox.links(sandbox.host))
+    result = sandbox.run("--etc-netns", str(etc), "apply", spec=after_spec)
+    assert result.code == 1
+    assert re.search(rf"{re.escape(str(after_spec))}:\d+:\d+: cannot create file {sandbox.name('new')}/", result.stderr)
+    assert "rolled back: the host is as it was before" in result.stderr
+    assert set(sandbox.links(sandbox.host)) == links_before
+    assert sandbox.name("new") not in netns_names()
+    assert sandbox.run("--etc-netns", str(etc), "status", "--detailed-exitcode", spec=before_spec).code == 0
