@@ -903,27 +903,54 @@ def _free_addresses(network: NetworkSpec) -> int:
 def _port_clashes(
     published: list[tuple[PathKey, PortMapping]],
 ) -> Iterator[tuple[PathKey, PortMapping, PathKey]]:
-    """(path, mapping, path of an earlier mapping it overlaps) for each clash: a sweep
-    over host port ranges per protocol, so that thousands of ports stay cheap."""
-    order = {path: index for index, (path, _) in enumerate(published)}
-    by_protocol: dict[str, list[tuple[PathKey, PortMapping]]] = {}
+    """(path, mapping, path of an earlier mapping it clashes with) for each mapping, in
+    spec order, that overlaps one accepted before it (a clashing one is not accepted).
+    Each check costs O(log 65536), however many ports the spec publishes."""
+    indexes: dict[tuple[str, IPv4Address | None | str], _PortIndex] = {}
     for path, mapping in published:
-        by_protocol.setdefault(mapping.protocol, []).append((path, mapping))
-    clashes: list[tuple[PathKey, PortMapping, PathKey]] = []
-    for entries in by_protocol.values():
-        entries.sort(key=lambda entry: (entry[1].host_first, order[entry[0]]))
-        active: list[tuple[PathKey, PortMapping]] = []
-        for path, mapping in entries:
-            active = [(p, m) for p, m in active if m.host_last >= mapping.host_first]
-            for other_path, other in active:
-                if overlaps(mapping, other):
-                    first, second = sorted([(path, mapping), (other_path, other)], key=lambda e: order[e[0]])
-                    clashes.append((second[0], second[1], first[0]))
-            active.append((path, mapping))
-    earliest: dict[PathKey, tuple[PathKey, PortMapping, PathKey]] = {}  # per path, against the first entry
-    for clash in sorted(clashes, key=lambda clash: order[clash[2]]):
-        earliest.setdefault(clash[0], clash)
-    return iter(sorted(earliest.values(), key=lambda clash: order[clash[0]]))
+        key = mapping.host_ip
+        # a wildcard mapping clashes with any address; a specific one with itself and wildcards
+        others = [(mapping.protocol, None), (mapping.protocol, "any address" if key is None else key)]
+        earlier = None
+        for other in others:
+            index = indexes.get(other)
+            earlier = index.overlapping(mapping.host_first, mapping.host_last) if index else None
+            if earlier is not None:
+                break
+        if earlier is not None:
+            yield path, mapping, earlier
+            continue
+        for own in {(mapping.protocol, key), (mapping.protocol, "any address")}:
+            indexes.setdefault(own, _PortIndex()).add(mapping.host_first, mapping.host_last, path)
+
+
+class _PortIndex:
+    """Port ranges, asked whether any overlaps a given range: a Fenwick tree over the
+    first port keeping the largest last port (and its owner) of the ranges starting
+    at or below each point. Sparse: only the nodes a range touches exist."""
+
+    SIZE = 65536
+
+    def __init__(self) -> None:
+        self.tree: dict[int, tuple[int, PathKey]] = {}
+
+    def add(self, first: int, last: int, owner: PathKey) -> None:
+        node = first
+        while node <= self.SIZE:
+            if self.tree.get(node, (0, ()))[0] < last:
+                self.tree[node] = (last, owner)
+            node += node & -node
+
+    def overlapping(self, first: int, last: int) -> PathKey | None:
+        """The owner of a range starting at or below `last` that ends at or after `first`."""
+        best: tuple[int, PathKey] = (0, ())
+        node = last
+        while node > 0:
+            candidate = self.tree.get(node)
+            if candidate is not None and candidate[0] > best[0]:
+                best = candidate
+            node -= node & -node
+        return best[1] if best[0] >= first else None
 
 
 def _port_claim(mapping: PortMapping) -> str:

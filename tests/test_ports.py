@@ -48,12 +48,18 @@ mappings = st.builds(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(mappings, max_size=12))
-def test_the_sweep_finds_exactly_the_entries_that_clash_with_an_earlier_one(entries):
+def test_the_clash_check_reports_exactly_the_entries_overlapping_one_accepted_before(entries):
+    """An entry is accepted unless it overlaps an accepted earlier one: so one clash is
+    reported once, against an entry that stays."""
     published = [(("containers", "c", "ports", index), mapping) for index, mapping in enumerate(entries)]
-    clashing = {path for path, _, _ in _port_clashes(published)}
-    expected = {
-        published[j][0] for j in range(len(entries)) if any(overlaps(entries[i], entries[j]) for i in range(j))
-    }
-    assert clashing == expected
-    for path, mapping, earlier in _port_clashes(published):
-        assert earlier[3] < path[3] and overlaps(mapping, entries[earlier[3]])
+    accepted: list[int] = []
+    expected = set()
+    for index, mapping in enumerate(entries):
+        if any(overlaps(entries[earlier], mapping) for earlier in accepted):
+            expected.add(index)
+        else:
+            accepted.append(index)
+    reported = list(_port_clashes(published))
+    assert {path[3] for path, _, _ in reported} == expected
+    for path, mapping, earlier in reported:
+        assert earlier[3] in accepted and earlier[3] < path[3] and overlaps(mapping, entries[earlier[3]])
