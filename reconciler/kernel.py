@@ -32,6 +32,7 @@ LOOPBACK_IFINDEX = 1
 NETNS_CLEANUP_TIMEOUT = 60.0
 NETNS_STALL_GRACE = 1.0  # seconds without progress before veths of a held namespace are cut
 IPV6_SYSCTLS = "/proc/sys/net/ipv6"
+TEMPORARY_MARK = ".netreconcile-"  # in the names of files being written
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
@@ -64,6 +65,8 @@ def prepare_netns_dir() -> None:
 def create_netns(name: str, ipv6: bool = True) -> tuple[int, NetlinkSocket]:
     """Create /run/netns/NAME in-process; returns its fd and a socket inside it."""
     path = netns_path(name)
+    if os.path.isfile(path) and not _is_mount_point(path):
+        os.unlink(path)  # left by a creation cut short (the planner only creates names that are ours)
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     home = current_netns_fd()
     try:
@@ -127,7 +130,7 @@ def ensure_host_netns(name: str) -> bool:
 def write_atomically(directory: str, filename: str, content: str) -> None:
     """Write via a temporary file and rename, so readers never see a partial file."""
     os.makedirs(directory, mode=0o755, exist_ok=True)
-    temporary = os.path.join(directory, f".{filename}.netreconcile-{os.getpid()}")
+    temporary = os.path.join(directory, f".{filename}{TEMPORARY_MARK}{os.getpid()}")
     try:
         with open(temporary, "w", encoding="utf-8", errors="surrogateescape") as handle:
             handle.write(content)
@@ -334,7 +337,20 @@ class KernelWriter:
         ]
 
     # bridges
+    @contextlib.contextmanager
+    def _pending(self, names: dict[str, str]):
+        """Journal host interfaces (name -> kind) for the time between their creation and
+        their mark, so that a crash in between leaves no interface nobody owns."""
+        pending = {**self.session.state.pending_links(), **names}
+        self.session.state.write_pending_links(pending)
+        yield
+        self.session.state.write_pending_links({n: k for n, k in pending.items() if n not in names})
+
     def _create_bridge(self, actions: list[Action]) -> None:
+        with self._pending({a.obj.ifname: "bridge" for a in actions}):
+            self._create_marked_bridges(actions)
+
+    def _create_marked_bridges(self, actions: list[Action]) -> None:
         host = self.session.host
         pairs = []
         for action in actions:
@@ -364,6 +380,10 @@ class KernelWriter:
 
     # veths
     def _create_veth(self, actions: list[Action]) -> None:
+        with self._pending({a.obj.host_ifname: "veth" for a in actions}):
+            self._create_marked_veths(actions)
+
+    def _create_marked_veths(self, actions: list[Action]) -> None:
         host = self.session.host
         masters = self._indexes(HOST_NS, {a.obj.bridge for a in actions}, actions)
         pairs = []
@@ -488,6 +508,10 @@ class KernelWriter:
         directory = self.session.etc_dir(netns)
         for filename in CONTAINER_FILES:
             _unlink_if_present(os.path.join(directory, filename))
+        with contextlib.suppress(OSError):  # temporary files of a write that was cut short
+            for leftover in os.listdir(directory):
+                if leftover.startswith(".") and TEMPORARY_MARK in leftover:
+                    _unlink_if_present(os.path.join(directory, leftover))
         try:
             os.rmdir(directory)
         except (FileNotFoundError, OSError):

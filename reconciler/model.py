@@ -81,6 +81,7 @@ class Bridge(KernelObject):
     """A Linux bridge in the host namespace, owned by one network."""
 
     kind: ClassVar[str] = "bridge"
+    replace_on: ClassVar[tuple[str, ...]] = ("network",)  # another network's bridge (or an unmarked one)
     ifname: str
     network: str
     mac: str

@@ -59,7 +59,13 @@ def owned_netns(session: KernelSession, record: dict[str, int], present: set[str
     for name, cookie in record.items():
         if name not in present:
             continue
-        current = session.socket(name).netns_cookie()
+        try:
+            current = session.socket(name).netns_cookie()
+        except (KernelError, OSError):
+            if cookie == 0:  # a creation cut short: the name's file exists but holds no namespace
+                session.forget(name)
+                continue
+            raise
         if cookie in (0, current):
             owned[name] = current
         else:
@@ -74,8 +80,12 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     host_links = _links(session.host)
     by_index = {link.index: link for link in host_links}
     owned_bridges, owned_veths, foreign = {}, {}, set()
+    pending = session.state.pending_links()
     for link in host_links:
         mark = parse_alias(link.alias)
+        if not mark and pending.get(link.ifname) == link.kind:
+            # created by a run that stopped before marking it: ours, with an identity to replace
+            mark = ("bridge", MISSING) if link.kind == "bridge" else ("veth", MISSING, MISSING)
         if mark and mark[0] == "bridge" and link.kind == "bridge":
             owned_bridges[link.index] = (link, mark[1])
         elif mark and mark[0] == "veth" and link.kind == "veth":
@@ -89,7 +99,10 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
             objects.append(Address(HOST_NS, by_index[addr.index].ifname, addr.cidr))
 
     present = list_netns()
-    owned = owned_netns(session, session.state.recorded_netns(), present)
+    record = session.state.recorded_netns()
+    owned = owned_netns(session, record, present)
+    # names we were creating when interrupted: ours to make again, not a stranger's
+    half_made = {name for name, cookie in record.items() if cookie == 0 and name in present and name not in owned}
     aliases = {name: target for name, target in session.state.recorded_aliases().items() if name in owned}
     owned_set = set(owned) - set(aliases)  # namespaces of their own
     peers: dict[int, tuple[str, nl.Link]] = {}
@@ -124,7 +137,7 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     settings = [IP_FORWARD] + [route_localnet(link.ifname) for link, _ in owned_bridges.values()]
     objects += [Sysctl(HOST_NS, name, value) for name, value in read_sysctls(session.host_fd, settings).items()]
     objects += observe_firewall(session)
-    return State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned))
+    return State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned) - half_made)
 
 
 def _observe_aliases(

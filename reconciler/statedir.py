@@ -14,6 +14,7 @@ to one namespace, but not which of them came first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -58,6 +59,32 @@ class StateDir:
         temporary = self._git_file.with_suffix(".tmp")
         temporary.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         os.replace(temporary, self._git_file)
+
+    @property
+    def _pending_file(self) -> Path:
+        return self.path / "pending-links.json"
+
+    def pending_links(self) -> dict[str, str]:
+        """Host interfaces being created, {name: kind}: written before they exist and
+        cleared once they carry netreconcile's mark, so that one left unmarked by a
+        crash is known as ours."""
+        try:
+            data = json.loads(self._pending_file.read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError as error:
+            raise self._damaged(error) from error
+        return {str(name): str(kind) for name, kind in data.items()} if isinstance(data, dict) else {}
+
+    def write_pending_links(self, links: dict[str, str]) -> None:
+        if not links:
+            with contextlib.suppress(FileNotFoundError):
+                self._pending_file.unlink()
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        temporary = self._pending_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(dict(sorted(links.items()))) + "\n")
+        os.replace(temporary, self._pending_file)
 
     @property
     def _netns_file(self) -> Path:
