@@ -223,6 +223,7 @@ def attrs(data: bytes, offset: int = 0, wanted: frozenset[int] | None = None) ->
     found: dict[int, bytes] = {}
     end = len(data)
     unpack = _ATTR.unpack_from
+    remaining = len(wanted) if wanted is not None else -1  # stop once every wanted type is found
     while offset + 4 <= end:
         length, kind = unpack(data, offset)
         if length < 4:
@@ -230,6 +231,9 @@ def attrs(data: bytes, offset: int = 0, wanted: frozenset[int] | None = None) ->
         kind &= NLA_TYPE_MASK
         if (wanted is None or kind in wanted) and kind not in found:
             found[kind] = data[offset + 4: offset + length]
+            remaining -= 1
+            if remaining == 0:
+                break
         offset += (length + 3) & ~3
     return found
 
