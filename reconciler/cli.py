@@ -88,6 +88,10 @@ def _global_options(command):
         except NetreconcileError as error:
             click.echo(f"error: {error}", err=True)
             code = EXIT_ERROR
+        except OSError as error:  # the last boundary: a system error no layer translated
+            where = f" ({error.filename})" if error.filename else ""
+            click.echo(f"error: {error.strerror or error}{where}", err=True)
+            code = EXIT_ERROR
         log.debug("command finished", command=ctx.info_name, exit_code=code,
                   duration_ms=round((time.monotonic() - started) * 1000, 1))
         ctx.exit(code)

@@ -41,3 +41,17 @@ def test_usage_errors_exit_1_because_2_means_changes_pending():
     assert netreconcile("--no-such-option").returncode == 1
     assert netreconcile("plan").returncode == 1
     assert netreconcile("--help").returncode == 0
+
+
+def test_a_system_error_nobody_translated_is_a_one_line_error_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("version: 1\n")
+    state = tmp_path / "state-is-a-file"
+    state.write_text("")
+    result = subprocess.run([sys.executable, "-m", "reconciler", "--state-dir", str(state), "--host-netns",
+                             "nr-never-made", "status", str(spec)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
