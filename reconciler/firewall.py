@@ -119,9 +119,7 @@ def _table(family: str, chains: list[str]) -> str:
 
 def _published_port_rules(publication: Publication) -> list[str]:
     rules = []
-    for mapping in dict.fromkeys((m.protocol, m.container_first, m.container_last) for m in publication.mappings):
-        protocol, first, last = mapping
-        ports = f"{first}" if first == last else f"{first}-{last}"
+    for protocol, ports in dict.fromkeys((m.protocol, m.container_ports) for m in publication.mappings):
         rules.append(f'oifname "{publication.port}" ip daddr {publication.address} {protocol} dport {ports} accept')
         rules.append(f'iifname "{publication.port}" ip saddr {publication.address} {protocol} sport {ports} accept')
     return rules

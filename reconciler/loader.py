@@ -802,24 +802,27 @@ def _name_issue(name: str) -> str | None:
     return None
 
 
-def _interface_name_issue(name: str) -> str | None:
+def _ifname_issue(name: str) -> str | None:
+    """What makes `name` unusable as a Linux interface name, if anything."""
     if not NAME_RE.fullmatch(name):
         return "use letters, digits, '_', '.' or '-', starting with a letter or digit"
     if len(name) >= IFNAMSIZ:
         return f"at most {IFNAMSIZ - 1} characters"
-    if name.startswith(VETH_PREFIX):
-        return f"names starting with {VETH_PREFIX!r} are reserved for netreconcile's veth pairs"
     return None
+
+
+def _interface_name_issue(name: str) -> str | None:
+    """A host-side name (a bridge): also not one of netreconcile's veth names."""
+    if name.startswith(VETH_PREFIX) and not _ifname_issue(name):
+        return f"names starting with {VETH_PREFIX!r} are reserved for netreconcile's veth pairs"
+    return _ifname_issue(name)
 
 
 def _container_ifname_issue(name: str) -> str | None:
-    if not NAME_RE.fullmatch(name):
-        return "use letters, digits, '_', '.' or '-', starting with a letter or digit"
-    if len(name) >= IFNAMSIZ:
-        return f"at most {IFNAMSIZ - 1} characters"
+    """A name inside a container: also not its loopback."""
     if name == "lo":
         return "'lo' is the namespace's loopback interface"
-    return None
+    return _ifname_issue(name)
 
 
 def _did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -954,10 +957,8 @@ class _PortIndex:
 
 
 def _port_claim(mapping: PortMapping) -> str:
-    ports = f"{mapping.host_first}" if mapping.host_first == mapping.host_last else \
-        f"{mapping.host_first}-{mapping.host_last}"
     address = mapping.host_ip if mapping.host_ip is not None else "0.0.0.0"
-    return f"{address}:{ports}/{mapping.protocol}"
+    return f"{address}:{mapping.host_ports}/{mapping.protocol}"
 
 
 def _not_supported_rule(path: PathKey) -> str | None:

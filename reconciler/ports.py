@@ -40,12 +40,22 @@ class PortMapping:
         offset = self.container_first - self.host_first
         return [(port, port + offset) for port in range(self.host_first, self.host_last + 1)]
 
+    @property
+    def host_ports(self) -> str:
+        """'8080' or '8000-8010', as nft and Compose write ranges."""
+        return port_range(self.host_first, self.host_last)
+
+    @property
+    def container_ports(self) -> str:
+        return port_range(self.container_first, self.container_last)
+
     def __str__(self) -> str:
         host = f"{self.host_ip}:" if self.host_ip is not None else ""
-        ports = f"{self.host_first}" if self.host_first == self.host_last else f"{self.host_first}-{self.host_last}"
-        last = self.container_last
-        inner = f"{self.container_first}" if last == self.container_first else f"{self.container_first}-{last}"
-        return f"{host}{ports}:{inner}/{self.protocol}"
+        return f"{host}{self.host_ports}:{self.container_ports}/{self.protocol}"
+
+
+def port_range(first: int, last: int) -> str:
+    return f"{first}" if first == last else f"{first}-{last}"
 
 
 def parse_port(value: str | int) -> PortMapping:

@@ -89,15 +89,20 @@ class GitSource:
         self._write()
 
     def _write(self, applied: str | None = None) -> None:
-        record = self.state.git_record() or {}
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        """Record the newest attempt (and the commit applied); times say when each first
+        became what it is, so a pass that changes nothing writes nothing."""
+        old = self.state.git_record() or {}
         attempted, error = self.attempt
-        record.update({"repository": self.repository, "path": self.path, "ref": self.ref, "error": error,
-                       "attempted": attempted or record.get("attempted"), "attempted_at": now})
+        facts = {"repository": self.repository, "path": self.path, "ref": self.ref, "error": error,
+                 "attempted": attempted or old.get("attempted"), "applied": old.get("applied")}
         if applied is not None:
-            record.update({"applied": applied, "applied_at": now,
-                           "applied_ref": self.revision.ref if self.revision else None})
-        record.setdefault("applied", None)
+            facts.update({"applied": applied, "applied_ref": self.revision.ref if self.revision else None})
+        if all(old.get(key) == value for key, value in facts.items()):
+            return
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        record = {**old, **facts, "attempted_at": now}
+        if facts["applied"] != old.get("applied"):
+            record["applied_at"] = now
         self.state.write_git_record(record)
 
 

@@ -42,75 +42,69 @@ class StateDir:
     def _git_file(self) -> Path:
         return self.path / "git.json"
 
-    def git_record(self) -> dict | None:
-        """What `sync` applied and attempted last: {"applied", "attempted", "error", ...}."""
-        try:
-            record = json.loads(self._git_file.read_text())
-        except FileNotFoundError:
-            return None
-        except ValueError as error:
-            raise PrerequisiteError(f"the state file {self._git_file} is damaged ({error}); move it away") from error
-        if not isinstance(record, dict):
-            raise PrerequisiteError(f"the state file {self._git_file} is damaged (not a mapping); move it away")
-        return record
-
-    def write_git_record(self, record: dict) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        temporary = self._git_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-        os.replace(temporary, self._git_file)
-
     @property
     def _pending_file(self) -> Path:
         return self.path / "pending-links.json"
-
-    def pending_links(self) -> dict[str, str]:
-        """Host interfaces being created, {name: kind}: written before they exist and
-        cleared once they carry netreconcile's mark, so that one left unmarked by a
-        crash is known as ours."""
-        try:
-            data = json.loads(self._pending_file.read_text())
-        except FileNotFoundError:
-            return {}
-        except ValueError as error:
-            raise self._damaged(error) from error
-        return {str(name): str(kind) for name, kind in data.items()} if isinstance(data, dict) else {}
-
-    def write_pending_links(self, links: dict[str, str]) -> None:
-        if not links:
-            with contextlib.suppress(FileNotFoundError):
-                self._pending_file.unlink()
-            return
-        self.path.mkdir(parents=True, exist_ok=True)
-        temporary = self._pending_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(dict(sorted(links.items()))) + "\n")
-        os.replace(temporary, self._pending_file)
 
     @property
     def _netns_file(self) -> Path:
         return self.path / "namespaces.json"
 
-    def _read(self) -> dict:
-        """The record ({} when there is none yet)."""
+    # reading and writing the files
+
+    def _load(self, path: Path) -> dict | None:
+        """The JSON mapping in `path`, None when there is no such file."""
         try:
-            data = json.loads(self._netns_file.read_text())
+            data = json.loads(path.read_text())
         except FileNotFoundError:
-            return {}
+            return None
         except ValueError as error:
-            raise self._damaged(error) from error
+            raise self._damaged(path, error) from error
         if not isinstance(data, dict):
-            raise self._damaged(TypeError(f"a {type(data).__name__}, not a mapping"))
+            raise self._damaged(path, TypeError(f"a {type(data).__name__}, not a mapping"))
         return data
 
-    def _damaged(self, error: Exception) -> PrerequisiteError:
-        return PrerequisiteError(
-            f"the state file {self._netns_file} is damaged ({error}); move it away to start afresh "
-            "(netreconcile then treats every existing namespace as not its own)"
-        )
+    def _store(self, path: Path, document: dict) -> None:
+        """Write atomically: a reader sees the old record or the new one."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(document, indent=1) + "\n")
+        os.replace(temporary, path)
+
+    def _damaged(self, path: Path, error: Exception) -> PrerequisiteError:
+        advice = " (netreconcile then treats every existing namespace as not its own)" if path == self._netns_file \
+            else ""
+        return PrerequisiteError(f"the state file {path} is damaged ({error}); move it away to start afresh{advice}")
+
+    # what sync applied
+
+    def git_record(self) -> dict | None:
+        """What `sync` applied and attempted last: {"applied", "attempted", "error", ...}."""
+        return self._load(self._git_file)
+
+    def write_git_record(self, record: dict) -> None:
+        self._store(self._git_file, dict(sorted(record.items())))
+
+    # host interfaces being created
+
+    def pending_links(self) -> dict[str, str]:
+        """Host interfaces being created, {name: kind}: written before they exist and
+        cleared once they carry netreconcile's mark, so that one left unmarked by a
+        crash is known as ours."""
+        return {str(name): str(kind) for name, kind in (self._load(self._pending_file) or {}).items()}
+
+    def write_pending_links(self, links: dict[str, str]) -> None:
+        if links:
+            self._store(self._pending_file, dict(sorted(links.items())))
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                self._pending_file.unlink()
+
+    # the namespaces netreconcile made, and the second names it gave
 
     def recorded_netns(self) -> dict[str, int]:
         """{namespace name: namespace cookie, 0 while being created}."""
-        data = self._read()
+        data = self._load(self._netns_file)
         if not data:
             return {}
         try:
@@ -119,22 +113,20 @@ class StateDir:
                 return {str(name): 0 for name in namespaces}
             return {str(name): int(cookie) for name, cookie in namespaces.items()}
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise self._damaged(error) from error
+            raise self._damaged(self._netns_file, error) from error
 
     def recorded_aliases(self) -> dict[str, str]:
         """{alias name: the container whose namespace it names, "" for the host's}."""
         try:
-            return {str(name): str(target) for name, target in self._read().get("aliases", {}).items()}
+            aliases = (self._load(self._netns_file) or {}).get("aliases", {})
+            return {str(name): str(target) for name, target in aliases.items()}
         except (TypeError, AttributeError) as error:
-            raise self._damaged(error) from error
+            raise self._damaged(self._netns_file, error) from error
 
     def write_netns_record(self, record: dict[str, int], aliases: dict[str, str] | None = None) -> None:
         """Record the namespaces (and aliases; None: those recorded before) still in `record`."""
         if aliases is None:
             aliases = self.recorded_aliases()
         aliases = {name: target for name, target in aliases.items() if name in record}
-        self.path.mkdir(parents=True, exist_ok=True)
-        temporary = self._netns_file.with_suffix(".tmp")
-        document = {"namespaces": dict(sorted(record.items())), "aliases": dict(sorted(aliases.items()))}
-        temporary.write_text(json.dumps(document, indent=1) + "\n")
-        os.replace(temporary, self._netns_file)
+        self._store(self._netns_file, {"namespaces": dict(sorted(record.items())),
+                                       "aliases": dict(sorted(aliases.items()))})

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,18 @@ def sh(command: str, check: bool = True) -> str:
     if check and result.returncode != 0:
         raise AssertionError(f"{command!r} failed: {result.stderr}")
     return result.stdout
+
+
+def eventually(check, what: str, timeout: float = 15.0, context=lambda: ""):
+    """Poll `check` until it returns something true (returned); fail after `timeout`
+    seconds naming `what`, with `context()` (e.g. the tail of a log)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}\n{context()}"
+        time.sleep(0.05)
 
 
 def netns_names() -> set[str]:

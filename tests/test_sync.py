@@ -5,13 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from dulwich import porcelain
 
-from tests.conftest import REPO, netns_names
+from tests.conftest import REPO, eventually, netns_names
 
 pytestmark = pytest.mark.kernel
 
@@ -129,22 +128,15 @@ def test_the_sync_loop_fetches_new_commits_and_repairs_drift_on_kernel_events(sa
                str(sandbox.state_dir), "sync", str(repo.path), "--path", "specs/host.yaml", "--interval", "2"]
     loop = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
     try:
-        _eventually(lambda: sandbox.name("web") in netns_names())
+        eventually(lambda: sandbox.name("web") in netns_names(), "the first commit applied")
         repo.commit(MORE, "add db")
-        _eventually(lambda: sandbox.name("db") in netns_names())
+        eventually(lambda: sandbox.name("db") in netns_names(), "the new commit fetched and applied")
         veth = next(name for name in sandbox.links(sandbox.host) if name.startswith("veth"))
         sandbox.host_sh(f"ip link del {veth}")
-        _eventually(lambda: veth in sandbox.links(sandbox.host))
+        eventually(lambda: veth in sandbox.links(sandbox.host), "the deleted veth repaired")
         loop.send_signal(signal.SIGTERM)
         assert loop.wait(timeout=10) == 0
     finally:
         if loop.poll() is None:
             loop.kill()
             loop.wait()
-
-
-def _eventually(check, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)

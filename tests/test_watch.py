@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, netns_names, sh
+from tests.conftest import REPO, eventually, netns_names, sh
 
 pytestmark = pytest.mark.kernel
 
@@ -49,18 +49,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def eventually(check, what: str, timeout: float = REACTION):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        log = getattr(eventually, "log", None)
-        tail = log.read_text()[-2500:] if log is not None and log.exists() else ""
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}\n{tail}"
-        time.sleep(0.05)
-
-
 class Watch:
     def __init__(self, sandbox):
         self.sandbox = sandbox
@@ -87,6 +75,13 @@ class Watch:
             except ValueError:
                 pass
         return found
+
+    def reacts(self, check, what: str):
+        """Wait for watch to bring about `check` (the log's tail tells why when it does not)."""
+        return eventually(check, what, REACTION, self.tail)
+
+    def tail(self) -> str:
+        return self.log.read_text()[-2500:] if self.log.exists() else ""
 
     def passes(self) -> list[dict]:
         return [line for line in self.lines() if line.get("event") == "pass"]
@@ -127,21 +122,20 @@ def veths(sandbox) -> set[str]:
 def test_hand_changes_to_links_files_and_the_firewall_are_repaired_by_events(watch):
     box = watch.sandbox
     watch.start()
-    eventually.log = watch.log
     watch.settle()
     before = veths(box)
     assert len(before) == 2
     box.host_sh(f"ip link del {sorted(before)[0]}")
-    eventually(lambda: veths(box) == before and "1 received" in box.in_ns("web", "ping -c1 -W1 172.26.0.3", False),
+    watch.reacts(lambda: veths(box) == before and "1 received" in box.in_ns("web", "ping -c1 -W1 172.26.0.3", False),
                "the deleted veth is back and web reaches db")
 
     hosts = Path("/etc/netns") / box.name("web") / "hosts"
     original = hosts.read_text()
     hosts.write_text(original + "203.0.113.9\tintruder\n")
-    eventually(lambda: hosts.read_text() == original, "the hand-edited hosts file is restored")
+    watch.reacts(lambda: hosts.read_text() == original, "the hand-edited hosts file is restored")
 
     box.host_sh("nft delete table inet netreconcile")
-    eventually(lambda: "table inet netreconcile" in box.host_sh("nft list tables"), "the firewall table is back")
+    watch.reacts(lambda: "table inet netreconcile" in box.host_sh("nft list tables"), "the firewall table is back")
 
     # every change was noticed through its own kind of event (a repair may have happened in a
     # pass that an earlier event started, if that pass observed after the change)
@@ -162,8 +156,8 @@ def test_spec_edits_apply_also_when_saved_by_rename_and_invalid_ones_change_noth
     temporary = watch.spec.with_name(".spec.yaml.swp")
     temporary.write_text(spec_text + EXTRA.replace("@", f"{box.prefix}-"))
     os.replace(temporary, watch.spec)  # how editors save
-    eventually(lambda: box.name("cache") in netns_names(), "the added container's namespace")
-    eventually(lambda: box.addresses(box.name("cache")).get("eth0") == ["172.26.0.4/24"], "its address")
+    watch.reacts(lambda: box.name("cache") in netns_names(), "the added container's namespace")
+    watch.reacts(lambda: box.addresses(box.name("cache")).get("eth0") == ["172.26.0.4/24"], "its address")
 
     watch.settle()
 
@@ -173,15 +167,15 @@ def test_spec_edits_apply_also_when_saved_by_rename_and_invalid_ones_change_noth
 
     before = state()
     watch.spec.write_text(watch.spec.read_text().replace("172.26.0.0/24", "172.26.0.0/33"))
-    eventually(lambda: any("invalid spec" in line.get("event", "") for line in watch.lines()),
-               f"the invalid spec is reported: {watch.log.read_text()[-3000:]}")
+    watch.reacts(lambda: any("invalid spec" in line.get("event", "") for line in watch.lines()),
+               "the invalid spec is reported")
     warning = next(line for line in watch.lines() if "invalid spec" in line.get("event", ""))
     assert any(":7:13: networks.front.subnet:" in problem for problem in warning["problems"])
     time.sleep(1)
     assert state() == before
 
     watch.spec.write_text(spec_text)  # fixed, and without cache
-    eventually(lambda: box.name("cache") not in netns_names(), "convergence resumes")
+    watch.reacts(lambda: box.name("cache") not in netns_names(), "convergence resumes")
     assert watch.stop() == 0
 
 
@@ -192,11 +186,20 @@ def test_an_object_changed_back_again_and_again_is_reported_as_a_fight(watch):
     veth = sorted(veths(box))[0]
     for _ in range(3):
         box.host_sh(f"ip link del {veth}")
-        eventually(lambda: veth in veths(box), "the veth is back")
-    fights = eventually(lambda: [line for line in watch.lines() if line.get("event") == "another tool keeps changing "
+        watch.reacts(lambda: veth in veths(box), "the veth is back")
+    fights = watch.reacts(lambda: [line for line in watch.lines() if line.get("event") == "another tool keeps changing "
                                  "this back"], "a warning about the fight")
     assert fights[0]["kind"] == "veth" and fights[0]["object"].startswith(veth)
     assert any(line.get("event") == "backing off" for line in watch.lines())
+    assert watch.stop() == 0
+
+
+def test_sighup_asks_for_a_pass(watch):
+    watch.start()
+    watch.settle()
+    watch.process.send_signal(signal.SIGHUP)
+    watch.reacts(lambda: any("sighup" in line["trigger"] for line in watch.passes()), "a pass for SIGHUP")
+    assert watch.process.poll() is None  # asked for a pass, not stopped
     assert watch.stop() == 0
 
 
@@ -212,7 +215,7 @@ def test_a_host_resolv_conf_change_reaches_every_container(watch):
         return all("nameserver 198.51.100.54" in (Path("/etc/netns") / box.name(c) / "resolv.conf").read_text()
                    for c in ("web", "db"))
 
-    eventually(updated, "both containers' resolv.conf")
+    watch.reacts(updated, "both containers' resolv.conf")
     assert watch.stop() == 0
 
 
