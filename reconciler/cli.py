@@ -345,7 +345,8 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
             if sys.stdout.isatty() and len(plan.actions) >= PROGRESS_THRESHOLD:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-                progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+                progress = Progress(TextColumn("applying", markup=False), BarColumn(), MofNCompleteColumn(),
+                                    TimeElapsedColumn())
                 progress.start()
                 progress.add_task("apply", total=len(plan.actions))
 
@@ -388,12 +389,14 @@ def _print_plan(plan: Plan, output: str, verb: str = "Plan") -> None:
         click.echo(json.dumps(plan_document(plan, conflicts=list(plan.conflicts)), indent=2))
         return
     from rich.console import Console  # imported only for text output: it is slow to import
+    from rich.text import Text
 
-    console = Console(highlight=False, soft_wrap=True)
+    # Lines carry spec text (paths, names): never read it as markup ("[bold]") or emoji codes (":100:").
+    console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
     for conflict in plan.conflicts:
-        console.print(f"[red]conflict:[/red] {conflict}", markup=True)
+        console.print(Text.assemble(("conflict:", "red"), f" {conflict}"))
     if plan.guard:
-        console.print(f"warning: {plan.guard}; apply refuses this without --force", style="yellow", markup=False)
+        console.print(f"warning: {plan.guard}; apply refuses this without --force", style="yellow")
     for action in plan.actions:
-        console.print(action_line(action), style=STYLES[action.op], markup=False)
-    console.print(summary_line(plan, verb), markup=False)
+        console.print(action_line(action), style=STYLES[action.op])
+    console.print(summary_line(plan, verb))
