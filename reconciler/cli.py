@@ -16,13 +16,10 @@ import time
 import click
 
 from reconciler import __version__, logs
-from reconciler.desired import build_desired
-from reconciler.engine import converge, plan_for, read_host_files
+from reconciler.engine import converge, plan_for
 from reconciler.errors import ConflictError, NetreconcileError, PrerequisiteError, SourceError, SpecError, UsageError
 from reconciler.loader import NAME_MAX, NAME_RE, load_spec
-from reconciler.model import State
 from reconciler.planner import Plan
-from reconciler.planner import plan as make_plan
 from reconciler.render import STYLES, action_line, plan_document, summary_line
 from reconciler.session import ETC_NETNS_DIR, KernelSession, netns_path
 from reconciler.statedir import StateDir, state_root
@@ -44,6 +41,15 @@ class Context:
 
     def session(self) -> KernelSession:
         return KernelSession(self.host_netns, self.state_dir, self.etc_netns)
+
+    def read_only_session(self) -> KernelSession:
+        """A session for plan and status. A --host-netns that does not exist yet is what
+        apply creates: an empty namespace, so an unnamed empty one stands in for it."""
+        if self.host_netns and not os.path.exists(netns_path(self.host_netns)):
+            from reconciler.kernel import empty_netns_fd
+
+            return KernelSession(self.host_netns, self.state_dir, self.etc_netns, host_fd=empty_netns_fd())
+        return self.session()
 
 
 class _Group(click.Group):
@@ -318,9 +324,7 @@ def _require_root() -> None:
 
 def _read_only_plan(context: Context, spec) -> Plan:
     _require_root()
-    if context.host_netns and not os.path.exists(netns_path(context.host_netns)):
-        return make_plan(build_desired(spec, State(), read_host_files(spec)), State())
-    with context.session() as session:
+    with context.read_only_session() as session:
         return plan_for(spec, session)
 
 
@@ -329,10 +333,6 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
     """Converge and print the outcome; `on_done()` runs after success and returns more
     fields for the JSON document."""
     _require_root()
-    if context.host_netns:
-        from reconciler.kernel import ensure_host_netns
-
-        ensure_host_netns(context.host_netns)
     started = time.monotonic()
     progress = None
     shown: list[Plan] = []
@@ -354,12 +354,15 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
         if progress is not None:
             progress.advance(progress.task_ids[0], count)
 
+    from reconciler.kernel import host_netns_for_apply
     from reconciler.lock import host_lock
 
     outcome_name = "error"
     try:
+        # the host namespace is made under the lock: a failure before the plan is shown
+        # removes it again, and must not remove one another netreconcile is working in
         with host_lock(context.state_dir, lock_timeout, on_wait=lambda message: click.echo(message, err=True)), \
-                context.session() as session:
+                host_netns_for_apply(context.host_netns, changing=lambda: bool(shown)), context.session() as session:
             try:
                 outcome = converge(spec, session, on_progress=on_progress, on_plan=on_plan, force=force,
                                    rollback=rollback)

@@ -73,6 +73,28 @@ def owned_netns(session: KernelSession, record: dict[str, int], present: set[str
     return owned
 
 
+def netns_managed_elsewhere(session: KernelSession, names: set[str]) -> dict[str, str]:
+    """Of the namespaces `names`, not ours, those netreconcile manages for another host
+    namespace by that host's record: {name: host namespace, "" for the root one}."""
+    found: dict[str, str] = {}
+    for host, record in session.state.other_hosts_netns().items():
+        for name in sorted((names & record.keys()) - found.keys()):
+            if _is_recorded_namespace(session, name, record[name]):
+                found[name] = host
+    return found
+
+
+def _is_recorded_namespace(session: KernelSession, name: str, cookie: int) -> bool:
+    """Whether /run/netns/NAME is still the namespace recorded with `cookie` (0: being created)."""
+    try:
+        current = session.socket(name).netns_cookie()
+    except (KernelError, OSError):
+        return False
+    finally:
+        session.forget(name)  # not ours: keep no handle on it
+    return cookie in (0, current)
+
+
 def observe(session: KernelSession, inside_containers: bool = True) -> State:
     """The live state. Without `inside_containers` the container namespaces are only
     listed, not read: enough to plan their deletion, which takes everything inside."""
