@@ -17,7 +17,10 @@ import click
 
 from reconciler import __version__, logs
 from reconciler.engine import converge, plan_for
-from reconciler.errors import ConflictError, NetreconcileError, PrerequisiteError, SourceError, SpecError, UsageError
+from reconciler.errors import (
+    PRIVILEGES_NEEDED, ConflictError, NetreconcileError, PrerequisiteError, SourceError, SpecError, UsageError,
+    privileges_advice,
+)
 from reconciler.loader import NAME_MAX, NAME_RE, load_spec
 from reconciler.planner import Plan
 from reconciler.render import STYLES, action_line, plan_document, summary_line
@@ -25,6 +28,8 @@ from reconciler.session import ETC_NETNS_DIR, KernelSession, netns_path
 from reconciler.statedir import StateDir, state_root
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+NEEDED_CAPABILITIES = {"CAP_SYS_ADMIN": 21, "CAP_NET_ADMIN": 12}  # bits in /proc/self/status CapEff
+ALL_CAPABILITIES = (1 << 64) - 1
 PROGRESS_THRESHOLD = 50
 
 log = logs.get_logger()
@@ -96,7 +101,8 @@ def _global_options(command):
             code = EXIT_ERROR
         except OSError as error:  # the last boundary: a system error no layer translated
             where = f" ({error.filename})" if error.filename else ""
-            click.echo(f"error: {error.strerror or error}{where}", err=True)
+            advice = privileges_advice(error.errno)
+            click.echo(f"error: {error.strerror or error}{where}" + (f"\n{advice}" if advice else ""), err=True)
             code = EXIT_ERROR
         log.debug("command finished", command=ctx.info_name, exit_code=code,
                   duration_ms=round((time.monotonic() - started) * 1000, 1))
@@ -317,9 +323,23 @@ def _exit_code(plan: Plan, detailed_exitcode: bool) -> int:
 
 
 def _require_root() -> None:
-    if os.geteuid() != 0:
-        raise PrerequisiteError("netreconcile needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) to read and change "
-                                "network namespaces; run it with sudo")
+    """Refuse early, before anything is made, without the capabilities that creating and
+    entering namespaces takes (root in a default Docker container lacks both)."""
+    missing = [name for name, bit in NEEDED_CAPABILITIES.items() if not _effective_capabilities() >> bit & 1]
+    if missing:
+        raise PrerequisiteError(f"{PRIVILEGES_NEEDED}, and this process lacks {' and '.join(missing)}: run it as "
+                                "root (sudo); in a container, give it these capabilities")
+
+
+def _effective_capabilities() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return ALL_CAPABILITIES if os.geteuid() == 0 else 0  # no /proc to ask: root is taken to have them
 
 
 def _read_only_plan(context: Context, spec) -> Plan:
