@@ -53,7 +53,12 @@ class Context:
         if self.host_netns and not os.path.exists(netns_path(self.host_netns)):
             from reconciler.kernel import empty_netns_fd
 
-            return KernelSession(self.host_netns, self.state_dir, self.etc_netns, host_fd=empty_netns_fd())
+            stand_in = empty_netns_fd()
+            try:
+                return KernelSession(self.host_netns, self.state_dir, self.etc_netns, host_fd=stand_in)
+            except BaseException:
+                os.close(stand_in)
+                raise
         return self.session()
 
 

@@ -4,7 +4,8 @@ Per namespace this costs three netlink dumps (links, IPv4 addresses, main-table
 routes) on a socket kept open, decoded by reconciler.netlink's minimal decoder, and
 three small file reads (/etc/netns/<name>/hostname, hosts, resolv.conf).
 Only objects netreconcile owns become model objects; other host interfaces and
-namespaces are reported by name so the planner can refuse to take them over.
+namespaces are reported by name so the planner can refuse to take them over, and a
+namespace in the way that netreconcile manages for another host namespace with it.
 """
 
 from __future__ import annotations

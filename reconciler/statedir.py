@@ -9,7 +9,9 @@ atomically, so a crash never leaves a namespace we made unrecorded. Names that a
 aliases (a second /run/netns name for a container's namespace or the host's, for
 network_mode container:<name> and host) are recorded the same way, and also listed
 with the container they name ("" for the host): the kernel shows that two names lead
-to one namespace, but not which of them came first.
+to one namespace, but not which of them came first. The records of the other host
+namespaces in the same state root are read too, only to say whose a namespace in the
+way is.
 """
 
 from __future__ import annotations
