@@ -16,18 +16,20 @@ import time
 import click
 
 from reconciler import __version__, logs
-from reconciler.desired import build_desired
-from reconciler.engine import converge, plan_for, read_host_files
-from reconciler.errors import ConflictError, NetreconcileError, PrerequisiteError, SourceError, SpecError, UsageError
+from reconciler.engine import converge, plan_for
+from reconciler.errors import (
+    PRIVILEGES_NEEDED, ConflictError, NetreconcileError, PrerequisiteError, SourceError, SpecError, UsageError,
+    privileges_advice,
+)
 from reconciler.loader import NAME_MAX, NAME_RE, load_spec
-from reconciler.model import State
 from reconciler.planner import Plan
-from reconciler.planner import plan as make_plan
 from reconciler.render import STYLES, action_line, plan_document, summary_line
 from reconciler.session import ETC_NETNS_DIR, KernelSession, netns_path
 from reconciler.statedir import StateDir, state_root
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+NEEDED_CAPABILITIES = {"CAP_SYS_ADMIN": 21, "CAP_NET_ADMIN": 12}  # bits in /proc/self/status CapEff
+ALL_CAPABILITIES = (1 << 64) - 1
 PROGRESS_THRESHOLD = 50
 
 log = logs.get_logger()
@@ -44,6 +46,20 @@ class Context:
 
     def session(self) -> KernelSession:
         return KernelSession(self.host_netns, self.state_dir, self.etc_netns)
+
+    def read_only_session(self) -> KernelSession:
+        """A session for plan and status. A --host-netns that does not exist yet is what
+        apply creates: an empty namespace, so an unnamed empty one stands in for it."""
+        if self.host_netns and not os.path.exists(netns_path(self.host_netns)):
+            from reconciler.kernel import empty_netns_fd
+
+            stand_in = empty_netns_fd()
+            try:
+                return KernelSession(self.host_netns, self.state_dir, self.etc_netns, host_fd=stand_in)
+            except BaseException:
+                os.close(stand_in)
+                raise
+        return self.session()
 
 
 class _Group(click.Group):
@@ -90,7 +106,8 @@ def _global_options(command):
             code = EXIT_ERROR
         except OSError as error:  # the last boundary: a system error no layer translated
             where = f" ({error.filename})" if error.filename else ""
-            click.echo(f"error: {error.strerror or error}{where}", err=True)
+            advice = privileges_advice(error.errno)
+            click.echo(f"error: {error.strerror or error}{where}" + (f"\n{advice}" if advice else ""), err=True)
             code = EXIT_ERROR
         log.debug("command finished", command=ctx.info_name, exit_code=code,
                   duration_ms=round((time.monotonic() - started) * 1000, 1))
@@ -311,16 +328,28 @@ def _exit_code(plan: Plan, detailed_exitcode: bool) -> int:
 
 
 def _require_root() -> None:
-    if os.geteuid() != 0:
-        raise PrerequisiteError("netreconcile needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) to read and change "
-                                "network namespaces; run it with sudo")
+    """Refuse early, before anything is made, without the capabilities that creating and
+    entering namespaces takes (root in a default Docker container lacks both)."""
+    missing = [name for name, bit in NEEDED_CAPABILITIES.items() if not _effective_capabilities() >> bit & 1]
+    if missing:
+        raise PrerequisiteError(f"{PRIVILEGES_NEEDED}, and this process lacks {' and '.join(missing)}: run it as "
+                                "root (sudo); in a container, give it these capabilities")
+
+
+def _effective_capabilities() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return ALL_CAPABILITIES if os.geteuid() == 0 else 0  # no /proc to ask: root is taken to have them
 
 
 def _read_only_plan(context: Context, spec) -> Plan:
     _require_root()
-    if context.host_netns and not os.path.exists(netns_path(context.host_netns)):
-        return make_plan(build_desired(spec, State(), read_host_files(spec)), State())
-    with context.session() as session:
+    with context.read_only_session() as session:
         return plan_for(spec, session)
 
 
@@ -329,10 +358,6 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
     """Converge and print the outcome; `on_done()` runs after success and returns more
     fields for the JSON document."""
     _require_root()
-    if context.host_netns:
-        from reconciler.kernel import ensure_host_netns
-
-        ensure_host_netns(context.host_netns)
     started = time.monotonic()
     progress = None
     shown: list[Plan] = []
@@ -345,7 +370,8 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
             if sys.stdout.isatty() and len(plan.actions) >= PROGRESS_THRESHOLD:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-                progress = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+                progress = Progress(TextColumn("applying", markup=False), BarColumn(), MofNCompleteColumn(),
+                                    TimeElapsedColumn())
                 progress.start()
                 progress.add_task("apply", total=len(plan.actions))
 
@@ -353,12 +379,15 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
         if progress is not None:
             progress.advance(progress.task_ids[0], count)
 
+    from reconciler.kernel import host_netns_for_apply
     from reconciler.lock import host_lock
 
     outcome_name = "error"
     try:
+        # the host namespace is made under the lock: a failure before the plan is shown
+        # removes it again, and must not remove one another netreconcile is working in
         with host_lock(context.state_dir, lock_timeout, on_wait=lambda message: click.echo(message, err=True)), \
-                context.session() as session:
+                host_netns_for_apply(context.host_netns, changing=lambda: bool(shown)), context.session() as session:
             try:
                 outcome = converge(spec, session, on_progress=on_progress, on_plan=on_plan, force=force,
                                    rollback=rollback)
@@ -388,12 +417,14 @@ def _print_plan(plan: Plan, output: str, verb: str = "Plan") -> None:
         click.echo(json.dumps(plan_document(plan, conflicts=list(plan.conflicts)), indent=2))
         return
     from rich.console import Console  # imported only for text output: it is slow to import
+    from rich.text import Text
 
-    console = Console(highlight=False, soft_wrap=True)
+    # Lines carry spec text (paths, names): never read it as markup ("[bold]") or emoji codes (":100:").
+    console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
     for conflict in plan.conflicts:
-        console.print(f"[red]conflict:[/red] {conflict}", markup=True)
+        console.print(Text.assemble(("conflict:", "red"), f" {conflict}"))
     if plan.guard:
-        console.print(f"warning: {plan.guard}; apply refuses this without --force", style="yellow", markup=False)
+        console.print(f"warning: {plan.guard}; apply refuses this without --force", style="yellow")
     for action in plan.actions:
-        console.print(action_line(action), style=STYLES[action.op], markup=False)
-    console.print(summary_line(plan, verb), markup=False)
+        console.print(action_line(action), style=STYLES[action.op])
+    console.print(summary_line(plan, verb))

@@ -17,8 +17,8 @@ from reconciler.desired import HostFiles, build_desired
 from reconciler.errors import (
     ConflictError, GuardError, KernelError, NetreconcileError, PrerequisiteError, UsageError, VerifyError,
 )
-from reconciler.model import State
-from reconciler.observe import MISSING, observe
+from reconciler.model import Netns, NetnsAlias, State
+from reconciler.observe import MISSING, netns_managed_elsewhere, observe
 from reconciler.planner import DELETE, Plan, mass_deletion, plan
 from reconciler.session import KernelSession
 from reconciler.spec import Spec
@@ -68,10 +68,21 @@ def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, 
         return plan(EMPTY_SPEC_STATE, live), live
     live = observe(session)
     desired = build_desired(spec, live, read_host_files(spec))
+    live = _with_hosts_of_foreign_netns(live, desired, session)
     result = plan(desired, live)
     check_firewall(result, session)
     guard = mass_deletion(desired, live)
     return (dataclasses.replace(result, guard=guard) if guard else result), live
+
+
+def _with_hosts_of_foreign_netns(live: State, desired: State, session: KernelSession) -> State:
+    """`live`, knowing which of the foreign namespaces the spec wants are netreconcile's
+    for another host namespace (looked up only for those: it opens each one)."""
+    wanted = {obj.netns for obj in desired.objects.values() if isinstance(obj, (Netns, NetnsAlias))}
+    in_the_way = wanted & live.foreign_netns
+    if not in_the_way:
+        return live
+    return dataclasses.replace(live, foreign_netns_hosts=netns_managed_elsewhere(session, in_the_way))
 
 
 def check_firewall(current: Plan, session: KernelSession) -> None:

@@ -25,6 +25,7 @@ errno values at the boundary (reconciler.kernel).
 
 from __future__ import annotations
 
+import errno as errno_codes
 from dataclasses import dataclass
 
 from reconciler.spec import Location
@@ -79,11 +80,27 @@ class SourceError(NetreconcileError):
     """The spec cannot be had from its source: a git repository, ref or path (sync)."""
 
 
+PRIVILEGES_NEEDED = "netreconcile needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to read and change network namespaces"
+PERMISSION_ERRNOS = (errno_codes.EPERM, errno_codes.EACCES)
+
+
+def privileges_advice(errno: int | None) -> str:
+    """What to do about a failed operation: for a permission error, what netreconcile needs."""
+    if errno not in PERMISSION_ERRNOS:
+        return ""
+    return (f"{PRIVILEGES_NEEDED}: run it as root (sudo); in a container or a user namespace, "
+            "root must have these capabilities over the host's network namespaces and /run/netns")
+
+
 class KernelError(NetreconcileError):
-    """A kernel operation failed."""
+    """A kernel operation failed; a permission error (EPERM, EACCES from unshare, setns,
+    mount or netlink) also says what netreconcile needs."""
 
     def __init__(self, message: str, errno: int | None = None):
         self.errno = errno
+        advice = privileges_advice(errno)
+        if advice and advice not in message:  # a wrapped error carries it already
+            message = f"{message}\n{advice}"
         super().__init__(message)
 
 

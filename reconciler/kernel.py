@@ -15,7 +15,7 @@ import errno
 import itertools
 import os
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from reconciler import firewall, nft
 from reconciler import netlink as nl
@@ -125,6 +125,36 @@ def ensure_host_netns(name: str) -> bool:
         code = next(iter(failures.values()))
         raise KernelError(f"setting lo up in host namespace {name}: {os.strerror(code)}", code)
     return True
+
+
+def empty_netns_fd() -> int:
+    """A new namespace without a name, as apply finds a --host-netns it has just created:
+    plan and status observe it in place of a host namespace that does not exist yet, so
+    that they see what apply will see. It vanishes with its last file descriptor."""
+    home = current_netns_fd()
+    try:
+        _call(_libc.unshare(CLONE_NEWNET), "unshare")
+        try:
+            return current_netns_fd()
+        finally:
+            setns(home)
+    finally:
+        os.close(home)
+
+
+@contextlib.contextmanager
+def host_netns_for_apply(name: str | None, changing: Callable[[], bool]) -> Iterator[None]:
+    """Create the --host-netns namespace NAME for the block if it is absent. When the
+    block fails before `changing()` (nothing changed yet: a conflict, the guard, the
+    firewall check, a spec error found while planning), remove it again, so that the
+    failure leaves the machine as it was."""
+    created = bool(name) and ensure_host_netns(name)
+    try:
+        yield
+    except BaseException:
+        if created and not changing():
+            delete_netns(name)
+        raise
 
 
 def write_atomically(directory: str, filename: str, content: str) -> None:

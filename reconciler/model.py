@@ -235,11 +235,14 @@ class State:
     `foreign_links` are host-namespace interface names netreconcile does not own;
     `foreign_netns` are namespaces in /run/netns it does not own. Neither is ever
     changed; the planner reports a conflict when the spec wants one of the names.
+    `foreign_netns_hosts` names, for foreign namespaces netreconcile manages for another
+    host namespace, that host namespace ("" for the root one), so the conflict can say so.
     """
 
     objects: dict[tuple, KernelObject] = field(default_factory=dict)
     foreign_links: frozenset[str] = frozenset()
     foreign_netns: frozenset[str] = frozenset()
+    foreign_netns_hosts: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, objs, foreign_links=frozenset(), foreign_netns=frozenset()) -> State:

@@ -4,7 +4,8 @@ Per namespace this costs three netlink dumps (links, IPv4 addresses, main-table
 routes) on a socket kept open, decoded by reconciler.netlink's minimal decoder, and
 three small file reads (/etc/netns/<name>/hostname, hosts, resolv.conf).
 Only objects netreconcile owns become model objects; other host interfaces and
-namespaces are reported by name so the planner can refuse to take them over.
+namespaces are reported by name so the planner can refuse to take them over, and a
+namespace in the way that netreconcile manages for another host namespace with it.
 """
 
 from __future__ import annotations
@@ -71,6 +72,28 @@ def owned_netns(session: KernelSession, record: dict[str, int], present: set[str
         else:
             session.forget(name)
     return owned
+
+
+def netns_managed_elsewhere(session: KernelSession, names: set[str]) -> dict[str, str]:
+    """Of the namespaces `names`, not ours, those netreconcile manages for another host
+    namespace by that host's record: {name: host namespace, "" for the root one}."""
+    found: dict[str, str] = {}
+    for host, record in session.state.other_hosts_netns().items():
+        for name in sorted((names & record.keys()) - found.keys()):
+            if _is_recorded_namespace(session, name, record[name]):
+                found[name] = host
+    return found
+
+
+def _is_recorded_namespace(session: KernelSession, name: str, cookie: int) -> bool:
+    """Whether /run/netns/NAME is still the namespace recorded with `cookie` (0: being created)."""
+    try:
+        current = session.socket(name).netns_cookie()
+    except (KernelError, OSError):
+        return False
+    finally:
+        session.forget(name)  # not ours: keep no handle on it
+    return cookie in (0, current)
 
 
 def observe(session: KernelSession, inside_containers: bool = True) -> State:

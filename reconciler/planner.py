@@ -199,8 +199,16 @@ def _conflicts(desired: State, live: State) -> tuple[str, ...]:
         elif isinstance(obj, Veth) and obj.host_ifname in live.foreign_links:
             found.append(f"{obj.source}: interface {obj.host_ifname} exists and is not managed by netreconcile")
         elif isinstance(obj, (Netns, NetnsAlias)) and obj.netns in live.foreign_netns:
-            found.append(f"{obj.source}: network namespace {obj.netns} exists and is not managed by netreconcile")
+            found.append(f"{obj.source}: network namespace {obj.netns} {_netns_owner(obj.netns, live)}")
     return tuple(sorted(found))
+
+
+def _netns_owner(name: str, live: State) -> str:
+    host = live.foreign_netns_hosts.get(name)
+    if host is None:
+        return "exists and is not managed by netreconcile"
+    where = f"host namespace {host}" if host else "the root network namespace (no --host-netns)"
+    return f"is managed by netreconcile for {where}, not for this one"
 
 
 def dependencies(obj: KernelObject, state: State) -> set[tuple]:

@@ -21,11 +21,15 @@ def netns_path(name: str) -> str:
 
 
 class KernelSession:
-    def __init__(self, host_netns: str | None, state: StateDir, etc_netns_dir: str = ETC_NETNS_DIR):
+    def __init__(self, host_netns: str | None, state: StateDir, etc_netns_dir: str = ETC_NETNS_DIR,
+                 host_fd: int | None = None):
+        """`host_fd`: a namespace standing in for `host_netns` (the session closes it)."""
         self.host_netns = host_netns
         self.state = state
         self.etc_netns_dir = etc_netns_dir
-        if host_netns:
+        if host_fd is not None:
+            self.host_fd = host_fd
+        elif host_netns:
             try:
                 self.host_fd = os.open(netns_path(host_netns), os.O_RDONLY | os.O_CLOEXEC)
             except OSError as error:

@@ -9,7 +9,9 @@ atomically, so a crash never leaves a namespace we made unrecorded. Names that a
 aliases (a second /run/netns name for a container's namespace or the host's, for
 network_mode container:<name> and host) are recorded the same way, and also listed
 with the container they name ("" for the host): the kernel shows that two names lead
-to one namespace, but not which of them came first.
+to one namespace, but not which of them came first. The records of the other host
+namespaces in the same state root are read too, only to say whose a namespace in the
+way is.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from reconciler.errors import PrerequisiteError
 
 DEFAULT_STATE_ROOT = "/var/lib/netreconcile"
 ROOT_NAMESPACE_DIR = "_root"
+HOST_DIR_PREFIX = "netns-"
 
 
 def state_root() -> Path:
@@ -31,7 +34,7 @@ def state_root() -> Path:
 
 class StateDir:
     def __init__(self, root: Path | str, host_netns: str | None):
-        self.path = Path(root) / (f"netns-{host_netns}" if host_netns else ROOT_NAMESPACE_DIR)
+        self.path = Path(root) / (f"{HOST_DIR_PREFIX}{host_netns}" if host_netns else ROOT_NAMESPACE_DIR)
 
     @property
     def git_cache(self) -> Path:
@@ -122,6 +125,30 @@ class StateDir:
             return {str(name): str(target) for name, target in aliases.items()}
         except (TypeError, AttributeError) as error:
             raise self._damaged(self._netns_file, error) from error
+
+    def other_hosts_netns(self) -> dict[str, dict[str, int]]:
+        """The namespace records of the other host namespaces in the same state root:
+        {host namespace ("" for the root one): {namespace name: cookie}}. A record that
+        cannot be read is left out: it is reported when its own host namespace is used."""
+        try:
+            directories = sorted(self.path.parent.iterdir())
+        except FileNotFoundError:
+            return {}
+        records = {}
+        for directory in directories:
+            if directory == self.path:
+                continue
+            if directory.name == ROOT_NAMESPACE_DIR:
+                host = ""
+            elif directory.name.startswith(HOST_DIR_PREFIX):
+                host = directory.name.removeprefix(HOST_DIR_PREFIX)
+            else:
+                continue
+            try:
+                records[host] = StateDir(self.path.parent, host or None).recorded_netns()
+            except PrerequisiteError:
+                continue
+        return records
 
     def write_netns_record(self, record: dict[str, int], aliases: dict[str, str] | None = None) -> None:
         """Record the namespaces (and aliases; None: those recorded before) still in `record`."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ from tests.conftest import REPO, netns_names
 pytestmark = pytest.mark.kernel
 
 COUNT = 200
+ETC_NETNS = Path("/etc/netns")  # glob, unlike iterdir, finds nothing where the directory is not made yet
 
 
 def spec_text() -> str:
@@ -30,14 +30,14 @@ def debris(sandbox) -> dict:
     return {
         "namespaces": sorted(n for n in netns_names() if n.startswith(sandbox.prefix) and n != sandbox.host),
         "host links": sorted(host_links),
-        "files": sorted(d.name for d in Path("/etc/netns").iterdir() if d.name.startswith(sandbox.prefix)),
+        "files": sorted(d.name for d in ETC_NETNS.glob(f"{sandbox.prefix}*")),
         "nft": sandbox.host_sh("nft list tables"),
         "state": sorted(p.name for p in (sandbox.state_dir / f"netns-{sandbox.host}").glob("pending*")),
     }
 
 
 def namespaces_made(sandbox, at_least: int):
-    return lambda: len([n for n in os.listdir("/run/netns") if n.startswith(f"{sandbox.prefix}-c")]) >= at_least
+    return lambda: len([n for n in netns_names() if n.startswith(f"{sandbox.prefix}-c")]) >= at_least
 
 
 def veths_made(sandbox, at_least: int):
@@ -73,11 +73,14 @@ def test_an_apply_killed_part_way_is_finished_by_the_next_and_leaves_no_debris(s
         time.sleep(0.002)
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL, "the apply finished before it could be killed"
-    remaining = len(sandbox.run("plan", "-o", "json", spec=spec).json()["actions"])
-    print(f"killed {point}: {remaining} actions remain")
+    plan = sandbox.run("plan", "-o", "json", spec=spec)
+    assert plan.code == 0, f"killed {point}, the next plan finds a conflict: {plan.stdout}{plan.stderr}"
+    remaining = plan.json()["actions"]
+    assert remaining, f"killed {point}, yet nothing was left to do"
 
     again = sandbox.run("apply", "-o", "json", spec=spec)
     assert again.code == 0, again.stderr
+    assert again.json()["actions"] == remaining, "the finishing apply did other than what plan said was left"
     assert sandbox.run("status", "--detailed-exitcode", spec=spec).code == 0
     assert len([n for n in netns_names() if n.startswith(sandbox.prefix) and n != sandbox.host]) == COUNT
     assert "1 received" in sandbox.in_ns(f"c{COUNT - 1}", "ping -c1 -W2 172.22.0.2")
@@ -85,7 +88,6 @@ def test_an_apply_killed_part_way_is_finished_by_the_next_and_leaves_no_debris(s
     destroyed = sandbox.run("destroy", spec=spec)
     assert destroyed.code == 0, destroyed.stderr
     assert debris(sandbox) == {"namespaces": [], "host links": [], "files": [], "nft": "", "state": []}
-    json.dumps(again.json())  # the report of the finishing apply is a valid document
 
 
 def test_an_interface_created_but_not_yet_marked_is_known_from_the_journal(sandbox):

@@ -11,9 +11,7 @@ SAMPLE_* values stand in for it.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -28,8 +26,8 @@ from reconciler.hostsfile import (
     render_hosts,
     validate_hostname,
 )
+from tests.docker_vectors import load_vectors
 
-VECTORS_PATH = Path(__file__).resolve().parent / "data" / "docker-vectors.json"
 AREAS = ("etchosts", "add-host", "hostname")
 SAMPLE_SHORT_ID = "0123456789ab"
 SAMPLE_IPV4 = "172.17.0.2"
@@ -40,12 +38,6 @@ IPV6_DEFAULTS = (
     "::1\tlocalhost ip6-localhost ip6-loopback\n"
     "fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
 )
-
-
-def _load_vectors() -> list[dict]:
-    if not VECTORS_PATH.exists():
-        return []
-    return [v for v in json.loads(VECTORS_PATH.read_text()) if v["area"] in AREAS]
 
 
 def exclusion(vector: dict) -> str | None:
@@ -60,7 +52,7 @@ def exclusion(vector: dict) -> str | None:
     return None
 
 
-VECTORS = _load_vectors()
+VECTORS = load_vectors(*AREAS)
 INCLUDED = [v for v in VECTORS if exclusion(v) is None]
 
 

@@ -147,6 +147,16 @@ def test_foreign_interface_in_the_way_is_a_conflict_not_an_action():
     )
 
 
+def test_a_namespace_netreconcile_manages_for_another_host_namespace_is_named_as_such():
+    desired = build_desired(spec_of(container("a"), container("b")), State())
+    live = dataclasses.replace(State.of([], foreign_netns={"a", "b"}), foreign_netns_hosts={"a": "h1", "b": ""})
+    assert plan(desired, live).conflicts == (
+        "spec.yaml:8:3: network namespace a is managed by netreconcile for host namespace h1, not for this one",
+        "spec.yaml:8:3: network namespace b is managed by netreconcile for the root network namespace "
+        "(no --host-netns), not for this one",
+    )
+
+
 def test_sysctls_are_never_deleted():
     live = State.of([Sysctl(HOST_NS, "net.ipv4.ip_forward", "1")])
     assert plan(State(), live).actions == ()

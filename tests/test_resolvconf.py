@@ -1,16 +1,14 @@
 """reconciler.resolvconf: Docker's own golden files replayed, real host files, validators.
 
-The vectors come from DOCKER-BEHAVIOR.md's companion docker-vectors.json (moby's tests,
-in our own encoding). Every "resolvconf" vector either runs here or is excluded, in the
+The vectors come from DOCKER-BEHAVIOR.md's companion shared/docker-vectors.json (moby's
+tests, in our own encoding; see tests/docker_vectors.py). Every "resolvconf" vector either runs here or is excluded, in the
 parametrize ids, for a reason listed in EXCLUDED; a vector of a new kind fails
 `test_every_resolvconf_vector_runs_or_is_excluded_for_a_known_reason` until handled.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -30,18 +28,14 @@ from reconciler.resolvconf import (
     validate_dns_search,
     validate_nameserver,
 )
+from tests.docker_vectors import load_vectors
 
-VECTORS = Path(__file__).resolve().parent / "data" / "docker-vectors.json"
 ETC = "/etc/resolv.conf"
 
 # Why a vector cannot run against this module; nothing else may be excluded.
 INTERNAL_RESOLVER = "embedded DNS (internal resolver) transform: netreconcile has no embedded DNS server"
 FILE_IO = "writes files and hash files: I/O, which this pure module leaves to its caller"
 EXCLUDED = {INTERNAL_RESOLVER, FILE_IO}
-
-
-def _load(area: str) -> list[dict]:
-    return [v for v in json.loads(VECTORS.read_text()) if v.get("area") == area]
 
 
 def _exclusion(vector: dict) -> str | None:
@@ -58,7 +52,7 @@ def _exclusion(vector: dict) -> str | None:
 def _vector_params() -> list:
     """The vectors this module can express; the excluded ones are not collected at all
     (the guard test below checks that only INTERNAL_RESOLVER and FILE_IO are excluded)."""
-    return [pytest.param(v, id=v["name"]) for v in _load("resolvconf") if _exclusion(v) is None]
+    return [pytest.param(v, id=v["name"]) for v in load_vectors("resolvconf") if _exclusion(v) is None]
 
 
 # --- the vectors, by what they expect -------------------------------------------------------
@@ -135,12 +129,12 @@ def test_docker_vector(vector):
 
 
 def test_every_resolvconf_vector_runs_or_is_excluded_for_a_known_reason():
-    vectors = _load("resolvconf")
+    vectors = load_vectors("resolvconf")
     reasons = [_exclusion(v) for v in vectors]
     assert set(reasons) - {None} <= EXCLUDED
     # the library's golden files: every legacy or untransformed one runs
     generated = [v for v, r in zip(vectors, reasons) if "generated" in v["expected"] and r is None]
-    assert not vectors or len(generated) == 18
+    assert len(generated) == 18
 
 
 # --- real-world host files ---------------------------------------------------------------
@@ -379,7 +373,7 @@ def test_source_path(host_text, systemd_exists, expected):
 
 def _dns_search_cases() -> list:
     cases = []
-    for vector in _load("dns-search"):
+    for vector in load_vectors("dns-search"):
         for verdict in ("valid", "invalid"):
             for domain in vector["input"][verdict]:
                 if domain.startswith("<"):  # a placeholder for a name too long to list
