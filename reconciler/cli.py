@@ -357,14 +357,16 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
 
     outcome_name = "error"
     try:
-        with host_lock(context.state_dir, lock_timeout, on_wait=lambda message: click.echo(message, err=True)), \
-                context.session() as session:
+        with host_lock(context.state_dir, lock_timeout,
+                       on_wait=lambda message: click.echo(message, err=True)) as held, context.session() as session:
             try:
                 outcome = converge(spec, session, on_progress=on_progress, on_plan=on_plan, force=force,
                                    rollback=rollback)
             finally:
                 if progress is not None:
                     progress.stop()
+            if command == "destroy":  # verified: nothing is managed there any more
+                held.retire()
         outcome_name = "ok"
     except ConflictError as error:
         raise ConflictError(f"{error}\nnothing was changed") from None
