@@ -162,6 +162,8 @@ def _container_dir(session: KernelSession, netns: str, create: bool = False):
         os.makedirs(session.etc_netns_dir, mode=0o755, exist_ok=True)
     etc_fd = session.open_etc_netns()
     if etc_fd is None:
+        if create:  # removed meanwhile; never fall back to a relative path
+            raise OSError(errno.ENOENT, f"{session.etc_netns_dir} disappeared")
         yield None
         return
     try:
@@ -171,10 +173,10 @@ def _container_dir(session: KernelSession, netns: str, create: bool = False):
         try:
             dir_fd = open_container_dir(etc_fd, netns)
         except NotADirectoryError:
-            if create:
-                raise OSError(errno.ENOTDIR, f"{session.etc_dir(netns)} is a symbolic link or not a directory; "
-                                             "netreconcile never writes through one") from None
             dir_fd = None
+        if dir_fd is None and create:
+            raise OSError(errno.ENOTDIR, f"{session.etc_dir(netns)} is a symbolic link or not a directory; "
+                                         "netreconcile never writes through one")
         try:
             yield dir_fd
         finally:

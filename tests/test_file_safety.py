@@ -116,6 +116,14 @@ def test_symlinked_file_planted_before_the_first_apply_is_a_conflict(box):
     assert (web_dir(box) / "resolv.conf").is_symlink()
 
 
+def test_a_file_where_the_container_directory_goes_is_a_conflict(box):
+    web_dir(box).write_text("not ours\n")
+    applied = run(box, "apply")
+    assert applied.code == 1
+    assert f"spec.yaml:{WEB_LINE}:3: {web_dir(box)} is not a directory: remove it" in applied.stderr
+    assert web_dir(box).read_text() == "not ours\n"
+
+
 def test_files_are_written_with_mode_644_and_no_temporary_file_is_left(box):
     os.umask(0o077)  # the child inherits it: the mode must not depend on it
     try:
