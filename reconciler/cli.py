@@ -386,7 +386,8 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
     try:
         # the host namespace is made under the lock: a failure before the plan is shown
         # removes it again, and must not remove one another netreconcile is working in
-        with host_lock(context.state_dir, lock_timeout, on_wait=lambda message: click.echo(message, err=True)), \
+        with host_lock(context.state_dir, lock_timeout,
+                       on_wait=lambda message: click.echo(message, err=True)) as held, \
                 host_netns_for_apply(context.host_netns, changing=lambda: bool(shown)), context.session() as session:
             try:
                 outcome = converge(spec, session, on_progress=on_progress, on_plan=on_plan, force=force,
@@ -394,6 +395,8 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
             finally:
                 if progress is not None:
                     progress.stop()
+            if command == "destroy":  # verified: nothing is managed there any more
+                held.retire()
         outcome_name = "ok"
     except ConflictError as error:
         raise ConflictError(f"{error}\nnothing was changed") from None

@@ -145,7 +145,7 @@ def _roll_back(before: State, session: KernelSession) -> str:
     """Converge on the state observed before the apply; a sentence saying how it went."""
     from reconciler.kernel import KernelWriter
 
-    target = State.of(o for o in before.objects.values() if MISSING not in _identity(o))
+    target = State.of(o for o in before.objects.values() if o.restorable and MISSING not in _identity(o))
     try:
         undo = plan(target, observe(session))
         KernelWriter(session).apply(undo)

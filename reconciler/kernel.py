@@ -3,8 +3,9 @@
 Consecutive actions of the same operation and kind are sent as netlink batches on
 the sockets the session keeps open; namespaces are created in-process (unshare +
 bind mount) and veth peers are created directly inside their namespace, never
-moved. Container files are written atomically (temporary file + rename). Failures
-are translated into ApplyError naming the action and its source.
+moved. Container files are written atomically (temporary file + rename) relative to
+directory descriptors, never through a symbolic link. Failures are translated into
+ApplyError naming the action and its source.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import ctypes
 import errno
 import itertools
 import os
+import secrets
+import stat
 import time
 from typing import Callable, Iterator
 
@@ -22,9 +25,12 @@ from reconciler import netlink as nl
 from reconciler.errors import ApplyError, KernelError
 from reconciler.model import HOST_NS, Bridge, File, Firewall, Netns, NetnsAlias, Veth
 from reconciler.nlsocket import CLONE_NEWNET, NetlinkSocket, current_netns_fd, entered, setns
-from reconciler.observe import CONTAINER_FILES, bridge_alias, list_netns, owned_netns, parse_alias, sysctl_path, veth_alias
+from reconciler.observe import (
+    CONTAINER_FILES, TEMPORARY_MARK, bridge_alias, is_temporary, list_netns, owned_netns, parse_alias, sysctl_path,
+    veth_alias,
+)
 from reconciler.planner import CREATE, Action, Plan
-from reconciler.session import NETNS_DIR, KernelSession, netns_path
+from reconciler.session import NETNS_DIR, KernelSession, netns_path, open_container_dir
 
 MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
 MNT_DETACH = 2
@@ -32,7 +38,7 @@ LOOPBACK_IFINDEX = 1
 NETNS_CLEANUP_TIMEOUT = 60.0
 NETNS_STALL_GRACE = 1.0  # seconds without progress before veths of a held namespace are cut
 IPV6_SYSCTLS = "/proc/sys/net/ipv6"
-TEMPORARY_MARK = ".netreconcile-"  # in the names of files being written
+FILE_MODE = 0o644  # container files are read by every process in the container
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
@@ -157,24 +163,67 @@ def host_netns_for_apply(name: str | None, changing: Callable[[], bool]) -> Iter
         raise
 
 
-def write_atomically(directory: str, filename: str, content: str) -> None:
-    """Write via a temporary file and rename, so readers never see a partial file."""
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    temporary = os.path.join(directory, f".{filename}{TEMPORARY_MARK}{os.getpid()}")
+def write_atomically(dir_fd: int, filename: str, content: str) -> None:
+    """Write `filename` in the directory `dir_fd` via a temporary file and rename, so
+    readers never see a partial file. The temporary name is unpredictable and created
+    exclusively (a link planted there fails the write instead of being followed); the
+    rename replaces a directory entry and never writes through one."""
+    temporary = f".{filename}{TEMPORARY_MARK}{secrets.token_hex(8)}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,
+                 dir_fd=dir_fd)
     try:
-        with open(temporary, "w", encoding="utf-8", errors="surrogateescape") as handle:
-            handle.write(content)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, os.path.join(directory, filename))
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), FILE_MODE)  # whatever the umask took away
+            handle.write(content.encode("utf-8", errors="surrogateescape"))
+        os.replace(temporary, filename, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+            os.unlink(temporary, dir_fd=dir_fd)
         raise
 
 
-def _unlink_if_present(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        os.unlink(path)
+@contextlib.contextmanager
+def _container_dir(session: KernelSession, netns: str, create: bool = False):
+    """The directory of container `netns` as a descriptor (None when absent or not a
+    real directory: nothing there is ours), made first with `create`. The etc-netns
+    directory above it is the operator's choice and may be a link; the container's
+    directory is never followed."""
+    if create:
+        os.makedirs(session.etc_netns_dir, mode=0o755, exist_ok=True)
+    etc_fd = session.open_etc_netns()
+    if etc_fd is None:
+        if create:  # removed meanwhile; never fall back to a relative path
+            raise OSError(errno.ENOENT, f"{session.etc_netns_dir} disappeared")
+        yield None
+        return
+    try:
+        if create:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(netns, 0o755, dir_fd=etc_fd)
+        try:
+            dir_fd = open_container_dir(etc_fd, netns)
+        except NotADirectoryError:
+            dir_fd = None
+        if dir_fd is None and create:
+            raise OSError(errno.ENOTDIR, f"{session.etc_dir(netns)} is a symbolic link or not a directory; "
+                                         "netreconcile never writes through one")
+        try:
+            yield dir_fd
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
+    finally:
+        os.close(etc_fd)
+
+
+def _unlink_regular(dir_fd: int, filename: str) -> None:
+    """Unlink `filename` in `dir_fd` if it is a regular file: a link or anything else
+    there is not netreconcile's."""
+    try:
+        if stat.S_ISREG(os.lstat(filename, dir_fd=dir_fd).st_mode):
+            os.unlink(filename, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
 
 
 def _write(path: str, value: str) -> None:
@@ -517,35 +566,49 @@ class KernelWriter:
 
     # files
     def _create_file(self, actions: list[Action]) -> None:
-        for action in actions:
-            obj: File = action.obj
+        for netns, group in self._per_netns(actions).items():
             try:
-                write_atomically(self.session.etc_dir(obj.netns), obj.filename, obj.content)
+                with _container_dir(self.session, netns, create=True) as dir_fd:
+                    for action in group:
+                        obj: File = action.obj
+                        try:
+                            write_atomically(dir_fd, obj.filename, obj.content)
+                        except OSError as error:
+                            raise _apply_error(action, error.errno, f"writing {obj.name}") from error
             except OSError as error:
-                raise _apply_error(action, error.errno, f"writing {obj.name}") from error
+                raise _apply_error(group[0], error.errno, error.strerror) from error
 
     _update_file = _create_file
 
     def _delete_file(self, actions: list[Action]) -> None:
-        for action in actions:
-            obj: File = action.obj
-            try:
-                _unlink_if_present(os.path.join(self.session.etc_dir(obj.netns), obj.filename))
-            except OSError as error:
-                raise _apply_error(action, error.errno, f"deleting {obj.name}") from error
+        for netns, group in self._per_netns(actions).items():
+            with _container_dir(self.session, netns) as dir_fd:
+                for action in group:
+                    try:
+                        if dir_fd is not None:
+                            _unlink_regular(dir_fd, action.obj.filename)
+                    except OSError as error:
+                        raise _apply_error(action, error.errno, f"deleting {action.obj.name}") from error
+
+    _delete_leftover = _delete_file
 
     def _remove_files_of(self, netns: str) -> None:
-        directory = self.session.etc_dir(netns)
-        for filename in CONTAINER_FILES:
-            _unlink_if_present(os.path.join(directory, filename))
-        with contextlib.suppress(OSError):  # temporary files of a write that was cut short
-            for leftover in os.listdir(directory):
-                if leftover.startswith(".") and TEMPORARY_MARK in leftover:
-                    _unlink_if_present(os.path.join(directory, leftover))
-        try:
-            os.rmdir(directory)
-        except (FileNotFoundError, OSError):
-            pass  # absent, or holding files that are not ours
+        """The container's files, temporary files of a write that was cut short, and
+        its directory once empty; anything else (a link included) stays."""
+        with contextlib.suppress(OSError), _container_dir(self.session, netns) as dir_fd:
+            if dir_fd is None:
+                return
+            for filename in os.listdir(dir_fd):
+                if filename in CONTAINER_FILES or is_temporary(filename):
+                    _unlink_regular(dir_fd, filename)
+        etc_fd = self.session.open_etc_netns()
+        if etc_fd is not None:
+            try:
+                os.rmdir(netns, dir_fd=etc_fd)
+            except OSError:
+                pass  # absent, a link, or holding files that are not ours
+            finally:
+                os.close(etc_fd)
 
     # the firewall tables
     def _create_firewall(self, actions: list[Action]) -> None:

@@ -19,6 +19,10 @@ class KernelObject:
     kind: ClassVar[str] = "object"
     # fields whose change cannot be made in place: the object is deleted and re-created
     replace_on: ClassVar[tuple[str, ...]] = ()
+    # why a live object the desired state lacks is deleted
+    stray_reason: ClassVar[str] = "not in the spec any more"
+    # whether undoing an apply may make it again as it was observed
+    restorable: ClassVar[bool] = True
 
     @property
     def key(self) -> tuple:
@@ -188,6 +192,26 @@ class File(KernelObject):
 
 
 @dataclass(frozen=True)
+class Leftover(KernelObject):
+    """A temporary file of netreconcile's in a container's directory, left by a write
+    that was cut short (SIGKILL): the desired state never has one, so it is deleted."""
+
+    kind: ClassVar[str] = "leftover"
+    stray_reason: ClassVar[str] = "a temporary file left by a write that was cut short"
+    restorable: ClassVar[bool] = False
+    netns: str
+    filename: str
+
+    @property
+    def key(self) -> tuple:
+        return ("leftover", self.netns, self.filename)
+
+    @property
+    def name(self) -> str:
+        return f"{self.netns}/{self.filename}"
+
+
+@dataclass(frozen=True)
 class Sysctl(KernelObject):
     """A sysctl of a namespace, e.g. net.ipv4.ip_forward in the host namespace.
 
@@ -233,25 +257,30 @@ class State:
     """A set of kernel objects keyed by `key`, plus what is present but not ours.
 
     `foreign_links` are host-namespace interface names netreconcile does not own;
-    `foreign_netns` are namespaces in /run/netns it does not own. Neither is ever
-    changed; the planner reports a conflict when the spec wants one of the names.
-    `foreign_netns_hosts` names, for foreign namespaces netreconcile manages for another
-    host namespace, that host namespace ("" for the root one), so the conflict can say so.
+    `foreign_netns` are namespaces in /run/netns it does not own; `foreign_files` are
+    (container, what is in the way) pairs for links or other non-regular entries where a
+    container's directory or file should be ("/etc/netns/web is a symbolic link"). None
+    is ever changed or followed; the planner reports a conflict when the spec wants one
+    of the names. `foreign_netns_hosts` names, for foreign namespaces netreconcile manages
+    for another host namespace, that host namespace ("" for the root one), so the
+    conflict can say so.
     """
 
     objects: dict[tuple, KernelObject] = field(default_factory=dict)
     foreign_links: frozenset[str] = frozenset()
     foreign_netns: frozenset[str] = frozenset()
     foreign_netns_hosts: dict[str, str] = field(default_factory=dict)
+    foreign_files: frozenset[tuple[str, str]] = frozenset()
 
     @classmethod
-    def of(cls, objs, foreign_links=frozenset(), foreign_netns=frozenset()) -> State:
+    def of(cls, objs, foreign_links=frozenset(), foreign_netns=frozenset(), foreign_files=frozenset()) -> State:
         objects: dict[tuple, KernelObject] = {}
         for obj in objs:
             if obj.key in objects:
                 raise ValueError(f"duplicate object {obj.key}")
             objects[obj.key] = obj
-        return cls(objects, frozenset(foreign_links), frozenset(foreign_netns))
+        return cls(objects, foreign_links=frozenset(foreign_links), foreign_netns=frozenset(foreign_netns),
+                   foreign_files=frozenset(foreign_files))
 
     def of_kind(self, kind_type: type) -> list:
         return [o for o in self.objects.values() if isinstance(o, kind_type)]

@@ -1,27 +1,32 @@
 """Read the live state: the host namespace and every owned container namespace.
 
 Per namespace this costs three netlink dumps (links, IPv4 addresses, main-table
-routes) on a socket kept open, decoded by reconciler.netlink's minimal decoder, and
-three small file reads (/etc/netns/<name>/hostname, hosts, resolv.conf).
+routes) on a socket kept open, decoded by reconciler.netlink's minimal decoder, a
+listing of its directory /etc/netns/<name>/ and three small file reads (hostname,
+hosts, resolv.conf). Container files are read relative to directory descriptors and
+never through a symbolic link.
 Only objects netreconcile owns become model objects; other host interfaces and
-namespaces are reported by name so the planner can refuse to take them over, and a
-namespace in the way that netreconcile manages for another host namespace with it.
+namespaces, and links or other entries where a container's files should be, are
+reported by name so the planner can refuse to take them over; a namespace in the way
+that netreconcile manages for another host namespace is named with that host.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import stat
 
 from reconciler import firewall, nft
 from reconciler import netlink as nl
 from reconciler.desired import IP_FORWARD, route_localnet
 from reconciler.model import (
-    HOST_NS, Address, Bridge, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Veth,
+    HOST_NS, Address, Bridge, File, Firewall, KernelObject, Leftover, Netns, NetnsAlias, Route, State, Sysctl, Veth,
 )
 from reconciler.errors import KernelError
 from reconciler.nlsocket import NetlinkSocket, entered
-from reconciler.session import NETNS_DIR, KernelSession
+from reconciler.session import NETNS_DIR, KernelSession, open_container_dir
 
 OWNER = "netreconcile"
 MISSING = "?"
@@ -129,12 +134,14 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     aliases = {name: target for name, target in session.state.recorded_aliases().items() if name in owned}
     owned_set = set(owned) - set(aliases)  # namespaces of their own
     peers: dict[int, tuple[str, nl.Link]] = {}
+    in_the_way: list[tuple[str, str]] = []
     if inside_containers:
-        inside, peers = _read_containers(session, sorted(owned_set))
+        inside, peers, in_the_way = _read_containers(session, sorted(owned_set) + sorted(aliases), set(aliases))
         objects += inside
+        in_the_way += _observe_other_container_dirs(session, set(owned))
     else:
         objects += [Netns(name) for name in sorted(owned_set)]
-    objects += _observe_aliases(session, owned, aliases, with_files=inside_containers)
+    objects += _observe_aliases(session, owned, aliases)
     for link, container, network in owned_veths.values():
         netns, peer = peers.get(link.index, (MISSING, None))
         if not inside_containers and container in owned_set:
@@ -160,20 +167,17 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     settings = [IP_FORWARD] + [route_localnet(link.ifname) for link, _ in owned_bridges.values()]
     objects += [Sysctl(HOST_NS, name, value) for name, value in read_sysctls(session.host_fd, settings).items()]
     objects += observe_firewall(session)
-    return State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned) - half_made)
+    return State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned) - half_made,
+                    foreign_files=in_the_way)
 
 
-def _observe_aliases(
-    session: KernelSession, owned: dict[str, int], aliases: dict[str, str], with_files: bool,
-) -> list[KernelObject]:
+def _observe_aliases(session: KernelSession, owned: dict[str, int], aliases: dict[str, str]) -> list[KernelObject]:
     """Each alias with the container it still names (by namespace cookie), or "?"."""
     objects: list[KernelObject] = []
     host_cookie = session.host.netns_cookie() if aliases else 0
     for name, target in sorted(aliases.items()):
         expected = host_cookie if target == HOST_NS else owned.get(target)
         objects.append(NetnsAlias(name, target if owned[name] == expected else MISSING))
-        if with_files:
-            objects += _observe_files(session.etc_dir(name), name)
     return objects
 
 
@@ -191,20 +195,24 @@ def observe_firewall(session: KernelSession) -> list[KernelObject]:
 PARALLEL_FROM = 200  # container namespaces; below this a second process costs more than it saves
 
 
-def _read_containers(session: KernelSession, names: list[str]) -> tuple[list[KernelObject], dict]:
-    """Objects inside the container namespaces, and their veth peers by host-side index.
+def _read_containers(
+    session: KernelSession, names: list[str], aliases: set[str],
+) -> tuple[list[KernelObject], dict, list]:
+    """Objects inside the container namespaces and the files of `names` (of `aliases`:
+    only the files, their namespace is another's), their veth peers by host-side
+    index, and what is in the way of their files.
 
     Reading is Python-bound (decoding), so threads do not help; with many namespaces
     a forked child reads half of them on the other CPU and sends the result back."""
     if len(names) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
-        return _read_containers_here(session, names)
+        return _read_containers_here(session, names, aliases)
     half = len(names) // 2
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child; its result is checked by the parent
         os.close(reader)
         try:
-            payload = pickle.dumps(("ok", _read_containers_here(session, names[half:])))
+            payload = pickle.dumps(("ok", _read_containers_here(session, names[half:], aliases)))
         except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
             payload = pickle.dumps(("error", repr(error)))
         with os.fdopen(writer, "wb") as pipe:
@@ -212,7 +220,7 @@ def _read_containers(session: KernelSession, names: list[str]) -> tuple[list[Ker
         os._exit(0)
     os.close(writer)
     try:
-        objects, peers = _read_containers_here(session, names[:half])
+        objects, peers, in_the_way = _read_containers_here(session, names[:half], aliases)
     finally:
         with os.fdopen(reader, "rb") as pipe:
             payload = pipe.read()
@@ -220,18 +228,30 @@ def _read_containers(session: KernelSession, names: list[str]) -> tuple[list[Ker
     status, result = pickle.loads(payload) if payload else ("error", "the reading process died")
     if status != "ok":
         raise KernelError(f"reading container namespaces failed: {result}")
-    other_objects, other_peers = result
+    other_objects, other_peers, other_in_the_way = result
     peers.update(other_peers)
-    return objects + other_objects, peers
+    return objects + other_objects, peers, in_the_way + other_in_the_way
 
 
-def _read_containers_here(session: KernelSession, names: list[str]) -> tuple[list[KernelObject], dict]:
+def _read_containers_here(
+    session: KernelSession, names: list[str], aliases: set[str],
+) -> tuple[list[KernelObject], dict, list]:
     objects: list[KernelObject] = []
     peers: dict[int, tuple[str, nl.Link]] = {}
-    for name in names:
-        objects += _observe_container_netns(session.socket(name), name, peers)
-        objects += _observe_files(session.etc_dir(name), name)
-    return objects, peers
+    in_the_way: list[tuple[str, str]] = []
+    etc_fd = session.open_etc_netns()
+    try:
+        for name in names:
+            if name not in aliases:
+                objects += _observe_container_netns(session.socket(name), name, peers)
+            if etc_fd is not None:
+                found, foreign = _observe_files(etc_fd, session.etc_dir(name), name)
+                objects += found
+                in_the_way += foreign
+    finally:
+        if etc_fd is not None:
+            os.close(etc_fd)
+    return objects, peers, in_the_way
 
 
 def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> list[KernelObject]:
@@ -263,24 +283,82 @@ def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> lis
 
 
 CONTAINER_FILES = ("hostname", "hosts", "resolv.conf")
+TEMPORARY_MARK = ".netreconcile-"  # in the names of files being written: .hosts.netreconcile-<random>
 
 
-def _observe_files(directory: str, netns: str) -> list[KernelObject]:
-    found: list[KernelObject] = []
-    for filename in CONTAINER_FILES:
-        content = _read_small_file(os.path.join(directory, filename))
-        if content is not None:
-            found.append(File(netns, filename, content))
-    return found
+def is_temporary(filename: str) -> bool:
+    """Whether `filename` is one of netreconcile's temporary files."""
+    return filename.startswith(".") and TEMPORARY_MARK in filename
 
 
-def _read_small_file(path: str) -> str | None:
-    """The file's text, or None when absent. os-level I/O: a third of the cost of open()
-    with its buffered text layer, which matters for 3000 files per full read."""
+def _observe_files(etc_fd: int, directory: str, netns: str, read: bool = True) -> tuple[list[KernelObject], list]:
+    """The files (with `read`) and leftover temporary files of container `netns` in its
+    `directory`, and what is in the way of them: a link or other non-regular entry
+    where the directory or one of its files should be. Nothing is followed."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        dir_fd = open_container_dir(etc_fd, netns)
+        if dir_fd is None:
+            return [], []
+    except NotADirectoryError:
+        try:
+            mode = os.lstat(netns, dir_fd=etc_fd).st_mode
+        except FileNotFoundError:  # gone since
+            return [], []
+        return [], [(netns, _in_the_way(directory, mode, "a directory"))]
+    found: list[KernelObject] = []
+    in_the_way = []
+    try:
+        for entry in os.scandir(dir_fd):
+            regular = entry.is_file(follow_symlinks=False)
+            if entry.name in CONTAINER_FILES and not regular:
+                mode = entry.stat(follow_symlinks=False).st_mode
+                in_the_way.append((netns, _in_the_way(os.path.join(directory, entry.name), mode, "a regular file")))
+            elif entry.name in CONTAINER_FILES and read:
+                content = _read_small_file(entry.name, dir_fd)
+                if content is not None:
+                    found.append(File(netns, entry.name, content))
+            elif regular and is_temporary(entry.name):
+                found.append(Leftover(netns, entry.name))
+    finally:
+        os.close(dir_fd)
+    return found, in_the_way
+
+
+def _in_the_way(path: str, mode: int, wanted: str) -> str:
+    if stat.S_ISLNK(mode):
+        return f"{path} is a symbolic link; netreconcile never writes, reads or deletes through one"
+    return f"{path} is not {wanted}"
+
+
+def _observe_other_container_dirs(session: KernelSession, owned: set[str]) -> list[tuple[str, str]]:
+    """What is in the way in the directories of names netreconcile does not own (yet):
+    the spec may want them."""
+    etc_fd = session.open_etc_netns()
+    if etc_fd is None:
+        return []
+    in_the_way = []
+    try:
+        for name in os.listdir(etc_fd):
+            if name not in owned:
+                in_the_way += _observe_files(etc_fd, session.etc_dir(name), name, read=False)[1]
+    finally:
+        os.close(etc_fd)
+    return in_the_way
+
+
+def _read_small_file(path: str, dir_fd: int | None = None) -> str | None:
+    """The file's text, or None when absent. os-level I/O: a third of the cost of open()
+    with its buffered text layer, which matters for 3000 files per full read. Relative
+    to `dir_fd` a link is never followed (ELOOP: read as absent)."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_NOFOLLOW if dir_fd is not None else 0)
+    try:
+        fd = os.open(path, flags, dir_fd=dir_fd)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # became a link since the directory was listed
+            return None
+        raise
     try:
         chunks = []
         while chunk := os.read(fd, 1 << 16):

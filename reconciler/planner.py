@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler import firewall
-from reconciler.model import HOST_NS, Address, Bridge, File, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Veth
+from reconciler.model import (
+    HOST_NS, Address, Bridge, File, KernelObject, Leftover, Netns, NetnsAlias, Route, State, Sysctl, Veth,
+)
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 
@@ -21,10 +23,11 @@ CREATE, UPDATE, DELETE = "create", "update", "delete"
 # first: the kernel then takes their veths off the bridge in one batch, and the
 # bridge is deleted without ports (unenslaving 1000 ports one by one costs 0.3 s).
 # An alias (a second name of a namespace) needs the namespace it names. The firewall
-# comes before the sysctls so that forwarding is enabled behind it.
+# comes before the sysctls so that forwarding is enabled behind it. Leftovers (debris of
+# a killed write) are only ever deleted.
 RANK: dict[str, int] = {
-    "bridge": 0, "netns": 1, "alias": 2, "veth": 3, "address": 4, "route": 5, "file": 6, "firewall": 7,
-    "sysctl": 8,
+    "bridge": 0, "netns": 1, "alias": 2, "veth": 3, "address": 4, "route": 5, "file": 6, "leftover": 7,
+    "firewall": 8, "sysctl": 9,
 }
 SHOWN_RULE_CHANGES = 3
 GUARD_SHOWN = 10
@@ -93,7 +96,7 @@ def plan(desired: State, live: State) -> Plan:
         if key in replaced:
             reason = "replaced: " + _describe(obj.differences(desired.objects[key]))
         else:
-            reason = "not in the spec any more"
+            reason = obj.stray_reason
         actions.append(Action(DELETE, obj, reason))
     gone = removed | vanishing
     routes_dropped = _routes_dropped_with_addresses(removed - vanishing, live)
@@ -171,9 +174,9 @@ def _children_of(removed: set[tuple], live: State) -> set[tuple]:
     children = set()
     for key, obj in live.objects.items():
         netns = getattr(obj, "netns", HOST_NS)
-        if isinstance(obj, (Veth, Address, Route, File)) and netns in dead_netns:
+        if isinstance(obj, (Veth, Address, Route, File, Leftover)) and netns in dead_netns:
             children.add(key)
-        elif isinstance(obj, File) and netns in dead_aliases:
+        elif isinstance(obj, (File, Leftover)) and netns in dead_aliases:
             children.add(key)
         elif isinstance(obj, Address) and netns == HOST_NS and obj.ifname in dead_bridges:
             children.add(key)
@@ -193,7 +196,12 @@ def _routes_dropped_with_addresses(removed: set[tuple], live: State) -> set[tupl
 
 def _conflicts(desired: State, live: State) -> tuple[str, ...]:
     found = []
+    in_the_way: dict[str, list[str]] = {}
+    for container, what in live.foreign_files:
+        in_the_way.setdefault(container, []).append(what)
     for obj in desired.objects.values():
+        if isinstance(obj, (Netns, NetnsAlias)):
+            found += [f"{obj.source}: {what}: remove it" for what in in_the_way.get(obj.netns, ())]
         if isinstance(obj, Bridge) and obj.ifname in live.foreign_links:
             found.append(f"{obj.source}: interface {obj.ifname} exists and is not managed by netreconcile")
         elif isinstance(obj, Veth) and obj.host_ifname in live.foreign_links:

@@ -14,6 +14,7 @@ from reconciler.statedir import StateDir
 
 NETNS_DIR = "/run/netns"
 ETC_NETNS_DIR = "/etc/netns"  # `ip netns exec` bind-mounts /etc/netns/<name>/* over /etc
+DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 def netns_path(name: str) -> str:
@@ -44,6 +45,14 @@ class KernelSession:
     def etc_dir(self, netns: str) -> str:
         """Where a container's hostname, hosts and resolv.conf live."""
         return os.path.join(self.etc_netns_dir, netns)
+
+    def open_etc_netns(self) -> int | None:
+        """The directory of the container directories, None when absent. It is the
+        operator's choice, so a link there is followed; nothing below it ever is."""
+        try:
+            return os.open(self.etc_netns_dir, DIRECTORY_FLAGS)
+        except FileNotFoundError:
+            return None
 
     def netns_fd(self, name: str) -> int:
         fd = self._fds.get(name)
@@ -85,3 +94,12 @@ class KernelSession:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def open_container_dir(etc_fd: int, name: str) -> int | None:
+    """The directory `name` in the etc-netns directory `etc_fd`, never through a link:
+    None when absent; NotADirectoryError when a link or anything else is there."""
+    try:
+        return os.open(name, DIRECTORY_FLAGS | os.O_NOFOLLOW, dir_fd=etc_fd)
+    except FileNotFoundError:
+        return None

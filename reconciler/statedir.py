@@ -151,7 +151,12 @@ class StateDir:
         return records
 
     def write_netns_record(self, record: dict[str, int], aliases: dict[str, str] | None = None) -> None:
-        """Record the namespaces (and aliases; None: those recorded before) still in `record`."""
+        """Record the namespaces (and aliases; None: those recorded before) still in
+        `record`; an empty record is no file, so that destroy leaves nothing behind."""
+        if not record:
+            with contextlib.suppress(FileNotFoundError):
+                self._netns_file.unlink()
+            return
         if aliases is None:
             aliases = self.recorded_aliases()
         aliases = {name: target for name, target in aliases.items() if name in record}

@@ -153,7 +153,9 @@ class EventSources:
         for directory in [d for d in self._watches if d not in wanted]:
             self._observer.unschedule(self._watches.pop(directory))
         for directory, recursive in wanted.items():
-            if directory not in self._watches and os.path.isdir(directory):
+            # a container's directory that is a link is a conflict, never followed
+            if directory not in self._watches and os.path.isdir(directory) and not (
+                    recursive and os.path.islink(directory)):
                 handler = _FileChanges(self._match, self.on_event)
                 self._watches[directory] = self._observer.schedule(handler, directory, recursive=recursive)
 

@@ -8,7 +8,7 @@ from ipaddress import IPv4Address, IPv4Network
 from hypothesis import given, settings
 
 from reconciler.desired import build_desired, veth_name
-from reconciler.model import HOST_NS, Address, Route, State, Sysctl, Veth
+from reconciler.model import HOST_NS, Address, Leftover, Netns, Route, State, Sysctl, Veth
 from reconciler.planner import CREATE, DELETE, dependencies, plan
 from reconciler.spec import Attachment, ContainerSpec, Location, NetworkSpec, Spec
 from tests.strategies import KernelModel, live_states, specs
@@ -172,3 +172,22 @@ def test_veth_moved_to_another_slot_is_replaced_with_its_address():
     actions = plan(live, moved).actions
     assert ("delete", "veth") in [(a.op, a.kind) for a in actions]
     assert KernelModel(moved).apply(plan(live, moved)) == live
+
+
+def test_a_leftover_temporary_file_is_deleted_saying_what_it_is():
+    desired = build_desired(spec_of(container("a")), State())
+    live = State({**desired.objects, **State.of([Leftover("a", ".hosts.netreconcile-12345")]).objects})
+    actions = plan(desired, live).actions
+    assert [(a.op, a.kind, a.obj.name, a.reason) for a in actions] == [
+        (DELETE, "leftover", "a/.hosts.netreconcile-12345", "a temporary file left by a write that was cut short")]
+
+
+def test_a_leftover_goes_with_its_container():
+    live = State.of([Netns("a"), Leftover("a", ".hosts.netreconcile-1")])
+    assert [(a.op, a.kind) for a in plan(State(), live).actions] == [(DELETE, "netns")]
+
+
+def test_a_link_in_the_way_of_a_containers_files_is_a_conflict_at_the_container():
+    desired = build_desired(spec_of(container("a")), State())
+    live = State.of([], foreign_files={("a", "/etc/netns/a is a symbolic link"), ("other", "/etc/netns/other/hosts")})
+    assert plan(desired, live).conflicts == ("spec.yaml:8:3: /etc/netns/a is a symbolic link: remove it",)

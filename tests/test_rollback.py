@@ -97,10 +97,17 @@ def test_a_real_failure_part_way_is_rolled_back_and_named_with_its_location(sand
     etc.mkdir()
     before_spec = sandbox.write_spec(BEFORE)
     assert sandbox.run("--etc-netns", str(etc), "apply", spec=before_spec).code == 0
-    (etc / sandbox.name("new")).write_text("a file where the container's directory must go\n")
+    # an immutable directory: nothing can be written in it, not even by root (a file or a
+    # link there would be a conflict found before any change)
+    immutable = etc / sandbox.name("new")
+    immutable.mkdir()
+    sh(f"chattr +i {immutable}")
     after_spec = sandbox.write_spec(AFTER, "after.yaml")
     links_before = set(sandbox.links(sandbox.host))
-    result = sandbox.run("--etc-netns", str(etc), "apply", spec=after_spec)
+    try:
+        result = sandbox.run("--etc-netns", str(etc), "apply", spec=after_spec)
+    finally:
+        sh(f"chattr -i {immutable}")
     assert result.code == 1
     assert re.search(rf"{re.escape(str(after_spec))}:\d+:\d+: cannot create file {sandbox.name('new')}/", result.stderr)
     assert "rolled back: the host is as it was before" in result.stderr

@@ -30,3 +30,11 @@ def test_a_damaged_record_is_a_clear_error(tmp_path, text):
     (state.path / "namespaces.json").write_text(text)
     with pytest.raises(PrerequisiteError, match="is damaged"):
         state.recorded_netns()
+
+
+def test_an_empty_record_leaves_no_file(tmp_path):
+    state = StateDir(tmp_path, "h")
+    state.write_netns_record({"web": 42})
+    state.write_netns_record({})
+    assert not (state.path / "namespaces.json").exists()
+    assert state.recorded_netns() == {}

@@ -1,0 +1,46 @@
+"""The host lock: one holder at a time, also when destroy retires the lock file."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from reconciler.errors import LockError
+from reconciler.lock import host_lock
+from reconciler.statedir import StateDir
+from tests.conftest import eventually
+
+
+def test_a_waiter_for_a_retired_lock_file_locks_the_new_one(tmp_path):
+    state = StateDir(tmp_path, "h")
+    waiting, release, acquired, done = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+
+    def waiter() -> None:
+        with host_lock(state, timeout=30, on_wait=lambda message: waiting.set()):
+            acquired.set()
+            done.wait(30)
+
+    with host_lock(state, timeout=0) as held:
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        eventually(waiting.is_set, "the second process waits for the lock")
+        assert held.retire()
+        assert not state.path.exists()
+    try:
+        eventually(acquired.is_set, "the waiter gets the lock")
+        assert (state.path / "lock").exists()
+        with pytest.raises(LockError):  # the waiter holds the lock at the path, not a retired file
+            with host_lock(state, timeout=0):
+                pass
+    finally:
+        done.set()
+        thread.join(30)
+
+
+def test_retire_keeps_a_state_directory_that_still_holds_records(tmp_path):
+    state = StateDir(tmp_path, "h")
+    state.write_pending_links({"veth1234567": "veth"})
+    with host_lock(state, timeout=0) as held:
+        assert not held.retire()
+    assert (state.path / "lock").exists()
