@@ -1,14 +1,29 @@
 """plan(desired, live) -> Plan: the smallest ordered list of actions; pure.
 
-Order comes from a declared rank, never from dict order: deletes first in reverse
-dependency order, then creates and updates in dependency order, ties by key.
-Deleting a namespace, bridge or veth takes with it what lives on it, so those
-children get no action of their own; a child that exists but vanishes with its
-parent (a replaced veth's addresses) is created again.
+Order comes from a declared rank, never from dict order, in four steps that make
+before they break, so that a failure part-way can still be undone:
+
+1. reversible deletions (firewall tables, files, routes, addresses), in reverse
+   dependency order: undoing them only writes the same values again;
+2. creates and updates, in dependency order;
+3. the break: deletions that cannot be undone, because processes may still run in
+   what they remove (veths of containers that stay, second names, namespaces), then
+   bridges, whose ports have gone with them;
+4. creates and updates that need what the break frees: a namespace, bridge or host
+   interface name taken by a deleted object, an interface name inside a container
+   (eth0 of a network left, given to a network joined), and what depends on those.
+
+Ties go by key. Deleting a namespace, bridge or veth takes with it what lives on it,
+so those children get no action of their own; a child that exists but vanishes with
+its parent (a replaced veth's addresses) is created again. One exception: an address
+that would vanish in the break while another interface wants the same IP (a container
+removed and its address given to a new one) is deleted in step 1, so that the two never
+answer for one address on a network at the same time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from reconciler import firewall
@@ -26,6 +41,13 @@ RANK: dict[str, int] = {
     "bridge": 0, "netns": 1, "alias": 2, "veth": 3, "address": 4, "route": 5, "file": 6, "firewall": 7,
     "sysctl": 8,
 }
+# the steps of a plan (see the module docstring)
+CLEAR, MAKE, BREAK, REMAKE = range(4)
+# deleted in the break: what processes may still use (bridges: after their ports)
+BREAK_KINDS = frozenset({"veth", "alias", "netns", "bridge"})
+# whose deletion undoing cannot restore: a namespace made again is a new, empty one,
+# and a veth made again is a new interface under the processes of the container that stays
+IRREVERSIBLE_KINDS = frozenset({"veth", "netns"})
 SHOWN_RULE_CHANGES = 3
 GUARD_SHOWN = 10
 
@@ -36,6 +58,7 @@ class Action:
     obj: KernelObject  # desired object for create/update, live object for delete
     reason: str
     changes: tuple[tuple[str, object, object], ...] = ()  # (field, live value, desired value)
+    after_break: bool = False  # a create or update that needs what the break frees
 
     @property
     def kind(self) -> str:
@@ -49,11 +72,20 @@ class Action:
     def source(self) -> str:
         return getattr(self.obj, "source", "")
 
+    @property
+    def step(self) -> int:
+        if self.op == DELETE:
+            return BREAK if self.kind in BREAK_KINDS else CLEAR
+        return REMAKE if self.after_break else MAKE
+
+    @property
+    def irreversible(self) -> bool:
+        """Whether undoing it cannot give back what it removed (see IRREVERSIBLE_KINDS)."""
+        return self.op == DELETE and self.kind in IRREVERSIBLE_KINDS
+
     def sort_key(self) -> tuple:
         rank = RANK[self.kind]
-        if self.op == DELETE:
-            return (0, -rank, self.key)
-        return (1, rank, self.key)
+        return (self.step, -rank if self.op == DELETE else rank, self.key)
 
 
 @dataclass(frozen=True)
@@ -79,7 +111,6 @@ def plan(desired: State, live: State) -> Plan:
     anything it holds that `desired` lacks is deleted, except sysctls, which are
     only ever set.
     """
-    actions: list[Action] = []
     replaced: set[tuple] = set()
     for key, want in desired.objects.items():
         have = live.objects.get(key)
@@ -88,26 +119,35 @@ def plan(desired: State, live: State) -> Plan:
     deleted = {k for k, o in live.objects.items() if k not in desired.objects and not isinstance(o, Sysctl)}
     removed = deleted | replaced
     vanishing = _children_of(removed, live)
+    taken_over = _addresses_taken_over(vanishing, desired, live)
+    vanishing -= taken_over
+    removed |= taken_over
+    deletions = []
     for key in sorted(removed - vanishing, key=repr):
         obj = live.objects[key]
         if key in replaced:
             reason = "replaced: " + _describe(obj.differences(desired.objects[key]))
+        elif key in taken_over:
+            reason = "its address goes to another interface, and the two must not hold it at once"
         else:
             reason = "not in the spec any more"
-        actions.append(Action(DELETE, obj, reason))
+        deletions.append(Action(DELETE, obj, reason))
     gone = removed | vanishing
     routes_dropped = _routes_dropped_with_addresses(removed - vanishing, live)
+    changes = []
     for key, want in desired.objects.items():
         have = live.objects.get(key)
         if have is None or key in gone:
             reason = "missing" if have is None else "re-created: it is replaced or goes with a replaced parent"
-            actions.append(Action(CREATE, want, reason))
+            changes.append(Action(CREATE, want, reason))
         elif key in routes_dropped:
-            actions.append(Action(CREATE, want, "the kernel drops it when the address it goes through is removed"))
+            changes.append(Action(CREATE, want, "the kernel drops it when the address it goes through is removed"))
         elif have != want:
-            changes = have.differences(want)
-            if changes:
-                actions.append(Action(UPDATE, want, _describe(changes), changes))
+            differences = have.differences(want)
+            if differences:
+                changes.append(Action(UPDATE, want, _describe(differences), differences))
+    freed = {name for key in gone if live.objects[key].kind in BREAK_KINDS for name in _names(live.objects[key])}
+    actions = deletions + _after_the_break(changes, freed, desired)
     actions.sort(key=Action.sort_key)
     return Plan(tuple(actions), _conflicts(desired, live))
 
@@ -180,6 +220,46 @@ def _children_of(removed: set[tuple], live: State) -> set[tuple]:
         elif isinstance(obj, (Address, Route)) and (netns, obj.ifname) in dead_peers:
             children.add(key)
     return children
+
+
+def _addresses_taken_over(vanishing: set[tuple], desired: State, live: State) -> set[tuple]:
+    """Addresses that would vanish in the break while the spec gives their IP to another
+    interface: they are deleted before, so that no two interfaces answer for one IP."""
+    wanted = {_ip(o) for k, o in desired.objects.items() if isinstance(o, Address)}
+    return {
+        key for key in vanishing
+        if isinstance(obj := live.objects[key], Address) and key not in desired.objects and _ip(obj) in wanted
+    }
+
+
+def _ip(address: Address) -> str:
+    return address.cidr.split("/")[0]
+
+
+def _names(obj: KernelObject) -> set[tuple]:
+    """The names an object holds that nothing else can have while it exists."""
+    if isinstance(obj, (Netns, NetnsAlias)):
+        return {("netns", obj.netns)}
+    if isinstance(obj, Bridge):
+        return {("link", HOST_NS, obj.ifname)}
+    if isinstance(obj, Veth):
+        return {("link", HOST_NS, obj.host_ifname), ("link", obj.netns, obj.peer_ifname)}
+    return set()
+
+
+def _after_the_break(changes: list[Action], freed: set[tuple], desired: State) -> list[Action]:
+    """`changes` with the creates marked that take a name the break frees, and the creates
+    and updates marked that need one of those first."""
+    marked: list[Action] = []
+    waiting: set[tuple] = set()  # keys of creates after the break
+    for action in sorted(changes, key=lambda a: RANK[a.kind]):  # what an object needs ranks lower
+        needs_freed_name = action.op == CREATE and bool(_names(action.obj) & freed)
+        if needs_freed_name or dependencies(action.obj, desired) & waiting:
+            action = dataclasses.replace(action, after_break=True)
+            if action.op == CREATE:
+                waiting.add(action.key)
+        marked.append(action)
+    return marked
 
 
 def _routes_dropped_with_addresses(removed: set[tuple], live: State) -> set[tuple]:
