@@ -147,7 +147,7 @@ def plan(desired: State, live: State) -> Plan:
             if differences:
                 changes.append(Action(UPDATE, want, _describe(differences), differences))
     freed = {name for key in gone if live.objects[key].kind in BREAK_KINDS for name in _names(live.objects[key])}
-    actions = deletions + _after_the_break(changes, freed, desired)
+    actions = deletions + _after_the_break(changes, freed)
     actions.sort(key=Action.sort_key)
     return Plan(tuple(actions), _conflicts(desired, live))
 
@@ -247,17 +247,19 @@ def _names(obj: KernelObject) -> set[tuple]:
     return set()
 
 
-def _after_the_break(changes: list[Action], freed: set[tuple], desired: State) -> list[Action]:
+def _after_the_break(changes: list[Action], freed: set[tuple]) -> list[Action]:
     """`changes` with the creates marked that take a name the break frees, and the creates
     and updates marked that need one of those first."""
+    if not freed:
+        return changes
     marked: list[Action] = []
-    waiting: set[tuple] = set()  # keys of creates after the break
+    waiting: set[tuple] = set()  # what the creates after the break provide (see _provides)
     for action in sorted(changes, key=lambda a: RANK[a.kind]):  # what an object needs ranks lower
         needs_freed_name = action.op == CREATE and bool(_names(action.obj) & freed)
-        if needs_freed_name or dependencies(action.obj, desired) & waiting:
+        if needs_freed_name or _needs(action.obj) & waiting:
             action = dataclasses.replace(action, after_break=True)
             if action.op == CREATE:
-                waiting.add(action.key)
+                waiting |= _provides(action.obj)
         marked.append(action)
     return marked
 
@@ -285,29 +287,34 @@ def _conflicts(desired: State, live: State) -> tuple[str, ...]:
 
 def dependencies(obj: KernelObject, state: State) -> set[tuple]:
     """Keys of the objects in `state` that `obj` needs to exist first."""
-    deps: set[tuple] = set()
+    needs = _needs(obj)
+    return {key for key, other in state.objects.items() if _provides(other) & needs}
+
+
+def _needs(obj: KernelObject) -> set[tuple]:
+    """What `obj` needs to exist first, in the terms of `_provides`."""
     if isinstance(obj, Veth):
-        deps |= {("netns", obj.netns)} if obj.netns != HOST_NS else set()
-        deps |= {k for k, o in state.objects.items() if isinstance(o, Bridge) and o.ifname == obj.bridge}
-    elif isinstance(obj, File):
-        deps |= {("netns", obj.netns), ("alias", obj.netns)}
-    elif isinstance(obj, NetnsAlias) and obj.target != HOST_NS:
-        deps.add(("netns", obj.target))
-    elif isinstance(obj, (Address, Route)):
-        if obj.netns != HOST_NS:
-            deps.add(("netns", obj.netns))
-            deps |= {
-                k for k, o in state.objects.items()
-                if isinstance(o, Veth) and (o.netns, o.peer_ifname) == (obj.netns, obj.ifname)
-            }
+        return {("bridge", obj.bridge)} | ({("netns", obj.netns)} if obj.netns != HOST_NS else set())
+    if isinstance(obj, File):
+        return {("netns", obj.netns), ("alias", obj.netns)}
+    if isinstance(obj, NetnsAlias):
+        return {("netns", obj.target)} if obj.target != HOST_NS else set()
+    if isinstance(obj, (Address, Route)):
+        if obj.netns == HOST_NS:
+            needs = {("bridge", obj.ifname)}
         else:
-            deps |= {k for k, o in state.objects.items() if isinstance(o, Bridge) and o.ifname == obj.ifname}
-        if isinstance(obj, Route):
-            deps |= {
-                k for k, o in state.objects.items()
-                if isinstance(o, Address) and (o.netns, o.ifname) == (obj.netns, obj.ifname)
-            }
-    elif isinstance(obj, Sysctl) and obj.setting.startswith("net/ipv4/conf/"):
-        ifname = obj.setting.split("/")[3]
-        deps |= {k for k, o in state.objects.items() if isinstance(o, Bridge) and o.ifname == ifname}
-    return deps & set(state.objects)
+            needs = {("netns", obj.netns), ("interface", obj.netns, obj.ifname)}
+        return needs | ({("addresses", obj.netns, obj.ifname)} if isinstance(obj, Route) else set())
+    if isinstance(obj, Sysctl) and obj.setting.startswith("net/ipv4/conf/"):
+        return {("bridge", obj.setting.split("/")[3])}
+    return set()
+
+
+def _provides(obj: KernelObject) -> set[tuple]:
+    """What other objects may need of `obj`: its key, a veth the interface in its
+    container, an address an address on its interface (what routes go through)."""
+    if isinstance(obj, Veth):
+        return {obj.key, ("interface", obj.netns, obj.peer_ifname)}
+    if isinstance(obj, Address):
+        return {obj.key, ("addresses", obj.netns, obj.ifname)}
+    return {obj.key}

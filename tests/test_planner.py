@@ -217,3 +217,16 @@ def test_an_interface_name_freed_by_a_network_left_is_taken_after_the_break():
         ("create", "route", True),
     ]
     assert KernelModel(live).apply(plan(desired, live)) == desired
+
+
+def test_a_network_replaced_under_the_same_bridge_name_is_made_again_after_the_break():
+    live = build_desired(spec_of(container("web")), State())
+    renamed = dataclasses.replace(NET, name="renamed")
+    spec = Spec("spec.yaml", networks=(renamed,), containers=(
+        ContainerSpec("web", (Attachment("renamed", location=LOC),), location=LOC),))
+    desired = build_desired(spec, live)
+    actions = plan(desired, live).actions
+    broken = [(a.op, a.kind) for a in actions if a.step == BREAK]
+    assert broken == [("delete", "veth"), ("delete", "bridge")]
+    assert [a.kind for a in actions if a.after_break] == ["bridge", "veth", "address", "address", "route"]
+    assert KernelModel(live).apply(plan(desired, live)) == desired
