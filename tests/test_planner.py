@@ -76,6 +76,25 @@ def test_nothing_waits_for_the_break_that_could_go_before_it(spec, live):
 
 
 @SETTINGS
+@given(specs(), specs())
+def test_a_failure_before_the_break_is_undone_without_losing_anything(before_spec, after_spec):
+    """Cut the plan anywhere before the break: planning back restores the state before,
+    and never has to make again a namespace or veth that existed (a new one would be
+    empty under the processes that ran in the old one)."""
+    live = build_desired(before_spec, State())
+    model = KernelModel(live)
+    for action in plan(build_desired(after_spec, live), live).actions:
+        if action.step >= BREAK:
+            break
+        partial = model.apply(Plan((action,)))
+        undo = plan(live, partial)
+        assert not [a for a in undo.actions if a.op == CREATE and a.kind in ("netns", "veth") and a.key in live.objects]
+        restored = KernelModel(partial).apply(undo)
+        set_since = {k for k, o in restored.objects.items() if isinstance(o, Sysctl) and k not in live.objects}
+        assert State({k: o for k, o in restored.objects.items() if k not in set_since}) == live
+
+
+@SETTINGS
 @given(specs(), live_states())
 def test_plans_do_not_depend_on_the_order_objects_were_found_in(spec, live):
     desired = build_desired(spec, live)
