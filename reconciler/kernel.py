@@ -4,7 +4,8 @@ Consecutive actions of the same operation and kind are sent as netlink batches o
 the sockets the session keeps open; namespaces are created in-process (unshare +
 bind mount) and veth peers are created directly inside their namespace, never
 moved. Container files are written atomically (temporary file + rename). Failures
-are translated into ApplyError naming the action and its source.
+are translated into ApplyError naming the action and its source. The writer keeps
+the deletions it carried out that no undoing can give back, for the rollback message.
 """
 
 from __future__ import annotations

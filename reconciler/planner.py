@@ -6,9 +6,9 @@ before they break, so that a failure part-way can still be undone:
 1. reversible deletions (firewall tables, files, routes, addresses), in reverse
    dependency order: undoing them only writes the same values again;
 2. creates and updates, in dependency order;
-3. the break: deletions that cannot be undone, because processes may still run in
-   what they remove (veths of containers that stay, second names, namespaces), then
-   bridges, whose ports have gone with them;
+3. the break: deletions of what processes may still run in or through (veths of
+   containers that stay, second names, namespaces), then bridges, whose ports have gone
+   with them; of these, undoing cannot give back a namespace or a veth (IRREVERSIBLE_KINDS);
 4. creates and updates that need what the break frees: a namespace, bridge or host
    interface name taken by a deleted object, an interface name inside a container
    (eth0 of a network left, given to a network joined), and what depends on those.
