@@ -17,15 +17,16 @@ from reconciler.desired import HostFiles, build_desired
 from reconciler.errors import (
     ConflictError, GuardError, KernelError, NetreconcileError, PrerequisiteError, UsageError, VerifyError,
 )
-from reconciler.model import Netns, NetnsAlias, State
+from reconciler.model import Netns, NetnsAlias, State, Veth
 from reconciler.observe import MISSING, netns_managed_elsewhere, observe
-from reconciler.planner import DELETE, Plan, mass_deletion, plan
+from reconciler.planner import DELETE, Action, Plan, mass_deletion, plan
 from reconciler.session import KernelSession
 from reconciler.spec import Spec
 
 EMPTY_SPEC_STATE = State()
 HOST_HOSTS_FILE = "/etc/hosts"
 FAIL_AFTER_VARIABLE = "NETRECONCILE_FAIL_AFTER"
+LOSSES_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,9 @@ def converge(
         return Outcome(current, 0)
     from reconciler.kernel import KernelWriter  # the writer is loaded only when there is work
 
+    writer = KernelWriter(session, on_progress, fail_after=fail_after_from_environment())
     try:
-        applied = KernelWriter(session, on_progress, fail_after=fail_after_from_environment()).apply(current)
+        applied = writer.apply(current)
         remaining = plan_for(spec, session)
         if remaining.actions:
             details = "\n".join(f"  {a.op} {a.kind} {a.obj.name}: {a.reason}" for a in remaining.actions)
@@ -126,7 +128,8 @@ def converge(
     except KernelError as error:
         if not rollback or spec is None:
             raise
-        raise type(error)(f"{error}\n{_roll_back(before, session)}", error.errno) from error
+        undone = _roll_back(before, session, writer.irreversible_done)
+        raise type(error)(f"{error}\n{undone}", error.errno) from error
     return Outcome(current, applied)
 
 
@@ -141,8 +144,9 @@ def fail_after_from_environment() -> int | None:
         raise UsageError(f"{FAIL_AFTER_VARIABLE}={value!r} is not a number of actions") from None
 
 
-def _roll_back(before: State, session: KernelSession) -> str:
-    """Converge on the state observed before the apply; a sentence saying how it went."""
+def _roll_back(before: State, session: KernelSession, irreversible_done: list[Action]) -> str:
+    """Converge on the state observed before the apply; sentences saying how it went and,
+    when the apply got as far as the break, what no undoing can give back."""
     from reconciler.kernel import KernelWriter
 
     target = State.of(o for o in before.objects.values() if o.restorable and MISSING not in _identity(o))
@@ -151,10 +155,29 @@ def _roll_back(before: State, session: KernelSession) -> str:
         KernelWriter(session).apply(undo)
         left = plan(target, observe(session))
     except (NetreconcileError, OSError) as error:
-        return f"rolling back failed too ({error}); run apply again to converge"
-    if left.actions:
-        return f"rolled back {len(undo.actions)} change(s), but {len(left.actions)} difference(s) remain"
-    return f"rolled back: the host is as it was before ({len(undo.actions)} change(s) undone)"
+        outcome = f"rolling back failed too ({error}); run apply again to converge"
+    else:
+        if left.actions:
+            outcome = f"rolled back {len(undo.actions)} change(s), but {len(left.actions)} difference(s) remain"
+        elif irreversible_done:
+            outcome = (f"rolled back {len(undo.actions)} change(s), but not everything can be restored: "
+                       "the apply had begun deletions that cannot be undone")
+        else:
+            return f"rolled back: the host is as it was before ({len(undo.actions)} change(s) undone)"
+    if not irreversible_done:
+        return outcome
+    lost = [_what_is_lost(action.obj) for action in irreversible_done]
+    more = [f"and {len(lost) - LOSSES_SHOWN} more"] if len(lost) > LOSSES_SHOWN else []
+    return "\n".join([outcome, *(f"  not undone: {line}" for line in lost[:LOSSES_SHOWN] + more)])
+
+
+def _what_is_lost(obj) -> str:
+    if isinstance(obj, Veth):
+        return (f"interface {obj.peer_ifname} of container {obj.container} (host end {obj.host_ifname}) was "
+                "deleted; one made again under its name is a new interface, and what ran through the old one "
+                "was cut off")
+    return (f"namespace {obj.netns} was deleted; one made again under its name is a new, empty namespace, "
+            "and processes still running in the old one have lost their network")
 
 
 def _identity(obj) -> tuple:

@@ -5,7 +5,8 @@ the sockets the session keeps open; namespaces are created in-process (unshare +
 bind mount) and veth peers are created directly inside their namespace, never
 moved. Container files are written atomically (temporary file + rename) relative to
 directory descriptors, never through a symbolic link. Failures are translated into
-ApplyError naming the action and its source.
+ApplyError naming the action and its source. The writer keeps the deletions it
+carried out that no undoing can give back, for the rollback message.
 """
 
 from __future__ import annotations
@@ -250,21 +251,28 @@ class KernelWriter:
         self.session = session
         self.on_progress = on_progress or (lambda count: None)
         self.fail_after = fail_after  # fault injection: fail right after this many actions
+        self.irreversible_done: list[Action] = []  # deletions undoing cannot give back (planner.IRREVERSIBLE_KINDS)
 
     def apply(self, plan: Plan) -> int:
         done = 0
+        self.irreversible_done = []
         for (op, kind), group in itertools.groupby(plan.actions, key=lambda a: (a.op, a.kind)):
             actions = list(group)
             if self.fail_after is not None and done + len(actions) > self.fail_after:
                 actions = actions[:self.fail_after - done]
                 if actions:
-                    getattr(self, f"_{op}_{kind}")(actions)
+                    self._carry_out(op, kind, actions)
                 raise ApplyError(f"injected failure after action {self.fail_after} of {len(plan.actions)} "
                                  f"(NETRECONCILE_FAIL_AFTER={self.fail_after})")
-            getattr(self, f"_{op}_{kind}")(actions)
+            self._carry_out(op, kind, actions)
             done += len(actions)
             self.on_progress(len(actions))
         return done
+
+    def _carry_out(self, op: str, kind: str, actions: list[Action]) -> None:
+        # counted before they run: a batch that fails part-way may have done some of them
+        self.irreversible_done += [a for a in actions if a.irreversible]
+        getattr(self, f"_{op}_{kind}")(actions)
 
     # helpers
     def _socket(self, netns: str) -> NetlinkSocket:

@@ -1,14 +1,29 @@
 """plan(desired, live) -> Plan: the smallest ordered list of actions; pure.
 
-Order comes from a declared rank, never from dict order: deletes first in reverse
-dependency order, then creates and updates in dependency order, ties by key.
-Deleting a namespace, bridge or veth takes with it what lives on it, so those
-children get no action of their own; a child that exists but vanishes with its
-parent (a replaced veth's addresses) is created again.
+Order comes from a declared rank, never from dict order, in four steps that make
+before they break, so that a failure part-way can still be undone:
+
+1. reversible deletions (firewall tables, files, routes, addresses), in reverse
+   dependency order: undoing them only writes the same values again;
+2. creates and updates, in dependency order;
+3. the break: deletions of what processes may still run in or through (veths of
+   containers that stay, second names, namespaces), then bridges, whose ports have gone
+   with them; of these, undoing cannot give back a namespace or a veth (IRREVERSIBLE_KINDS);
+4. creates and updates that need what the break frees: a namespace, bridge or host
+   interface name taken by a deleted object, an interface name inside a container
+   (eth0 of a network left, given to a network joined), and what depends on those.
+
+Ties go by key. Deleting a namespace, bridge or veth takes with it what lives on it,
+so those children get no action of their own; a child that exists but vanishes with
+its parent (a replaced veth's addresses) is created again. One exception: an address
+that would vanish in the break while another interface wants the same IP (a container
+removed and its address given to a new one) is deleted in step 1, so that the two never
+answer for one address on a network at the same time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from reconciler import firewall
@@ -29,6 +44,13 @@ RANK: dict[str, int] = {
     "bridge": 0, "netns": 1, "alias": 2, "veth": 3, "address": 4, "route": 5, "file": 6, "leftover": 7,
     "firewall": 8, "sysctl": 9,
 }
+# the steps of a plan (see the module docstring)
+CLEAR, MAKE, BREAK, REMAKE = range(4)
+# deleted in the break: what processes may still use (bridges: after their ports)
+BREAK_KINDS = frozenset({"veth", "alias", "netns", "bridge"})
+# whose deletion undoing cannot restore: a namespace made again is a new, empty one,
+# and a veth made again is a new interface under the processes of the container that stays
+IRREVERSIBLE_KINDS = frozenset({"veth", "netns"})
 SHOWN_RULE_CHANGES = 3
 GUARD_SHOWN = 10
 
@@ -39,6 +61,7 @@ class Action:
     obj: KernelObject  # desired object for create/update, live object for delete
     reason: str
     changes: tuple[tuple[str, object, object], ...] = ()  # (field, live value, desired value)
+    after_break: bool = False  # a create or update that needs what the break frees
 
     @property
     def kind(self) -> str:
@@ -52,11 +75,20 @@ class Action:
     def source(self) -> str:
         return getattr(self.obj, "source", "")
 
+    @property
+    def step(self) -> int:
+        if self.op == DELETE:
+            return BREAK if self.kind in BREAK_KINDS else CLEAR
+        return REMAKE if self.after_break else MAKE
+
+    @property
+    def irreversible(self) -> bool:
+        """Whether undoing it cannot give back what it removed (see IRREVERSIBLE_KINDS)."""
+        return self.op == DELETE and self.kind in IRREVERSIBLE_KINDS
+
     def sort_key(self) -> tuple:
         rank = RANK[self.kind]
-        if self.op == DELETE:
-            return (0, -rank, self.key)
-        return (1, rank, self.key)
+        return (self.step, -rank if self.op == DELETE else rank, self.key)
 
 
 @dataclass(frozen=True)
@@ -82,7 +114,6 @@ def plan(desired: State, live: State) -> Plan:
     anything it holds that `desired` lacks is deleted, except sysctls, which are
     only ever set.
     """
-    actions: list[Action] = []
     replaced: set[tuple] = set()
     for key, want in desired.objects.items():
         have = live.objects.get(key)
@@ -91,26 +122,35 @@ def plan(desired: State, live: State) -> Plan:
     deleted = {k for k, o in live.objects.items() if k not in desired.objects and not isinstance(o, Sysctl)}
     removed = deleted | replaced
     vanishing = _children_of(removed, live)
+    taken_over = _addresses_taken_over(vanishing, desired, live)
+    vanishing -= taken_over
+    removed |= taken_over
+    deletions = []
     for key in sorted(removed - vanishing, key=repr):
         obj = live.objects[key]
         if key in replaced:
             reason = "replaced: " + _describe(obj.differences(desired.objects[key]))
+        elif key in taken_over:
+            reason = "its address goes to another interface, and the two must not hold it at once"
         else:
             reason = obj.stray_reason
-        actions.append(Action(DELETE, obj, reason))
+        deletions.append(Action(DELETE, obj, reason))
     gone = removed | vanishing
     routes_dropped = _routes_dropped_with_addresses(removed - vanishing, live)
+    changes = []
     for key, want in desired.objects.items():
         have = live.objects.get(key)
         if have is None or key in gone:
             reason = "missing" if have is None else "re-created: it is replaced or goes with a replaced parent"
-            actions.append(Action(CREATE, want, reason))
+            changes.append(Action(CREATE, want, reason))
         elif key in routes_dropped:
-            actions.append(Action(CREATE, want, "the kernel drops it when the address it goes through is removed"))
+            changes.append(Action(CREATE, want, "the kernel drops it when the address it goes through is removed"))
         elif have != want:
-            changes = have.differences(want)
-            if changes:
-                actions.append(Action(UPDATE, want, _describe(changes), changes))
+            differences = have.differences(want)
+            if differences:
+                changes.append(Action(UPDATE, want, _describe(differences), differences))
+    freed = {name for key in gone if live.objects[key].kind in BREAK_KINDS for name in _names(live.objects[key])}
+    actions = deletions + _after_the_break(changes, freed)
     actions.sort(key=Action.sort_key)
     return Plan(tuple(actions), _conflicts(desired, live))
 
@@ -185,6 +225,48 @@ def _children_of(removed: set[tuple], live: State) -> set[tuple]:
     return children
 
 
+def _addresses_taken_over(vanishing: set[tuple], desired: State, live: State) -> set[tuple]:
+    """Addresses that would vanish in the break while the spec gives their IP to another
+    interface: they are deleted before, so that no two interfaces answer for one IP."""
+    wanted = {_ip(o) for k, o in desired.objects.items() if isinstance(o, Address)}
+    return {
+        key for key in vanishing
+        if isinstance(obj := live.objects[key], Address) and key not in desired.objects and _ip(obj) in wanted
+    }
+
+
+def _ip(address: Address) -> str:
+    return address.cidr.split("/")[0]
+
+
+def _names(obj: KernelObject) -> set[tuple]:
+    """The names an object holds that nothing else can have while it exists."""
+    if isinstance(obj, (Netns, NetnsAlias)):
+        return {("netns", obj.netns)}
+    if isinstance(obj, Bridge):
+        return {("link", HOST_NS, obj.ifname)}
+    if isinstance(obj, Veth):
+        return {("link", HOST_NS, obj.host_ifname), ("link", obj.netns, obj.peer_ifname)}
+    return set()
+
+
+def _after_the_break(changes: list[Action], freed: set[tuple]) -> list[Action]:
+    """`changes` with the creates marked that take a name the break frees, and the creates
+    and updates marked that need one of those first."""
+    if not freed:
+        return changes
+    marked: list[Action] = []
+    waiting: set[tuple] = set()  # what the creates after the break provide (see _provides)
+    for action in sorted(changes, key=lambda a: RANK[a.kind]):  # what an object needs ranks lower
+        needs_freed_name = action.op == CREATE and bool(_names(action.obj) & freed)
+        if needs_freed_name or _needs(action.obj) & waiting:
+            action = dataclasses.replace(action, after_break=True)
+            if action.op == CREATE:
+                waiting |= _provides(action.obj)
+        marked.append(action)
+    return marked
+
+
 def _routes_dropped_with_addresses(removed: set[tuple], live: State) -> set[tuple]:
     """Routes through an interface that loses an address (the kernel drops them)."""
     interfaces = {(k[1], k[2]) for k in removed if k[0] == "address"}
@@ -221,29 +303,34 @@ def _netns_owner(name: str, live: State) -> str:
 
 def dependencies(obj: KernelObject, state: State) -> set[tuple]:
     """Keys of the objects in `state` that `obj` needs to exist first."""
-    deps: set[tuple] = set()
+    needs = _needs(obj)
+    return {key for key, other in state.objects.items() if _provides(other) & needs}
+
+
+def _needs(obj: KernelObject) -> set[tuple]:
+    """What `obj` needs to exist first, in the terms of `_provides`."""
     if isinstance(obj, Veth):
-        deps |= {("netns", obj.netns)} if obj.netns != HOST_NS else set()
-        deps |= {k for k, o in state.objects.items() if isinstance(o, Bridge) and o.ifname == obj.bridge}
-    elif isinstance(obj, File):
-        deps |= {("netns", obj.netns), ("alias", obj.netns)}
-    elif isinstance(obj, NetnsAlias) and obj.target != HOST_NS:
-        deps.add(("netns", obj.target))
-    elif isinstance(obj, (Address, Route)):
-        if obj.netns != HOST_NS:
-            deps.add(("netns", obj.netns))
-            deps |= {
-                k for k, o in state.objects.items()
-                if isinstance(o, Veth) and (o.netns, o.peer_ifname) == (obj.netns, obj.ifname)
-            }
+        return {("bridge", obj.bridge)} | ({("netns", obj.netns)} if obj.netns != HOST_NS else set())
+    if isinstance(obj, File):
+        return {("netns", obj.netns), ("alias", obj.netns)}
+    if isinstance(obj, NetnsAlias):
+        return {("netns", obj.target)} if obj.target != HOST_NS else set()
+    if isinstance(obj, (Address, Route)):
+        if obj.netns == HOST_NS:
+            needs = {("bridge", obj.ifname)}
         else:
-            deps |= {k for k, o in state.objects.items() if isinstance(o, Bridge) and o.ifname == obj.ifname}
-        if isinstance(obj, Route):
-            deps |= {
-                k for k, o in state.objects.items()
-                if isinstance(o, Address) and (o.netns, o.ifname) == (obj.netns, obj.ifname)
-            }
-    elif isinstance(obj, Sysctl) and obj.setting.startswith("net/ipv4/conf/"):
-        ifname = obj.setting.split("/")[3]
-        deps |= {k for k, o in state.objects.items() if isinstance(o, Bridge) and o.ifname == ifname}
-    return deps & set(state.objects)
+            needs = {("netns", obj.netns), ("interface", obj.netns, obj.ifname)}
+        return needs | ({("addresses", obj.netns, obj.ifname)} if isinstance(obj, Route) else set())
+    if isinstance(obj, Sysctl) and obj.setting.startswith("net/ipv4/conf/"):
+        return {("bridge", obj.setting.split("/")[3])}
+    return set()
+
+
+def _provides(obj: KernelObject) -> set[tuple]:
+    """What other objects may need of `obj`: its key, a veth the interface in its
+    container, an address an address on its interface (what routes go through)."""
+    if isinstance(obj, Veth):
+        return {obj.key, ("interface", obj.netns, obj.peer_ifname)}
+    if isinstance(obj, Address):
+        return {obj.key, ("addresses", obj.netns, obj.ifname)}
+    return {obj.key}

@@ -2,8 +2,10 @@
 
 `KernelModel` applies plan actions with the kernel's side effects (a deleted
 namespace takes its veths, addresses and routes; the last address of an interface
-takes the routes through it) and refuses actions whose dependencies are missing,
-so property tests check both convergence and order.
+takes the routes through it) and refuses actions whose dependencies are missing or
+whose names are still taken (a namespace name, a host interface name, an interface
+name inside a namespace), and an address another interface still holds, so property
+tests check both convergence and order.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 
 from reconciler.desired import build_desired
 from reconciler.model import HOST_NS, Address, Bridge, File, Firewall, Netns, NetnsAlias, Route, State, Sysctl, Veth
-from reconciler.planner import DELETE, Plan
+from reconciler.planner import CREATE, DELETE, Plan
 from reconciler.ports import PortMapping
 from reconciler.spec import Attachment, ContainerSpec, HostSpec, Location, NetworkSpec, Spec
 
@@ -122,6 +124,8 @@ class KernelModel:
                 self._delete(action.obj)
             else:
                 self._require(action.obj)
+                if action.op == CREATE:
+                    self._require_free(action.obj)
                 self.objects[action.key] = action.obj
         return self.state()
 
@@ -150,9 +154,17 @@ class KernelModel:
         for need in needs:
             if not self._present(need):
                 raise ModelError(f"{obj} created before what it needs")
-        if isinstance(obj, (Netns, NetnsAlias)) and self._present(
-                lambda o: isinstance(o, (Netns, NetnsAlias)) and o.netns == obj.netns and o.key != obj.key):
-            raise ModelError(f"{obj} created while /run/netns/{obj.netns} is still taken")
+
+    def _require_free(self, obj) -> None:
+        """The kernel refuses a second interface or namespace of one name; an IP on two
+        interfaces at once answers ARP twice on the network."""
+        taken = [o for o in self.objects.values() if _names(o) & _names(obj)]
+        if taken:
+            raise ModelError(f"{obj} created while {taken[0]} holds its name")
+        if isinstance(obj, Address):
+            ip = obj.cidr.split("/")[0]
+            if self._present(lambda o: isinstance(o, Address) and o.cidr.split("/")[0] == ip and o.key != obj.key):
+                raise ModelError(f"{obj} created while another interface holds {ip}")
 
     def _delete(self, obj) -> None:
         if obj.key not in self.objects:
@@ -181,3 +193,14 @@ class KernelModel:
                 for key, other in list(self.objects.items()):
                     if isinstance(other, Route) and (other.netns, other.ifname) == (obj.netns, obj.ifname):
                         del self.objects[key]
+
+
+def _names(obj) -> set[tuple]:
+    """Names only one object can hold at a time (written apart from the planner's on purpose)."""
+    if isinstance(obj, (Netns, NetnsAlias)):
+        return {("/run/netns", obj.netns)}
+    if isinstance(obj, Bridge):
+        return {("interface", HOST_NS, obj.ifname)}
+    if isinstance(obj, Veth):
+        return {("interface", HOST_NS, obj.host_ifname), ("interface", obj.netns, obj.peer_ifname)}
+    return set()

@@ -48,7 +48,8 @@ def test_leaving_a_network_renames_nothing_and_a_new_one_takes_the_lowest_free_n
     without_front = desired(spec_text("[back, side]"), live=first)
     assert veths(without_front) == {"back": "eth1", "side": "eth2"}
     actions = [a for a in plan(without_front, first).actions if a.kind != "file"]
-    assert [(a.op, a.kind) for a in actions] == [("delete", "veth"), ("create", "route")]
+    # make before break: the default route moves to eth1 before eth0 goes
+    assert [(a.op, a.kind) for a in actions] == [("create", "route"), ("delete", "veth")]
     rejoined = desired(spec_text("[back, side, front]"), live=without_front)
     assert veths(rejoined) == {"back": "eth1", "side": "eth2", "front": "eth0"}
 

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 
 from reconciler.desired import build_desired, veth_name
 from reconciler.model import HOST_NS, Address, Leftover, Netns, Route, State, Sysctl, Veth
-from reconciler.planner import CREATE, DELETE, dependencies, plan
+from reconciler.planner import BREAK, CREATE, DELETE, Plan, dependencies, plan
 from reconciler.spec import Attachment, ContainerSpec, Location, NetworkSpec, Spec
-from tests.strategies import KernelModel, live_states, specs
+from tests.strategies import KernelModel, ModelError, live_states, specs
 
 SETTINGS = settings(max_examples=200, deadline=None)
 
@@ -50,6 +50,48 @@ def test_every_action_comes_after_what_it_depends_on(spec, live):
             for needed in dependencies(action.obj, desired):
                 if (True, needed) in position:
                     assert position[(True, needed)] < index
+
+
+@SETTINGS
+@given(specs(), live_states())
+def test_nothing_waits_for_the_break_that_could_go_before_it(spec, live):
+    """Make before break: after the first deletion that cannot be undone comes only the
+    break itself and what cannot run before it (the model refuses it, or the break
+    would undo it)."""
+    desired = build_desired(spec, live)
+    actions = plan(desired, live).actions
+    first = next((i for i, a in enumerate(actions) if a.step >= BREAK), len(actions))
+    assert not any(a.irreversible for a in actions[:first])
+    for index in range(first, len(actions)):
+        action = actions[index]
+        if action.op == DELETE:
+            assert action.step == BREAK, action
+            continue
+        moved = actions[:first] + (action,) + actions[first:index] + actions[index + 1:]
+        try:
+            result = KernelModel(live).apply(Plan(moved))
+        except ModelError:
+            continue
+        assert plan(desired, result).actions != (), f"{action} could run before the break"
+
+
+@SETTINGS
+@given(specs(), specs())
+def test_a_failure_before_the_break_is_undone_without_losing_anything(before_spec, after_spec):
+    """Cut the plan anywhere before the break: planning back restores the state before,
+    and never has to make again a namespace or veth that existed (a new one would be
+    empty under the processes that ran in the old one)."""
+    live = build_desired(before_spec, State())
+    model = KernelModel(live)
+    for action in plan(build_desired(after_spec, live), live).actions:
+        if action.step >= BREAK:
+            break
+        partial = model.apply(Plan((action,)))
+        undo = plan(live, partial)
+        assert not [a for a in undo.actions if a.op == CREATE and a.kind in ("netns", "veth") and a.key in live.objects]
+        restored = KernelModel(partial).apply(undo)
+        set_since = {k for k, o in restored.objects.items() if isinstance(o, Sysctl) and k not in live.objects}
+        assert State({k: o for k, o in restored.objects.items() if k not in set_since}) == live
 
 
 @SETTINGS
@@ -191,3 +233,48 @@ def test_a_link_in_the_way_of_a_containers_files_is_a_conflict_at_the_container(
     desired = build_desired(spec_of(container("a")), State())
     live = State.of([], foreign_files={("a", "/etc/netns/a is a symbolic link"), ("other", "/etc/netns/other/hosts")})
     assert plan(desired, live).conflicts == ("spec.yaml:8:3: /etc/netns/a is a symbolic link: remove it",)
+
+
+def test_a_replaced_container_is_deleted_after_its_successor_is_made():
+    live = build_desired(spec_of(container("old", "172.17.0.10")), State())
+    desired = build_desired(spec_of(container("new", "172.17.0.10")), live)
+    actions = plan(desired, live).actions
+    assert ops(actions)[0] == ("delete", "address", "172.17.0.10/16 on old:eth0")
+    assert actions[0].reason == "its address goes to another interface, and the two must not hold it at once"
+    assert ops(actions)[-1] == ("delete", "netns", "old")
+    assert [a.irreversible for a in actions].count(True) == 1
+    assert {a.obj.netns for a in actions[1:-1] if hasattr(a.obj, "netns")} <= {"new", ""}
+    assert KernelModel(live).apply(plan(desired, live)) == desired
+
+
+def test_an_interface_name_freed_by_a_network_left_is_taken_after_the_break():
+    front = dataclasses.replace(NET, name="front", bridge="br-front")
+    back = NetworkSpec("back", "br-back", IPv4Network("10.9.0.0/24"), IPv4Address("10.9.0.1"), location=LOC)
+
+    def on(network):
+        return ContainerSpec("web", (Attachment(network, location=LOC),), location=LOC)
+
+    live = build_desired(Spec("spec.yaml", networks=(front, back), containers=(on("front"),)), State())
+    desired = build_desired(Spec("spec.yaml", networks=(front, back), containers=(on("back"),)), live)
+    actions = plan(desired, live).actions
+    steps = [(a.op, a.kind, a.after_break) for a in actions if a.kind in ("veth", "address", "route")]
+    assert steps == [
+        ("delete", "veth", False),  # eth0 on front, in the break
+        ("create", "veth", True),  # eth0 on back: the name is free only now
+        ("create", "address", True),
+        ("create", "route", True),
+    ]
+    assert KernelModel(live).apply(plan(desired, live)) == desired
+
+
+def test_a_network_replaced_under_the_same_bridge_name_is_made_again_after_the_break():
+    live = build_desired(spec_of(container("web")), State())
+    renamed = dataclasses.replace(NET, name="renamed")
+    spec = Spec("spec.yaml", networks=(renamed,), containers=(
+        ContainerSpec("web", (Attachment("renamed", location=LOC),), location=LOC),))
+    desired = build_desired(spec, live)
+    actions = plan(desired, live).actions
+    broken = [(a.op, a.kind) for a in actions if a.step == BREAK]
+    assert broken == [("delete", "veth"), ("delete", "bridge")]
+    assert [a.kind for a in actions if a.after_break] == ["bridge", "veth", "address", "address", "route"]
+    assert KernelModel(live).apply(plan(desired, live)) == desired

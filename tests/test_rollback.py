@@ -114,3 +114,86 @@ def test_a_real_failure_part_way_is_rolled_back_and_named_with_its_location(sand
     assert set(sandbox.links(sandbox.host)) == links_before
     assert sandbox.name("new") not in netns_names()
     assert sandbox.run("--etc-netns", str(etc), "status", "--detailed-exitcode", spec=before_spec).code == 0
+
+
+# make before break: @x goes and @y takes its address; @keep leaves the network spare,
+# which goes too. The namespace of @x and the interface of @keep on spare are deleted
+# only after everything else, then the bridge of spare.
+KEPT_BEFORE = """\
+version: 1
+networks:
+  front: {bridge: "@br", subnet: 172.23.0.0/24}
+  spare: {bridge: "@sp", subnet: 172.23.1.0/24}
+containers:
+  "@x": {networks: {front: {ipv4_address: 172.23.0.10}}}
+  "@keep": {networks: [front, spare]}
+"""
+KEPT_AFTER = """\
+version: 1
+networks:
+  front: {bridge: "@br", subnet: 172.23.0.0/24}
+containers:
+  "@y": {networks: {front: {ipv4_address: 172.23.0.10}}}
+  "@keep": {networks: [front]}
+"""
+BREAK_KINDS = {"veth", "alias", "netns", "bridge"}
+
+
+def namespace_identity(sandbox, short: str) -> dict:
+    path = f"/run/netns/{sandbox.name(short)}"
+    info = os.stat(path)
+    return {"inode": (info.st_dev, info.st_ino), "addresses": json.loads(sh(f"ip -n {sandbox.name(short)} -j addr"))}
+
+
+def planned(sandbox, spec: Path) -> list[tuple[str, str, str]]:
+    return [(a["op"], a["kind"], a["name"]) for a in sandbox.run("plan", "-o", "json", spec=spec).json()["actions"]]
+
+
+def test_the_break_comes_last(sandbox):
+    sandbox.apply(sandbox.write_spec(KEPT_BEFORE))
+    actions = planned(sandbox, sandbox.write_spec(KEPT_AFTER, "after.yaml"))
+    first_break = next(i for i, (op, kind, _) in enumerate(actions) if op == "delete" and kind in BREAK_KINDS)
+    assert [(op, kind) for op, kind, _ in actions[first_break:]] == [
+        ("delete", "veth"), ("delete", "netns"), ("delete", "bridge")]
+    assert actions[0] == ("delete", "address", f"172.23.0.10/24 on {sandbox.name('x')}:eth0")
+    assert ("create", "netns", sandbox.name("y")) in actions[1:first_break]
+
+
+@pytest.mark.parametrize("before_the_break", [1, 2])
+def test_a_failure_before_the_break_leaves_running_containers_untouched(sandbox, before_the_break):
+    sandbox.apply(sandbox.write_spec(KEPT_BEFORE))
+    before = snapshot(sandbox)
+    x_before, keep_before = namespace_identity(sandbox, "x"), namespace_identity(sandbox, "keep")
+    after_spec = sandbox.write_spec(KEPT_AFTER, "after.yaml")
+    actions = planned(sandbox, after_spec)
+    first_break = next(i for i, (op, kind, _) in enumerate(actions) if op == "delete" and kind in BREAK_KINDS)
+    fail_after = 1 if before_the_break == 1 else first_break  # the first action, or the last one before the break
+
+    result = run_failing(sandbox, after_spec, fail_after)
+    assert result.returncode == 1
+    assert f"injected failure after action {fail_after} of {len(actions)}" in result.stderr
+    assert "rolled back: the host is as it was before" in result.stderr
+    assert "not undone" not in result.stderr
+    assert namespace_identity(sandbox, "x") == x_before
+    assert namespace_identity(sandbox, "keep") == keep_before
+    assert snapshot(sandbox) == before
+
+
+def test_a_failure_after_the_break_says_what_cannot_be_undone(sandbox):
+    before_spec = sandbox.write_spec(KEPT_BEFORE)
+    sandbox.apply(before_spec)
+    x_before = namespace_identity(sandbox, "x")
+    after_spec = sandbox.write_spec(KEPT_AFTER, "after.yaml")
+    actions = planned(sandbox, after_spec)
+    netns_deleted = actions.index(("delete", "netns", sandbox.name("x"))) + 1
+    assert netns_deleted < len(actions)  # the bridge of spare is still to go
+
+    result = run_failing(sandbox, after_spec, netns_deleted)
+    assert result.returncode == 1
+    assert "as it was before" not in result.stderr
+    assert "but not everything can be restored" in result.stderr
+    assert f"not undone: namespace {sandbox.name('x')} was deleted" in result.stderr
+    assert f"not undone: interface eth1 of container {sandbox.name('keep')}" in result.stderr
+    # the rollback made a namespace of that name again: a new one
+    assert namespace_identity(sandbox, "x")["inode"] != x_before["inode"]
+    assert sandbox.run("status", "--detailed-exitcode", spec=before_spec).code == 0
