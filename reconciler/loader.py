@@ -1090,7 +1090,11 @@ class _Builder:
             ip_forward=self._bool((*path, "ip_forward"), HostSpec.ip_forward),
             resolv_conf=self._resolv_conf((*path, "resolv_conf")),
             location=self.doc.key_location(path),
+            resolv_conf_location=self._location_if_set((*path, "resolv_conf")),
         )
+
+    def _location_if_set(self, path: PathKey) -> Location | None:
+        return self.doc.location(path) if self.doc.get(path) is not None else None
 
     def _resolv_conf(self, path: PathKey) -> str:
         text = self._string(path)
