@@ -830,10 +830,26 @@ def _did_you_mean(name: str, known: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+# A resolv.conf option token: printable ASCII without whitespace, and no '#': no
+# option has one, and to people and some parsers reading the file it starts a comment.
+_DNS_OPTION_RE = re.compile(r"[!-\"$-~]+")
+
+
 def _dns_option_issue(option: str) -> str | None:
-    if option and option.isprintable() and " " not in option:
+    if _DNS_OPTION_RE.fullmatch(option):
         return None
-    return f"{_show(option)} is not a resolver option: write one word without whitespace, such as 'ndots:2'"
+    return (f"{_show(option)} is not a resolver option: write one word of printable ASCII without whitespace "
+            "or '#', such as 'ndots:2'")
+
+
+def _nameserver_issue(text: str) -> str | None:
+    """Docker's rule (an IP address, an IPv6 zone allowed), and a zone that is an
+    interface name or index: Docker takes any text after '%' into resolv.conf."""
+    issue = validate_nameserver(text)
+    _, percent, zone = text.partition("%")
+    if issue or not percent or NAME_RE.fullmatch(zone):
+        return issue
+    return f"{_show(text)}: the zone after '%' must be an interface name or index"
 
 
 def _absolute_path_issue(text: str) -> str | None:
@@ -1225,7 +1241,7 @@ class _Builder:
             hostname=self._hostname((*path, "hostname"), settings.get("hostname")),
             domainname=self._domainname((*path, "domainname"), settings.get("domainname")),
             links=self._links((*path, "links"), settings.get("links")),
-            dns=self._checked_strings((*path, "dns"), settings.get("dns"), validate_nameserver),
+            dns=self._checked_strings((*path, "dns"), settings.get("dns"), _nameserver_issue),
             dns_search=self._checked_strings((*path, "dns_search"), settings.get("dns_search"), validate_dns_search),
             dns_opt=self._checked_strings((*path, "dns_opt"), settings.get("dns_opt"), _dns_option_issue),
             extra_hosts=self._extra_hosts((*path, "extra_hosts"), settings.get("extra_hosts")),
@@ -1314,8 +1330,10 @@ class _Builder:
                 self.doc.problem(item_path, str(e))
                 continue
             for name in entry.names:
-                if "=" in name:  # 'a=b:ip' would read back as name 'a'
-                    self.doc.problem(item_path, f"host name {name!r} in extra_hosts contains '='")
+                # Docker writes any name without whitespace into /etc/hosts, where '#' starts a comment
+                issue = validate_hostname(name)
+                if issue:
+                    self.doc.problem(item_path, issue)
                 else:
                     entries.append(f"{name}:{entry.address}")
         return tuple(entries)

@@ -182,6 +182,14 @@ def test_identity_defaults() -> None:
     assert load_spec_text(VALID, FILE).host.resolv_conf == "/etc/resolv.conf"
 
 
+def test_dns_values_that_mean_something_are_kept() -> None:
+    """'.' alone in dns_search means no search domain (Docker); an IPv6 zone is an interface name or index."""
+    spec = load_spec_text(NET + "  web:\n    networks: [front]\n    dns: ['fe80::1%eth0', 'fe80::1%2']\n"
+                          "    dns_search: ['.']\n", FILE)
+    (web,) = spec.containers
+    assert (web.dns, web.dns_search) == (("fe80::1%eth0", "fe80::1%2"), (".",))
+
+
 def test_container_name_is_the_hostname_even_when_not_a_hostname() -> None:
     """Docker resolves names such as 'my_db' too; only a hostname that is set is checked."""
     (container,) = load_spec_text(NET + "  my_db:\n    networks: [front]\n", FILE).containers
@@ -604,13 +612,85 @@ BAD_SPECS = [
             "dns_opt with a space",
             "    dns_opt: [rotate, 'ndots: 2']\n",
             "spec.yaml:8:23: containers.web.dns_opt.1: 'ndots: 2' is not a resolver option: "
-            "write one word without whitespace, such as 'ndots:2'",
+            "write one word of printable ASCII without whitespace or '#', such as 'ndots:2'",
         ),
         (
             "dns_opt empty",
             "    dns_opt: ['']\n",
             "spec.yaml:8:15: containers.web.dns_opt.0: '' is not a resolver option: "
-            "write one word without whitespace, such as 'ndots:2'",
+            "write one word of printable ASCII without whitespace or '#', such as 'ndots:2'",
+        ),
+        (
+            "dns_opt with a '#'",
+            "    dns_opt: ['ndots:2#x']\n",
+            "spec.yaml:8:15: containers.web.dns_opt.0: 'ndots:2#x' is not a resolver option: "
+            "write one word of printable ASCII without whitespace or '#', such as 'ndots:2'",
+        ),
+        (
+            "dns_opt with a tab",
+            '    dns_opt: ["ndots:2\\tx"]\n',
+            "spec.yaml:8:15: containers.web.dns_opt.0: 'ndots:2\\tx' is not a resolver option: "
+            "write one word of printable ASCII without whitespace or '#', such as 'ndots:2'",
+        ),
+        (
+            "dns_opt not ASCII",
+            "    dns_opt: ['nd\u00f6ts:2']\n",
+            "spec.yaml:8:15: containers.web.dns_opt.0: 'nd\u00f6ts:2' is not a resolver option: "
+            "write one word of printable ASCII without whitespace or '#', such as 'ndots:2'",
+        ),
+        (
+            "dns_search with a '#'",
+            "    dns_search: ['example.com#x']\n",
+            "spec.yaml:8:18: containers.web.dns_search.0: 'example.com#x' is not a valid DNS search domain: "
+            "each dot-separated label must be letters, digits and '-', not starting or ending with '-'",
+        ),
+        (
+            "dns_search with a control character",
+            '    dns_search: ["example.com\\x1b"]\n',
+            "spec.yaml:8:18: containers.web.dns_search.0: 'example.com\\x1b' is not a valid DNS search domain: "
+            "each dot-separated label must be letters, digits and '-', not starting or ending with '-'",
+        ),
+        (
+            "dns with a zone that is no interface name",
+            '    dns: ["fe80::1%eth0\\nnameserver 203.0.113.6"]\n',
+            "spec.yaml:8:11: containers.web.dns.0: 'fe80::1%eth0\\nnameserver 203.0.113.6': "
+            "the zone after '%' must be an interface name or index",
+        ),
+        (
+            "hostname with a '#'",
+            "    hostname: 'web#1'\n",
+            "spec.yaml:8:15: containers.web.hostname: hostname 'web#1': "
+            "label 'web#1' may hold only letters, digits and '-', not at either end",
+        ),
+        (
+            "hostname with a control character",
+            '    hostname: "web\\x01"\n',
+            "spec.yaml:8:15: containers.web.hostname: hostname 'web\\x01': "
+            "label 'web\\x01' may hold only letters, digits and '-', not at either end",
+        ),
+        (
+            "domainname with a newline",
+            '    domainname: "example\\ncom"\n',
+            "spec.yaml:8:17: containers.web.domainname: hostname 'example\\ncom': "
+            "label 'example\\ncom' may hold only letters, digits and '-', not at either end",
+        ),
+        (
+            "extra_hosts name with a '#'",
+            "    extra_hosts: ['a#b:10.1.0.9']\n",
+            "spec.yaml:8:19: containers.web.extra_hosts.0: hostname 'a#b': "
+            "label 'a#b' may hold only letters, digits and '-', not at either end",
+        ),
+        (
+            "extra_hosts name with a control character",
+            '    extra_hosts: ["a\\x1bb=10.1.0.9"]\n',
+            "spec.yaml:8:19: containers.web.extra_hosts.0: hostname 'a\\x1bb': "
+            "label 'a\\x1bb' may hold only letters, digits and '-', not at either end",
+        ),
+        (
+            "extra_hosts name not a host name",
+            "    extra_hosts: ['my_host:10.1.0.9']\n",
+            "spec.yaml:8:19: containers.web.extra_hosts.0: hostname 'my_host': "
+            "label 'my_host' may hold only letters, digits and '-', not at either end",
         ),
         (
             "extra_hosts bad format",
@@ -630,7 +710,8 @@ BAD_SPECS = [
         (
             "extra_hosts mapping name with '='",
             "    extra_hosts: {'a=b': 10.1.0.9}\n",
-            "spec.yaml:8:26: containers.web.extra_hosts.a=b: host name 'a=b' in extra_hosts contains '='",
+            "spec.yaml:8:26: containers.web.extra_hosts.a=b: hostname 'a=b': "
+            "label 'a=b' may hold only letters, digits and '-', not at either end",
         ),
         (
             "link to itself",
