@@ -43,7 +43,7 @@ from ruamel.yaml.events import (
 )
 
 import reconciler
-from reconciler.errors import Problem, SpecError
+from reconciler.errors import Problem, SourceError, SpecError
 from reconciler.hostsfile import (
     ExtraHostError,
     extra_host_from_mapping,
@@ -117,7 +117,7 @@ _YAML_TYPE_NAMES = {
 
 
 def load_spec(path: str | os.PathLike) -> Spec:
-    """Read and validate the spec file at `path`."""
+    """Read and validate the spec file at `path`; SourceError when it cannot be read."""
     filename = os.fsdecode(path)
     return load_spec_text(_read_text(filename), filename)
 
@@ -148,7 +148,7 @@ def _read_text(filename: str) -> str:
         with open(filename, "rb") as f:
             data = f.read(MAX_SPEC_SIZE + 1)
     except OSError as e:
-        _fail(Location(filename, 0, 0), f"cannot read the spec: {e.strerror or e}")
+        raise SourceError(f"cannot read {filename}: {e.strerror or e}") from None
     if len(data) > MAX_SPEC_SIZE:
         _fail(Location(filename, 0, 0), TOO_LARGE)
     try:
@@ -208,13 +208,27 @@ class _ParserFailed(Exception):
         self.error = error
 
 
+TAB_PROBLEM = "invalid YAML: a tab character; YAML indentation uses spaces, not tabs"
+
+
 def _parser_problem(error: Exception, text: str, filename: str) -> Problem:
     if isinstance(error, MarkedYAMLError):
-        return _marked_yaml_problem(error, filename)
+        tab = _tab_location(error.problem_mark, text, filename)
+        return Problem(tab, "", TAB_PROBLEM) if tab else _marked_yaml_problem(error, filename)
     position = _error_position(error, text)
     line, col = (1, 1) if position is None else _line_col(text, position)
     first_line = str(error).partition("\n")[0]  # the rest repeats the position
     return Problem(Location(filename, line, col), "", f"invalid YAML: {first_line}")
+
+
+def _tab_location(mark: Any, text: str, filename: str) -> Location | None:
+    """Where the parser stopped, if at a tab: its own messages do not all say "tab"."""
+    if mark is None:
+        return None
+    lines = text.split("\n")
+    if mark.line < len(lines) and lines[mark.line][mark.column:mark.column + 1] == "\t":
+        return Location(filename, mark.line + 1, mark.column + 1)
+    return None
 
 
 def _error_position(error: Exception, text: str) -> int | None:

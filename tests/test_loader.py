@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
 from reconciler import loader
-from reconciler.errors import SpecError
+from reconciler.errors import SourceError, SpecError
 from reconciler.loader import NOT_SUPPORTED_YET, load_spec, load_spec_text
 from reconciler.spec import HostSpec, Location, NetworkSpec, Spec
 
@@ -833,9 +833,23 @@ def test_yaml_syntax_error() -> None:
     ]
 
 
-def test_tab_indentation() -> None:
-    (problem,) = problems("version: 1\nhost:\n\tip_forward: true\n")
-    assert problem.startswith("spec.yaml:3:1: invalid YAML: ")
+TAB = "invalid YAML: a tab character; YAML indentation uses spaces, not tabs"
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["libyaml", "pure-python"])
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        pytest.param("version: 1\nhost:\n\tip_forward: true\n", "3:1", id="first-key-of-a-mapping"),
+        pytest.param("version: 1\nnetworks:\n  n:\n    subnet: 10.1.0.0/24\n\tmtu: 1400\n", "5:1",
+                     id="after-a-plain-scalar"),
+        pytest.param("version: 1\nhost:\n  \tip_forward: true\n", "3:3", id="after-spaces"),
+    ],
+)
+def test_a_tab_in_the_indentation_is_named_as_a_tab(monkeypatch, pure, text, where) -> None:
+    if pure:
+        monkeypatch.setattr(loader, "CParser", None)
+    assert problems(text) == [f"spec.yaml:{where}: {TAB}"]
 
 
 def test_unacceptable_character() -> None:
@@ -998,15 +1012,17 @@ def test_without_libyaml_the_same_problems_are_reported(monkeypatch) -> None:
 
 
 def test_missing_file(tmp_path) -> None:
+    """Not a spec problem at a location: there is no spec to point into."""
     path = tmp_path / "nope.yaml"
-    with pytest.raises(SpecError) as caught:
+    with pytest.raises(SourceError) as caught:
         load_spec(path)
-    assert str(caught.value) == f"{path}:0:0: cannot read the spec: No such file or directory"
+    assert str(caught.value) == f"cannot read {path}: No such file or directory"
 
 
 def test_directory_instead_of_file(tmp_path) -> None:
-    with pytest.raises(SpecError, match="cannot read the spec: Is a directory"):
+    with pytest.raises(SourceError) as caught:
         load_spec(tmp_path)
+    assert str(caught.value) == f"cannot read {tmp_path}: Is a directory"
 
 
 def test_not_utf8(tmp_path) -> None:
