@@ -7,21 +7,24 @@ a separate function so that `plan` and `status` stop after deciding.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import socket
+import stat
 from dataclasses import dataclass
 from typing import Callable
 
 from reconciler import firewall, nft, resolvconf
 from reconciler.desired import HostFiles, build_desired
 from reconciler.errors import (
-    ConflictError, GuardError, KernelError, NetreconcileError, PrerequisiteError, UsageError, VerifyError,
+    ConflictError, GuardError, KernelError, NetreconcileError, PrerequisiteError, Problem, SpecError, UsageError,
+    VerifyError,
 )
 from reconciler.model import Netns, NetnsAlias, State, Veth
 from reconciler.observe import MISSING, netns_managed_elsewhere, observe
 from reconciler.planner import DELETE, Action, Plan, mass_deletion, plan
 from reconciler.session import KernelSession
-from reconciler.spec import Spec
+from reconciler.spec import HostSpec, Spec
 
 EMPTY_SPEC_STATE = State()
 HOST_HOSTS_FILE = "/etc/hosts"
@@ -38,24 +41,71 @@ class Outcome:
 def read_host_files(spec: Spec) -> HostFiles:
     """The host's resolv.conf as Docker picks it: systemd-resolved's upstream file when
     the configured one only points at the 127.0.0.53 stub. A missing file reads as empty.
-    For network_mode host containers also the host's /etc/hosts and hostname."""
-    text = _read_or_empty(spec.host.resolv_conf)
-    path = resolvconf.source_path(text, spec.host.resolv_conf, os.path.exists(resolvconf.SYSTEMD_RESOLV_CONF))
-    if path != spec.host.resolv_conf:
-        text = _read_or_empty(path)
+    For network_mode host containers also the host's /etc/hosts and hostname.
+
+    Their lines end up in container files that every user can read, so a file that not
+    every user may read is refused, and so is a symlink as a path the spec names."""
+    configured = spec.host.resolv_conf
+    text = _read_resolv_conf(configured, spec.host)
+    path = resolvconf.source_path(text, configured, os.path.exists(resolvconf.SYSTEMD_RESOLV_CONF))
+    if path != configured:
+        text = _read_resolv_conf(path, spec.host)
     if not any(container.mode == "host" for container in spec.containers):
         return HostFiles(text, path)
-    return HostFiles(text, path, hosts=_read_or_empty(HOST_HOSTS_FILE), hostname=socket.gethostname())
+    hosts = _read_or_refuse(HOST_HOSTS_FILE, "the host's hosts file", follow_symlinks=True)
+    return HostFiles(text, path, hosts=hosts, hostname=socket.gethostname())
 
 
-def _read_or_empty(path: str) -> str:
+def _read_resolv_conf(path: str, host: HostSpec) -> str:
+    # The system's own files may be symlinks (systemd-resolved, resolvconf) and are
+    # followed; any other path is taken as the spec writes it.
+    follow = path in (resolvconf.DEFAULT_PATH, resolvconf.SYSTEMD_RESOLV_CONF)
+    if path != host.resolv_conf or host.resolv_conf_location is None:
+        return _read_or_refuse(path, "the host's resolv.conf", follow)
     try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-            return handle.read()
+        return _read_shared_file(path, follow)
+    except _Refused as refused:
+        raise SpecError([Problem(host.resolv_conf_location, "host.resolv_conf", f"{path} {refused}")]) from None
+
+
+def _read_or_refuse(path: str, what: str, follow_symlinks: bool) -> str:
+    try:
+        return _read_shared_file(path, follow_symlinks)
+    except _Refused as refused:
+        raise PrerequisiteError(f"{what} {path} {refused}") from None
+
+
+class _Refused(Exception):
+    """A host file netreconcile will not copy into container files; the text says why."""
+
+
+def _read_shared_file(path: str, follow_symlinks: bool) -> str:
+    """The text of a host file whose lines go into container files, "" when it is missing.
+
+    Raises _Refused for a symlink (unless `follow_symlinks`), anything but a regular
+    file, and a file not every user may read; PrerequisiteError when it cannot be read."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return ""
     except OSError as error:
+        if error.errno == errno.ELOOP and not follow_symlinks and os.path.islink(path):
+            raise _Refused("is a symbolic link: name the file itself") from None
         raise PrerequisiteError(f"cannot read {path}: {error.strerror}") from error
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _Refused("is not a regular file")
+        if not mode & stat.S_IROTH:
+            raise _Refused(f"is not readable by every user (mode {stat.S_IMODE(mode):04o}), and its lines "
+                           "would be copied into container files that every user can read")
+    except BaseException:
+        os.close(fd)
+        raise
+    with open(fd, encoding="utf-8", errors="surrogateescape") as handle:
+        return handle.read()
 
 
 def plan_for(spec: Spec | None, session: KernelSession) -> Plan:

@@ -11,8 +11,9 @@
     +-- UsageError                 the command line is wrong: the user fixes the command
     +-- LockError                  another netreconcile holds the host namespace too long
     +-- GuardError                 the plan deletes most or all containers: --force
-    +-- SourceError                sync cannot get the spec from git (repository, ref or
-    |                              path missing, fetch failed): the user fixes the source
+    +-- SourceError                the spec file cannot be read, or sync cannot get the
+    |                              spec from git (repository, ref or path missing, fetch
+    |                              failed): the user fixes the source
     +-- KernelError                a netlink, sysctl or namespace operation failed
         +-- ApplyError             ... while applying a plan action (names the action
         |                          and the spec location that required it)
@@ -77,7 +78,7 @@ class GuardError(NetreconcileError):
 
 
 class SourceError(NetreconcileError):
-    """The spec cannot be had from its source: a git repository, ref or path (sync)."""
+    """The spec cannot be had from its source: a file, or a git repository, ref or path (sync)."""
 
 
 PRIVILEGES_NEEDED = "netreconcile needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to read and change network namespaces"

@@ -43,7 +43,7 @@ from ruamel.yaml.events import (
 )
 
 import reconciler
-from reconciler.errors import Problem, SpecError
+from reconciler.errors import Problem, SourceError, SpecError
 from reconciler.hostsfile import (
     ExtraHostError,
     extra_host_from_mapping,
@@ -117,7 +117,7 @@ _YAML_TYPE_NAMES = {
 
 
 def load_spec(path: str | os.PathLike) -> Spec:
-    """Read and validate the spec file at `path`."""
+    """Read and validate the spec file at `path`; SourceError when it cannot be read."""
     filename = os.fsdecode(path)
     return load_spec_text(_read_text(filename), filename)
 
@@ -148,7 +148,7 @@ def _read_text(filename: str) -> str:
         with open(filename, "rb") as f:
             data = f.read(MAX_SPEC_SIZE + 1)
     except OSError as e:
-        _fail(Location(filename, 0, 0), f"cannot read the spec: {e.strerror or e}")
+        raise SourceError(f"cannot read {filename}: {e.strerror or e}") from None
     if len(data) > MAX_SPEC_SIZE:
         _fail(Location(filename, 0, 0), TOO_LARGE)
     try:
@@ -208,13 +208,27 @@ class _ParserFailed(Exception):
         self.error = error
 
 
+TAB_PROBLEM = "invalid YAML: a tab character; YAML indentation uses spaces, not tabs"
+
+
 def _parser_problem(error: Exception, text: str, filename: str) -> Problem:
     if isinstance(error, MarkedYAMLError):
-        return _marked_yaml_problem(error, filename)
+        tab = _tab_location(error.problem_mark, text, filename)
+        return Problem(tab, "", TAB_PROBLEM) if tab else _marked_yaml_problem(error, filename)
     position = _error_position(error, text)
     line, col = (1, 1) if position is None else _line_col(text, position)
     first_line = str(error).partition("\n")[0]  # the rest repeats the position
     return Problem(Location(filename, line, col), "", f"invalid YAML: {first_line}")
+
+
+def _tab_location(mark: Any, text: str, filename: str) -> Location | None:
+    """Where the parser stopped, if at a tab: its own messages do not all say "tab"."""
+    if mark is None:
+        return None
+    lines = text.split("\n")
+    if mark.line < len(lines) and lines[mark.line][mark.column:mark.column + 1] == "\t":
+        return Location(filename, mark.line + 1, mark.column + 1)
+    return None
 
 
 def _error_position(error: Exception, text: str) -> int | None:
@@ -830,10 +844,26 @@ def _did_you_mean(name: str, known: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+# A resolv.conf option token: printable ASCII without whitespace, and no '#': no
+# option has one, and to people and some parsers reading the file it starts a comment.
+_DNS_OPTION_RE = re.compile(r"[!-\"$-~]+")
+
+
 def _dns_option_issue(option: str) -> str | None:
-    if option and option.isprintable() and " " not in option:
+    if _DNS_OPTION_RE.fullmatch(option):
         return None
-    return f"{_show(option)} is not a resolver option: write one word without whitespace, such as 'ndots:2'"
+    return (f"{_show(option)} is not a resolver option: write one word of printable ASCII without whitespace "
+            "or '#', such as 'ndots:2'")
+
+
+def _nameserver_issue(text: str) -> str | None:
+    """Docker's rule (an IP address, an IPv6 zone allowed), and a zone that is an
+    interface name or index: Docker takes any text after '%' into resolv.conf."""
+    issue = validate_nameserver(text)
+    _, percent, zone = text.partition("%")
+    if issue or not percent or NAME_RE.fullmatch(zone):
+        return issue
+    return f"{_show(text)}: the zone after '%' must be an interface name or index"
 
 
 def _absolute_path_issue(text: str) -> str | None:
@@ -1090,7 +1120,11 @@ class _Builder:
             ip_forward=self._bool((*path, "ip_forward"), HostSpec.ip_forward),
             resolv_conf=self._resolv_conf((*path, "resolv_conf")),
             location=self.doc.key_location(path),
+            resolv_conf_location=self._location_if_set((*path, "resolv_conf")),
         )
+
+    def _location_if_set(self, path: PathKey) -> Location | None:
+        return self.doc.location(path) if self.doc.get(path) is not None else None
 
     def _resolv_conf(self, path: PathKey) -> str:
         text = self._string(path)
@@ -1221,7 +1255,7 @@ class _Builder:
             hostname=self._hostname((*path, "hostname"), settings.get("hostname")),
             domainname=self._domainname((*path, "domainname"), settings.get("domainname")),
             links=self._links((*path, "links"), settings.get("links")),
-            dns=self._checked_strings((*path, "dns"), settings.get("dns"), validate_nameserver),
+            dns=self._checked_strings((*path, "dns"), settings.get("dns"), _nameserver_issue),
             dns_search=self._checked_strings((*path, "dns_search"), settings.get("dns_search"), validate_dns_search),
             dns_opt=self._checked_strings((*path, "dns_opt"), settings.get("dns_opt"), _dns_option_issue),
             extra_hosts=self._extra_hosts((*path, "extra_hosts"), settings.get("extra_hosts")),
@@ -1310,8 +1344,10 @@ class _Builder:
                 self.doc.problem(item_path, str(e))
                 continue
             for name in entry.names:
-                if "=" in name:  # 'a=b:ip' would read back as name 'a'
-                    self.doc.problem(item_path, f"host name {name!r} in extra_hosts contains '='")
+                # Docker writes any name without whitespace into /etc/hosts, where '#' starts a comment
+                issue = validate_hostname(name)
+                if issue:
+                    self.doc.problem(item_path, issue)
                 else:
                     entries.append(f"{name}:{entry.address}")
         return tuple(entries)

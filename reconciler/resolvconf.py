@@ -1,7 +1,8 @@
 """A container's /etc/resolv.conf, derived from the host's the way Docker 26+ does it.
 
 This module owns, as pure functions over text (no file, clock or OS access):
-- parsing the host's resolv.conf with Docker 26+'s rules (`parse`);
+- parsing the host's resolv.conf with Docker 26+'s rules (`parse`), except that of the
+  lines Docker does not know only those shaped like a directive are kept;
 - choosing the host file to read, systemd-resolved's stub included (`source_path`);
 - applying the spec's `dns`, `dns_search` and `dns_opt` overrides, then Docker's
   "legacy" transform for networks without an embedded DNS server, and producing the
@@ -45,6 +46,12 @@ _GO_SPACE = re.compile("[\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202
 _WHITESPACE = re.compile(r"\s")
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\Z")
 _LETTER = re.compile("[A-Za-z]")
+# A line of a directive the resolver may know and netreconcile does not (sortlist,
+# lookup, ...): a word at the start of the line, then at least one argument (every
+# resolver directive takes one), all printable ASCII. The host file is whatever the
+# spec names, so a line of any other shape is not copied into a container's file: it
+# may be a line of a file that is not resolv.conf at all.
+_DIRECTIVE_LINE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*[\t ]+[\x21-\x7e][\t\x20-\x7e]*\Z")
 _MAX_DOMAIN = 254  # Docker: the name without its trailing dot must be shorter than 255
 # The trailer lists overrides in this order whatever order they were applied in.
 _OVERRIDE_NAMES = ("nameservers", "search", "options")
@@ -66,7 +73,7 @@ class HostResolvConf:
     invalid_nameservers: tuple[str, ...] = ()  # `nameserver` arguments that are not IPs
     search: tuple[str, ...] = ()  # from the last `search` or `domain` line
     options: tuple[str, ...] = ()  # every `options` line, in order
-    other: tuple[str, ...] = ()  # any other line, verbatim
+    other: tuple[str, ...] = ()  # any other directive line (`word args...`), verbatim
 
     def option(self, name: str) -> str | None:
         """The value of the last option called `name` ("" if it has none), else None."""
@@ -96,6 +103,8 @@ class Overrides:
 def parse(text: str, path: str = "") -> HostResolvConf:
     """Parse a host resolv.conf; `path` only names the file in the error message.
 
+    Docker keeps every line it does not know; netreconcile keeps only those shaped like
+    a directive (`word args...`, see `_DIRECTIVE_LINE`) and drops the rest.
     Raises ResolvConfError with Docker's message for a line that is too long.
     """
     nameservers, invalid, search, options, other = [], [], (), [], []
@@ -115,7 +124,7 @@ def parse(text: str, path: str = "") -> HostResolvConf:
             search = args  # the last line wins; trailing "# ..." is not stripped in 26+
         elif directive == "options":
             options.extend(args)  # 26+ accumulates; 25 and older kept the last line
-        else:
+        elif _DIRECTIVE_LINE.match(line):
             other.append(line)
     return HostResolvConf(tuple(nameservers), tuple(invalid), search, tuple(options), tuple(other))
 

@@ -34,6 +34,7 @@ class HostSpec:
     ip_forward: bool | None = None  # None: set it when a network needs forwarding
     resolv_conf: str = "/etc/resolv.conf"
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
+    resolv_conf_location: Location | None = field(default=None, compare=False)  # None: not in the spec
 
 
 @dataclass(frozen=True)

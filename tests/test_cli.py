@@ -31,6 +31,23 @@ def test_validate_lists_every_problem_with_its_location_and_exits_1(tmp_path):
     assert lines[-1] == "error: the spec is invalid (2 problem(s)); nothing was changed"
 
 
+def test_a_missing_spec_file_is_one_line_without_a_location(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    for command in ("validate", "plan", "status", "apply", "destroy", "watch"):
+        # --host-netns: should the spec ever be read, nothing of the machine's own network is touched
+        result = netreconcile("--host-netns", "nr-never-made", command, str(missing))
+        assert (result.returncode, result.stderr) == (1, f"error: cannot read {missing}: No such file or directory\n")
+
+
+def test_a_tab_in_the_indentation_is_named_as_a_tab_at_its_location(tmp_path):
+    spec = tmp_path / "tab.yaml"
+    spec.write_text("version: 1\nnetworks:\n  n:\n    subnet: 10.1.0.0/24\n\tmtu: 1400\n")
+    result = netreconcile("validate", str(spec))
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        f"{spec}:5:1: invalid YAML: a tab character; YAML indentation uses spaces, not tabs")
+
+
 def test_a_host_netns_name_that_could_escape_run_netns_is_refused():
     result = netreconcile("--host-netns", "../../etc", "plan", str(SPECS / "quickstart.yaml"))
     assert result.returncode == 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import sh
+from tests.conftest import netns_names, sh
 
 pytestmark = pytest.mark.kernel
 
@@ -43,6 +43,7 @@ HOST_RESOLV = "# the host's own\nnameserver 127.0.0.1\nnameserver ::1\nsearch la
 def files_spec(sandbox):
     resolv = sandbox.tmp / "host-resolv.conf"
     resolv.write_text(HOST_RESOLV)
+    resolv.chmod(0o644)  # whatever the umask: a file not every user may read is refused
     return sandbox.write_spec(SPEC.format(resolv=resolv)), resolv
 
 
@@ -109,6 +110,35 @@ def test_host_resolv_conf_change_regenerates_on_next_apply(sandbox, files_spec):
     assert {(a["kind"], a["name"].split("/")[1]) for a in actions} == {("file", "resolv.conf")}
     assert "nameserver 203.0.113.7\n" in sandbox.in_ns("web", "cat /etc/resolv.conf")
     assert "nameserver 198.51.100.53\n" in sandbox.in_ns("tool", "cat /etc/resolv.conf")
+
+
+def test_a_resolv_conf_not_every_user_may_read_is_refused(sandbox):
+    secret = sandbox.tmp / "secret.conf"
+    secret.write_text("nameserver 198.51.100.53\nsecret-token hunter2-do-not-copy\n")
+    secret.chmod(0o600)
+    spec = sandbox.write_spec(SPEC.format(resolv=secret))
+    for command in ("plan", "apply"):
+        result = sandbox.run(command, "-o", "json", spec=spec)
+        assert result.code == 1, result.stdout
+        assert f"{spec}:3:16: host.resolv_conf: {secret} is not readable by every user (mode 0600)" in result.stderr
+        assert "hunter2" not in result.stdout + result.stderr
+    assert not any(name.startswith(sandbox.name("")) and name != sandbox.host for name in netns_names())
+    assert not etc(sandbox, "web", "resolv.conf").parent.exists()
+
+
+def test_lines_that_are_not_directives_reach_no_container_file_nor_plan(sandbox, files_spec):
+    spec, resolv = files_spec
+    sandbox.apply(spec)
+    resolv.write_text("nameserver 198.51.100.53\nroot:x:0:0:root:/root:/bin/bash\n  indented junk\n"
+                      "sortlist 198.51.100.0/255.255.255.0\n")
+    plan = sandbox.run("plan", "-o", "json", spec=spec)
+    assert plan.code == 0, plan.stderr
+    assert "sortlist 198.51.100.0/255.255.255.0" in plan.stdout  # the plan shows the new content ...
+    assert "root:x" not in plan.stdout and "junk" not in plan.stdout  # ... without the junk
+    sandbox.apply(spec)
+    web_resolv = etc(sandbox, "web", "resolv.conf").read_text()
+    assert "nameserver 198.51.100.53\nsortlist 198.51.100.0/255.255.255.0\n" in web_resolv
+    assert "root:x" not in web_resolv and "junk" not in web_resolv
 
 
 def test_removed_container_and_destroy_remove_the_files(sandbox, files_spec):

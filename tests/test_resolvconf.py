@@ -199,10 +199,9 @@ REAL_WORLD = [
     ),
     pytest.param(
         "# hash comment\n; semicolon comment\n\nnameserver 10.0.0.2 # trailing\nsearch corp # not stripped\n"
-        "   # indented comment is not a comment\n",
+        "   # indented comment: Docker keeps it, netreconcile drops it (not a directive)\n",
         {},
-        "nameserver 10.0.0.2\nsearch corp # not stripped\n   # indented comment is not a comment\n"
-        + LEGACY_TRAILER + "# Overrides: []\n",
+        "nameserver 10.0.0.2\nsearch corp # not stripped\n" + LEGACY_TRAILER + "# Overrides: []\n",
         id="comments",
     ),
     pytest.param(
@@ -259,9 +258,9 @@ REAL_WORLD = [
         "sortlist 130.155.160.0/255.255.240.0\nlookup file bind\n  this is junk\nnameserver\n"
         "nameserver 1.2.3.4.5\nnameserver 010.0.0.1\nnameserver 10.0.0.2\n",
         {},
-        "nameserver 10.0.0.2\nsortlist 130.155.160.0/255.255.240.0\nlookup file bind\n  this is junk\n"
+        "nameserver 10.0.0.2\nsortlist 130.155.160.0/255.255.240.0\nlookup file bind\n"
         + LEGACY_TRAILER + "# Invalid nameservers: [1.2.3.4.5 010.0.0.1]\n# Overrides: []\n",
-        id="garbage-kept-as-other-invalid-listed",
+        id="directives-kept-junk-dropped-invalid-listed",
     ),
     pytest.param(
         "nameserver 127.0.0.53\n",
@@ -313,6 +312,39 @@ def test_parse_keeps_what_docker_keeps():
     assert (host.option("ndots"), host.option("edns0"), host.option("rotate")) == ("4", "", None)
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param("root:x:0:0:root:/root:/bin/bash", id="passwd-line"),
+        pytest.param("root:$6$salt$hash:19000:0:99999:7:::", id="shadow-line"),
+        pytest.param("user:x:1000:1000:A User,,,:/home/user:/bin/bash", id="passwd-line-with-spaces"),
+        pytest.param("-----BEGIN OPENSSH PRIVATE KEY-----", id="key-armour"),
+        pytest.param("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW=", id="base64"),
+        pytest.param("  indented directive", id="indented"),
+        pytest.param("\tindented directive", id="tab-indented"),
+        pytest.param("key=value", id="assignment"),
+        pytest.param("[section]", id="ini-section"),
+        pytest.param("_private value", id="word-not-starting-with-a-letter"),
+        pytest.param("AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C7okWi0dh2l9GKJl", id="one-word"),
+        pytest.param("word ", id="no-argument-only-a-space"),
+        pytest.param("word \x1b[31mred", id="control-character-in-arguments"),
+        pytest.param("word caf\u00e9", id="non-ascii-arguments"),
+        pytest.param("word\u00a0nbsp-separated", id="go-space-separator-not-ascii"),
+    ],
+)
+def test_a_line_not_shaped_like_a_directive_is_dropped(line):
+    host = parse(f"nameserver 10.0.0.2\n{line}\nsortlist 10.0.0.0\n")
+    assert host.other == ("sortlist 10.0.0.0",)
+    assert line not in render(host, origin_path=ETC)
+
+
+@pytest.mark.parametrize(
+    "line", ["sortlist 130.155.160.0/255.255.240.0", "lookup file bind", "family inet4", "x y", "my_opt-2\ta\tb "]
+)
+def test_a_directive_line_is_kept_verbatim(line):
+    assert parse(line + "\n").other == (line,)
+
+
 def test_fields_split_on_go_whitespace_only():
     # Go's strings.Fields keeps \x1c inside a field and splits on NBSP; str.split() differs
     host = parse("search a\x1cb\u00a0c\n")
@@ -332,8 +364,8 @@ def test_a_too_long_line_is_dockers_error():
 @pytest.mark.parametrize(
     ("line", "too_long"),
     [
-        pytest.param("a" * 65535, False, id="65535-bytes-fit-with-the-newline"),
-        pytest.param("a" * 65536, True, id="65536-bytes-leave-no-room-for-the-newline"),
+        pytest.param("a " + "a" * 65533, False, id="65535-bytes-fit-with-the-newline"),
+        pytest.param("a " + "a" * 65534, True, id="65536-bytes-leave-no-room-for-the-newline"),
         pytest.param("é" * 32768, True, id="bytes-not-characters"),
         pytest.param("a" * 65535 + "\r", True, id="carriage-return-counts"),
     ],
