@@ -15,7 +15,9 @@ do, per network with bridge B and subnet S:
   into B from inside S (hairpin) and from the host's loopback is masqueraded too, so
   replies come back through the host whether or not br_netfilter sees bridged frames.
 - prerouting/output: packets to any local address (or the given host IP) on a
-  published port are DNATed to the container, from outside and from the host itself.
+  published port are DNATed to the container, from outside and from the host itself;
+  one rule per `ports` entry, so a range costs what a single port does (except a
+  range moved to other container ports: one map element per port, see _dnat_target).
 - guard (raw prerouting): bridges with published ports get route_localnet=1 so that
   the host's own 127.0.0.1 traffic can be DNATed into them; nothing arriving from such
   a bridge may address 127.0.0.0/8.
@@ -137,14 +139,30 @@ def _chain(name: str, hook: str | None, rules: list[str]) -> str:
 
 
 def _dnat_rules(publication: Publication) -> list[str]:
+    """One rule per published entry, whatever the size of its port range."""
     rules = []
     for mapping in publication.mappings:
         match = f"ip daddr {mapping.host_ip} " if mapping.host_ip is not None else ""
-        for host_port, container_port in mapping.bindings():
-            rules.append(
-                f"{match}{mapping.protocol} dport {host_port} dnat ip to {publication.address}:{container_port}"
-            )
+        target = _dnat_target(mapping, publication.address)
+        rules.append(f"{match}{mapping.protocol} dport {mapping.host_ports} dnat ip to {target}")
     return rules
+
+
+def _dnat_target(mapping: PortMapping, address: IPv4Address) -> str:
+    if mapping.offset == 0:
+        # A DNAT that names no port never changes the destination port (the kernel
+        # only picks a port from a range it is given), so the address alone serves a
+        # range of any size: one rule for 1-65535:1-65535.
+        return str(address)
+    if mapping.host_first == mapping.host_last:
+        return f"{address}:{mapping.container_first}"
+    # A range moved to other ports: 'dnat to IP:A-B' would send every port to the first
+    # free one of A-B, and nft cannot ask for the kernel's port offset (iptables'
+    # IP:A-B/BASE), so the rule looks each port up in one map: an element per port.
+    elements = ", ".join(
+        f"{port} : {address} . {port + mapping.offset}" for port in range(mapping.host_first, mapping.host_last + 1)
+    )
+    return f"{mapping.protocol} dport map {{ {elements} }}"
 
 
 def _nat_rules(network: NetworkSpec, published: bool) -> list[str]:
@@ -202,6 +220,20 @@ def rule_changes(old: str, new: str) -> tuple[list[str], list[str]]:
     added = _only_in(new_rules, new_count - old_count)
     removed = _only_in(old_rules, old_count - new_count)
     return added, removed
+
+
+def abbreviate(statement: str, shown: int = 3) -> str:
+    """`statement` with its set or map cut to the first `shown` elements, so that a
+    description of a range moved to other ports does not list every port."""
+    start, end = statement.find("{ "), statement.rfind(" }")
+    if start < 0 or end < start:
+        return statement
+    body = statement[start + 2:end]
+    hidden = body.count(", ") + 1 - shown
+    if hidden <= 0:
+        return statement
+    first = ", ".join(body.split(", ", shown)[:shown])
+    return f"{statement[:start]}{{ {first}, ... ({hidden} more) }}{statement[end + 2:]}"
 
 
 def _rules(tables: str) -> list[str]:

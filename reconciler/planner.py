@@ -188,7 +188,8 @@ def _describe_rules(old: str, new: str) -> str:
     if not shown:
         return summary + " (the tables' layout differs)"
     more = f"; and {len(shown) - SHOWN_RULE_CHANGES} more" if len(shown) > SHOWN_RULE_CHANGES else ""
-    return f"{summary}: {'; '.join(shown[:SHOWN_RULE_CHANGES])}{more}"
+    listed = [firewall.abbreviate(rule) for rule in shown[:SHOWN_RULE_CHANGES]]
+    return f"{summary}: {'; '.join(listed)}{more}"
 
 
 def _describe_content(old: str, new: str) -> str:

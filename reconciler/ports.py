@@ -35,10 +35,10 @@ class PortMapping:
     def container_last(self) -> int:
         return self.container_first + self.host_last - self.host_first
 
-    def bindings(self) -> list[tuple[int, int]]:
-        """(host port, container port) pairs, one per port of the range."""
-        offset = self.container_first - self.host_first
-        return [(port, port + offset) for port in range(self.host_first, self.host_last + 1)]
+    @property
+    def offset(self) -> int:
+        """What is added to a host port to get its container port (0: the same ports)."""
+        return self.container_first - self.host_first
 
     @property
     def host_ports(self) -> str:

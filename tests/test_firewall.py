@@ -62,9 +62,9 @@ class World:
         self.outside = sandbox.name("out")
         self.servers: list[subprocess.Popen] = []
 
-    def build(self, icc: bool = True) -> Path:
+    def build(self, icc: bool = True, text: str = SPEC) -> Path:
         box = self.sandbox
-        spec = box.write_spec(SPEC.format(icc=str(icc).lower()))
+        spec = box.write_spec(text.format(icc=str(icc).lower()))
         if box.host not in netns_names():
             sh(f"ip netns add {box.host}")
             sh(f"ip -n {box.host} link set lo up")  # as on any real host
@@ -200,6 +200,29 @@ def test_icc_can_be_switched_off_and_on_in_place(world):
     world.sandbox.apply(spec)
     assert world.ping("client", WEB)
     assert "table bridge netreconcile" not in tables(world.sandbox)
+
+
+# a range on the same container ports, and one moved to other ports
+RANGES = SPEC.replace('"5353:5300/udp"]', '"5353:5300/udp", "8100-8199:8100-8199", "8200-8299:9200-9299"]')
+
+
+def test_a_published_range_is_one_rule_reaching_each_port_and_a_second_apply_is_a_no_op(world):
+    box = world.sandbox
+    spec = world.build(text=RANGES)
+    for port in (8105, 8190, 9207, 9298):  # only these: a port sent elsewhere gets no answer
+        world.serve(box.name("web"), "tcp", port)
+    for host_port in (8105, 8190, 8207, 8298):
+        assert world.ask(world.outside, HOST_UPLINK, host_port) == OUTSIDE, host_port
+        assert world.ask(box.host, "127.0.0.1", host_port) is not None, host_port
+    assert world.ask(world.outside, HOST_UPLINK, 8106) is None
+    published = box.host_sh("nft list chain inet netreconcile published")
+    assert [line.split(" dnat ")[0].strip() for line in published.splitlines() if " dnat " in line] == [
+        "tcp dport 8080", "ip daddr 127.0.0.1 tcp dport 8081", "udp dport 5353",
+        "tcp dport 8100-8199", "tcp dport 8200-8299",
+    ]
+    again = box.run("apply", "-o", "json", spec=spec)
+    assert again.code == 0, again.stderr
+    assert again.json()["actions"] == []
 
 
 def _without_handles(listing: str) -> str:

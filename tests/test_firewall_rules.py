@@ -61,12 +61,57 @@ def test_published_ports_become_dnat_rules_to_the_container_address_on_its_gatew
     assert chain(rules, "inet", "published") == [
         "tcp dport 8080 dnat ip to 10.1.0.2:80",
         "ip daddr 127.0.0.1 udp dport 5353 dnat ip to 10.1.0.2:53",
-        "tcp dport 9000 dnat ip to 10.1.0.2:7000",
-        "tcp dport 9001 dnat ip to 10.1.0.2:7001",
+        "tcp dport 9000-9001 dnat ip to tcp dport map { 9000 : 10.1.0.2 . 7000, 9001 : 10.1.0.2 . 7001 }",
         "tcp dport 8443 dnat ip to 10.2.0.2:443",  # api's first network is internal: back carries its ports
     ]
     assert chain(rules, "inet", "prerouting") == ["fib daddr type local jump published"]
     assert chain(rules, "inet", "output") == ["fib daddr type local jump published"]
+
+
+FULL_RANGES = """\
+version: 1
+networks:
+  front: {bridge: br-front, subnet: 10.1.0.0/24}
+containers:
+  a:
+    networks: [front]
+    ports: ["127.0.0.2:1-65535:1-65535", "127.0.0.2:1-65535:1-65535/udp"]
+  b:
+    networks: [front]
+    ports: ["127.0.0.1:1-65535:1-65535", "127.0.0.1:1-65535:1-65535/udp", "198.51.100.7:53:53/udp"]
+"""
+
+
+def test_a_range_on_the_same_ports_is_one_rule_whatever_its_size():
+    """A DNAT that names no port keeps it, so four full ranges render as four rules."""
+    rules = ruleset(FULL_RANGES)
+    assert chain(rules, "inet", "published") == [
+        "ip daddr 127.0.0.2 tcp dport 1-65535 dnat ip to 10.1.0.2",
+        "ip daddr 127.0.0.2 udp dport 1-65535 dnat ip to 10.1.0.2",
+        "ip daddr 127.0.0.1 tcp dport 1-65535 dnat ip to 10.1.0.3",
+        "ip daddr 127.0.0.1 udp dport 1-65535 dnat ip to 10.1.0.3",
+        "ip daddr 198.51.100.7 udp dport 53 dnat ip to 10.1.0.3",
+    ]
+    assert len(rules) < 2000
+
+
+def test_a_changed_range_moved_to_other_ports_is_described_without_listing_every_port():
+    before = desired(SPEC.replace('"9000-9001:7000-7001"', '"9000-9999:7000-7999"'))
+    after = desired(SPEC.replace('"9000-9001:7000-7001"', '"9000-9999:7001-8000"'))
+    (action,) = plan(after, before).actions
+    assert action.reason == (
+        "replace the tables: 1 rule(s) to add, 1 to remove: "
+        "+ inet published: tcp dport 9000-9999 dnat ip to tcp dport map "
+        "{ 9000 : 10.1.0.2 . 7001, 9001 : 10.1.0.2 . 7002, 9002 : 10.1.0.2 . 7003, ... (997 more) }; "
+        "- inet published: tcp dport 9000-9999 dnat ip to tcp dport map "
+        "{ 9000 : 10.1.0.2 . 7000, 9001 : 10.1.0.2 . 7001, 9002 : 10.1.0.2 . 7002, ... (997 more) }"
+    )
+
+
+def test_abbreviate_keeps_short_sets_and_statements_without_sets():
+    assert firewall.abbreviate("tcp dport 80 accept") == "tcp dport 80 accept"
+    assert firewall.abbreviate("tcp dport { 1, 2, 3 } accept") == "tcp dport { 1, 2, 3 } accept"
+    assert firewall.abbreviate("tcp dport { 1, 2, 3, 4 } accept", shown=2) == "tcp dport { 1, 2, ... (2 more) } accept"
 
 
 def test_masquerade_internal_and_isolation_rules_per_network():

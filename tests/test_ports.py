@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.loader import _port_clashes
+from reconciler.loader import _port_clashes, _PortIndex
 from reconciler.ports import PortError, PortMapping, overlaps, parse_port
 
 
@@ -24,10 +24,10 @@ def test_parse(text, expected):
     assert parse_port(text) == expected
 
 
-def test_bindings_map_ranges_one_to_one_and_str_round_trips():
+def test_ranges_map_one_to_one_by_an_offset_and_str_round_trips():
     mapping = parse_port("198.51.100.7:8000-8002:9000-9002/udp")
-    assert mapping.bindings() == [(8000, 9000), (8001, 9001), (8002, 9002)]
-    assert mapping.container_last == 9002
+    assert (mapping.offset, mapping.container_last) == (1000, 9002)
+    assert parse_port("1-65535:1-65535").offset == 0
     assert parse_port(str(mapping)) == mapping
     assert str(parse_port("8080:80")) == "8080:80/tcp"
 
@@ -63,3 +63,15 @@ def test_the_clash_check_reports_exactly_the_entries_overlapping_one_accepted_be
     assert {path[3] for path, _, _ in reported} == expected
     for path, mapping, earlier in reported:
         assert earlier[3] in accepted and earlier[3] < path[3] and overlaps(mapping, entries[earlier[3]])
+
+
+def test_the_clash_check_costs_per_range_not_per_port():
+    """Four full ranges on two addresses do not clash; a fifth on every address does;
+    and a full range takes a handful of index nodes, not one per port."""
+    full = [parse_port(f"{ip}:1-65535:1-65535/{protocol}") for ip in ("127.0.0.1", "127.0.0.2")
+            for protocol in ("tcp", "udp")]
+    published = [(("containers", "c", "ports", index), m) for index, m in enumerate([*full, parse_port("8080:80")])]
+    assert [(path[3], earlier[3]) for path, _, earlier in _port_clashes(published)] == [(4, 0)]
+    index = _PortIndex()
+    index.add(1, 65535, ("containers", "c", "ports", 0))
+    assert len(index.tree) <= 17
