@@ -933,6 +933,12 @@ def _free_addresses(network: NetworkSpec) -> int:
     return subnet.num_addresses - 2 - len(reserved)
 
 
+# ports published through ranges moved to other container ports, in one spec (see
+# _check_moved_range_budget): each is one firewall map element, so this bounds what a
+# spec can make the firewall hold
+MAX_MOVED_RANGE_PORTS = 4096
+
+
 def _port_clashes(
     published: list[tuple[PathKey, PortMapping]],
 ) -> Iterator[tuple[PathKey, PortMapping, PathKey]]:
@@ -1548,6 +1554,24 @@ class _Builder:
         for path, mapping, earlier_path in _port_clashes(self.published):
             earlier = f"{_dotted(earlier_path)} ({self.doc.location(earlier_path)})"
             self.doc.problem(path, f"host port {_port_claim(mapping)} is already published by {earlier}")
+        self._check_moved_range_budget()
+
+    def _check_moved_range_budget(self) -> None:
+        """A range moved to other container ports costs the firewall one map element per
+        port (nft cannot express the kernel's port offset), so the spec gets a budget of
+        such ports; a range on the same ports costs one rule whatever its size."""
+        spent = 0
+        for path, mapping in self.published:
+            if mapping.offset == 0 or mapping.host_first == mapping.host_last:
+                continue
+            spent += mapping.host_last - mapping.host_first + 1
+            if spent > MAX_MOVED_RANGE_PORTS:
+                self.doc.problem(path, f"ranges moved to other container ports may publish at most "
+                                       f"{MAX_MOVED_RANGE_PORTS} ports in one spec (each is one firewall map "
+                                       f"element), and this entry brings them to {spent}; publish the range on "
+                                       f"the same ports ('{mapping.host_ports}:{mapping.host_ports}'), which "
+                                       "costs one rule whatever its size")
+                return
 
     def _check_not_supported_yet(self) -> None:
         for path in list(self.doc.value_locations):

@@ -551,6 +551,10 @@ BAD_SPECS = [
          "'1-3:1-2': the host range has 3 ports and the container range 2; they must be the same length"),
         ("host ip not an address", '"localhost:53:53"', 24, "'localhost' in 'localhost:53:53' is not an IPv4 address"),
         ("on IPv6", '"[::1]:53:53"', 24, "'[::1]:53:53' publishes on an IPv6 address; netreconcile networks are IPv4 only"),
+        ("moved ranges over the budget", '"10000-14096:20000-24096"', 24,
+         "ranges moved to other container ports may publish at most 4096 ports in one spec (each is one firewall "
+         "map element), and this entry brings them to 4097; publish the range on the same ports "
+         "('10000-14096:10000-14096'), which costs one rule whatever its size"),
     ]
 ] + [
     (
