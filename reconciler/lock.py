@@ -1,9 +1,17 @@
-"""One writer per host namespace: an exclusive lock file in its state directory.
+"""Who may work on a host namespace: two flock files in its state directory.
 
-`apply`, `destroy`, `sync` and each pass of `watch` hold it from their first
-observation to their verification, so two processes never interleave their changes
-(the second waits, saying so, and gives up after --lock-timeout). flock(2) locks go
-away with the process, so a killed holder never leaves the lock taken.
+- `lock`, exclusive: one writer at a time. `apply`, `destroy`, `sync` and each pass
+  of `watch` hold it from their first observation to their verification, so two
+  processes never interleave their changes (the second waits, saying so, and gives
+  up after --lock-timeout).
+- `keeper`, shared: held by `watch` and `sync` for their whole life, because they
+  keep the host converged. `destroy` takes it exclusively without waiting, so it
+  refuses to run while a keeper would undo it at once, and no keeper starts while a
+  destroy runs.
+
+flock(2) locks go away with the process, so a killed holder never leaves a lock
+taken. Holders are named from /proc/locks, which the kernel keeps true, never from
+something written into the file (that outlives its writer).
 """
 
 from __future__ import annotations
@@ -12,44 +20,120 @@ import contextlib
 import fcntl
 import os
 import time
+from pathlib import Path
 from typing import Callable, Iterator
 
 from reconciler.errors import LockError
 from reconciler.statedir import StateDir
 
 POLL = 0.05
+PROC_LOCKS = "/proc/locks"
 
 
 @contextlib.contextmanager
 def host_lock(state: StateDir, timeout: float, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-    state.path.mkdir(parents=True, exist_ok=True)
+    """The one-writer lock, waited for up to `timeout` seconds."""
     path = state.path / "lock"
+    with _locked(path) as fd:
+        _wait(fd, path, fcntl.LOCK_EX, timeout, on_wait,
+              waiting="waiting for another netreconcile ({holders}) working on this host namespace",
+              given_up="another netreconcile ({holders}) has been working on this host namespace for over "
+                       f"{timeout:g} s (lock {path}); try again later or raise --lock-timeout")
+        yield
+
+
+@contextlib.contextmanager
+def keeper_lock(state: StateDir, timeout: float, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Held by watch and sync for their whole life; waits for a destroy in progress."""
+    path = state.path / "keeper"
+    with _locked(path) as fd:
+        _wait(fd, path, fcntl.LOCK_SH, timeout, on_wait,
+              waiting="waiting for netreconcile destroy ({holders}) to finish on this host namespace",
+              given_up="netreconcile destroy ({holders}) has been working on this host namespace for over "
+                       f"{timeout:g} s (lock {path}); try again later or raise --lock-timeout")
+        yield
+
+
+@contextlib.contextmanager
+def no_keeper(state: StateDir) -> Iterator[None]:
+    """For destroy: refuses at once while a watch or sync keeps this host converged
+    (it would undo the destroy), and keeps new ones from starting until it is done."""
+    path = state.path / "keeper"
+    with _locked(path) as fd:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pids = holder_pids(path)
+            stop = f"kill -TERM {' '.join(map(str, pids))}" if pids else "stop it"
+            raise LockError(f"refusing to destroy: netreconcile watch or sync ({_describe(pids)}) keeps this host "
+                            f"namespace converged and would undo it at once. Stop it first ({stop}, or stop its "
+                            f"service), then run destroy again (lock {path})") from None
+        yield
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[int]:
+    """An open descriptor of the lock file `path`; closing it releases the lock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        deadline = time.monotonic() + timeout
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _holder(fd)
-                if not told and on_wait is not None:
-                    on_wait(f"waiting for another netreconcile ({holder}) working on this host namespace")
-                    told = True
-                if time.monotonic() >= deadline:
-                    raise LockError(f"another netreconcile ({holder}) has been working on this host namespace for "
-                                    f"over {timeout:g} s (lock {path}); try again later or raise --lock-timeout")
-                time.sleep(POLL)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
-        yield
+        yield fd
     finally:
-        os.close(fd)  # releases the lock
+        os.close(fd)
 
 
-def _holder(fd: int) -> str:
+def _wait(fd: int, path: Path, mode: int, timeout: float, on_wait: Callable[[str], None] | None,
+          waiting: str, given_up: str) -> None:
+    """Take the flock `mode` on `fd`, polling until `timeout`; messages name the holders."""
+    deadline = time.monotonic() + timeout
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            holders = _describe(holder_pids(path))
+            if not told and on_wait is not None:
+                on_wait(waiting.format(holders=holders))
+                told = True
+            if time.monotonic() >= deadline:
+                raise LockError(given_up.format(holders=holders)) from None
+            time.sleep(POLL)
+
+
+def holder_pids(path: Path) -> list[int]:
+    """The processes holding a flock on `path` now, as the kernel lists them."""
     try:
-        return os.pread(fd, 64, 0).decode(errors="replace").strip() or "pid unknown"
+        stat = os.stat(path)
+        with open(PROC_LOCKS, encoding="ascii", errors="replace") as handle:
+            table = handle.read()
     except OSError:
+        return []
+    return parse_proc_locks(table, os.major(stat.st_dev), os.minor(stat.st_dev), stat.st_ino)
+
+
+def parse_proc_locks(table: str, major: int, minor: int, inode: int) -> list[int]:
+    """Pids holding (not waiting for) a flock on the file with this device and inode.
+    A line reads `1: FLOCK  ADVISORY  WRITE 4242 00:2d:1234 0 EOF`; waiters have `->`."""
+    exact, same_inode = [], []
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) < 6 or fields[1] == "->" or fields[1] != "FLOCK":
+            continue
+        try:
+            pid = int(fields[4])
+            device_major, device_minor, number = fields[5].split(":")
+            if int(number) != inode or pid <= 0:
+                continue
+            same = (int(device_major, 16), int(device_minor, 16)) == (major, minor)
+        except ValueError:
+            continue
+        (exact if same else same_inode).append(pid)
+    # some file systems (btrfs subvolumes) show stat() a device other than the one /proc/locks names
+    return sorted(set(exact or same_inode))
+
+
+def _describe(pids: list[int]) -> str:
+    if not pids:
         return "pid unknown"
+    return ("pid " if len(pids) == 1 else "pids ") + ", ".join(map(str, pids))
