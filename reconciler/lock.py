@@ -30,28 +30,14 @@ POLL = 0.05
 PROC_LOCKS = "/proc/locks"
 
 
-@contextlib.contextmanager
-def host_lock(state: StateDir, timeout: float, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+def host_lock(state: StateDir, timeout: float, on_wait: Callable[[str], None] | None = None):
     """The one-writer lock, waited for up to `timeout` seconds."""
-    path = state.path / "lock"
-    with _locked(path) as fd:
-        _wait(fd, path, fcntl.LOCK_EX, timeout, on_wait,
-              waiting="waiting for another netreconcile ({holders}) working on this host namespace",
-              given_up="another netreconcile ({holders}) has been working on this host namespace for over "
-                       f"{timeout:g} s (lock {path}); try again later or raise --lock-timeout")
-        yield
+    return _waited(state.path / "lock", fcntl.LOCK_EX, timeout, on_wait, "another netreconcile")
 
 
-@contextlib.contextmanager
-def keeper_lock(state: StateDir, timeout: float, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+def keeper_lock(state: StateDir, timeout: float, on_wait: Callable[[str], None] | None = None):
     """Held by watch and sync for their whole life; waits for a destroy in progress."""
-    path = state.path / "keeper"
-    with _locked(path) as fd:
-        _wait(fd, path, fcntl.LOCK_SH, timeout, on_wait,
-              waiting="waiting for netreconcile destroy ({holders}) to finish on this host namespace",
-              given_up="netreconcile destroy ({holders}) has been working on this host namespace for over "
-                       f"{timeout:g} s (lock {path}); try again later or raise --lock-timeout")
-        yield
+    return _waited(state.path / "keeper", fcntl.LOCK_SH, timeout, on_wait, "netreconcile destroy")
 
 
 @contextlib.contextmanager
@@ -59,6 +45,9 @@ def no_keeper(state: StateDir) -> Iterator[None]:
     """For destroy: refuses at once while a watch or sync keeps this host converged
     (it would undo the destroy), and keeps new ones from starting until it is done."""
     path = state.path / "keeper"
+    if not state.path.is_dir():  # nothing ever ran here: no keeper, and nothing left behind
+        yield
+        return
     with _locked(path) as fd:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -82,23 +71,27 @@ def _locked(path: Path) -> Iterator[int]:
         os.close(fd)
 
 
-def _wait(fd: int, path: Path, mode: int, timeout: float, on_wait: Callable[[str], None] | None,
-          waiting: str, given_up: str) -> None:
-    """Take the flock `mode` on `fd`, polling until `timeout`; messages name the holders."""
-    deadline = time.monotonic() + timeout
-    told = False
-    while True:
-        try:
-            fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            holders = _describe(holder_pids(path))
-            if not told and on_wait is not None:
-                on_wait(waiting.format(holders=holders))
-                told = True
-            if time.monotonic() >= deadline:
-                raise LockError(given_up.format(holders=holders)) from None
-            time.sleep(POLL)
+@contextlib.contextmanager
+def _waited(path: Path, mode: int, timeout: float, on_wait: Callable[[str], None] | None, holder: str) -> Iterator[None]:
+    """Hold the flock `mode` on `path`, polling for it until `timeout`; messages name the
+    processes holding it (`holder` says what they are)."""
+    with _locked(path) as fd:
+        deadline = time.monotonic() + timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holders = _describe(holder_pids(path))
+                if not told and on_wait is not None:
+                    on_wait(f"waiting for {holder} ({holders}) working on this host namespace")
+                    told = True
+                if time.monotonic() >= deadline:
+                    raise LockError(f"{holder} ({holders}) has been working on this host namespace for over "
+                                    f"{timeout:g} s (lock {path}); try again later or raise --lock-timeout") from None
+                time.sleep(POLL)
+        yield
 
 
 def holder_pids(path: Path) -> list[int]:

@@ -9,10 +9,14 @@ parent (a replaced veth's addresses) is created again.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from reconciler import firewall
-from reconciler.model import HOST_NS, Address, Bridge, File, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Veth
+from reconciler.desired import IP_FORWARD
+from reconciler.model import (
+    HOST_NS, Address, Bridge, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Veth,
+)
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 
@@ -110,6 +114,25 @@ def plan(desired: State, live: State) -> Plan:
                 actions.append(Action(UPDATE, want, _describe(changes), changes))
     actions.sort(key=Action.sort_key)
     return Plan(tuple(actions), _conflicts(desired, live))
+
+
+def hold_back(current: Plan, held: frozenset[tuple]) -> tuple[Plan, tuple[Action, ...]]:
+    """Split `current` into what runs now and what waits: the actions on held objects
+    (another tool is fighting over them) and the creates and updates that need one of
+    those first. Everything else is repaired at once."""
+    if not any(action.key in held for action in current.actions):
+        return current, ()
+    acted = State({action.key: action.obj for action in current.actions})
+    waiting: set[tuple] = set()
+    kept, deferred = [], []
+    for action in current.actions:  # in plan order: an object's dependencies come before it
+        needs = dependencies(action.obj, acted) if action.op != DELETE else set()
+        if action.key in held or needs & waiting:
+            deferred.append(action)
+            waiting.add(action.key)
+        else:
+            kept.append(action)
+    return dataclasses.replace(current, actions=tuple(kept)), tuple(deferred)
 
 
 def mass_deletion(desired: State, live: State) -> str | None:
@@ -230,4 +253,6 @@ def dependencies(obj: KernelObject, state: State) -> set[tuple]:
     elif isinstance(obj, Sysctl) and obj.setting.startswith("net/ipv4/conf/"):
         ifname = obj.setting.split("/")[3]
         deps |= {k for k, o in state.objects.items() if isinstance(o, Bridge) and o.ifname == ifname}
+    elif isinstance(obj, Sysctl) and obj.setting.replace("/", ".") == IP_FORWARD:
+        deps |= {k for k, o in state.objects.items() if isinstance(o, Firewall) and o.netns == obj.netns}  # behind it
     return deps & set(state.objects)
