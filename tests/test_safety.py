@@ -10,10 +10,12 @@ import sys
 import pytest
 
 from reconciler.loader import load_spec_text
-from reconciler.lock import parse_proc_locks
+from reconciler.errors import LockError
+from reconciler.lock import keeper_lock, no_keeper, parse_proc_locks
 from reconciler.desired import build_desired
 from reconciler.model import State
 from reconciler.planner import mass_deletion
+from reconciler.statedir import StateDir
 from tests.conftest import REPO, netns_names
 
 FIVE = "version: 1\nnetworks:\n  front: {bridge: '@br', subnet: 172.24.0.0/24}\ncontainers:\n" + "".join(
@@ -107,3 +109,22 @@ def test_lock_holders_are_read_from_the_kernel_table_not_from_waiters_or_other_f
     assert parse_proc_locks(table, 0, 0x2d, 77) == [4242, 8181]
     assert parse_proc_locks(table, 0, 0x99, 78) == [6161]  # no exact device: the inode alone
     assert parse_proc_locks(table, 0, 0x2d, 79) == []
+
+
+def test_destroy_is_refused_while_a_keeper_runs_and_keepers_wait_for_a_destroy(tmp_path):
+    state = StateDir(tmp_path, "h")
+    with no_keeper(state):  # nothing ever ran here: nothing to refuse, nothing left behind
+        pass
+    assert not state.path.exists()
+    with keeper_lock(state, timeout=1), keeper_lock(state, timeout=1):  # watch and sync may keep it together
+        with pytest.raises(LockError, match=rf"refusing to destroy: .*\(pid {os.getpid()}\).*kill -TERM {os.getpid()}"):
+            with no_keeper(state):
+                pass
+    waited = []
+    with no_keeper(state):
+        with pytest.raises(LockError, match=rf"netreconcile destroy \(pid {os.getpid()}\) has been working"):
+            with keeper_lock(state, timeout=0.1, on_wait=waited.append):
+                pass
+    assert waited == [f"waiting for netreconcile destroy (pid {os.getpid()}) working on this host namespace"]
+    with keeper_lock(state, timeout=0.1):
+        pass
