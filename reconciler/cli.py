@@ -198,6 +198,7 @@ def destroy(context: Context, spec_path: str, output: str, lock_timeout: float) 
     from reconciler.lock import no_keeper
 
     load_spec(spec_path)
+    _require_root()
     with no_keeper(context.state_dir):  # a running watch or sync would undo it at once: refuse
         if context.host_netns and not os.path.exists(netns_path(context.host_netns)):
             _print_plan(Plan(), output)
