@@ -122,14 +122,14 @@ def hold_back(current: Plan, held: frozenset[tuple]) -> tuple[Plan, tuple[Action
     those first. Everything else is repaired at once."""
     if not any(action.key in held for action in current.actions):
         return current, ()
-    acted = State({action.key: action.obj for action in current.actions})
-    waiting: set[tuple] = set()
+    waiting: dict[tuple, KernelObject] = {}
     kept, deferred = [], []
     for action in current.actions:  # in plan order: an object's dependencies come before it
-        needs = dependencies(action.obj, acted) if action.op != DELETE else set()
-        if action.key in held or needs & waiting:
+        # only the waiting objects are searched: they are few, the plan may hold thousands
+        needs = dependencies(action.obj, State(waiting)) if action.op != DELETE else set()
+        if action.key in held or needs:
             deferred.append(action)
-            waiting.add(action.key)
+            waiting[action.key] = action.obj
         else:
             kept.append(action)
     return dataclasses.replace(current, actions=tuple(kept)), tuple(deferred)
