@@ -212,11 +212,15 @@ def apply(context: Context, spec_path: str, output: str, force: bool, no_rollbac
 @_global_options
 def destroy(context: Context, spec_path: str, output: str, lock_timeout: float) -> int:
     """Remove everything netreconcile manages in the host namespace of SPEC."""
+    from reconciler.lock import no_keeper
+
     load_spec(spec_path)
-    if context.host_netns and not os.path.exists(netns_path(context.host_netns)):
-        _print_plan(Plan(), output)
-        return EXIT_OK
-    return _converge(context, None, output, "destroy", lock_timeout=lock_timeout)
+    _require_root()
+    with no_keeper(context.state_dir):  # a running watch or sync would undo it at once: refuse
+        if context.host_netns and not os.path.exists(netns_path(context.host_netns)):
+            _print_plan(Plan(), output)
+            return EXIT_OK
+        return _converge(context, None, output, "destroy", lock_timeout=lock_timeout)
 
 
 @main.command()
@@ -267,14 +271,16 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
 
             ensure_host_netns(context.host_netns)
 
-    def lock():
-        from reconciler.lock import host_lock
+    from reconciler.lock import host_lock, keeper_lock
 
+    def lock():
         return host_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.info(message))
 
     watcher = Watcher(source, context.session, prepare_host, context.host_netns, context.etc_netns,
                       resync=resync, debounce=debounce / 1000, metrics=metrics, lock=lock, force=force)
-    return watcher.run()
+    # for its whole life, so that destroy refuses to run while this would undo it
+    with keeper_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.info(message)):
+        return watcher.run()
 
 
 @main.command()

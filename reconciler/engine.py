@@ -22,7 +22,7 @@ from reconciler.errors import (
 )
 from reconciler.model import Netns, NetnsAlias, State, Veth
 from reconciler.observe import MISSING, netns_managed_elsewhere, observe
-from reconciler.planner import DELETE, Action, Plan, mass_deletion, plan
+from reconciler.planner import DELETE, Action, Plan, hold_back, mass_deletion, plan
 from reconciler.session import KernelSession
 from reconciler.spec import HostSpec, Spec
 
@@ -34,8 +34,9 @@ LOSSES_SHOWN = 10
 
 @dataclass(frozen=True)
 class Outcome:
-    plan: Plan
+    plan: Plan  # what was applied
     applied: int
+    held: tuple[Action, ...] = ()  # what waits: actions on held objects and what needs them
 
 
 def read_host_files(spec: Spec) -> HostFiles:
@@ -150,9 +151,12 @@ def check_firewall(current: Plan, session: KernelSession) -> None:
 def converge(
     spec: Spec | None, session: KernelSession, on_progress: Callable[[int], None] | None = None,
     on_plan: Callable[[Plan], None] | None = None, force: bool = False, rollback: bool = True,
+    held: frozenset[tuple] = frozenset(),
 ) -> Outcome:
     """Plan, apply and verify; raises ConflictError or GuardError before changing anything.
 
+    The actions on `held` objects (watch mode: another tool fights over them), and those
+    needing them, wait: they are left out of the apply and of the verification.
     When an action or the verification fails, the changes are undone (`rollback`, for
     a spec: destroy has nothing to go back to) by converging on the state observed
     before, and the error says so."""
@@ -162,16 +166,17 @@ def converge(
     if current.guard and not force:
         raise GuardError(f"refusing to apply: {current.guard}. If the spec is meant to say that, "
                          "run again with --force")
+    current, waiting = hold_back(current, held)
     if on_plan is not None:
         on_plan(current)
     if not current.actions:
-        return Outcome(current, 0)
+        return Outcome(current, 0, waiting)
     from reconciler.kernel import KernelWriter  # the writer is loaded only when there is work
 
     writer = KernelWriter(session, on_progress, fail_after=fail_after_from_environment())
     try:
         applied = writer.apply(current)
-        remaining = plan_for(spec, session)
+        remaining, _ = hold_back(plan_for(spec, session), held)
         if remaining.actions:
             details = "\n".join(f"  {a.op} {a.kind} {a.obj.name}: {a.reason}" for a in remaining.actions)
             raise VerifyError(f"the kernel still differs from the spec after apply:\n{details}")
@@ -180,7 +185,7 @@ def converge(
             raise
         undone = _roll_back(before, session, writer.irreversible_done)
         raise type(error)(f"{error}\n{undone}", error.errno) from error
-    return Outcome(current, applied)
+    return Outcome(current, applied, waiting)
 
 
 def fail_after_from_environment() -> int | None:

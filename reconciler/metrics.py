@@ -8,8 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 class WatchMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.passes = Counter("netreconcile_passes", "Reconcile passes run, by outcome (ok, noop, interrupted, error, invalid_spec)",
-                              ["outcome"], registry=self.registry)
+        self.passes = Counter("netreconcile_passes", "Reconcile passes run, by outcome (ok, noop, interrupted, "
+                              "error, invalid_spec, refused, host_missing)", ["outcome"], registry=self.registry)
         self.actions = Counter("netreconcile_actions_applied", "Actions applied, by kind", ["kind"],
                                registry=self.registry)
         self.errors = Counter("netreconcile_errors", "Passes that failed", registry=self.registry)

@@ -27,6 +27,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from reconciler import firewall
+from reconciler.desired import IP_FORWARD
 from reconciler.model import (
     HOST_NS, Address, Bridge, File, KernelObject, Leftover, Netns, NetnsAlias, Route, State, Sysctl, Veth,
 )
@@ -153,6 +154,25 @@ def plan(desired: State, live: State) -> Plan:
     actions = deletions + _after_the_break(changes, freed)
     actions.sort(key=Action.sort_key)
     return Plan(tuple(actions), _conflicts(desired, live))
+
+
+def hold_back(current: Plan, held: frozenset[tuple]) -> tuple[Plan, tuple[Action, ...]]:
+    """Split `current` into what runs now and what waits: the actions on held objects
+    (another tool is fighting over them) and the creates and updates that need one of
+    those first. Everything else is repaired at once."""
+    if not any(action.key in held for action in current.actions):
+        return current, ()
+    waiting: dict[tuple, KernelObject] = {}
+    kept, deferred = [], []
+    for action in current.actions:  # in plan order: an object's dependencies come before it
+        # only the waiting objects are searched: they are few, the plan may hold thousands
+        needs = dependencies(action.obj, State(waiting)) if action.op != DELETE else set()
+        if action.key in held or needs:
+            deferred.append(action)
+            waiting[action.key] = action.obj
+        else:
+            kept.append(action)
+    return dataclasses.replace(current, actions=tuple(kept)), tuple(deferred)
 
 
 def mass_deletion(desired: State, live: State) -> str | None:
@@ -324,6 +344,8 @@ def _needs(obj: KernelObject) -> set[tuple]:
         return needs | ({("addresses", obj.netns, obj.ifname)} if isinstance(obj, Route) else set())
     if isinstance(obj, Sysctl) and obj.setting.startswith("net/ipv4/conf/"):
         return {("bridge", obj.setting.split("/")[3])}
+    if isinstance(obj, Sysctl) and obj.setting.replace("/", ".") == IP_FORWARD:
+        return {("firewall", obj.netns)}  # forwarding is switched on behind the firewall
     return set()
 
 

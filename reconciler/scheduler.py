@@ -2,9 +2,10 @@
 
 Triggers only queue a pass. A pass runs once the triggers have been quiet for the
 debounce period (or have kept coming for ten debounce periods, so a steady trickle
-of events cannot starve it), when the periodic resync is due, or not before a
-backoff ends: after a failed pass (doubling up to a cap) and while another tool is
-fighting over an object (see `FightDetector`).
+of events cannot starve it), when the periodic resync is due, when the hold on an
+object another tool is fighting over ends (see `FightDetector`: only that object
+waits, never the pass), and not before the backoff after a failed pass (doubling up
+to a cap) ends.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 RESYNC = "resync"
+HOLD_ENDED = "hold ended"
 MAX_BATCH_FACTOR = 10
 
 
@@ -28,6 +30,7 @@ class PassScheduler:
     last_pass: float | None = None
     failures: int = 0
     not_before: float = 0.0
+    wake_at: float | None = None  # when a held object's hold ends: a pass repairs it then
 
     def __post_init__(self) -> None:
         self.last_pass = self.started
@@ -42,6 +45,8 @@ class PassScheduler:
         """The reasons for a pass if one should start now, else ()."""
         if now < self.not_before:
             return ()
+        if self.wake_at is not None and now >= self.wake_at:
+            return tuple(sorted(self.pending | {HOLD_ENDED}))
         if self.pending:
             quiet = now - self.last_trigger >= self.debounce
             waited = now - self.first_pending >= self.debounce * MAX_BATCH_FACTOR
@@ -54,6 +59,8 @@ class PassScheduler:
     def wait_time(self, now: float) -> float:
         """Seconds until `due` can change without a new trigger."""
         moments = [self.last_pass + self.resync]
+        if self.wake_at is not None:
+            moments.append(self.wake_at)
         if self.pending:
             moments += [self.last_trigger + self.debounce, self.first_pending + self.debounce * MAX_BATCH_FACTOR]
         moment = max(min(moments), self.not_before)
@@ -63,11 +70,13 @@ class PassScheduler:
         """Triggers from now on belong to the next pass."""
         self.pending.clear()
         self.first_pending = self.last_trigger = None
+        self.wake_at = None
 
-    def finished_pass(self, now: float, ok: bool, hold: float = 0.0) -> float:
+    def finished_pass(self, now: float, ok: bool, wake_at: float | None = None) -> float:
         """Record a pass's end; returns the backoff before the next one (0 when none).
-        `hold` is an extra wait asked for by the caller (another tool fights us)."""
+        `wake_at` asks for a pass at that moment, triggers or not (a hold ends)."""
         self.last_pass = now
+        self.wake_at = wake_at
         if ok:
             self.failures = 0
             backoff = 0.0
@@ -76,7 +85,6 @@ class PassScheduler:
             backoff = min(self.max_backoff, 2.0 ** (self.failures - 1))
             self.pending.add("retry")
             self.first_pending = self.last_trigger = now
-        backoff = max(backoff, hold)
         self.not_before = now + backoff
         return backoff
 
@@ -84,32 +92,41 @@ class PassScheduler:
 @dataclass
 class FightDetector:
     """Notices an object that keeps being changed back after netreconcile corrected it:
-    `threshold` corrections of the same object within `window` seconds."""
+    `threshold` corrections of the same object within `window` seconds. Such an object
+    is held (its repairs wait) for 2, 4, 8, ... up to `max_hold` seconds while the fight
+    goes on, per object as controller-runtime's per-key rate limiter does: everything
+    else is still repaired at once. An object left alone for `window` starts afresh."""
 
     threshold: int = 3
     window: float = 60.0
     max_hold: float = 60.0
     _corrections: dict[tuple, deque] = field(default_factory=dict)
-    _holds: int = 0
+    _holds: dict[tuple, tuple[int, float]] = field(default_factory=dict)  # key -> (holds in a row, held until)
 
-    def record(self, keys: list[tuple], now: float) -> list[tuple]:
-        """Note the objects a drift-correcting pass changed; returns those fought over."""
-        fought = []
+    def record(self, keys: list[tuple], now: float) -> dict[tuple, float]:
+        """Note the objects a drift-correcting pass changed; returns those fought over,
+        each with how long it is held from now."""
+        fought = {}
         for key in keys:
             times = self._corrections.setdefault(key, deque())
             times.append(now)
             while times and now - times[0] > self.window:
                 times.popleft()
             if len(times) >= self.threshold:
-                fought.append(key)
+                count = self._holds.get(key, (0, now))[0] + 1
+                fought[key] = min(self.max_hold, 2.0 ** count)
+                self._holds[key] = (count, now + fought[key])
         for key in [k for k, times in self._corrections.items() if times and now - times[-1] > self.window]:
             del self._corrections[key]
+            self._holds.pop(key, None)
         return fought
 
-    def hold(self, fought: list[tuple]) -> float:
-        """How long to wait before the next pass: doubling while a fight goes on."""
-        if not fought:
-            self._holds = 0
-            return 0.0
-        self._holds += 1
-        return min(self.max_hold, 2.0 ** self._holds)
+    def held(self, now: float) -> frozenset[tuple]:
+        """The objects whose repair waits now."""
+        return frozenset(key for key, (_, until) in self._holds.items() if now < until)
+
+    def next_release(self, since: float) -> float | None:
+        """When the first hold in force after `since` ends (a pass is due then to repair
+        what it held; it may be past already), None if none."""
+        ends = [until for _, until in self._holds.values() if until > since]
+        return min(ends) if ends else None

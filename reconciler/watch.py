@@ -5,7 +5,9 @@ when the next one runs. Every pass loads nothing it does not need (the spec only
 it changed), observes the whole state again and applies the plan through the same
 engine as `apply`. An invalid spec edit is reported and changes nothing: the last
 valid spec stays in force. A failed pass is retried with a capped exponential
-backoff. SIGTERM and SIGINT stop between passes; SIGHUP asks for a pass.
+backoff; an object another tool keeps changing back is held (its repair waits,
+nothing else does). A host namespace that disappears is reported once and waited
+for, never made again. SIGTERM and SIGINT stop between passes; SIGHUP asks for a pass.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class Watcher:
         self.stopping = False
         self.hup = False
         self.verify_misses = 0
+        self.host_made = False  # the first pass makes the --host-netns namespace, as apply does; later ones never
+        self.host_gone = False  # said once: the host namespace disappeared
+        self.host_identity: tuple[int, int] | None = None  # of the namespace the host sockets listen in
 
     # --- the loop ------------------------------------------------------------------
 
@@ -91,8 +96,9 @@ class Watcher:
         reasons = self.scheduler.due(now)
         if reasons:
             self.scheduler.started_pass(now)
-            ok, hold = self._pass(reasons)
-            backoff = self.scheduler.finished_pass(self.clock(), ok, hold)
+            ok = self._pass(reasons)
+            # a hold that ended while the pass ran was still in force for it: it needs a pass too
+            backoff = self.scheduler.finished_pass(self.clock(), ok, wake_at=self.fights.next_release(now))
             if not ok:
                 log.warning("retrying", retry_in_s=backoff)
             return
@@ -120,37 +126,41 @@ class Watcher:
 
     # --- one pass --------------------------------------------------------------------
 
-    def _pass(self, reasons: tuple[str, ...]) -> tuple[bool, float]:
-        """Run one pass, then listen to what it made; (converged, extra wait asked for)."""
+    def _pass(self, reasons: tuple[str, ...]) -> bool:
+        """Run one pass, then listen to what it made; False when it failed."""
         try:
             return self._converge(reasons)
         finally:
             self._watch_everything()
 
-    def _converge(self, reasons: tuple[str, ...]) -> tuple[bool, float]:
+    def _converge(self, reasons: tuple[str, ...]) -> bool:
         trigger = ",".join(reasons)
         asked = set(reasons)
         if asked & self.source.reload_on and not (self.spec is not None and asked == {"start"}):
             if not self._reload_spec() and (self.spec is None or asked == {"spec"}):
                 # nothing to converge on yet, or only the (now invalid) file asked: nothing changes
                 self._count("invalid_spec")
-                return True, 0.0
+                return True
+        if self._host_missing(trigger):
+            return True
         started = self.clock()
         try:
             with self.lock():
-                self.prepare_host()
+                if not self.host_made:
+                    self.prepare_host()
+                    self.host_made = True
                 with self.open_session() as session:
-                    outcome = converge(self.spec, session, force=self.force)
+                    outcome = converge(self.spec, session, force=self.force, held=self.fights.held(self.clock()))
         except SpecError as error:  # e.g. a subnet without free addresses for a new container
             self._report_spec_problems(error)
             self._count("invalid_spec")
             self.source.failed(error)
-            return True, 0.0
+            return True
         except GuardError as error:  # an emptied or truncated spec: say so once and wait for a better one
             self._report_problem(str(error))
             self._count("refused")
             self.source.failed(error)
-            return True, 0.0
+            return True
         except VerifyError as error:
             self.verify_misses += 1
             if self.verify_misses <= VERIFY_RETRIES:  # most likely changed while we applied: look again
@@ -158,7 +168,7 @@ class Watcher:
                          duration_ms=_ms(self.clock() - started), detail=str(error))
                 self.scheduler.trigger("changed during the pass", self.clock())
                 self._count("interrupted", self.clock() - started)
-                return True, 0.0
+                return True
             return self._failed(trigger, error, started)
         except NetreconcileError as error:
             return self._failed(trigger, error, started)
@@ -168,21 +178,45 @@ class Watcher:
         plan = outcome.plan
         kinds = dict(sorted(Counter(a.kind for a in plan.actions).items()))
         drift = not set(reasons) & INPUT_CHANGES
-        hold = self._notice_fights(plan) if drift else 0.0
+        if drift:
+            self._notice_fights(plan)
+        held = dict(sorted(Counter(a.kind for a in outcome.held).items()))
         level = log.info if plan.actions else log.debug
         level("pass", trigger=trigger, outcome="applied" if plan.actions else "noop", duration_ms=_ms(duration),
-              actions=kinds, drift=drift and bool(plan.actions))
+              actions=kinds, drift=drift and bool(plan.actions), **({"held": held} if held else {}))
         self._count("ok" if plan.actions else "noop", duration, plan, drift)
-        return True, hold
+        return True
 
-    def _failed(self, trigger: str, error: NetreconcileError, started: float) -> tuple[bool, float]:
+    def _host_missing(self, trigger: str) -> bool:
+        """True when the host namespace this watch converged is gone: said once, then
+        waited out (its reappearance in /run/netns wakes the watch). It is not made
+        again: whoever deleted it meant to, and a new one would fight the old one,
+        still alive behind the containers' veths."""
+        if not self.host_netns or not self.host_made:
+            return False
+        if os.path.exists(netns_path(self.host_netns)):
+            if self.host_gone:
+                log.warning("the host namespace is back: converging on it", host_netns=self.host_netns)
+                self.host_gone = False
+            return False
+        if not self.host_gone:
+            self.host_gone = True
+            log.error("the host namespace is gone: waiting for it to come back", host_netns=self.host_netns,
+                      detail=f"{netns_path(self.host_netns)} was deleted; watch does not make it again. It converges "
+                             f"again once the namespace exists (ip netns add {self.host_netns}, or netreconcile "
+                             "apply); stop the watch (SIGTERM) if the host is gone for good")
+            self._count("host_missing")
+        log.debug("pass", trigger=trigger, outcome="host namespace missing")
+        return True
+
+    def _failed(self, trigger: str, error: NetreconcileError, started: float) -> bool:
         self.source.failed(error)
         duration = self.clock() - started
         log.error("pass", trigger=trigger, outcome="error", error=str(error), duration_ms=_ms(duration))
         self._count("error", duration)
         if self.metrics:
             self.metrics.errors.inc()
-        return False, 0.0
+        return False
 
     def _reload_spec(self) -> bool:
         """Load the spec again; False (and the problems logged once) when it is invalid
@@ -210,16 +244,15 @@ class Watcher:
         else:
             log.warning("invalid spec: keeping the last valid one", problems=problems)
 
-    def _notice_fights(self, plan: Plan) -> float:
+    def _notice_fights(self, plan: Plan) -> None:
+        """Hold the objects another tool keeps changing back; only their repairs wait."""
         fought = self.fights.record([a.key for a in plan.actions], self.clock())
-        for key in fought:
+        for key, hold in fought.items():
             action = next(a for a in plan.actions if a.key == key)
             log.warning("another tool keeps changing this back", kind=action.kind, object=action.obj.name,
                         times=self.fights.threshold, window_s=self.fights.window)
-        hold = self.fights.hold(fought)
-        if hold:
-            log.warning("backing off", wait_s=hold)
-        return hold
+            log.warning("backing off", kind=action.kind, object=action.obj.name, wait_s=hold,
+                        detail="only this object's repair waits; everything else is still repaired at once")
 
     def _count(self, outcome: str, duration: float | None = None, plan: Plan | None = None,
                drift: bool = False) -> None:
@@ -245,10 +278,18 @@ class Watcher:
         host_path = netns_path(self.host_netns) if self.host_netns else "/proc/self/ns/net"
         present = list_netns()
         own = [c.name for c in self.spec.containers if c.mode in ("bridge", "none") and c.name in present]
-        openers = {
-            "netlink:host": lambda: _open_in(host_path, route_events_socket),
-            "nftables": lambda: _open_in(host_path, nftables_events_socket),
-        }
+        try:
+            host = os.stat(host_path)
+            identity = (host.st_dev, host.st_ino)
+        except FileNotFoundError:
+            identity = None  # gone: the sockets in it are closed, so that it does not live on through them
+        if identity != self.host_identity:
+            self.sources.watch_sockets({})  # a new host namespace under the old name: listen in the new one
+            self.host_identity = identity
+        openers = {}
+        if identity is not None:
+            openers["netlink:host"] = lambda: _open_in(host_path, route_events_socket)
+            openers["nftables"] = lambda: _open_in(host_path, nftables_events_socket)
         for name in own:
             openers[f"netlink:{name}"] = lambda name=name: _open_in(netns_path(name), route_events_socket)
         self.sources.watch_sockets(openers)
@@ -257,6 +298,8 @@ class Watcher:
                  resolvconf.SYSTEMD_RESOLV_CONF: "resolv.conf"}
         if any(c.mode == "host" for c in self.spec.containers):
             files["/etc/hosts"] = "hosts"
+        if self.host_netns:
+            files[host_path] = "host netns"  # deleted or made again
         # each container's own directory: files of other namespaces are not ours to watch
         self.sources.watch_files(files, {os.path.join(self.etc_netns, c.name): "files" for c in self.spec.containers})
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from reconciler.errors import LockError
-from reconciler.lock import host_lock
+from reconciler.lock import host_lock, keeper_lock, no_keeper
 from reconciler.statedir import StateDir
 from tests.conftest import eventually
 
@@ -44,3 +44,30 @@ def test_retire_keeps_a_state_directory_that_still_holds_records(tmp_path):
     with host_lock(state, timeout=0) as held:
         assert not held.retire()
     assert (state.path / "lock").exists()
+
+
+def test_a_watch_waiting_for_a_destroy_keeps_the_new_keeper_file_and_a_second_destroy_refuses(tmp_path):
+    state = StateDir(tmp_path, "h")
+    state.path.mkdir(parents=True)
+    waiting, acquired, done = threading.Event(), threading.Event(), threading.Event()
+
+    def watch() -> None:
+        with keeper_lock(state, timeout=30, on_wait=lambda message: waiting.set()):
+            acquired.set()
+            done.wait(30)
+
+    with no_keeper(state), host_lock(state, timeout=0) as held:
+        thread = threading.Thread(target=watch)
+        thread.start()
+        eventually(waiting.is_set, "the watch waits for the destroy")
+        assert held.retire()
+        assert not state.path.exists()
+    try:
+        eventually(acquired.is_set, "the watch starts once the destroy is done")
+        assert (state.path / "keeper").exists()
+        with pytest.raises(LockError, match="refusing to destroy"):
+            with no_keeper(state):
+                pass
+    finally:
+        done.set()
+        thread.join(30)

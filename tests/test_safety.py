@@ -10,9 +10,12 @@ import sys
 import pytest
 
 from reconciler.loader import load_spec_text
+from reconciler.errors import LockError
+from reconciler.lock import keeper_lock, no_keeper, parse_proc_locks
 from reconciler.desired import build_desired
 from reconciler.model import State
 from reconciler.planner import mass_deletion
+from reconciler.statedir import StateDir
 from tests.conftest import REPO, netns_names
 
 FIVE = "version: 1\nnetworks:\n  front: {bridge: '@br', subnet: 172.24.0.0/24}\ncontainers:\n" + "".join(
@@ -66,12 +69,13 @@ def test_a_second_writer_waits_for_the_lock_and_gives_up_after_the_timeout(sandb
     fd = os.open(lock_path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        os.pwrite(fd, b"pid 4242\n", 0)
+        os.pwrite(fd, b"pid 4242\n", 0)  # what an earlier, long gone holder may have left: not the holder
         blocked = sandbox.run("apply", "--lock-timeout", "0.5", spec=spec)
     finally:
         os.close(fd)
     assert blocked.code == 1
-    assert "waiting for another netreconcile (pid 4242)" in blocked.stderr
+    assert f"waiting for another netreconcile (pid {os.getpid()})" in blocked.stderr
+    assert "4242" not in blocked.stderr
     assert "has been working on this host namespace for over 0.5 s" in blocked.stderr
     assert sandbox.run("apply", "--lock-timeout", "0.5", spec=spec).code == 0
 
@@ -93,3 +97,34 @@ def test_two_applies_at_once_end_with_one_complete_spec(sandbox):
     letter = "a" if winner is first else "b"
     assert ours == {sandbox.name(f"{letter}{i}") for i in range(5)}
     assert sandbox.run("apply", "-o", "json", spec=winner).json()["actions"] == []
+
+
+def test_lock_holders_are_read_from_the_kernel_table_not_from_waiters_or_other_files():
+    table = ("1: FLOCK  ADVISORY  WRITE 4242 00:2d:77 0 EOF\n"
+             "1: -> FLOCK  ADVISORY  WRITE 5151 00:2d:77 0 EOF\n"
+             "2: FLOCK  ADVISORY  READ 6161 00:2d:78 0 EOF\n"
+             "3: POSIX  ADVISORY  WRITE 7171 00:2d:77 0 EOF\n"
+             "4: FLOCK  ADVISORY  READ 8181 00:2d:77 0 EOF\n"
+             "5: FLOCK  ADVISORY  READ 9191 00:2e:77 0 EOF\n")
+    assert parse_proc_locks(table, 0, 0x2d, 77) == [4242, 8181]
+    assert parse_proc_locks(table, 0, 0x99, 78) == [6161]  # no exact device: the inode alone
+    assert parse_proc_locks(table, 0, 0x2d, 79) == []
+
+
+def test_destroy_is_refused_while_a_keeper_runs_and_keepers_wait_for_a_destroy(tmp_path):
+    state = StateDir(tmp_path, "h")
+    with no_keeper(state):  # nothing ever ran here: nothing to refuse, nothing left behind
+        pass
+    assert not state.path.exists()
+    with keeper_lock(state, timeout=1), keeper_lock(state, timeout=1):  # watch and sync may keep it together
+        with pytest.raises(LockError, match=rf"refusing to destroy: .*\(pid {os.getpid()}\).*kill -TERM {os.getpid()}"):
+            with no_keeper(state):
+                pass
+    waited = []
+    with no_keeper(state):
+        with pytest.raises(LockError, match=rf"netreconcile destroy \(pid {os.getpid()}\) has been working"):
+            with keeper_lock(state, timeout=0.1, on_wait=waited.append):
+                pass
+    assert waited == [f"waiting for netreconcile destroy (pid {os.getpid()}) working on this host namespace"]
+    with keeper_lock(state, timeout=0.1):
+        pass

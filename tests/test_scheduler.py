@@ -5,7 +5,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.scheduler import MAX_BATCH_FACTOR, RESYNC, FightDetector, PassScheduler
+from reconciler.desired import build_desired
+from reconciler.loader import load_spec_text
+from reconciler.model import State
+from reconciler.planner import hold_back, plan
+from reconciler.scheduler import HOLD_ENDED, MAX_BATCH_FACTOR, RESYNC, FightDetector, PassScheduler
 
 
 def scheduler(**kwargs) -> PassScheduler:
@@ -63,14 +67,24 @@ def test_failures_back_off_exponentially_up_to_a_cap_and_success_resets():
     assert s.due(now + 1.2) == ("spec",)
 
 
-def test_a_hold_delays_the_next_pass_even_when_triggered():
-    s = scheduler()
+def test_a_pass_is_due_when_a_hold_ends_without_any_trigger():
+    s = scheduler(resync=3600.0)
     s.started_pass(1.0)
-    s.finished_pass(1.0, ok=True, hold=4.0)
-    s.trigger("netlink:host", 1.5)
+    s.finished_pass(1.0, ok=True, wake_at=5.0)
     assert s.due(4.9) == ()
     assert abs(s.wait_time(2.0) - 3.0) < 1e-9
-    assert s.due(5.0) == ("netlink:host",)
+    assert s.due(5.0) == (HOLD_ENDED,)
+    s.started_pass(5.0)
+    s.finished_pass(5.1, ok=True)
+    assert s.due(100.0) == ()
+
+
+def test_a_hold_does_not_delay_passes_for_other_triggers():
+    s = scheduler()
+    s.started_pass(1.0)
+    s.finished_pass(1.0, ok=True, wake_at=33.0)
+    s.trigger("netlink:host", 1.5)
+    assert s.due(1.6) == ("netlink:host",)
 
 
 @given(st.lists(st.tuples(st.floats(0, 100), st.sampled_from(["a", "b", "c"])), max_size=30))
@@ -88,18 +102,63 @@ def test_every_trigger_is_served_by_a_pass_no_later_than_promised(triggers):
     assert served == {reason for _, reason in triggers}
 
 
-def test_an_object_changed_back_again_and_again_is_a_fight_with_growing_holds():
+def test_an_object_changed_back_again_and_again_is_held_alone_with_growing_holds():
     fights = FightDetector(threshold=3, window=60.0, max_hold=8.0)
-    key = ("veth", "veth1234567")
-    assert fights.record([key], 1.0) == []
-    assert fights.hold([]) == 0.0
-    assert fights.record([key], 5.0) == []
-    assert fights.record([key], 9.0) == [key]
-    assert [fights.hold([key]) for _ in range(5)] == [2.0, 4.0, 8.0, 8.0, 8.0]
-    assert fights.hold([]) == 0.0
+    key, other = ("firewall", ""), ("veth", "veth1234567")
+    assert fights.record([key], 1.0) == {}
+    assert fights.record([key, other], 2.0) == {}
+    assert fights.held(2.0) == frozenset() and fights.next_release(2.0) is None
+    assert fights.record([key], 3.0) == {key: 2.0}
+    assert fights.held(3.0) == {key}  # the veth, corrected as often, but not three times, is not held
+    assert fights.next_release(3.0) == 5.0
+    assert fights.held(5.0) == frozenset()
+    holds = [fights.record([key], moment)[key] for moment in (5.0, 7.0, 11.0, 19.0)]
+    assert holds == [4.0, 8.0, 8.0, 8.0]
+    assert fights.record([other], 90.0) == {}  # the firewall was left alone for a window: it starts afresh
+    assert fights.held(90.0) == frozenset() and fights.next_release(90.0) is None
+    assert fights.record([key], 91.0) == {}
 
 
 def test_corrections_spread_beyond_the_window_are_no_fight():
     fights = FightDetector(threshold=3, window=60.0)
     key = ("file", "web", "hosts")
-    assert [fights.record([key], moment) for moment in (0.0, 50.0, 120.0, 190.0)] == [[], [], [], []]
+    assert [fights.record([key], moment) for moment in (0.0, 50.0, 120.0, 190.0)] == [{}, {}, {}, {}]
+
+
+HELD_SPEC = ("version: 1\nnetworks:\n  front: {subnet: 10.1.0.0/24}\ncontainers:\n"
+             "  web: {networks: [front], ports: ['8080:80']}\n  db: {networks: [front]}\n")
+
+
+def desired_and_live(*missing_kinds_or_keys) -> tuple[State, State]:
+    """The spec's objects, and the same live without the given kinds, keys, and links of containers."""
+    desired = build_desired(load_spec_text(HELD_SPEC, "spec.yaml"), State())
+    live = State({key: obj for key, obj in desired.objects.items()
+                  if key[0] not in missing_kinds_or_keys and key not in missing_kinds_or_keys
+                  and not (key[0] in ("veth", "address", "route") and obj.netns in missing_kinds_or_keys)})
+    return desired, live
+
+
+def test_a_held_object_waits_and_everything_else_is_repaired_at_once():
+    desired, live = desired_and_live("firewall", "web", "db", ("sysctl", "", "net.ipv4.ip_forward"))
+    current = plan(desired, live)
+    assert {a.kind for a in current.actions} == {"firewall", "veth", "address", "route", "sysctl"}
+    kept, waiting = hold_back(current, frozenset({("firewall", "")}))
+    # forwarding is switched on only behind the firewall, so it waits with it
+    assert [a.key for a in waiting] == [("firewall", ""), ("sysctl", "", "net.ipv4.ip_forward")]
+    assert {a.key for a in kept.actions} == {a.key for a in current.actions} - {a.key for a in waiting}
+    assert [a.key for a in kept.actions] == [a.key for a in current.actions if a not in waiting]  # order kept
+
+
+def test_what_needs_a_held_object_waits_with_it():
+    desired, live = desired_and_live("veth", "address", "route")
+    web_veth = next(key for key, obj in desired.objects.items() if key[0] == "veth" and obj.netns == "web")
+    kept, waiting = hold_back(plan(desired, live), frozenset({web_veth}))
+    assert {a.key for a in waiting} == {web_veth, ("address", "web", "eth0", "10.1.0.2/24"), ("route", "web", "default")}
+    assert "web" not in {a.obj.netns for a in kept.actions} and "db" in {a.obj.netns for a in kept.actions}
+
+
+def test_nothing_held_is_the_plan_itself():
+    desired, live = desired_and_live("firewall")
+    current = plan(desired, live)
+    assert hold_back(current, frozenset()) == (current, ())
+    assert hold_back(current, frozenset({("veth", "veth0000000")})) == (current, ())

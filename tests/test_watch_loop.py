@@ -35,7 +35,7 @@ def watcher(tmp_path, monkeypatch):
 
 
 def fail_with(error):
-    def converge(spec, session, force=False):
+    def converge(spec, session, **options):
         raise error
     return converge
 
@@ -43,28 +43,47 @@ def fail_with(error):
 def test_a_verification_spoiled_by_a_concurrent_change_is_followed_by_another_pass(watcher, monkeypatch):
     monkeypatch.setattr(watch_module, "converge", fail_with(VerifyError("the kernel still differs")))
     for _ in range(VERIFY_RETRIES):
-        assert watcher._pass(("netlink:host",)) == (True, 0.0)
+        assert watcher._pass(("netlink:host",)) is True
         assert "changed during the pass" in watcher.scheduler.pending
-    assert watcher._pass(("netlink:host",)) == (False, 0.0)  # it keeps differing: a failure, backed off
+    assert watcher._pass(("netlink:host",)) is False  # it keeps differing: a failure, backed off
 
 
 def test_a_failed_apply_is_a_failure(watcher, monkeypatch):
     monkeypatch.setattr(watch_module, "converge", fail_with(ApplyError("cannot create veth")))
-    assert watcher._pass(("spec",)) == (False, 0.0)
+    assert watcher._pass(("spec",)) is False
 
 
 def test_an_invalid_spec_edit_keeps_the_last_valid_spec_and_runs_no_pass(watcher, monkeypatch):
     calls = []
-    monkeypatch.setattr(watch_module, "converge", lambda spec, session, force=False: calls.append(spec) or _Outcome())
+    monkeypatch.setattr(watch_module, "converge", lambda spec, session, **options: calls.append(spec) or _Outcome())
     valid = watcher.spec
     with open(watcher.source.path, "w") as handle:
         handle.write(SPEC.replace("10.1.0.0/24", "10.1.0.0/33"))
-    assert watcher._pass(("spec",)) == (True, 0.0)
+    assert watcher._pass(("spec",)) is True
     assert watcher.spec is valid and calls == []
-    assert watcher._pass(("spec", "netlink:host")) == (True, 0.0)  # drift is still repaired, by the old spec
+    assert watcher._pass(("spec", "netlink:host")) is True  # drift is still repaired, by the old spec
     assert calls == [valid]
 
 
 class _Outcome:
     plan = Plan()
     applied = 0
+    held = ()
+
+
+def test_a_hold_that_ends_during_a_pass_still_gets_a_pass_of_its_own(watcher, monkeypatch):
+    key = ("firewall", "")
+    for moment in (97.0, 98.0, 99.0):
+        watcher.fights.record([key], moment)  # the third: held for 2 s, until 101
+    clock = watcher.clock
+
+    def slow_converge(spec, session, **options):
+        assert options["held"] == {key}
+        clock.now = 101.2  # the pass outlasts the hold
+        return _Outcome()
+
+    monkeypatch.setattr(watch_module, "converge", slow_converge)
+    watcher.scheduler.trigger("netlink:host", 100.5)
+    clock.now = 100.9
+    watcher._step()
+    assert "hold ended" in watcher.scheduler.due(clock.now)
