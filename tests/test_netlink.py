@@ -28,7 +28,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 from reconciler import netlink as nl
 from reconciler.nlsocket import NetlinkSocket
 
-from conftest import sh
+from tests.conftest import sh
 
 SEQ = 4242
 CREATE = nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE | nl.NLM_F_EXCL
