@@ -403,8 +403,8 @@ def test_link_round_trip(ifname, mac, mtu):
     decoded = oracle(ifinfmsg, request)
     assert (decoded.get_attr("IFLA_IFNAME"), decoded.get_attr("IFLA_ADDRESS"), decoded.get_attr("IFLA_MTU")) == (
         ifname, mac, mtu)
-    assert nl.decode_link(pyroute2_link(attrs=[("IFLA_IFNAME", ifname), ("IFLA_ADDRESS", mac), ("IFLA_MTU", mtu)]))\
-        .ifname == ifname
+    theirs = nl.decode_link(pyroute2_link(attrs=[("IFLA_IFNAME", ifname), ("IFLA_ADDRESS", mac), ("IFLA_MTU", mtu)]))
+    assert (theirs.ifname, theirs.mac, theirs.mtu) == (ifname, mac, mtu)
 
 
 @settings(max_examples=200, deadline=None)
