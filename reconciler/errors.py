@@ -29,7 +29,7 @@ from __future__ import annotations
 import errno as errno_codes
 from dataclasses import dataclass
 
-from reconciler.spec import Location
+from reconciler.spec.types import Location
 
 
 class NetreconcileError(Exception):

@@ -11,10 +11,11 @@ import os
 
 import pytest
 
-from reconciler import engine, resolvconf
+from reconciler.run import engine
+from reconciler.render import resolvconf
 from reconciler.errors import PrerequisiteError, SpecError
-from reconciler.loader import load_spec_text
-from reconciler.spec import HostSpec
+from reconciler.spec.loader import load_spec_text
+from reconciler.spec.types import HostSpec
 
 RESOLV = "nameserver 198.51.100.53\nsortlist 198.51.100.0/255.255.255.0\n"
 

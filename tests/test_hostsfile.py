@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from reconciler.hostsfile import (
+from reconciler.render.hostsfile import (
     ExtraHostError,
     HostEntry,
     extra_host_from_mapping,

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
-from reconciler import loader
+from reconciler.spec import loader
 from reconciler.errors import SourceError, SpecError
-from reconciler.loader import NOT_SUPPORTED_YET, load_spec, load_spec_text
-from reconciler.spec import HostSpec, Location, NetworkSpec, Spec
+from reconciler.spec.loader import NOT_SUPPORTED_YET, load_spec, load_spec_text
+from reconciler.spec.types import HostSpec, Location, NetworkSpec, Spec
 
 FILE = "spec.yaml"
 
@@ -1049,7 +1049,7 @@ def test_oversized_file(tmp_path) -> None:
 
 
 def test_schema_is_valid_draft_2020_12() -> None:
-    schema = json.loads(loader.SCHEMA_PATH.read_text())
+    schema = loader.schema()
     Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 

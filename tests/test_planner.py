@@ -7,10 +7,10 @@ from ipaddress import IPv4Address, IPv4Network
 
 from hypothesis import given, settings
 
-from reconciler.desired import build_desired, veth_name
-from reconciler.model import HOST_NS, Address, Leftover, Netns, Route, State, Sysctl, Veth
-from reconciler.planner import BREAK, CREATE, DELETE, Plan, dependencies, plan
-from reconciler.spec import Attachment, ContainerSpec, Location, NetworkSpec, Spec
+from reconciler.state.desired import build_desired, veth_name
+from reconciler.state.model import HOST_NS, Address, Leftover, Netns, Route, State, Sysctl, Veth
+from reconciler.state.planner import BREAK, CREATE, DELETE, Plan, dependencies, plan
+from reconciler.spec.types import Attachment, ContainerSpec, Location, NetworkSpec, Spec
 from tests.strategies import KernelModel, ModelError, live_states, specs
 
 SETTINGS = settings(max_examples=200, deadline=None)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.loader import _port_clashes, _PortIndex
-from reconciler.ports import PortError, PortMapping, overlaps, parse_port
+from reconciler.spec.loader import _port_clashes, _PortIndex
+from reconciler.spec.ports import PortError, PortMapping, overlaps, parse_port
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.errors import NetreconcileError
-from reconciler.resolvconf import (
+from reconciler.render.resolvconf import (
     HEADER,
     SYSTEMD_RESOLV_CONF,
     HostResolvConf,

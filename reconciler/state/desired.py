@@ -12,12 +12,12 @@ import hashlib
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from reconciler import firewall, hostsfile, resolvconf
+from reconciler.render import firewall, hostsfile, resolvconf
 from reconciler.errors import Problem, SpecError
-from reconciler.model import (
+from reconciler.state.model import (
     HOST_NS, Address, Bridge, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Veth,
 )
-from reconciler.spec import Attachment, ContainerSpec, NetworkSpec, Spec
+from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 
 IP_FORWARD = "net.ipv4.ip_forward"
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from reconciler import firewall
-from reconciler.desired import IP_FORWARD
-from reconciler.model import (
+from reconciler.render import firewall
+from reconciler.state.desired import IP_FORWARD
+from reconciler.state.model import (
     HOST_NS, Address, Bridge, File, KernelObject, Leftover, Netns, NetnsAlias, Route, State, Sysctl, Veth,
 )
 

@@ -21,17 +21,18 @@ import stat
 import time
 from typing import Callable, Iterator
 
-from reconciler import firewall, nft
-from reconciler import netlink as nl
+from reconciler.render import firewall
+from reconciler.kernel import nft
+from reconciler.kernel import netlink as nl
 from reconciler.errors import ApplyError, KernelError
-from reconciler.model import HOST_NS, Bridge, File, Firewall, Netns, NetnsAlias, Veth
-from reconciler.nlsocket import CLONE_NEWNET, NetlinkSocket, current_netns_fd, entered, setns
-from reconciler.observe import (
+from reconciler.state.model import HOST_NS, Bridge, File, Firewall, Netns, NetnsAlias, Veth
+from reconciler.kernel.nlsocket import CLONE_NEWNET, NetlinkSocket, current_netns_fd, entered, setns
+from reconciler.kernel.observe import (
     CONTAINER_FILES, TEMPORARY_MARK, bridge_alias, is_temporary, list_netns, owned_netns, parse_alias, sysctl_path,
     veth_alias,
 )
-from reconciler.planner import CREATE, Action, Plan
-from reconciler.session import NETNS_DIR, KernelSession, netns_path, open_container_dir
+from reconciler.state.planner import CREATE, Action, Plan
+from reconciler.kernel.session import NETNS_DIR, KernelSession, netns_path, open_container_dir
 
 MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
 MNT_DETACH = 2

@@ -16,7 +16,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from reconciler import netlink as nl
+from reconciler.kernel import netlink as nl
 from reconciler.errors import KernelError, PrerequisiteError
 
 CLONE_NEWNET = 0x40000000

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
-from reconciler.ports import PortMapping
+from reconciler.spec.ports import PortMapping
 
 
 @dataclass(frozen=True, order=True)

@@ -2,7 +2,7 @@
 
 This module owns everything between the YAML text and the `Spec` dataclasses:
 parsing (with line and column of every key and value), validation against the JSON
-Schema in ``schemas/netreconcile.schema.json`` (the one source of truth for field
+Schema in ``reconciler/spec/schema.json`` (the one source of truth for field
 names), the semantic checks (names, subnets, addresses, references), the defaults,
 and the list of fields that are designed but not supported yet (`NOT_SUPPORTED_YET`).
 
@@ -42,17 +42,16 @@ from ruamel.yaml.events import (
     SequenceStartEvent,
 )
 
-import reconciler
 from reconciler.errors import Problem, SourceError, SpecError
-from reconciler.hostsfile import (
+from reconciler.render.hostsfile import (
     ExtraHostError,
     extra_host_from_mapping,
     parse_extra_host,
     validate_hostname,
 )
-from reconciler.ports import PortError, PortMapping, overlaps, parse_port
-from reconciler.resolvconf import validate_dns_search, validate_nameserver
-from reconciler.spec import (
+from reconciler.spec.ports import PortError, PortMapping, overlaps, parse_port
+from reconciler.render.resolvconf import validate_dns_search, validate_nameserver
+from reconciler.spec.types import (
     Attachment,
     ContainerSpec,
     HostSpec,
@@ -70,9 +69,7 @@ try:  # libyaml, some 20 times faster than ruamel.yaml's pure-Python parser
 except ImportError:
     CParser = None
 
-SCHEMA_PATH = (
-    Path(reconciler.__file__).resolve().parent.parent / "schemas" / "netreconcile.schema.json"
-)
+SCHEMA_RESOURCE = "schema.json"  # shipped inside this package, read through importlib.resources
 
 # Bytes in a file, characters in a text. A spec made of the smallest values possible takes
 # some 4 s per MiB to load with libyaml (the pure-Python parser takes 10 times longer).
@@ -623,8 +620,10 @@ def _show(value: Any, limit: int = 60) -> str:
 
 @functools.cache
 def schema() -> dict[str, Any]:
-    """The spec's JSON Schema, loaded from `SCHEMA_PATH`."""
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    """The spec's JSON Schema, loaded from the package data file `SCHEMA_RESOURCE`."""
+    from importlib.resources import files
+
+    return json.loads(files(__package__).joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8"))
 
 
 @functools.cache

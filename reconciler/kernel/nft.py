@@ -13,7 +13,7 @@ import shutil
 import subprocess
 
 from reconciler.errors import KernelError, PrerequisiteError
-from reconciler.nlsocket import entered
+from reconciler.kernel.nlsocket import entered
 
 PACKAGE = "nftables"
 _SEARCH = ("/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", "/usr/local/sbin/nft")
