@@ -22,7 +22,8 @@ from reconciler.errors import (
     PRIVILEGES_NEEDED, ConflictError, NetreconcileError, PrerequisiteError, SourceError, SpecError, UsageError,
     privileges_advice,
 )
-from reconciler.spec.loader import NAME_MAX, NAME_RE, load_spec
+from reconciler.spec.loader import load_spec
+from reconciler.spec.values import NAME_MAX, NAME_RE
 from reconciler.state.planner import Plan
 from reconciler.render.plantext import STYLES, action_line, plan_document, summary_line
 from reconciler.kernel.session import ETC_NETNS_DIR, KernelSession, netns_path
