@@ -53,7 +53,7 @@ class Context:
         """A session for plan and status. A --host-netns that does not exist yet is what
         apply creates: an empty namespace, so an unnamed empty one stands in for it."""
         if self.host_netns and not os.path.exists(netns_path(self.host_netns)):
-            from reconciler.kernel.writer import empty_netns_fd
+            from reconciler.kernel.namespaces import empty_netns_fd
 
             stand_in = empty_netns_fd()
             try:
@@ -269,7 +269,7 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
 
     def prepare_host() -> None:
         if context.host_netns:
-            from reconciler.kernel.writer import ensure_host_netns
+            from reconciler.kernel.namespaces import ensure_host_netns
 
             ensure_host_netns(context.host_netns)
 
@@ -387,7 +387,7 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
         if progress is not None:
             progress.advance(progress.task_ids[0], count)
 
-    from reconciler.kernel.writer import host_netns_for_apply
+    from reconciler.kernel.namespaces import host_netns_for_apply
     from reconciler.kernel.lock import host_lock
 
     outcome_name = "error"
