@@ -5,7 +5,6 @@ MAC addresses, and published host ports that clash. Each check returns a message
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Iterable, Iterator
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
