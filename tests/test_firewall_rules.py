@@ -8,8 +8,9 @@ import pytest
 
 from reconciler.render import firewall
 from reconciler.kernel import nft
+from reconciler.state.ipam import assign_addresses
 from reconciler.state.desired import (
-    assign_addresses, bridge_ports, build_desired, forwarding_needed, publications, route_localnet, veth_name,
+    bridge_ports, build_desired, forwarding_needed, publications, route_localnet, veth_name,
 )
 from reconciler.errors import PrerequisiteError
 from reconciler.spec.loader import load_spec_text
