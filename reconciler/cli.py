@@ -24,7 +24,7 @@ from reconciler.errors import (
 )
 from reconciler.spec.loader import load_spec
 from reconciler.spec.values import NAME_MAX, NAME_RE
-from reconciler.state.planner import Plan
+from reconciler.state.plan import Plan
 from reconciler.render.plantext import STYLES, action_line, plan_document, summary_line
 from reconciler.kernel.session import ETC_NETNS_DIR, KernelSession, netns_path
 from reconciler.kernel.statedir import StateDir, state_root

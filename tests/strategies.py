@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from reconciler.state.desired import build_desired
 from reconciler.state.model import HOST_NS, Address, Bridge, File, Firewall, Netns, NetnsAlias, Route, State, Sysctl, Veth
-from reconciler.state.planner import CREATE, DELETE, Plan
+from reconciler.state.plan import CREATE, DELETE, Plan
 from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import Attachment, ContainerSpec, HostSpec, Location, NetworkSpec, Spec
 

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 
 from reconciler.state.desired import build_desired, veth_name
 from reconciler.state.model import HOST_NS, Address, Leftover, Netns, Route, State, Sysctl, Veth
-from reconciler.state.planner import BREAK, CREATE, DELETE, Plan, dependencies, plan
+from reconciler.state.plan import BREAK, CREATE, DELETE, Plan
+from reconciler.state.planner import dependencies, plan
 from reconciler.spec.types import Attachment, ContainerSpec, Location, NetworkSpec, Spec
 from tests.strategies import KernelModel, ModelError, live_states, specs
 

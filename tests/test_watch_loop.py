@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.run import watch as watch_module
 from reconciler.errors import ApplyError, VerifyError
-from reconciler.state.planner import Plan
+from reconciler.state.plan import Plan
 from reconciler.run.sources import FileSource
 from reconciler.run.watch import VERIFY_RETRIES, Watcher
 

@@ -6,7 +6,7 @@ import errno
 
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.batch import KindWriter, Operation
-from reconciler.state.planner import Action
+from reconciler.state.plan import Action
 
 
 class AddressWriter(KindWriter):

@@ -13,7 +13,7 @@ from reconciler.errors import ApplyError
 from reconciler.kernel.nlsocket import NetlinkSocket, entered
 from reconciler.kernel.session import KernelSession
 from reconciler.state.model import HOST_NS
-from reconciler.state.planner import CREATE, Action
+from reconciler.state.plan import CREATE, Action
 
 IPV6_SYSCTLS = "/proc/sys/net/ipv6"
 

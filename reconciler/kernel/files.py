@@ -15,7 +15,7 @@ from reconciler.kernel.batch import KindWriter, Operation, apply_error
 from reconciler.kernel.observe import CONTAINER_FILES, TEMPORARY_MARK, is_temporary
 from reconciler.kernel.session import KernelSession, open_container_dir
 from reconciler.state.model import File
-from reconciler.state.planner import Action
+from reconciler.state.plan import Action
 
 FILE_MODE = 0o644  # container files are read by every process in the container
 

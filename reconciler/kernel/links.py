@@ -12,7 +12,7 @@ from reconciler.kernel import netlink as nl
 from reconciler.kernel.batch import KindWriter, Operation, changed
 from reconciler.kernel.observe import bridge_alias, veth_alias
 from reconciler.state.model import HOST_NS, Bridge, Veth
-from reconciler.state.planner import Action
+from reconciler.state.plan import Action
 
 
 class LinkWriter(KindWriter):

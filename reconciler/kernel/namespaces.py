@@ -20,7 +20,7 @@ from reconciler.kernel.nlsocket import CLONE_NEWNET, NetlinkSocket, current_netn
 from reconciler.kernel.observe import list_netns, owned_netns, parse_alias
 from reconciler.kernel.session import NETNS_DIR, netns_path
 from reconciler.state.model import Netns, NetnsAlias
-from reconciler.state.planner import Action
+from reconciler.state.plan import Action
 
 MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
 MNT_DETACH = 2

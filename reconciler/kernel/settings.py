@@ -8,7 +8,7 @@ from reconciler.kernel.batch import KindWriter, Operation, apply_error
 from reconciler.kernel.observe import sysctl_path
 from reconciler.render import firewall
 from reconciler.state.model import Firewall
-from reconciler.state.planner import Action
+from reconciler.state.plan import Action
 
 
 class FirewallWriter(KindWriter):

@@ -21,7 +21,7 @@ from reconciler.kernel.links import LinkWriter
 from reconciler.kernel.namespaces import NamespaceWriter
 from reconciler.kernel.session import KernelSession
 from reconciler.kernel.settings import FirewallWriter, SysctlWriter
-from reconciler.state.planner import Action, Plan
+from reconciler.state.plan import Action, Plan
 
 KIND_WRITERS = (NamespaceWriter, LinkWriter, AddressWriter, FileWriter, FirewallWriter, SysctlWriter)
 
@@ -37,7 +37,7 @@ class KernelWriter:
         self.operations: dict[tuple[str, str], Operation] = {}
         for kind_writer in KIND_WRITERS:
             self.operations.update(kind_writer(session).operations())
-        self.irreversible_done: list[Action] = []  # deletions undoing cannot give back (planner.IRREVERSIBLE_KINDS)
+        self.irreversible_done: list[Action] = []  # deletions undoing cannot give back (plan.IRREVERSIBLE_KINDS)
 
     def apply(self, plan: Plan) -> int:
         done = 0

@@ -23,7 +23,8 @@ from reconciler.errors import (
 )
 from reconciler.state.model import Netns, NetnsAlias, State, Veth
 from reconciler.kernel.observe import MISSING, netns_managed_elsewhere, observe
-from reconciler.state.planner import DELETE, Action, Plan, hold_back, mass_deletion, plan
+from reconciler.state.plan import DELETE, Action, Plan
+from reconciler.state.planner import hold_back, mass_deletion, plan
 from reconciler.kernel.session import KernelSession
 from reconciler.spec.types import HostSpec, Spec
 

@@ -26,7 +26,7 @@ from reconciler.run.engine import converge
 from reconciler.errors import GuardError, NetreconcileError, SourceError, SpecError, VerifyError
 from reconciler.run.metrics import WatchMetrics
 from reconciler.kernel.observe import list_netns
-from reconciler.state.planner import Plan
+from reconciler.state.plan import Plan
 from reconciler.run.scheduler import FightDetector, PassScheduler
 from reconciler.kernel.session import KernelSession, netns_path
 from reconciler.run.sources import FileSource, GitSource
