@@ -16,18 +16,18 @@ import time
 import click
 
 from reconciler import __version__
-from reconciler.run import logs
-from reconciler.run.engine import converge, plan_for
 from reconciler.errors import (
     PRIVILEGES_NEEDED, ConflictError, NetreconcileError, PrerequisiteError, SourceError, SpecError, UsageError,
     privileges_advice,
 )
+from reconciler.kernel.session import ETC_NETNS_DIR, KernelSession, netns_path
+from reconciler.kernel.statedir import StateDir, state_root
+from reconciler.render.plantext import STYLES, action_line, plan_document, summary_line
+from reconciler.run import logs
+from reconciler.run.engine import converge, plan_for
 from reconciler.spec.loader import load_spec
 from reconciler.spec.values import NAME_MAX, NAME_RE
 from reconciler.state.plan import Plan
-from reconciler.render.plantext import STYLES, action_line, plan_document, summary_line
-from reconciler.kernel.session import ETC_NETNS_DIR, KernelSession, netns_path
-from reconciler.kernel.statedir import StateDir, state_root
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 NEEDED_CAPABILITIES = {"CAP_SYS_ADMIN": 21, "CAP_NET_ADMIN": 12}  # bits in /proc/self/status CapEff
@@ -387,8 +387,8 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
         if progress is not None:
             progress.advance(progress.task_ids[0], count)
 
-    from reconciler.kernel.namespaces import host_netns_for_apply
     from reconciler.kernel.lock import host_lock
+    from reconciler.kernel.namespaces import host_netns_for_apply
 
     outcome_name = "error"
     try:

@@ -6,14 +6,14 @@ import dataclasses
 
 import pytest
 
-from reconciler.render import firewall
+from reconciler.errors import PrerequisiteError
 from reconciler.kernel import nft
-from reconciler.state.ipam import assign_addresses
+from reconciler.render import firewall
+from reconciler.spec.loader import load_spec_text
 from reconciler.state.desired import (
     bridge_ports, build_desired, forwarding_needed, publications, route_localnet, veth_name,
 )
-from reconciler.errors import PrerequisiteError
-from reconciler.spec.loader import load_spec_text
+from reconciler.state.ipam import assign_addresses
 from reconciler.state.model import HOST_NS, Firewall, Route, State, Sysctl, Veth
 from reconciler.state.planner import plan
 

@@ -11,9 +11,9 @@ import os
 
 import pytest
 
-from reconciler.run import engine
-from reconciler.render import resolvconf
 from reconciler.errors import PrerequisiteError, SpecError
+from reconciler.render import resolvconf
+from reconciler.run import engine
 from reconciler.spec.loader import load_spec_text
 from reconciler.spec.types import HostSpec
 

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
-from reconciler.spec import loader, schema_check, yamlread
 from reconciler.errors import SourceError, SpecError
+from reconciler.spec import loader, schema_check, yamlread
 from reconciler.spec.loader import NOT_SUPPORTED_YET, load_spec, load_spec_text
 from reconciler.spec.types import HostSpec, Location, NetworkSpec, Spec
 

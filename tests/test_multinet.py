@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from reconciler.spec.loader import load_spec_text
 from reconciler.state.desired import build_desired
 from reconciler.state.ipam import assign_interfaces
-from reconciler.spec.loader import load_spec_text
 from reconciler.state.model import Route, State, Veth
 from reconciler.state.planner import plan
 from tests.conftest import sh

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.spec.values import PortIndex, port_clashes
 from reconciler.spec.ports import PortError, PortMapping, overlaps, parse_port
+from reconciler.spec.values import PortIndex, port_clashes
 
 
 @pytest.mark.parametrize(("text", "expected"), [

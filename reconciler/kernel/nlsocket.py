@@ -16,8 +16,8 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from reconciler.kernel import netlink as nl
 from reconciler.errors import KernelError, PrerequisiteError
+from reconciler.kernel import netlink as nl
 
 CLONE_NEWNET = 0x40000000
 NETLINK_ROUTE = 0

@@ -18,16 +18,16 @@ import os
 import pickle
 import stat
 
-from reconciler.render import firewall
-from reconciler.kernel import nft
+from reconciler.errors import KernelError
 from reconciler.kernel import netlink as nl
+from reconciler.kernel import nft
+from reconciler.kernel.nlsocket import NetlinkSocket, entered
+from reconciler.kernel.session import NETNS_DIR, KernelSession, open_container_dir
+from reconciler.render import firewall
 from reconciler.state.desired import IP_FORWARD, route_localnet
 from reconciler.state.model import (
     HOST_NS, Address, Bridge, File, Firewall, KernelObject, Leftover, Netns, NetnsAlias, Route, State, Sysctl, Veth,
 )
-from reconciler.errors import KernelError
-from reconciler.kernel.nlsocket import NetlinkSocket, entered
-from reconciler.kernel.session import NETNS_DIR, KernelSession, open_container_dir
 
 OWNER = "netreconcile"
 MISSING = "?"

@@ -14,19 +14,19 @@ import stat
 from dataclasses import dataclass
 from typing import Callable
 
-from reconciler.render import firewall, resolvconf
-from reconciler.kernel import nft
-from reconciler.state.desired import HostFiles, build_desired
 from reconciler.errors import (
     ConflictError, GuardError, KernelError, NetreconcileError, PrerequisiteError, Problem, SpecError, UsageError,
     VerifyError,
 )
-from reconciler.state.model import Netns, NetnsAlias, State, Veth
+from reconciler.kernel import nft
 from reconciler.kernel.observe import MISSING, netns_managed_elsewhere, observe
+from reconciler.kernel.session import KernelSession
+from reconciler.render import firewall, resolvconf
+from reconciler.spec.types import HostSpec, Spec
+from reconciler.state.desired import HostFiles, build_desired
+from reconciler.state.model import Netns, NetnsAlias, State, Veth
 from reconciler.state.plan import DELETE, Action, Plan
 from reconciler.state.planner import hold_back, mass_deletion, plan
-from reconciler.kernel.session import KernelSession
-from reconciler.spec.types import HostSpec, Spec
 
 EMPTY_SPEC_STATE = State()
 HOST_HOSTS_FILE = "/etc/hosts"

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from reconciler.render import firewall, hostsfile, resolvconf
+from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
+from reconciler.state.ipam import assign_addresses, assign_interfaces
 from reconciler.state.model import (
     HOST_NS, Address, Bridge, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Veth,
 )
-from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
-from reconciler.state.ipam import assign_addresses, assign_interfaces
 
 IP_FORWARD = "net.ipv4.ip_forward"
 
