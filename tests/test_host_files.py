@@ -1,4 +1,4 @@
-"""reconciler.engine.read_host_files: which host files may be copied into container files.
+"""reconciler.run.engine.read_host_files: which host files may be copied into container files.
 
 Container files are readable by every user, so a host file that is not, or that the
 spec names through a symlink, is refused. Only regular files in tmp_path are made here.

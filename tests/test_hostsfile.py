@@ -1,4 +1,4 @@
-"""reconciler.hostsfile against Docker's own test vectors and a hand-written table.
+"""reconciler.render.hostsfile against Docker's own test vectors and a hand-written table.
 
 The vectors of areas "etchosts", "add-host" and "hostname" in docker-vectors.json
 are converted to calls of this module. `exclusion` is the one filter: it names the

@@ -307,8 +307,8 @@ def test_a_planted_violation_is_reported(module, code, expected):
 
 
 def test_io_reached_through_a_chain_of_pure_modules_is_reported():
-    # errors gains `import socket`; state.planner reaches it through state.model? No: through a
-    # helper that is pure itself, so only the transitive closure of the import graph finds it
+    # state.planner -> state.helper (clean itself) -> state.sockets_inside (imports socket): the
+    # planner's own imports are all pure modules, so only the transitive closure finds its I/O
     helper = "from reconciler.state import sockets_inside\n"
     inner = "import socket\n"
     reported = planted("state.planner", "from reconciler.state import helper",

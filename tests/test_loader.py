@@ -1,4 +1,4 @@
-"""Tests of reconciler.loader: YAML spec -> Spec, or a SpecError naming every problem."""
+"""Tests of reconciler.spec (loader and its stages): YAML spec -> Spec, or a SpecError naming every problem."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Read the live state: the host namespace and every owned container namespace.
 
 Per namespace this costs three netlink dumps (links, IPv4 addresses, main-table
-routes) on a socket kept open, decoded by reconciler.netlink's minimal decoder, a
+routes) on a socket kept open, decoded by reconciler.kernel.netlink's minimal decoder, a
 listing of its directory /etc/netns/<name>/ and three small file reads (hostname,
 hosts, resolv.conf). Container files are read relative to directory descriptors and
 never through a symbolic link.
