@@ -19,7 +19,7 @@ from typing import Any
 
 from reconciler.errors import SpecError
 from reconciler.spec.containers import ContainerSection
-from reconciler.spec.document import Document, PathKey, fail
+from reconciler.spec.document import PathKey, fail
 from reconciler.spec.schema_check import check_schema
 from reconciler.spec.types import Location, Spec
 from reconciler.spec.yamlread import MAX_SPEC_SIZE, TOO_LARGE, parse_yaml, read_text

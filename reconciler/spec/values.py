@@ -11,7 +11,7 @@ from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueE
 
 from reconciler.render.resolvconf import validate_nameserver
 from reconciler.spec.document import PathKey, show
-from reconciler.spec.ports import PortMapping, overlaps
+from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import NetworkSpec
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
