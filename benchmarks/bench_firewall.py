@@ -33,10 +33,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from reconciler import firewall  # noqa: E402
-from reconciler.desired import assign_addresses, bridge_ports, publications  # noqa: E402
-from reconciler.loader import load_spec  # noqa: E402
-from reconciler.model import State  # noqa: E402
+from reconciler.render import firewall  # noqa: E402
+from reconciler.spec.loader import load_spec  # noqa: E402
+from reconciler.state.desired import bridge_ports, publications  # noqa: E402
+from reconciler.state.ipam import assign_addresses  # noqa: E402
+from reconciler.state.model import State  # noqa: E402
 
 FIRST_HOST_PORT = 20000
 

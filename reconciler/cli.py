@@ -15,17 +15,19 @@ import time
 
 import click
 
-from reconciler import __version__, logs
-from reconciler.engine import converge, plan_for
+from reconciler import __version__
 from reconciler.errors import (
     PRIVILEGES_NEEDED, ConflictError, NetreconcileError, PrerequisiteError, SourceError, SpecError, UsageError,
     privileges_advice,
 )
-from reconciler.loader import NAME_MAX, NAME_RE, load_spec
-from reconciler.planner import Plan
-from reconciler.render import STYLES, action_line, plan_document, summary_line
-from reconciler.session import ETC_NETNS_DIR, KernelSession, netns_path
-from reconciler.statedir import StateDir, state_root
+from reconciler.kernel.session import ETC_NETNS_DIR, KernelSession, netns_path
+from reconciler.kernel.statedir import StateDir, state_root
+from reconciler.render.plantext import STYLES, action_line, plan_document, summary_line
+from reconciler.run import logs
+from reconciler.run.engine import converge, plan_for
+from reconciler.spec.loader import load_spec
+from reconciler.spec.values import NAME_MAX, NAME_RE
+from reconciler.state.plan import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 NEEDED_CAPABILITIES = {"CAP_SYS_ADMIN": 21, "CAP_NET_ADMIN": 12}  # bits in /proc/self/status CapEff
@@ -51,7 +53,7 @@ class Context:
         """A session for plan and status. A --host-netns that does not exist yet is what
         apply creates: an empty namespace, so an unnamed empty one stands in for it."""
         if self.host_netns and not os.path.exists(netns_path(self.host_netns)):
-            from reconciler.kernel import empty_netns_fd
+            from reconciler.kernel.namespaces import empty_netns_fd
 
             stand_in = empty_netns_fd()
             try:
@@ -170,7 +172,7 @@ def plan_command(context: Context, spec_path: str, output: str, detailed_exitcod
 @_global_options
 def status(context: Context, spec_path: str, output: str, detailed_exitcode: bool) -> int:
     """Report drift between the kernel and SPEC; changes nothing."""
-    from reconciler.sources import git_status
+    from reconciler.run.sources import git_status
 
     spec = load_spec(spec_path)
     plan = _read_only_plan(context, spec)
@@ -212,7 +214,7 @@ def apply(context: Context, spec_path: str, output: str, force: bool, no_rollbac
 @_global_options
 def destroy(context: Context, spec_path: str, output: str, lock_timeout: float) -> int:
     """Remove everything netreconcile manages in the host namespace of SPEC."""
-    from reconciler.lock import no_keeper
+    from reconciler.kernel.lock import no_keeper
 
     load_spec(spec_path)
     _require_root()
@@ -240,7 +242,7 @@ def destroy(context: Context, spec_path: str, output: str, lock_timeout: float) 
 def watch(context: Context, spec_path: str, resync: float, debounce: int, metrics_port: int | None,
           metrics_address: str, verbose: bool, force: bool, lock_timeout: float) -> int:
     """Apply SPEC, then keep the kernel converged: on spec, resolv.conf, kernel and firewall changes."""
-    from reconciler.sources import FileSource
+    from reconciler.run.sources import FileSource
 
     _require_root()
     return _watch(context, FileSource(spec_path), resync, debounce, metrics_port, metrics_address, verbose,
@@ -251,12 +253,12 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
            verbose: bool, force: bool, lock_timeout: float) -> int:
     import logging
 
-    from reconciler.watch import Watcher
+    from reconciler.run.watch import Watcher
 
     logs.configure(logging.DEBUG if verbose else logging.INFO, stream=sys.stdout)
     metrics = None
     if metrics_port is not None:
-        from reconciler.metrics import WatchMetrics
+        from reconciler.run.metrics import WatchMetrics
 
         metrics = WatchMetrics()
         try:
@@ -267,11 +269,11 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
 
     def prepare_host() -> None:
         if context.host_netns:
-            from reconciler.kernel import ensure_host_netns
+            from reconciler.kernel.namespaces import ensure_host_netns
 
             ensure_host_netns(context.host_netns)
 
-    from reconciler.lock import host_lock, keeper_lock
+    from reconciler.kernel.lock import host_lock, keeper_lock
 
     def lock():
         return host_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.info(message))
@@ -304,7 +306,7 @@ def sync(context: Context, repository: str, spec_path: str, ref: str | None, int
          debounce: int, metrics_port: int | None, metrics_address: str, verbose: bool, output: str, force: bool,
          lock_timeout: float) -> int:
     """Converge on the spec at FILE in git repository REPO (path or URL), at the head of --ref."""
-    from reconciler.sources import GitSource, git_status
+    from reconciler.run.sources import GitSource, git_status
 
     _require_root()
     source = GitSource(repository, spec_path, ref, context.state_dir)
@@ -385,8 +387,8 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
         if progress is not None:
             progress.advance(progress.task_ids[0], count)
 
-    from reconciler.kernel import host_netns_for_apply
-    from reconciler.lock import host_lock
+    from reconciler.kernel.lock import host_lock
+    from reconciler.kernel.namespaces import host_netns_for_apply
 
     outcome_name = "error"
     try:

@@ -21,7 +21,7 @@
                                    from the spec (lists what remains)
 
 Lower layers raise these, never bare OSError; pyroute2-free code paths translate
-errno values at the boundary (reconciler.kernel).
+errno values at the boundary (the kernel writers, reconciler.kernel).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from __future__ import annotations
 import errno as errno_codes
 from dataclasses import dataclass
 
-from reconciler.spec import Location
+from reconciler.spec.types import Location
 
 
 class NetreconcileError(Exception):

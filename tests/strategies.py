@@ -15,11 +15,11 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from hypothesis import strategies as st
 
-from reconciler.desired import build_desired
-from reconciler.model import HOST_NS, Address, Bridge, File, Firewall, Netns, NetnsAlias, Route, State, Sysctl, Veth
-from reconciler.planner import CREATE, DELETE, Plan
-from reconciler.ports import PortMapping
-from reconciler.spec import Attachment, ContainerSpec, HostSpec, Location, NetworkSpec, Spec
+from reconciler.spec.ports import PortMapping
+from reconciler.spec.types import Attachment, ContainerSpec, HostSpec, Location, NetworkSpec, Spec
+from reconciler.state.desired import build_desired
+from reconciler.state.model import HOST_NS, Address, Bridge, File, Firewall, Netns, NetnsAlias, Route, State, Sysctl, Veth
+from reconciler.state.plan import CREATE, DELETE, Plan
 
 NETWORK_NAMES = ["front", "back", "data"]
 CONTAINER_NAMES = ["web", "db", "cache", "api", "worker", "proxy"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.loader import load_spec
+from reconciler.spec.loader import load_spec
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
 

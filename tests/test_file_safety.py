@@ -174,18 +174,18 @@ def test_destroy_removes_the_state_directory_of_the_host_namespace(box):
 
 
 def test_write_atomically_never_follows_a_link_at_its_temporary_name(tmp_path, monkeypatch):
-    from reconciler import kernel
+    from reconciler.kernel import files
 
     victim = tmp_path / "victim"
     victim.write_text("victim\n")
     directory = tmp_path / "web"
     directory.mkdir()
-    monkeypatch.setattr(kernel.secrets, "token_hex", lambda size: "guessed")
+    monkeypatch.setattr(files.secrets, "token_hex", lambda size: "guessed")
     (directory / ".hosts.netreconcile-guessed").symlink_to(victim)
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with pytest.raises(FileExistsError):
-            kernel.write_atomically(dir_fd, "hosts", "ours\n")
+            files.write_atomically(dir_fd, "hosts", "ours\n")
     finally:
         os.close(dir_fd)
     assert victim.read_text() == "victim\n"
@@ -193,16 +193,16 @@ def test_write_atomically_never_follows_a_link_at_its_temporary_name(tmp_path, m
 
 
 def test_temporary_names_are_unpredictable_and_carry_the_mark(tmp_path, monkeypatch):
-    from reconciler import kernel
-    from reconciler.observe import is_temporary
+    from reconciler.kernel import files
+    from reconciler.kernel.observe import is_temporary
 
     names = []
     real_replace = os.replace
-    monkeypatch.setattr(kernel.os, "replace", lambda src, dst, **fds: names.append(src) or real_replace(src, dst, **fds))
+    monkeypatch.setattr(files.os, "replace", lambda src, dst, **fds: names.append(src) or real_replace(src, dst, **fds))
     dir_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        kernel.write_atomically(dir_fd, "hosts", "one\n")
-        kernel.write_atomically(dir_fd, "hosts", "two\n")
+        files.write_atomically(dir_fd, "hosts", "one\n")
+        files.write_atomically(dir_fd, "hosts", "two\n")
     finally:
         os.close(dir_fd)
     assert names[0] != names[1] and all(is_temporary(name) for name in names)

@@ -6,14 +6,16 @@ import dataclasses
 
 import pytest
 
-from reconciler import firewall, nft
-from reconciler.desired import (
-    assign_addresses, bridge_ports, build_desired, forwarding_needed, publications, route_localnet, veth_name,
-)
 from reconciler.errors import PrerequisiteError
-from reconciler.loader import load_spec_text
-from reconciler.model import HOST_NS, Firewall, Route, State, Sysctl, Veth
-from reconciler.planner import plan
+from reconciler.kernel import nft
+from reconciler.render import firewall
+from reconciler.spec.loader import load_spec_text
+from reconciler.state.desired import (
+    bridge_ports, build_desired, forwarding_needed, publications, route_localnet, veth_name,
+)
+from reconciler.state.ipam import assign_addresses
+from reconciler.state.model import HOST_NS, Firewall, Route, State, Sysctl, Veth
+from reconciler.state.planner import plan
 
 SPEC = """\
 version: 1

@@ -1,4 +1,4 @@
-"""reconciler.engine.read_host_files: which host files may be copied into container files.
+"""reconciler.run.engine.read_host_files: which host files may be copied into container files.
 
 Container files are readable by every user, so a host file that is not, or that the
 spec names through a symlink, is refused. Only regular files in tmp_path are made here.
@@ -11,10 +11,11 @@ import os
 
 import pytest
 
-from reconciler import engine, resolvconf
 from reconciler.errors import PrerequisiteError, SpecError
-from reconciler.loader import load_spec_text
-from reconciler.spec import HostSpec
+from reconciler.render import resolvconf
+from reconciler.run import engine
+from reconciler.spec.loader import load_spec_text
+from reconciler.spec.types import HostSpec
 
 RESOLV = "nameserver 198.51.100.53\nsortlist 198.51.100.0/255.255.255.0\n"
 

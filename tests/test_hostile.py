@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.errors import SpecError
-from reconciler.loader import load_spec, load_spec_text
+from reconciler.spec.loader import load_spec, load_spec_text
 from tests.conftest import netns_names
 
 NET = "version: 1\nnetworks:\n  front: {subnet: 10.1.0.0/24}\ncontainers:\n"

@@ -1,4 +1,4 @@
-"""reconciler.hostsfile against Docker's own test vectors and a hand-written table.
+"""reconciler.render.hostsfile against Docker's own test vectors and a hand-written table.
 
 The vectors of areas "etchosts", "add-host" and "hostname" in docker-vectors.json
 are converted to calls of this module. `exclusion` is the one filter: it names the
@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from reconciler.hostsfile import (
+from reconciler.render.hostsfile import (
     ExtraHostError,
     HostEntry,
     extra_host_from_mapping,

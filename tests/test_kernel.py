@@ -236,9 +236,9 @@ def test_a_stranger_namespace_reusing_a_deleted_name_is_not_taken_over(sandbox):
 
 
 def test_reading_containers_in_a_second_process_sees_the_same_state(sandbox, monkeypatch):
-    from reconciler import observe as observe_module
-    from reconciler.session import KernelSession
-    from reconciler.statedir import StateDir
+    from reconciler.kernel import observe as observe_module
+    from reconciler.kernel.session import KernelSession
+    from reconciler.kernel.statedir import StateDir
 
     sandbox.apply(sandbox.write_spec(THREE))
     state = StateDir(sandbox.state_dir, sandbox.host)

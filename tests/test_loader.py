@@ -1,4 +1,4 @@
-"""Tests of reconciler.loader: YAML spec -> Spec, or a SpecError naming every problem."""
+"""Tests of reconciler.spec (loader and its stages): YAML spec -> Spec, or a SpecError naming every problem."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
-from reconciler import loader
 from reconciler.errors import SourceError, SpecError
-from reconciler.loader import NOT_SUPPORTED_YET, load_spec, load_spec_text
-from reconciler.spec import HostSpec, Location, NetworkSpec, Spec
+from reconciler.spec import loader, schema_check, yamlread
+from reconciler.spec.loader import NOT_SUPPORTED_YET, load_spec, load_spec_text
+from reconciler.spec.types import HostSpec, Location, NetworkSpec, Spec
 
 FILE = "spec.yaml"
 
@@ -852,7 +852,7 @@ TAB = "invalid YAML: a tab character; YAML indentation uses spaces, not tabs"
 )
 def test_a_tab_in_the_indentation_is_named_as_a_tab(monkeypatch, pure, text, where) -> None:
     if pure:
-        monkeypatch.setattr(loader, "CParser", None)
+        monkeypatch.setattr(yamlread, "CParser", None)
     assert problems(text) == [f"spec.yaml:{where}: {TAB}"]
 
 
@@ -895,28 +895,28 @@ def test_anchor_without_alias_is_harmless() -> None:
 
 def test_deep_nesting_is_refused() -> None:
     (problem,) = problems("version: 1\nnetworks: " + "[" * 5000 + "]" * 5000 + "\n")
-    assert problem == f"spec.yaml:2:{11 + loader.MAX_NESTING - 1}: the spec nests deeper than {loader.MAX_NESTING} levels"
+    assert problem == f"spec.yaml:2:{11 + yamlread.MAX_NESTING - 1}: the spec nests deeper than {yamlread.MAX_NESTING} levels"
 
 
 @pytest.mark.parametrize("parser", ["libyaml", "pure"])
 @pytest.mark.parametrize(
     ("opener", "closer", "column"),
     [
-        ("[", "]", 11 + loader.MAX_NESTING - 1),  # at the first '[' too deep
-        ("{a: ", "}", 11 + 4 * (loader.MAX_NESTING - 2) + 1),  # at the first key 'a' too deep
+        ("[", "]", 11 + yamlread.MAX_NESTING - 1),  # at the first '[' too deep
+        ("{a: ", "}", 11 + 4 * (yamlread.MAX_NESTING - 2) + 1),  # at the first key 'a' too deep
     ],
 )
 def test_very_deep_nesting_is_refused_without_overflow(
     monkeypatch, parser: str, opener: str, closer: str, column: int
 ) -> None:
     if parser == "pure":
-        monkeypatch.setattr(loader, "CParser", None)
+        monkeypatch.setattr(yamlread, "CParser", None)
     text = "version: 1\nnetworks: " + opener * 100_000 + closer * 100_000 + "\n"
-    assert problems(text) == [f"spec.yaml:2:{column}: the spec nests deeper than {loader.MAX_NESTING} levels"]
+    assert problems(text) == [f"spec.yaml:2:{column}: the spec nests deeper than {yamlread.MAX_NESTING} levels"]
 
 
 def test_oversized_text_is_refused() -> None:
-    text = "version: 1\n" + "#" * loader.MAX_SPEC_SIZE
+    text = "version: 1\n" + "#" * yamlread.MAX_SPEC_SIZE
     assert problems(text) == ["spec.yaml:1:1: the spec is larger than 2 MiB"]
 
 
@@ -980,7 +980,7 @@ def _spy_on_parsers(monkeypatch) -> list[bool]:
         created.append(kwargs["pure"])
         return YAML(**kwargs)
 
-    monkeypatch.setattr(loader, "YAML", spy)
+    monkeypatch.setattr(yamlread, "YAML", spy)
     return created
 
 
@@ -994,14 +994,14 @@ def test_libyaml_reads_the_spec_when_installed(monkeypatch) -> None:
 def test_without_libyaml_the_pure_python_parser_reads_the_same_spec(monkeypatch) -> None:
     expected = load_spec_text(VALID, FILE)
     created = _spy_on_parsers(monkeypatch)
-    monkeypatch.setattr(loader, "CParser", None)
+    monkeypatch.setattr(yamlread, "CParser", None)
 
     assert load_spec_text(VALID, FILE) == expected  # locations included
     assert created == [True]
 
 
 def test_without_libyaml_the_same_problems_are_reported(monkeypatch) -> None:
-    monkeypatch.setattr(loader, "CParser", None)
+    monkeypatch.setattr(yamlread, "CParser", None)
     for name, text, expected in BAD_SPECS:
         assert problems(text) == [expected], name
     assert problems("version: 1\nnetworks: [a, b\n") == [
@@ -1039,7 +1039,7 @@ def test_not_utf8(tmp_path) -> None:
 
 def test_oversized_file(tmp_path) -> None:
     path = tmp_path / "spec.yaml"
-    path.write_bytes(b"version: 1\n" + b"#" * loader.MAX_SPEC_SIZE)
+    path.write_bytes(b"version: 1\n" + b"#" * yamlread.MAX_SPEC_SIZE)
     with pytest.raises(SpecError) as caught:
         load_spec(path)
     assert str(caught.value) == f"{path}:0:0: the spec is larger than 2 MiB"
@@ -1049,17 +1049,17 @@ def test_oversized_file(tmp_path) -> None:
 
 
 def test_schema_is_valid_draft_2020_12() -> None:
-    schema = json.loads(loader.SCHEMA_PATH.read_text())
+    schema = schema_check.schema()
     Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
 def test_schema_defaults_match_the_dataclasses() -> None:
-    defs = loader.schema()["$defs"]
+    defs = schema_check.schema()["$defs"]
     network = defs["network"]["properties"]
     for name in ("driver", "mtu", "icc", "masquerade", "internal"):
         assert network[name]["default"] == NetworkSpec.__dataclass_fields__[name].default, name
-    host = loader.schema()["properties"]["host"]["properties"]
+    host = schema_check.schema()["properties"]["host"]["properties"]
     assert {name: host[name].get("default") for name in host} == {
         f.name: f.default for f in fields(HostSpec) if not f.name.endswith("location")
     }
@@ -1071,7 +1071,7 @@ NOT_SUPPORTED_EXAMPLES = {"networks.*.internal": (False,), "host.resolv_conf": N
 
 
 def _schema_node(pattern: str) -> dict:
-    node = loader.schema()
+    node = schema_check.schema()
     for part in pattern.split("."):
         node = _schema_child(node, part)
     return node
@@ -1116,7 +1116,7 @@ def _schema_child(node: dict, part: str) -> dict:
 
 def _resolve(node: dict) -> dict:
     ref = node.get("$ref")
-    return loader.schema()["$defs"][ref.rsplit("/", 1)[1]] if ref else node
+    return schema_check.schema()["$defs"][ref.rsplit("/", 1)[1]] if ref else node
 
 
 # --- robustness ------------------------------------------------------------------------------------
@@ -1193,7 +1193,7 @@ def test_fuzz_structural_mutations_of_a_valid_spec(edits: list) -> None:
 
 
 def test_quick_schema_check_passes_a_valid_spec() -> None:
-    assert loader._fits(loader.schema(), loader._parse_yaml(VALID, FILE).data)
+    assert schema_check._fits(schema_check.schema(), yamlread.parse_yaml(VALID, FILE).data)
 
 
 _EDGE_VALUES = st.sampled_from(
@@ -1206,13 +1206,13 @@ _EDGE_VALUES = st.sampled_from(
 @given(st.lists(st.tuples(st.integers(0, 10**6), _EDGE_VALUES), min_size=1, max_size=2))
 def test_quick_schema_check_passes_nothing_that_jsonschema_rejects(edits: list) -> None:
     """Set an existing key of a random mapping of VALID to a value near the schema's limits."""
-    data = loader._parse_yaml(VALID, FILE).data
+    data = yamlread.parse_yaml(VALID, FILE).data
     for pick, value in edits:
         mappings = [mapping for mapping in _mappings(data) if mapping]
         target = mappings[pick % len(mappings)]
         target[list(target)[pick % len(target)]] = value
-    if loader._fits(loader.schema(), data):
-        assert not list(Draft202012Validator(loader.schema()).iter_errors(data))
+    if schema_check._fits(schema_check.schema(), data):
+        assert not list(Draft202012Validator(schema_check.schema()).iter_errors(data))
 
 
 def _mappings(node) -> list:

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from reconciler.errors import LockError
-from reconciler.lock import host_lock, keeper_lock, no_keeper
-from reconciler.statedir import StateDir
+from reconciler.kernel.lock import host_lock, keeper_lock, no_keeper
+from reconciler.kernel.statedir import StateDir
 from tests.conftest import eventually
 
 

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from reconciler.desired import assign_interfaces, build_desired
-from reconciler.loader import load_spec_text
-from reconciler.model import Route, State, Veth
-from reconciler.planner import plan
+from reconciler.spec.loader import load_spec_text
+from reconciler.state.desired import build_desired
+from reconciler.state.ipam import assign_interfaces
+from reconciler.state.model import Route, State, Veth
+from reconciler.state.planner import plan
 from tests.conftest import sh
 
 NETWORKS = """\

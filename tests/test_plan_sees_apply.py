@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from reconciler.nlsocket import NetlinkSocket
-from reconciler.statedir import StateDir
+from reconciler.kernel.nlsocket import NetlinkSocket
+from reconciler.kernel.statedir import StateDir
 from tests.conftest import netns_names
 
 pytestmark = pytest.mark.kernel

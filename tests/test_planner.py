@@ -7,10 +7,11 @@ from ipaddress import IPv4Address, IPv4Network
 
 from hypothesis import given, settings
 
-from reconciler.desired import build_desired, veth_name
-from reconciler.model import HOST_NS, Address, Leftover, Netns, Route, State, Sysctl, Veth
-from reconciler.planner import BREAK, CREATE, DELETE, Plan, dependencies, plan
-from reconciler.spec import Attachment, ContainerSpec, Location, NetworkSpec, Spec
+from reconciler.spec.types import Attachment, ContainerSpec, Location, NetworkSpec, Spec
+from reconciler.state.desired import build_desired, veth_name
+from reconciler.state.model import HOST_NS, Address, Leftover, Netns, Route, State, Sysctl, Veth
+from reconciler.state.plan import BREAK, CREATE, DELETE, Plan
+from reconciler.state.planner import dependencies, plan
 from tests.strategies import KernelModel, ModelError, live_states, specs
 
 SETTINGS = settings(max_examples=200, deadline=None)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.loader import _port_clashes, _PortIndex
-from reconciler.ports import PortError, PortMapping, overlaps, parse_port
+from reconciler.spec.ports import PortError, PortMapping, overlaps, parse_port
+from reconciler.spec.values import PortIndex, port_clashes
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -59,7 +59,7 @@ def test_the_clash_check_reports_exactly_the_entries_overlapping_one_accepted_be
             expected.add(index)
         else:
             accepted.append(index)
-    reported = list(_port_clashes(published))
+    reported = list(port_clashes(published))
     assert {path[3] for path, _, _ in reported} == expected
     for path, mapping, earlier in reported:
         assert earlier[3] in accepted and earlier[3] < path[3] and overlaps(mapping, entries[earlier[3]])
@@ -71,7 +71,7 @@ def test_the_clash_check_costs_per_range_not_per_port():
     full = [parse_port(f"{ip}:1-65535:1-65535/{protocol}") for ip in ("127.0.0.1", "127.0.0.2")
             for protocol in ("tcp", "udp")]
     published = [(("containers", "c", "ports", index), m) for index, m in enumerate([*full, parse_port("8080:80")])]
-    assert [(path[3], earlier[3]) for path, _, earlier in _port_clashes(published)] == [(4, 0)]
-    index = _PortIndex()
+    assert [(path[3], earlier[3]) for path, _, earlier in port_clashes(published)] == [(4, 0)]
+    index = PortIndex()
     index.add(1, 65535, ("containers", "c", "ports", 0))
     assert len(index.tree) <= 17

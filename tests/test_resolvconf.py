@@ -1,4 +1,4 @@
-"""reconciler.resolvconf: Docker's own golden files replayed, real host files, validators.
+"""reconciler.render.resolvconf: Docker's own golden files replayed, real host files, validators.
 
 The vectors come from DOCKER-BEHAVIOR.md's companion shared/docker-vectors.json (moby's
 tests, in our own encoding; see tests/docker_vectors.py). Every "resolvconf" vector either runs here or is excluded, in the
@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.errors import NetreconcileError
-from reconciler.resolvconf import (
+from reconciler.render.resolvconf import (
     HEADER,
     SYSTEMD_RESOLV_CONF,
     HostResolvConf,

@@ -9,13 +9,13 @@ import sys
 
 import pytest
 
-from reconciler.loader import load_spec_text
 from reconciler.errors import LockError
-from reconciler.lock import keeper_lock, no_keeper, parse_proc_locks
-from reconciler.desired import build_desired
-from reconciler.model import State
-from reconciler.planner import mass_deletion
-from reconciler.statedir import StateDir
+from reconciler.kernel.lock import keeper_lock, no_keeper, parse_proc_locks
+from reconciler.kernel.statedir import StateDir
+from reconciler.spec.loader import load_spec_text
+from reconciler.state.desired import build_desired
+from reconciler.state.model import State
+from reconciler.state.planner import mass_deletion
 from tests.conftest import REPO, netns_names
 
 FIVE = "version: 1\nnetworks:\n  front: {bridge: '@br', subnet: 172.24.0.0/24}\ncontainers:\n" + "".join(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.desired import build_desired
-from reconciler.loader import load_spec_text
-from reconciler.model import State
-from reconciler.planner import hold_back, plan
-from reconciler.scheduler import HOLD_ENDED, MAX_BATCH_FACTOR, RESYNC, FightDetector, PassScheduler
+from reconciler.run.scheduler import HOLD_ENDED, MAX_BATCH_FACTOR, RESYNC, FightDetector, PassScheduler
+from reconciler.spec.loader import load_spec_text
+from reconciler.state.desired import build_desired
+from reconciler.state.model import State
+from reconciler.state.planner import hold_back, plan
 
 
 def scheduler(**kwargs) -> PassScheduler:

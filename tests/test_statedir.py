@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.errors import PrerequisiteError
-from reconciler.statedir import StateDir
+from reconciler.kernel.statedir import StateDir
 
 
 def test_record_round_trips(tmp_path):

@@ -6,11 +6,11 @@ import contextlib
 
 import pytest
 
-from reconciler import watch as watch_module
 from reconciler.errors import ApplyError, VerifyError
-from reconciler.planner import Plan
-from reconciler.sources import FileSource
-from reconciler.watch import VERIFY_RETRIES, Watcher
+from reconciler.run import watch as watch_module
+from reconciler.run.sources import FileSource
+from reconciler.run.watch import VERIFY_RETRIES, Watcher
+from reconciler.state.plan import Plan
 
 SPEC = "version: 1\nnetworks:\n  front: {subnet: 10.1.0.0/24}\ncontainers:\n  web: {networks: [front]}\n"
 

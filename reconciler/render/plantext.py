@@ -6,7 +6,7 @@ reason and spec location, then a summary line.
 
 from __future__ import annotations
 
-from reconciler.planner import CREATE, DELETE, UPDATE, Action, Plan
+from reconciler.state.plan import CREATE, DELETE, UPDATE, Action, Plan
 
 SYMBOLS = {CREATE: "+", UPDATE: "~", DELETE: "-"}
 STYLES = {CREATE: "green", UPDATE: "yellow", DELETE: "red"}

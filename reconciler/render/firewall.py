@@ -39,8 +39,8 @@ from collections import Counter
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from reconciler.ports import PortMapping
-from reconciler.spec import NetworkSpec
+from reconciler.spec.ports import PortMapping
+from reconciler.spec.types import NetworkSpec
 
 FAMILY = "inet"
 BRIDGE_FAMILY = "bridge"

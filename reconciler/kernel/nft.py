@@ -2,7 +2,7 @@
 
 A child process inherits the network namespace of the thread that starts it, so
 each command runs while the calling thread has entered the namespace. Only the
-writer (reconciler/kernel.py) calls `load_ruleset`; observing and checking change
+writer (reconciler/kernel/settings.py) calls `load_ruleset`; observing and checking change
 nothing.
 """
 
@@ -13,7 +13,7 @@ import shutil
 import subprocess
 
 from reconciler.errors import KernelError, PrerequisiteError
-from reconciler.nlsocket import entered
+from reconciler.kernel.nlsocket import entered
 
 PACKAGE = "nftables"
 _SEARCH = ("/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", "/usr/local/sbin/nft")

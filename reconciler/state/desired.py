@@ -1,8 +1,7 @@
 """From a validated Spec (and the live state, for sticky addresses) to the desired State.
 
-Pure: no I/O. Names of derived kernel objects (veth names, MACs) are decided here,
-and so is IPAM: static addresses first, then each dynamic container keeps the
-address the kernel shows it already has, then the rest get the lowest free address.
+Pure: no I/O. Names of derived kernel objects (veth names, MACs) are decided here;
+interface names and addresses come from `reconciler.state.ipam`.
 """
 
 from __future__ import annotations
@@ -10,14 +9,14 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 
-from reconciler import firewall, hostsfile, resolvconf
-from reconciler.errors import Problem, SpecError
-from reconciler.model import (
+from reconciler.render import firewall, hostsfile, resolvconf
+from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
+from reconciler.state.ipam import assign_addresses, assign_interfaces
+from reconciler.state.model import (
     HOST_NS, Address, Bridge, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Veth,
 )
-from reconciler.spec import Attachment, ContainerSpec, NetworkSpec, Spec
 
 IP_FORWARD = "net.ipv4.ip_forward"
 
@@ -49,10 +48,6 @@ def veth_name(container: str, network: str) -> str:
 def mac_for(address: IPv4Address) -> str:
     """Docker's (<=27) scheme: 02:42 followed by the four bytes of the IPv4 address."""
     return "02:42:" + ":".join(f"{b:02x}" for b in address.packed)
-
-
-def container_ifname(index: int) -> str:
-    return f"eth{index}"
 
 
 def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES) -> State:
@@ -88,37 +83,6 @@ def gateway_attachment(spec: Spec, container: ContainerSpec) -> Attachment | Non
     highest gw_priority, the first listed on a tie; never an internal one (no way out)."""
     candidates = [a for a in container.networks if not spec.network(a.network).internal]
     return max(candidates, key=lambda a: a.gw_priority, default=None)  # max keeps the first of equals
-
-
-def assign_interfaces(spec: Spec, live: State) -> dict[tuple[str, str], str]:
-    """The container-side interface name per (container, network): `interface_name`
-    when given, else the name the kernel shows it already has, else the lowest free
-    ethN, so that joining or leaving a network never renames the other interfaces."""
-    existing = {
-        (veth.container, veth.network): veth.peer_ifname
-        for veth in live.of_kind(Veth) if veth.netns == veth.container and veth.peer_ifname != "?"
-    }
-    result: dict[tuple[str, str], str] = {}
-    for container in spec.containers:
-        taken = {a.interface_name for a in container.networks if a.interface_name}
-        waiting = []
-        for attachment in container.networks:
-            key = (container.name, attachment.network)
-            kept = existing.get(key)
-            if attachment.interface_name:
-                result[key] = attachment.interface_name
-            elif kept and kept not in taken:
-                result[key] = kept
-                taken.add(kept)
-            else:
-                waiting.append(key)
-        index = 0
-        for key in waiting:
-            while container_ifname(index) in taken:
-                index += 1
-            result[key] = container_ifname(index)
-            taken.add(result[key])
-    return result
 
 
 def publications(spec: Spec, addresses: dict[tuple[str, str], IPv4Address]) -> list[firewall.Publication]:
@@ -255,90 +219,3 @@ def _link_entry(spec: Spec, container: ContainerSpec, link: str, addresses) -> h
         str(addresses[(target.name, shared.network)]), alias or target.name, target.name,
         target.hostname or target.name, shared.aliases,
     )
-
-
-def assign_addresses(
-    spec: Spec, live: State, interfaces: dict[tuple[str, str], str] | None = None,
-) -> dict[tuple[str, str], IPv4Address]:
-    """IPv4 address per (container, network)."""
-    interfaces = assign_interfaces(spec, live) if interfaces is None else interfaces
-    live_addresses = _live_addresses(live)
-    result: dict[tuple[str, str], IPv4Address] = {}
-    problems: list[Problem] = []
-    members_of: dict[str, list[tuple[ContainerSpec, Attachment]]] = {}
-    for container in spec.containers:
-        for attachment in container.networks:
-            members_of.setdefault(attachment.network, []).append((container, attachment))
-    for network in spec.networks:
-        members = members_of.get(network.name, [])
-        try:
-            result.update(_assign_in_network(network, members, live_addresses, interfaces))
-        except _PoolExhausted as exhausted:
-            problems.append(
-                Problem(exhausted.attachment.location, f"containers.{exhausted.container}.networks",
-                        f"no free address left in {network.subnet} of network '{network.name}'")
-            )
-    if problems:
-        raise SpecError(problems)
-    return result
-
-
-class _PoolExhausted(Exception):
-    def __init__(self, container: str, attachment: Attachment):
-        self.container = container
-        self.attachment = attachment
-
-
-def _live_addresses(live: State) -> dict[tuple[str, str], list[tuple[IPv4Address, int]]]:
-    """(address, prefix length) the kernel shows per (container namespace, interface name)."""
-    found: dict[tuple[str, str], list[tuple[IPv4Address, int]]] = {}
-    for obj in live.objects.values():
-        if isinstance(obj, Address) and obj.netns != HOST_NS:
-            address, prefix = obj.cidr.split("/")
-            found.setdefault((obj.netns, obj.ifname), []).append((IPv4Address(address), int(prefix)))
-    return found
-
-
-def _assign_in_network(
-    network: NetworkSpec,
-    members: list[tuple[ContainerSpec, Attachment]],
-    live_addresses: dict[tuple[str, str], list[tuple[IPv4Address, int]]],
-    interfaces: dict[tuple[str, str], str],
-) -> dict[tuple[str, str], IPv4Address]:
-    subnet: IPv4Network = network.subnet
-    taken = {subnet.network_address, subnet.broadcast_address, network.gateway, *network.aux_addresses}
-    assigned: dict[tuple[str, str], IPv4Address] = {}
-    dynamic: list[tuple[ContainerSpec, Attachment]] = []
-    for container, attachment in members:
-        if attachment.ipv4_address is not None:
-            assigned[(container.name, network.name)] = attachment.ipv4_address
-            taken.add(attachment.ipv4_address)
-        else:
-            dynamic.append((container, attachment))
-    waiting: list[tuple[ContainerSpec, Attachment]] = []
-    for container, attachment in dynamic:
-        ifname = interfaces[(container.name, network.name)]
-        kept = _sticky_address(container.name, ifname, subnet, taken, live_addresses)
-        if kept is None:
-            waiting.append((container, attachment))
-        else:
-            assigned[(container.name, network.name)] = kept
-            taken.add(kept)
-    candidate = int(subnet.network_address) + 1
-    last = int(subnet.broadcast_address)
-    for container, attachment in waiting:
-        while candidate < last and IPv4Address(candidate) in taken:
-            candidate += 1
-        if candidate >= last:
-            raise _PoolExhausted(container.name, attachment)
-        address = IPv4Address(candidate)
-        assigned[(container.name, network.name)] = address
-        taken.add(address)
-    return assigned
-
-
-def _sticky_address(container: str, ifname: str, subnet, taken, live_addresses) -> IPv4Address | None:
-    for address, prefix in live_addresses.get((container, ifname), ()):
-        if prefix == subnet.prefixlen and address in subnet and address not in taken:
-            return address
-    return None

@@ -1,6 +1,6 @@
 """The validated spec as frozen dataclasses: what the user asked for.
 
-`reconciler.loader` builds these from YAML after validation; nothing here does I/O.
+`reconciler.spec.loader` builds these from YAML after validation; nothing here does I/O.
 Every object carries the `Location` it came from so that plans and errors can
 point back at the spec line that requires them.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
-from reconciler.ports import PortMapping
+from reconciler.spec.ports import PortMapping
 
 
 @dataclass(frozen=True, order=True)

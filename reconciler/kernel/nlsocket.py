@@ -2,7 +2,7 @@
 
 Entering a namespace is per thread (setns) and always undone; a socket keeps the
 namespace it was opened in, so each namespace costs one setns pair, not a process.
-Nothing here decides anything: callers pass encoded requests from reconciler.netlink.
+Nothing here decides anything: callers pass encoded requests from reconciler.kernel.netlink.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from reconciler import netlink as nl
 from reconciler.errors import KernelError, PrerequisiteError
+from reconciler.kernel import netlink as nl
 
 CLONE_NEWNET = 0x40000000
 NETLINK_ROUTE = 0

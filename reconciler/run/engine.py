@@ -14,17 +14,19 @@ import stat
 from dataclasses import dataclass
 from typing import Callable
 
-from reconciler import firewall, nft, resolvconf
-from reconciler.desired import HostFiles, build_desired
 from reconciler.errors import (
     ConflictError, GuardError, KernelError, NetreconcileError, PrerequisiteError, Problem, SpecError, UsageError,
     VerifyError,
 )
-from reconciler.model import Netns, NetnsAlias, State, Veth
-from reconciler.observe import MISSING, netns_managed_elsewhere, observe
-from reconciler.planner import DELETE, Action, Plan, hold_back, mass_deletion, plan
-from reconciler.session import KernelSession
-from reconciler.spec import HostSpec, Spec
+from reconciler.kernel import nft
+from reconciler.kernel.observe import MISSING, netns_managed_elsewhere, observe
+from reconciler.kernel.session import KernelSession
+from reconciler.render import firewall, resolvconf
+from reconciler.spec.types import HostSpec, Spec
+from reconciler.state.desired import HostFiles, build_desired
+from reconciler.state.model import Netns, NetnsAlias, State, Veth
+from reconciler.state.plan import DELETE, Action, Plan
+from reconciler.state.planner import hold_back, mass_deletion, plan
 
 EMPTY_SPEC_STATE = State()
 HOST_HOSTS_FILE = "/etc/hosts"
@@ -171,7 +173,7 @@ def converge(
         on_plan(current)
     if not current.actions:
         return Outcome(current, 0, waiting)
-    from reconciler.kernel import KernelWriter  # the writer is loaded only when there is work
+    from reconciler.kernel.writer import KernelWriter  # the writer is loaded only when there is work
 
     writer = KernelWriter(session, on_progress, fail_after=fail_after_from_environment())
     try:
@@ -202,7 +204,7 @@ def fail_after_from_environment() -> int | None:
 def _roll_back(before: State, session: KernelSession, irreversible_done: list[Action]) -> str:
     """Converge on the state observed before the apply; sentences saying how it went and,
     when the apply got as far as the break, what no undoing can give back."""
-    from reconciler.kernel import KernelWriter
+    from reconciler.kernel.writer import KernelWriter
 
     target = State.of(o for o in before.objects.values() if o.restorable and MISSING not in _identity(o))
     try:

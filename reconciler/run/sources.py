@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime
 
-from reconciler import gitsource
 from reconciler.errors import NetreconcileError, SourceError, SpecError
-from reconciler.loader import load_spec, load_spec_text
-from reconciler.spec import Spec
-from reconciler.statedir import StateDir
+from reconciler.kernel.statedir import StateDir
+from reconciler.run import gitsource
+from reconciler.spec.loader import load_spec, load_spec_text
+from reconciler.spec.types import Spec
 
 
 class FileSource:

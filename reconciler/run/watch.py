@@ -20,17 +20,18 @@ import time
 from collections import Counter
 from typing import Callable
 
-from reconciler import logs, resolvconf
-from reconciler.engine import converge
 from reconciler.errors import GuardError, NetreconcileError, SourceError, SpecError, VerifyError
-from reconciler.metrics import WatchMetrics
-from reconciler.observe import list_netns
-from reconciler.planner import Plan
-from reconciler.scheduler import FightDetector, PassScheduler
-from reconciler.session import KernelSession, netns_path
-from reconciler.sources import FileSource, GitSource
-from reconciler.spec import Spec
-from reconciler.triggers import EventSources, nftables_events_socket, route_events_socket
+from reconciler.kernel.observe import list_netns
+from reconciler.kernel.session import KernelSession, netns_path
+from reconciler.render import resolvconf
+from reconciler.run import logs
+from reconciler.run.engine import converge
+from reconciler.run.metrics import WatchMetrics
+from reconciler.run.scheduler import FightDetector, PassScheduler
+from reconciler.run.sources import FileSource, GitSource
+from reconciler.run.triggers import EventSources, nftables_events_socket, route_events_socket
+from reconciler.spec.types import Spec
+from reconciler.state.plan import Plan
 
 SIGNAL_POLL = 0.2  # seconds: how soon a signal is noticed while waiting
 # a verification that fails because something changed during the pass is followed by

@@ -1,7 +1,7 @@
 """Read the live state: the host namespace and every owned container namespace.
 
 Per namespace this costs three netlink dumps (links, IPv4 addresses, main-table
-routes) on a socket kept open, decoded by reconciler.netlink's minimal decoder, a
+routes) on a socket kept open, decoded by reconciler.kernel.netlink's minimal decoder, a
 listing of its directory /etc/netns/<name>/ and three small file reads (hostname,
 hosts, resolv.conf). Container files are read relative to directory descriptors and
 never through a symbolic link.
@@ -18,15 +18,16 @@ import os
 import pickle
 import stat
 
-from reconciler import firewall, nft
-from reconciler import netlink as nl
-from reconciler.desired import IP_FORWARD, route_localnet
-from reconciler.model import (
+from reconciler.errors import KernelError
+from reconciler.kernel import netlink as nl
+from reconciler.kernel import nft
+from reconciler.kernel.nlsocket import NetlinkSocket, entered
+from reconciler.kernel.session import NETNS_DIR, KernelSession, open_container_dir
+from reconciler.render import firewall
+from reconciler.state.desired import IP_FORWARD, route_localnet
+from reconciler.state.model import (
     HOST_NS, Address, Bridge, File, Firewall, KernelObject, Leftover, Netns, NetnsAlias, Route, State, Sysctl, Veth,
 )
-from reconciler.errors import KernelError
-from reconciler.nlsocket import NetlinkSocket, entered
-from reconciler.session import NETNS_DIR, KernelSession, open_container_dir
 
 OWNER = "netreconcile"
 MISSING = "?"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 
 from reconciler.errors import KernelError
-from reconciler.nlsocket import NetlinkSocket, current_netns_fd
-from reconciler.statedir import StateDir
+from reconciler.kernel.nlsocket import NetlinkSocket, current_netns_fd
+from reconciler.kernel.statedir import StateDir
 
 NETNS_DIR = "/run/netns"
 ETC_NETNS_DIR = "/etc/netns"  # `ip netns exec` bind-mounts /etc/netns/<name>/* over /etc

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from reconciler.errors import LockError
-from reconciler.statedir import StateDir
+from reconciler.kernel.statedir import StateDir
 
 POLL = 0.05
 PROC_LOCKS = "/proc/locks"

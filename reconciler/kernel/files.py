@@ -1,0 +1,141 @@
+"""Container files (/etc/netns/NAME/hosts, resolv.conf, hostname): written atomically (temporary
+file + rename) relative to directory descriptors, never through a symbolic link, and removed
+only when they are regular files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+
+from reconciler.kernel.batch import KindWriter, Operation, apply_error
+from reconciler.kernel.observe import CONTAINER_FILES, TEMPORARY_MARK, is_temporary
+from reconciler.kernel.session import KernelSession, open_container_dir
+from reconciler.state.model import File
+from reconciler.state.plan import Action
+
+FILE_MODE = 0o644  # container files are read by every process in the container
+
+
+def write_atomically(dir_fd: int, filename: str, content: str) -> None:
+    """Write `filename` in the directory `dir_fd` via a temporary file and rename, so
+    readers never see a partial file. The temporary name is unpredictable and created
+    exclusively (a link planted there fails the write instead of being followed); the
+    rename replaces a directory entry and never writes through one."""
+    temporary = f".{filename}{TEMPORARY_MARK}{secrets.token_hex(8)}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,
+                 dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), FILE_MODE)  # whatever the umask took away
+            handle.write(content.encode("utf-8", errors="surrogateescape"))
+        os.replace(temporary, filename, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=dir_fd)
+        raise
+
+
+@contextlib.contextmanager
+def container_dir(session: KernelSession, netns: str, create: bool = False):
+    """The directory of container `netns` as a descriptor (None when absent or not a
+    real directory: nothing there is ours), made first with `create`. The etc-netns
+    directory above it is the operator's choice and may be a link; the container's
+    directory is never followed."""
+    if create:
+        os.makedirs(session.etc_netns_dir, mode=0o755, exist_ok=True)
+    etc_fd = session.open_etc_netns()
+    if etc_fd is None:
+        if create:  # removed meanwhile; never fall back to a relative path
+            raise OSError(errno.ENOENT, f"{session.etc_netns_dir} disappeared")
+        yield None
+        return
+    try:
+        if create:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(netns, 0o755, dir_fd=etc_fd)
+        try:
+            dir_fd = open_container_dir(etc_fd, netns)
+        except NotADirectoryError:
+            dir_fd = None
+        if dir_fd is None and create:
+            raise OSError(errno.ENOTDIR, f"{session.etc_dir(netns)} is a symbolic link or not a directory; "
+                                         "netreconcile never writes through one")
+        try:
+            yield dir_fd
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
+    finally:
+        os.close(etc_fd)
+
+
+def unlink_regular(dir_fd: int, filename: str) -> None:
+    """Unlink `filename` in `dir_fd` if it is a regular file: a link or anything else
+    there is not netreconcile's."""
+    try:
+        if stat.S_ISREG(os.lstat(filename, dir_fd=dir_fd).st_mode):
+            os.unlink(filename, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+
+
+def remove_files_of(session: KernelSession, netns: str) -> None:
+    """The container's files, temporary files of a write that was cut short, and
+    its directory once empty; anything else (a link included) stays."""
+    with contextlib.suppress(OSError), container_dir(session, netns) as dir_fd:
+        if dir_fd is None:
+            return
+        for filename in os.listdir(dir_fd):
+            if filename in CONTAINER_FILES or is_temporary(filename):
+                unlink_regular(dir_fd, filename)
+    etc_fd = session.open_etc_netns()
+    if etc_fd is not None:
+        try:
+            os.rmdir(netns, dir_fd=etc_fd)
+        except OSError:
+            pass  # absent, a link, or holding files that are not ours
+        finally:
+            os.close(etc_fd)
+
+
+class FileWriter(KindWriter):
+    """Container files (kind file) and files left by earlier versions (kind leftover)."""
+
+    def operations(self) -> dict[tuple[str, str], Operation]:
+        return {
+            ("create", "file"): self._create_file,
+            ("update", "file"): self._update_file,
+            ("delete", "file"): self._delete_file,
+            ("delete", "leftover"): self._delete_leftover,
+        }
+
+    def _create_file(self, actions: list[Action]) -> None:
+        for netns, group in self._per_netns(actions).items():
+            try:
+                with container_dir(self.session, netns, create=True) as dir_fd:
+                    for action in group:
+                        obj: File = action.obj
+                        try:
+                            write_atomically(dir_fd, obj.filename, obj.content)
+                        except OSError as error:
+                            raise apply_error(action, error.errno, f"writing {obj.name}") from error
+            except OSError as error:
+                raise apply_error(group[0], error.errno, error.strerror) from error
+
+    _update_file = _create_file
+
+    def _delete_file(self, actions: list[Action]) -> None:
+        for netns, group in self._per_netns(actions).items():
+            with container_dir(self.session, netns) as dir_fd:
+                for action in group:
+                    try:
+                        if dir_fd is not None:
+                            unlink_regular(dir_fd, action.obj.filename)
+                    except OSError as error:
+                        raise apply_error(action, error.errno, f"deleting {action.obj.name}") from error
+
+    _delete_leftover = _delete_file
