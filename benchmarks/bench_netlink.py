@@ -44,8 +44,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 # the codec under test and its transport; one place to change when the modules move
-from reconciler import netlink as nl  # noqa: E402
-from reconciler.nlsocket import NetlinkSocket  # noqa: E402
+from reconciler.kernel import netlink as nl  # noqa: E402
+from reconciler.kernel.nlsocket import NetlinkSocket  # noqa: E402
 
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg  # noqa: E402
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg  # noqa: E402

@@ -21,14 +21,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.desired import build_desired
-from reconciler.kernel import KernelWriter, ensure_host_netns
-from reconciler.model import State, Sysctl
-from reconciler.observe import observe
-from reconciler.planner import plan
-from reconciler.session import KernelSession
-from reconciler.spec import Spec
-from reconciler.statedir import StateDir
+from reconciler.state.desired import build_desired
+from reconciler.kernel.namespaces import ensure_host_netns
+from reconciler.kernel.writer import KernelWriter
+from reconciler.state.model import State, Sysctl
+from reconciler.kernel.observe import observe
+from reconciler.state.planner import plan
+from reconciler.kernel.session import KernelSession
+from reconciler.spec.types import Spec
+from reconciler.kernel.statedir import StateDir
 from tests.conftest import Sandbox
 from tests.strategies import KernelModel, specs
 

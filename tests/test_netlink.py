@@ -25,8 +25,8 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg, protinfo_bridge
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 # the codec and its transport; one place to change when the modules move
-from reconciler import netlink as nl
-from reconciler.nlsocket import NetlinkSocket
+from reconciler.kernel import netlink as nl
+from reconciler.kernel.nlsocket import NetlinkSocket
 
 from tests.conftest import sh
 
