@@ -10,6 +10,7 @@ with `ip -n NS -j`.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
 import os
 import socket
@@ -180,34 +181,50 @@ def test_del_link(index, ifname, names):
     (nl.new_addr, nl.RTM_NEWADDR, CREATE),
     (nl.del_addr, nl.RTM_DELADDR, nl.NLM_F_REQUEST | nl.NLM_F_ACK),
 ])
-def test_address_requests(build, kind, flags):
-    decoded = oracle(ifaddrmsg, build(SEQ, 6, "10.88.3.4/16"))
+@pytest.mark.parametrize("address, prefix, family", [
+    ("10.88.3.4", 16, socket.AF_INET), ("2001:db8:0:3::4", 64, socket.AF_INET6),
+])
+def test_address_requests(build, kind, flags, address, prefix, family):
+    decoded = oracle(ifaddrmsg, build(SEQ, 6, f"{address}/{prefix}"))
     assert_header(decoded, kind, flags)
     assert (decoded["family"], decoded["prefixlen"], decoded["flags"], decoded["scope"], decoded["index"]) == (
-        socket.AF_INET, 16, 0, nl.RT_SCOPE_UNIVERSE, 6)
+        family, prefix, 0, nl.RT_SCOPE_UNIVERSE, 6)
     assert attr_names(decoded) == ["IFA_LOCAL", "IFA_ADDRESS"]
-    assert decoded.get_attr("IFA_LOCAL") == decoded.get_attr("IFA_ADDRESS") == "10.88.3.4"
+    assert decoded.get_attr("IFA_LOCAL") == decoded.get_attr("IFA_ADDRESS") == address
 
 
-@pytest.mark.parametrize("dst, dst_len, dst_attr", [("default", 0, None), ("203.0.113.0/24", 24, "203.0.113.0")])
-def test_replace_route(dst, dst_len, dst_attr):
-    decoded = oracle(rtmsg, nl.replace_route(SEQ, dst, "10.88.0.1", 8))
+@pytest.mark.parametrize("dst, dst_len, dst_attr, gateway, family", [
+    ("default", 0, None, "10.88.0.1", socket.AF_INET),
+    ("203.0.113.0/24", 24, "203.0.113.0", "10.88.0.1", socket.AF_INET),
+    ("default", 0, None, "2001:db8::1", socket.AF_INET6),  # the gateway tells the family of a default route
+    ("2001:db8:1::/48", 48, "2001:db8:1::", "fd42::1", socket.AF_INET6),
+])
+def test_replace_route(dst, dst_len, dst_attr, gateway, family):
+    decoded = oracle(rtmsg, nl.replace_route(SEQ, dst, gateway, 8))
     assert_header(decoded, nl.RTM_NEWROUTE, nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE | nl.NLM_F_REPLACE)
     assert (decoded["family"], decoded["dst_len"], decoded["src_len"], decoded["tos"], decoded["table"],
             decoded["proto"], decoded["scope"], decoded["type"], decoded["flags"]) == (
-        socket.AF_INET, dst_len, 0, 0, nl.RT_TABLE_MAIN, nl.RTPROT_STATIC, nl.RT_SCOPE_UNIVERSE, nl.RTN_UNICAST, 0)
+        family, dst_len, 0, 0, nl.RT_TABLE_MAIN, nl.RTPROT_STATIC, nl.RT_SCOPE_UNIVERSE, nl.RTN_UNICAST, 0)
     assert attr_names(decoded) == (["RTA_DST"] if dst_attr else []) + ["RTA_GATEWAY", "RTA_OIF"]
     assert decoded.get_attr("RTA_DST") == dst_attr
-    assert (decoded.get_attr("RTA_GATEWAY"), decoded.get_attr("RTA_OIF")) == ("10.88.0.1", 8)
+    assert (decoded.get_attr("RTA_GATEWAY"), decoded.get_attr("RTA_OIF")) == (gateway, 8)
 
 
-@pytest.mark.parametrize("dst, dst_len, names", [("default", 0, []), ("198.51.100.0/25", 25, ["RTA_DST"])])
-def test_del_route_matches_any_protocol(dst, dst_len, names):
-    decoded = oracle(rtmsg, nl.del_route(SEQ, dst))
+@pytest.mark.parametrize("arguments, family, dst_len, names", [
+    (("default",), socket.AF_INET, 0, []),
+    (("198.51.100.0/25",), socket.AF_INET, 25, ["RTA_DST"]),
+    (("default", socket.AF_INET6), socket.AF_INET6, 0, []),
+    (("2001:db8::/32",), socket.AF_INET6, 32, ["RTA_DST"]),
+    (("2001:db8::/32", socket.AF_INET), socket.AF_INET6, 32, ["RTA_DST"]),  # the address wins over the argument
+])
+def test_del_route_matches_any_protocol(arguments, family, dst_len, names):
+    decoded = oracle(rtmsg, nl.del_route(SEQ, *arguments))
     assert_header(decoded, nl.RTM_DELROUTE, nl.NLM_F_REQUEST | nl.NLM_F_ACK)
     assert (decoded["family"], decoded["dst_len"], decoded["table"], decoded["proto"], decoded["type"]) == (
-        socket.AF_INET, dst_len, nl.RT_TABLE_MAIN, 0, nl.RTN_UNICAST)
+        family, dst_len, nl.RT_TABLE_MAIN, 0, nl.RTN_UNICAST)
     assert attr_names(decoded) == names
+    if names:
+        assert decoded.get_attr("RTA_DST") == arguments[0].split("/")[0]
 
 
 def test_get_link_by_name():
@@ -220,6 +237,10 @@ def test_get_link_by_name():
     (nl.dump_links, ifinfmsg, nl.RTM_GETLINK, {"family": socket.AF_UNSPEC, "index": 0}),
     (nl.dump_addrs, ifaddrmsg, nl.RTM_GETADDR, {"family": socket.AF_INET, "index": 0, "prefixlen": 0}),
     (nl.dump_routes, rtmsg, nl.RTM_GETROUTE, {"family": socket.AF_INET, "table": nl.RT_TABLE_MAIN, "proto": 0}),
+    (lambda seq: nl.dump_addrs(seq, socket.AF_INET6), ifaddrmsg, nl.RTM_GETADDR,
+     {"family": socket.AF_INET6, "index": 0, "prefixlen": 0}),
+    (lambda seq: nl.dump_routes(seq, socket.AF_INET6), rtmsg, nl.RTM_GETROUTE,
+     {"family": socket.AF_INET6, "table": nl.RT_TABLE_MAIN, "proto": 0}),
 ])
 def test_dump_requests(build, message_class, kind, fields):
     decoded = oracle(message_class, build(SEQ))
@@ -280,21 +301,45 @@ def test_decode_link_hairpin_from_bridge_slave_data(mode, hairpin):
     ([("IFA_ADDRESS", "10.0.0.9")], "10.0.0.9/24"),  # a point-to-point peer without a local address
 ])
 def test_decode_addr_prefers_the_local_address(attrs, cidr):
+    assert nl.decode_addr(pyroute2_addr(attrs, socket.AF_INET, 24, 11)) == nl.Addr(11, cidr)
+
+
+def pyroute2_addr(attrs, family: int, prefix: int, index: int) -> bytes:
     encoded = ifaddrmsg()
     encoded["header"]["type"] = nl.RTM_NEWADDR
-    encoded.update(family=socket.AF_INET, prefixlen=24, flags=0, scope=0, index=11)
+    encoded.update(family=family, prefixlen=prefix, flags=0, scope=0, index=index)
     encoded["attrs"] = attrs
     encoded.encode()
-    assert nl.decode_addr(bytes(encoded.data)[16:]) == nl.Addr(11, cidr)
+    return bytes(encoded.data)[16:]
+
+
+BOTH_FAMILIES = frozenset({socket.AF_INET, socket.AF_INET6})
 
 
 def test_decode_addr_skips_other_families_and_empty_addresses():
-    inet6 = ifaddrmsg()
-    inet6.update(family=socket.AF_INET6, prefixlen=64, flags=0, scope=0, index=2)
-    inet6["attrs"] = [("IFA_ADDRESS", "2001:db8::1")]
-    inet6.encode()
-    assert nl.decode_addr(bytes(inet6.data)[16:]) is None
+    inet6 = pyroute2_addr([("IFA_ADDRESS", "2001:db8::1")], socket.AF_INET6, 64, 2)
+    assert nl.decode_addr(inet6) is None
+    assert nl.decode_addr(inet6, frozenset({socket.AF_INET6})) == nl.Addr(2, "2001:db8::1/64")
+    inet4 = pyroute2_addr([("IFA_LOCAL", "10.0.0.2")], socket.AF_INET, 24, 2)
+    assert nl.decode_addr(inet4, frozenset({socket.AF_INET6})) is None
     assert nl.decode_addr(struct.pack("=BBBBI", socket.AF_INET, 24, 0, 0, 3)) is None
+
+
+@pytest.mark.parametrize("attrs, cidr", [
+    ([("IFA_ADDRESS", "fd42::9"), ("IFA_LOCAL", "2001:db8::2"), ("IFA_CACHEINFO", {})], "2001:db8::2/64"),
+    ([("IFA_ADDRESS", "fe80::1")], "fe80::1/64"),  # the kernel sends IPv6 addresses as IFA_ADDRESS only
+])
+def test_decode_addr_ipv6(attrs, cidr):
+    assert nl.decode_addr(pyroute2_addr(attrs, socket.AF_INET6, 64, 5), BOTH_FAMILIES) == nl.Addr(5, cidr)
+
+
+def test_decode_addr_refuses_an_address_of_the_wrong_length():
+    """An IPv4 header carrying 16 bytes (or IPv6 carrying 4) is not read as an address of its family."""
+    v6_bytes = nl._IFADDR.pack(socket.AF_INET, 24, 0, 0, 3) + nl.attr(nl.IFA_LOCAL, socket.inet_pton(
+        socket.AF_INET6, "2001:db8::1"))
+    v4_bytes = nl._IFADDR.pack(socket.AF_INET6, 64, 0, 0, 3) + nl.attr(nl.IFA_ADDRESS, socket.inet_aton("10.0.0.1"))
+    assert nl.decode_addr(v6_bytes, BOTH_FAMILIES) is None
+    assert nl.decode_addr(v4_bytes, BOTH_FAMILIES) is None
 
 
 def pyroute2_route(attrs, **fields) -> bytes:
@@ -322,7 +367,23 @@ def test_decode_route(attrs, fields, expected):
 
 
 def test_decode_route_skips_other_families():
-    assert nl.decode_route(pyroute2_route([("RTA_DST", "2001:db8::")], family=socket.AF_INET6, dst_len=32)) is None
+    inet6 = pyroute2_route([("RTA_DST", "2001:db8::")], family=socket.AF_INET6, dst_len=32)
+    assert nl.decode_route(inet6) is None
+    assert nl.decode_route(pyroute2_route([("RTA_OIF", 2)]), frozenset({socket.AF_INET6})) is None
+
+
+@pytest.mark.parametrize("attrs, fields, expected", [
+    ([("RTA_GATEWAY", "fd42::1"), ("RTA_OIF", 2)], {},
+     nl.RouteEntry("default", "fd42::1", 2, nl.RTPROT_STATIC, nl.RT_TABLE_MAIN, nl.RTN_UNICAST, socket.AF_INET6)),
+    ([("RTA_TABLE", nl.RT_TABLE_MAIN), ("RTA_DST", "2001:db8:1::"), ("RTA_OIF", 3)],
+     {"dst_len": 48, "proto": nl.RTPROT_KERNEL},
+     nl.RouteEntry("2001:db8:1::/48", "", 3, nl.RTPROT_KERNEL, nl.RT_TABLE_MAIN, nl.RTN_UNICAST, socket.AF_INET6)),
+    ([("RTA_OIF", 3)], {"dst_len": 8},
+     nl.RouteEntry("::/8", "", 3, nl.RTPROT_STATIC, nl.RT_TABLE_MAIN, nl.RTN_UNICAST, socket.AF_INET6)),
+])
+def test_decode_route_ipv6(attrs, fields, expected):
+    payload = pyroute2_route(attrs, **({"family": socket.AF_INET6} | fields))
+    assert nl.decode_route(payload, BOTH_FAMILIES) == expected
 
 
 # --- framing: messages, attributes, errors ----------------------------------------------
@@ -391,6 +452,8 @@ MACS = st.binary(min_size=6, max_size=6).map(lambda raw: ":".join(f"{b:02x}" for
 MTUS = st.integers(min_value=0, max_value=2**32 - 1)
 ADDRESSES = st.ip_addresses(v=4).map(str)
 PREFIXES = st.integers(min_value=0, max_value=32)
+ADDRESSES_V6 = st.ip_addresses(v=6).map(str)
+PREFIXES_V6 = st.integers(min_value=0, max_value=128)
 INDEXES = st.integers(min_value=1, max_value=2**31 - 1)
 
 
@@ -407,26 +470,53 @@ def test_link_round_trip(ifname, mac, mtu):
     assert (theirs.ifname, theirs.mac, theirs.mtu) == (ifname, mac, mtu)
 
 
-@settings(max_examples=200, deadline=None)
-@given(index=INDEXES, address=ADDRESSES, prefix=PREFIXES)
-def test_addr_round_trip(index, address, prefix):
+FAMILY_STRATEGIES = {  # family -> (addresses, prefix lengths)
+    socket.AF_INET: (ADDRESSES, PREFIXES),
+    socket.AF_INET6: (ADDRESSES_V6, PREFIXES_V6),
+}
+OTHER_FAMILY = {socket.AF_INET: socket.AF_INET6, socket.AF_INET6: socket.AF_INET}
+
+
+@st.composite
+def address_and_prefix(draw, family: int) -> tuple[str, int]:
+    addresses, prefixes = FAMILY_STRATEGIES[family]
+    return draw(addresses), draw(prefixes)
+
+
+@st.composite
+def route_of_a_family(draw) -> tuple[int, str, str]:
+    """(family, dst, gateway): dst "default" or a CIDR of the gateway's family."""
+    family = draw(st.sampled_from(sorted(FAMILY_STRATEGIES)))
+    addresses, prefixes = FAMILY_STRATEGIES[family]
+    dst = draw(st.just("default") | st.builds(lambda a, p: f"{a}/{p}", addresses, prefixes.filter(bool)))
+    return family, dst, draw(addresses)
+
+
+@settings(max_examples=300, deadline=None)
+@given(index=INDEXES, family=st.sampled_from(sorted(FAMILY_STRATEGIES)), data=st.data())
+def test_addr_round_trip(index, family, data):
+    address, prefix = data.draw(address_and_prefix(family))
     cidr = f"{address}/{prefix}"
     for build in (nl.new_addr, nl.del_addr):
         request = build(SEQ, index, cidr)
-        assert nl.decode_addr(request[16:]) == nl.Addr(index, cidr)
+        assert nl.decode_addr(request[16:], frozenset({family})) == nl.Addr(index, cidr)
+        assert nl.decode_addr(request[16:], frozenset({OTHER_FAMILY[family]})) is None  # not asked for
         decoded = oracle(ifaddrmsg, request)
-        assert (decoded["index"], decoded["prefixlen"], decoded.get_attr("IFA_LOCAL")) == (index, prefix, address)
+        assert (decoded["family"], decoded["index"], decoded["prefixlen"]) == (family, index, prefix)
+        assert ipaddress.ip_address(decoded.get_attr("IFA_LOCAL")) == ipaddress.ip_address(address)
 
 
-@settings(max_examples=200, deadline=None)
-@given(dst=st.one_of(st.just("default"), st.builds(lambda a, p: f"{a}/{p}", ADDRESSES, PREFIXES.filter(bool))),
-       gateway=ADDRESSES, oif=INDEXES)
-def test_route_round_trip(dst, gateway, oif):
+@settings(max_examples=300, deadline=None)
+@given(route=route_of_a_family(), oif=INDEXES)
+def test_route_round_trip(route, oif):
+    family, dst, gateway = route
     request = nl.replace_route(SEQ, dst, gateway, oif)
-    assert nl.decode_route(request[16:]) == nl.RouteEntry(dst, gateway, oif, nl.RTPROT_STATIC, nl.RT_TABLE_MAIN,
-                                                          nl.RTN_UNICAST)
+    assert nl.decode_route(request[16:], frozenset({family})) == nl.RouteEntry(
+        dst, gateway, oif, nl.RTPROT_STATIC, nl.RT_TABLE_MAIN, nl.RTN_UNICAST, family)
+    assert nl.decode_route(request[16:], frozenset({OTHER_FAMILY[family]})) is None  # not asked for
     decoded = oracle(rtmsg, request)
-    assert (decoded.get_attr("RTA_GATEWAY"), decoded.get_attr("RTA_OIF")) == (gateway, oif)
+    assert (decoded["family"], decoded.get_attr("RTA_OIF")) == (family, oif)
+    assert ipaddress.ip_address(decoded.get_attr("RTA_GATEWAY")) == ipaddress.ip_address(gateway)
 
 
 @settings(max_examples=100, deadline=None)
@@ -623,3 +713,55 @@ def test_kernel_dumps_decode_like_pyroute2(namespaces):
             theirs.get_attr("RTA_TABLE") or theirs["table"], theirs["type"])
     assert {(route.dst, route.gateway) for route in routes} == {("198.51.100.0/24", ""),
                                                                 ("203.0.113.0/24", "198.51.100.7")}
+
+
+@pytest.mark.kernel
+def test_kernel_accepts_ipv6_addresses_and_routes_built_by_the_codec(namespaces):
+    """IPv6 requests are applied as built, IPv6 dumps decode like pyroute2 reads them, and
+    an IPv4 reading of a dump of every family finds none of them."""
+    host, _ = namespaces
+    sh(f"ip -n {host} link add d0 type veth peer name d1")
+    with socket_in(host) as (sock, _):
+        d0, d1 = index_of(sock, "d0"), index_of(sock, "d1")
+        send(sock,
+             lambda seq: nl.set_link(seq, index=d1, up=True),
+             lambda seq: nl.set_link(seq, index=d0, up=True),
+             lambda seq: nl.new_addr(seq, d0, "2001:db8:1::5/64"),
+             lambda seq: nl.replace_route(seq, "default", "2001:db8:1::1", d0),
+             lambda seq: nl.replace_route(seq, "fd42:7::/48", "2001:db8:1::1", d0))
+        assert [a["local"] + f"/{a['prefixlen']}" for entry in ip_json(host, "-6", "addr", "show", "d0")
+                for a in entry["addr_info"] if a["scope"] == "global"] == ["2001:db8:1::5/64"]
+        assert {(route["dst"], route.get("gateway"), route["protocol"]) for route in ip_json(host, "-6", "route", "show")
+                if route.get("protocol") == "static"} == {("default", "2001:db8:1::1", "static"),
+                                                          ("fd42:7::/48", "2001:db8:1::1", "static")}
+
+        addresses = []
+        for kind, payload in sock.dump(lambda seq: nl.dump_addrs(seq, socket.AF_INET6)):
+            theirs = oracle(ifaddrmsg, nl.message(kind, 0, SEQ, payload))
+            addresses.append(nl.decode_addr(payload, BOTH_FAMILIES))
+            assert addresses[-1] == nl.Addr(theirs["index"], f"{theirs.get_attr('IFA_ADDRESS')}/{theirs['prefixlen']}")
+        assert nl.Addr(d0, "2001:db8:1::5/64") in addresses
+        routes = []
+        for kind, payload in sock.dump(lambda seq: nl.dump_routes(seq, socket.AF_INET6)):
+            theirs = oracle(rtmsg, nl.message(kind, 0, SEQ, payload))
+            routes.append(nl.decode_route(payload, BOTH_FAMILIES))
+            assert routes[-1] == nl.RouteEntry(
+                f"{theirs.get_attr('RTA_DST')}/{theirs['dst_len']}" if theirs["dst_len"] else "default",
+                theirs.get_attr("RTA_GATEWAY") or "", theirs.get_attr("RTA_OIF") or 0, theirs["proto"],
+                theirs.get_attr("RTA_TABLE") or theirs["table"], theirs["type"], socket.AF_INET6)
+        assert {(route.dst, route.gateway) for route in routes if route.protocol == nl.RTPROT_STATIC} == {
+            ("default", "2001:db8:1::1"), ("fd42:7::/48", "2001:db8:1::1")}
+
+        every_address = sock.dump(lambda seq: nl.dump_addrs(seq, socket.AF_UNSPEC))
+        every_route = sock.dump(lambda seq: nl.dump_routes(seq, socket.AF_UNSPEC))
+        assert any(payload[0] == socket.AF_INET6 for _, payload in every_address + every_route)
+        assert [nl.decode_addr(payload) for _, payload in every_address] == [None] * len(every_address)
+        assert [nl.decode_route(payload) for _, payload in every_route] == [None] * len(every_route)
+
+        send(sock,
+             lambda seq: nl.del_route(seq, "default", socket.AF_INET6),
+             lambda seq: nl.del_route(seq, "fd42:7::/48"),
+             lambda seq: nl.del_addr(seq, d0, "2001:db8:1::5/64"))
+    assert [route for route in ip_json(host, "-6", "route", "show") if route.get("protocol") == "static"] == []
+    assert [a for entry in ip_json(host, "-6", "addr", "show", "d0") for a in entry.get("addr_info", [])
+            if a["scope"] == "global"] == []

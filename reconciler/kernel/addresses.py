@@ -51,4 +51,6 @@ class AddressWriter(KindWriter):
     def _delete_route(self, actions: list[Action]) -> None:
         for netns, group in self._per_netns(actions).items():
             sock = self._socket(netns)
-            self._send(sock, [(a, nl.del_route(sock.next_seq(), a.obj.dst)) for a in group], ignore=(errno.ESRCH,))
+            self._send(sock, [
+                (a, nl.del_route(sock.next_seq(), a.obj.dst, nl.FAMILY_OF_VERSION[a.obj.family])) for a in group
+            ], ignore=(errno.ESRCH,))

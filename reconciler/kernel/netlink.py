@@ -1,8 +1,12 @@
 """A minimal rtnetlink codec: request builders and field extractors; pure, no I/O.
 
 pyroute2's generic codec costs about 0.3 ms per message and dominates a full-state
-read of many namespaces (see PERFORMANCE.md), so the hot paths pack requests with
-`struct` and decode only the fields netreconcile compares.
+read of many namespaces (measured in benchmarks/README.md), so the hot paths pack requests
+with `struct` and decode only the fields netreconcile compares.
+
+Addresses and routes are of either family (AF_INET, AF_INET6): builders take the family
+from the address they are given (or an explicit `family` where there is none: a dump, a
+default route), decoders read it from ifa_family/rtm_family and skip families not asked for.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
+from ipaddress import IPv6Address
 from typing import Iterator
 
 # message types
@@ -150,12 +155,20 @@ def del_link(seq: int, *, index: int = 0, ifname: str | None = None) -> bytes:
     return message(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK, seq, body)
 
 
+def family_of(address: str) -> int:
+    """AF_INET6 for an IPv6 address (text form, with or without /prefix), else AF_INET."""
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def _packed(address: str) -> bytes:
+    return socket.inet_pton(family_of(address), address)
+
+
 def _ifaddr(index: int, cidr: str) -> bytes:
     address, prefix = cidr.split("/")
-    packed = socket.inet_aton(address)
-    return _IFADDR.pack(socket.AF_INET, int(prefix), 0, RT_SCOPE_UNIVERSE, index) + attr(IFA_LOCAL, packed) + attr(
-        IFA_ADDRESS, packed
-    )
+    packed = _packed(address)
+    head = _IFADDR.pack(family_of(address), int(prefix), 0, RT_SCOPE_UNIVERSE, index)
+    return head + attr(IFA_LOCAL, packed) + attr(IFA_ADDRESS, packed)
 
 
 def new_addr(seq: int, index: int, cidr: str) -> bytes:
@@ -166,24 +179,28 @@ def del_addr(seq: int, index: int, cidr: str) -> bytes:
     return message(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, seq, _ifaddr(index, cidr))
 
 
-def _rtmsg(dst: str, scope: int = RT_SCOPE_UNIVERSE, protocol: int = RTPROT_STATIC) -> tuple[bytes, bytes]:
+def _rtmsg(dst: str, family: int, scope: int = RT_SCOPE_UNIVERSE, protocol: int = RTPROT_STATIC) -> tuple[bytes, bytes]:
+    """The rtmsg head and RTA_DST of `dst` ("default" or a CIDR, whose address decides the family)."""
     if dst == "default":
         prefix, dst_attr = 0, b""
     else:
         address, length = dst.split("/")
-        prefix, dst_attr = int(length), attr(RTA_DST, socket.inet_aton(address))
-    head = _RTMSG.pack(socket.AF_INET, prefix, 0, 0, RT_TABLE_MAIN, protocol, scope, RTN_UNICAST, 0)
+        family = family_of(address)
+        prefix, dst_attr = int(length), attr(RTA_DST, _packed(address))
+    head = _RTMSG.pack(family, prefix, 0, 0, RT_TABLE_MAIN, protocol, scope, RTN_UNICAST, 0)
     return head, dst_attr
 
 
 def replace_route(seq: int, dst: str, gateway: str, oif: int) -> bytes:
-    head, dst_attr = _rtmsg(dst)
-    body = head + dst_attr + attr(RTA_GATEWAY, socket.inet_aton(gateway)) + attr_u32(RTA_OIF, oif)
+    """A route via `gateway`, of the gateway's family."""
+    head, dst_attr = _rtmsg(dst, family_of(gateway))
+    body = head + dst_attr + attr(RTA_GATEWAY, _packed(gateway)) + attr_u32(RTA_OIF, oif)
     return message(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq, body)
 
 
-def del_route(seq: int, dst: str) -> bytes:
-    head, dst_attr = _rtmsg(dst, protocol=0)
+def del_route(seq: int, dst: str, family: int = socket.AF_INET) -> bytes:
+    """`family` tells which default route "default" is; a CIDR's own address decides otherwise."""
+    head, dst_attr = _rtmsg(dst, family, protocol=0)
     return message(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, seq, head + dst_attr)
 
 
@@ -195,13 +212,14 @@ def dump_links(seq: int) -> bytes:
     return message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, ifinfomsg())
 
 
-def dump_addrs(seq: int) -> bytes:
-    return message(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, _IFADDR.pack(socket.AF_INET, 0, 0, 0, 0))
+def dump_addrs(seq: int, family: int = socket.AF_INET) -> bytes:
+    """The addresses of one family (AF_UNSPEC: all)."""
+    return message(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, _IFADDR.pack(family, 0, 0, 0, 0))
 
 
-def dump_routes(seq: int) -> bytes:
-    """IPv4 routes of the main table (the table filter needs NETLINK_GET_STRICT_CHK)."""
-    head = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, 0, 0, 0, 0)
+def dump_routes(seq: int, family: int = socket.AF_INET) -> bytes:
+    """The routes of one family in the main table (the table filter needs NETLINK_GET_STRICT_CHK)."""
+    head = _RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN, 0, 0, 0, 0)
     return message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, head)
 
 
@@ -314,21 +332,41 @@ def _ipv6_enabled(af_spec: bytes | None) -> bool:
     return struct.unpack_from("=i", conf, 4 * DEVCONF_DISABLE_IPV6)[0] == 0
 
 
+# the address family of an IP version (4 or 6, as `ipaddress` and the kernel objects name it)
+FAMILY_OF_VERSION = {4: socket.AF_INET, 6: socket.AF_INET6}
+# address length per family: a decoder reads only these, and only the families it is asked for
+ADDRESS_LENGTH = {socket.AF_INET: 4, socket.AF_INET6: 16}
+IPV4_ONLY = frozenset({socket.AF_INET})
+_UNSPECIFIED = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
+
+
+def _address(family: int, packed: bytes | None) -> str:
+    """The text form of an address of `family`; "" when absent or of the wrong length.
+    IPv6 in `ipaddress`'s form, which the desired state uses (inet_ntop writes IPv4-mapped
+    addresses differently), so that equal addresses compare equal."""
+    if not packed or len(packed) != ADDRESS_LENGTH[family]:
+        return ""
+    if family == socket.AF_INET6:
+        return str(IPv6Address(packed))
+    return socket.inet_ntoa(packed)
+
+
 @dataclass(slots=True)
 class Addr:
     index: int
     cidr: str
 
 
-def decode_addr(payload: bytes) -> Addr | None:
+def decode_addr(payload: bytes, families: frozenset[int] = IPV4_ONLY) -> Addr | None:
+    """None for an address of a family not in `families`, or without a usable address."""
     family, prefix, _, _, index = _IFADDR.unpack_from(payload)
-    if family != socket.AF_INET:
+    if family not in families:
         return None
     found = attrs(payload, _IFADDR.size)
-    packed = found.get(IFA_LOCAL) or found.get(IFA_ADDRESS)
-    if not packed:
+    address = _address(family, found.get(IFA_LOCAL) or found.get(IFA_ADDRESS))
+    if not address:
         return None
-    return Addr(index, f"{socket.inet_ntoa(packed)}/{prefix}")
+    return Addr(index, f"{address}/{prefix}")
 
 
 @dataclass(slots=True)
@@ -339,21 +377,23 @@ class RouteEntry:
     protocol: int
     table: int
     type: int
+    family: int = socket.AF_INET
 
 
-def decode_route(payload: bytes) -> RouteEntry | None:
+def decode_route(payload: bytes, families: frozenset[int] = IPV4_ONLY) -> RouteEntry | None:
+    """None for a route of a family not in `families`."""
     family, dst_len, _, _, table, protocol, _, rtype, _ = _RTMSG.unpack_from(payload)
-    if family != socket.AF_INET:
+    if family not in families:
         return None
     found = attrs(payload, _RTMSG.size)
     table = _u32(found.get(RTA_TABLE)) or table
-    dst = found.get(RTA_DST)
-    gateway = found.get(RTA_GATEWAY)
+    dst = _address(family, found.get(RTA_DST)) or (None if dst_len == 0 else _UNSPECIFIED[family])
     return RouteEntry(
-        dst=f"{socket.inet_ntoa(dst)}/{dst_len}" if dst else ("default" if dst_len == 0 else f"0.0.0.0/{dst_len}"),
-        gateway=socket.inet_ntoa(gateway) if gateway else "",
+        dst=f"{dst}/{dst_len}" if dst else "default",
+        gateway=_address(family, found.get(RTA_GATEWAY)),
         oif=_u32(found.get(RTA_OIF)),
         protocol=protocol,
         table=table,
         type=rtype,
+        family=family,
     )

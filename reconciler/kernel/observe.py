@@ -1,7 +1,7 @@
 """Read the live state: the host namespace and every owned container namespace.
 
-Per namespace this costs three netlink dumps (links, IPv4 addresses, main-table
-routes) on a socket kept open, decoded by reconciler.kernel.netlink's minimal decoder, a
+Per namespace this costs a netlink dump of its links, and of its addresses and main-table
+routes per address family the desired state can have (IPv4 today: three dumps), on a socket kept open, decoded by reconciler.kernel.netlink's minimal decoder, a
 listing of its directory /etc/netns/<name>/ and three small file reads (hostname,
 hosts, resolv.conf). Container files are read relative to directory descriptors and
 never through a symbolic link.
@@ -26,11 +26,13 @@ from reconciler.kernel.session import NETNS_DIR, KernelSession, open_container_d
 from reconciler.render import firewall
 from reconciler.state.desired import IP_FORWARD, route_localnet
 from reconciler.state.model import (
-    HOST_NS, Address, Bridge, File, Firewall, KernelObject, Leftover, Netns, NetnsAlias, Route, State, Sysctl, Veth,
+    ADDRESS_FAMILIES, HOST_NS, Address, Bridge, File, Firewall, KernelObject, Leftover, Netns, NetnsAlias, Route, State, Sysctl, Veth,
 )
 
 OWNER = "netreconcile"
 MISSING = "?"
+# the address families read: those the desired state can have
+OBSERVED_FAMILIES = frozenset(nl.FAMILY_OF_VERSION[version] for version in ADDRESS_FAMILIES)
 
 
 def bridge_alias(network: str) -> str:
@@ -269,8 +271,8 @@ def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> lis
         link = by_index.get(addr.index)
         if link is not None and link.ifname != "lo":
             objects.append(Address(name, link.ifname, addr.cidr))
-    for _, payload in sock.dump(nl.dump_routes):
-        route = nl.decode_route(payload)
+    for payload in _dump_per_family(sock, nl.dump_routes, nl.RTM_NEWROUTE):
+        route = nl.decode_route(payload, OBSERVED_FAMILIES)
         if (
             route is None
             or route.table != nl.RT_TABLE_MAIN
@@ -373,13 +375,22 @@ def _links(sock: NetlinkSocket) -> list[nl.Link]:
     return [nl.decode_link(payload) for kind, payload in sock.dump(nl.dump_links) if kind == nl.RTM_NEWLINK]
 
 
+def _dump_per_family(sock: NetlinkSocket, build, kind: int) -> list[bytes]:
+    """The payloads of messages of `kind` that one dump per observed family answers."""
+    return [
+        payload
+        for family in sorted(OBSERVED_FAMILIES)
+        for reply, payload in sock.dump(lambda seq: build(seq, family))
+        if reply == kind
+    ]
+
+
 def _addrs(sock: NetlinkSocket) -> list[nl.Addr]:
     found = []
-    for kind, payload in sock.dump(nl.dump_addrs):
-        if kind == nl.RTM_NEWADDR:
-            addr = nl.decode_addr(payload)
-            if addr is not None:
-                found.append(addr)
+    for payload in _dump_per_family(sock, nl.dump_addrs, nl.RTM_NEWADDR):
+        addr = nl.decode_addr(payload, OBSERVED_FAMILIES)
+        if addr is not None:
+            found.append(addr)
     return found
 
 

@@ -1,14 +1,19 @@
-"""IP address management: which interface name and which IPv4 address each container attachment gets.
+"""IP address management: which interface name and which address each container attachment gets.
 
 Static addresses first, then each dynamic container keeps the address the kernel shows it
 already has, then the rest get the lowest free address; interface names likewise: the one
 given, else the one the kernel shows, else the lowest free ethN. Pure: the live state is
-passed in.
+passed in. Allocation works on a subnet of either family (the spec accepts IPv4 only until
+issue 14).
 """
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+from typing import Iterator, Union
+
+IPAddress = Union[IPv4Address, IPv6Address]
+IPNetwork = Union[IPv4Network, IPv6Network]
 
 from reconciler.errors import Problem, SpecError
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
@@ -50,13 +55,43 @@ def assign_interfaces(spec: Spec, live: State) -> dict[tuple[str, str], str]:
     return result
 
 
+def reserved_addresses(subnet: IPNetwork) -> set[IPAddress]:
+    """The addresses of a subnet no container gets: its network address (in IPv6 the
+    subnet-router anycast address, RFC 4291 2.6.1) and, in IPv4, its broadcast address."""
+    if subnet.version == 4:
+        return {subnet.network_address, subnet.broadcast_address}
+    return {subnet.network_address}
+
+
+def free_addresses(subnet: IPNetwork, taken: set[IPAddress]) -> Iterator[IPAddress]:
+    """The addresses of `subnet` that are neither reserved nor in `taken`, lowest first;
+    `taken` is read as the caller adds to it."""
+    make = type(subnet.network_address)
+    reserved = reserved_addresses(subnet)
+    for candidate in range(int(subnet.network_address), int(subnet.broadcast_address) + 1):
+        address = make(candidate)
+        if address not in taken and address not in reserved:
+            yield address
+
+
+def sticky_address(
+    subnet: IPNetwork, taken: set[IPAddress], shown: list[tuple[IPAddress, int]],
+) -> IPAddress | None:
+    """The first address the kernel shows (with its prefix length) that fits `subnet`
+    exactly and is not `taken`: the one a dynamic container keeps."""
+    for address, prefix in shown:
+        if prefix == subnet.prefixlen and address in subnet and address not in taken:
+            return address
+    return None
+
+
 def assign_addresses(
     spec: Spec, live: State, interfaces: dict[tuple[str, str], str] | None = None,
-) -> dict[tuple[str, str], IPv4Address]:
-    """IPv4 address per (container, network)."""
+) -> dict[tuple[str, str], IPAddress]:
+    """The address per (container, network), in the network's subnet."""
     interfaces = assign_interfaces(spec, live) if interfaces is None else interfaces
     live_addresses = _live_addresses(live)
-    result: dict[tuple[str, str], IPv4Address] = {}
+    result: dict[tuple[str, str], IPAddress] = {}
     problems: list[Problem] = []
     members_of: dict[str, list[tuple[ContainerSpec, Attachment]]] = {}
     for container in spec.containers:
@@ -82,25 +117,25 @@ class _PoolExhausted(Exception):
         self.attachment = attachment
 
 
-def _live_addresses(live: State) -> dict[tuple[str, str], list[tuple[IPv4Address, int]]]:
+def _live_addresses(live: State) -> dict[tuple[str, str], list[tuple[IPAddress, int]]]:
     """(address, prefix length) the kernel shows per (container namespace, interface name)."""
-    found: dict[tuple[str, str], list[tuple[IPv4Address, int]]] = {}
+    found: dict[tuple[str, str], list[tuple[IPAddress, int]]] = {}
     for obj in live.objects.values():
         if isinstance(obj, Address) and obj.netns != HOST_NS:
             address, prefix = obj.cidr.split("/")
-            found.setdefault((obj.netns, obj.ifname), []).append((IPv4Address(address), int(prefix)))
+            found.setdefault((obj.netns, obj.ifname), []).append((ip_address(address), int(prefix)))
     return found
 
 
 def _assign_in_network(
     network: NetworkSpec,
     members: list[tuple[ContainerSpec, Attachment]],
-    live_addresses: dict[tuple[str, str], list[tuple[IPv4Address, int]]],
+    live_addresses: dict[tuple[str, str], list[tuple[IPAddress, int]]],
     interfaces: dict[tuple[str, str], str],
-) -> dict[tuple[str, str], IPv4Address]:
-    subnet: IPv4Network = network.subnet
-    taken = {subnet.network_address, subnet.broadcast_address, network.gateway, *network.aux_addresses}
-    assigned: dict[tuple[str, str], IPv4Address] = {}
+) -> dict[tuple[str, str], IPAddress]:
+    subnet: IPNetwork = network.subnet
+    taken: set[IPAddress] = {*reserved_addresses(subnet), network.gateway, *network.aux_addresses}
+    assigned: dict[tuple[str, str], IPAddress] = {}
     dynamic: list[tuple[ContainerSpec, Attachment]] = []
     for container, attachment in members:
         if attachment.ipv4_address is not None:
@@ -111,27 +146,17 @@ def _assign_in_network(
     waiting: list[tuple[ContainerSpec, Attachment]] = []
     for container, attachment in dynamic:
         ifname = interfaces[(container.name, network.name)]
-        kept = _sticky_address(container.name, ifname, subnet, taken, live_addresses)
+        kept = sticky_address(subnet, taken, live_addresses.get((container.name, ifname), []))
         if kept is None:
             waiting.append((container, attachment))
         else:
             assigned[(container.name, network.name)] = kept
             taken.add(kept)
-    candidate = int(subnet.network_address) + 1
-    last = int(subnet.broadcast_address)
+    free = free_addresses(subnet, taken)
     for container, attachment in waiting:
-        while candidate < last and IPv4Address(candidate) in taken:
-            candidate += 1
-        if candidate >= last:
+        address = next(free, None)
+        if address is None:
             raise _PoolExhausted(container.name, attachment)
-        address = IPv4Address(candidate)
         assigned[(container.name, network.name)] = address
         taken.add(address)
     return assigned
-
-
-def _sticky_address(container: str, ifname: str, subnet, taken, live_addresses) -> IPv4Address | None:
-    for address, prefix in live_addresses.get((container, ifname), ()):
-        if prefix == subnet.prefixlen and address in subnet and address not in taken:
-            return address
-    return None

@@ -9,9 +9,13 @@ comparisons.  Namespace "" is the host namespace.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from ipaddress import ip_address, ip_interface
 from typing import ClassVar
 
 HOST_NS = ""
+# The IP versions addresses and routes of the desired state can have; observing reads these
+# families only. IPv4 until the spec accepts IPv6 (issue 14).
+ADDRESS_FAMILIES: tuple[int, ...] = (4,)
 
 
 @dataclass(frozen=True)
@@ -134,13 +138,18 @@ class Veth(KernelObject):
 
 @dataclass(frozen=True)
 class Address(KernelObject):
-    """An IPv4 address (CIDR) on an interface."""
+    """An IP address (CIDR) on an interface."""
 
     kind: ClassVar[str] = "address"
     netns: str
     ifname: str
     cidr: str
     source: str = field(default="", compare=False)
+
+    @property
+    def family(self) -> int:
+        """The IP version (4 or 6) of the address."""
+        return ip_interface(self.cidr).version
 
     @property
     def key(self) -> tuple:
@@ -162,6 +171,13 @@ class Route(KernelObject):
     gateway: str
     ifname: str
     source: str = field(default="", compare=False)
+
+    @property
+    def family(self) -> int:
+        """The IP version (4 or 6) of the gateway, else of `dst`; a gatewayless default route is IPv4."""
+        if self.gateway:
+            return ip_address(self.gateway).version
+        return 4 if self.dst == "default" else ip_interface(self.dst).version
 
     @property
     def key(self) -> tuple:
