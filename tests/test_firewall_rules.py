@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+from ipaddress import ip_address, ip_network
 
 import pytest
 
@@ -10,12 +12,15 @@ from reconciler.errors import PrerequisiteError
 from reconciler.kernel import nft
 from reconciler.render import firewall
 from reconciler.spec.loader import load_spec_text
+from reconciler.spec.ports import PortMapping, parse_port
+from reconciler.spec.types import NetworkSpec
 from reconciler.state.desired import (
     bridge_ports, build_desired, forwarding_needed, publications, route_localnet, veth_name,
 )
 from reconciler.state.ipam import assign_addresses
 from reconciler.state.model import HOST_NS, Firewall, Route, State, Sysctl, Veth
 from reconciler.state.planner import plan
+from tests.conftest import sh
 
 SPEC = """\
 version: 1
@@ -225,3 +230,70 @@ def test_a_missing_nft_command_is_an_error_naming_the_package(monkeypatch):
     monkeypatch.setattr(nft, "binary", lambda: None)
     with pytest.raises(PrerequisiteError, match=r"install the nftables package"):
         nft.require()
+
+
+# --- a network of the other family (IPv6: not reachable from the spec until it accepts IPv6) ---
+
+V6_NETWORK = NetworkSpec("six", "br-six", ip_network("2001:db8:6::/64"), ip_address("2001:db8:6::1"))
+V6_PUBLICATION = firewall.Publication(V6_NETWORK, ip_address("2001:db8:6::5"), (
+    PortMapping(None, 8080, 8080, 80),
+    PortMapping(ip_address("2001:db8:ff::7"), 5353, 5353, 5353, "udp"),
+    PortMapping(None, 9000, 9001, 7000),
+), "vh-six")
+
+
+def v6_ruleset() -> str:
+    return firewall.normalize(firewall.render(
+        [V6_NETWORK], [V6_PUBLICATION], [firewall.Port(dataclasses.replace(V6_NETWORK, icc=False), "vh-six")]))
+
+
+def test_an_ipv6_subnet_is_masqueraded_with_ip6_matches():
+    assert chain(v6_ruleset(), "inet", "postrouting") == [
+        'ip6 saddr 2001:db8:6::/64 oifname != "br-six" masquerade',
+        'oifname "br-six" ct status dnat ip6 saddr 2001:db8:6::/64 masquerade',
+        'oifname "br-six" ip saddr 127.0.0.0/8 masquerade',
+    ]
+
+
+def test_ports_published_to_an_ipv6_address_dnat_with_ip6():
+    assert chain(v6_ruleset(), "inet", "published") == [
+        "tcp dport 8080 dnat ip6 to [2001:db8:6::5]:80",
+        "ip6 daddr 2001:db8:ff::7 udp dport 5353 dnat ip6 to 2001:db8:6::5",
+        "tcp dport 9000-9001 dnat ip6 to tcp dport map { 9000 : 2001:db8:6::5 . 7000, 9001 : 2001:db8:6::5 . 7001 }",
+    ]
+    assert chain(v6_ruleset(), "bridge", "forward") == [
+        'oifname "vh-six" ip6 daddr 2001:db8:6::5 tcp dport 80 accept',
+        'iifname "vh-six" ip6 saddr 2001:db8:6::5 tcp sport 80 accept',
+        'oifname "vh-six" ip6 daddr 2001:db8:6::5 udp dport 5353 accept',
+        'iifname "vh-six" ip6 saddr 2001:db8:6::5 udp sport 5353 accept',
+        'oifname "vh-six" ip6 daddr 2001:db8:6::5 tcp dport 7000-7001 accept',
+        'iifname "vh-six" ip6 saddr 2001:db8:6::5 tcp sport 7000-7001 accept',
+        'iifname "vh-six" drop',
+    ]
+
+
+@pytest.mark.parametrize("address, keyword", [
+    (ip_address("198.51.100.1"), "ip"), (ip_network("198.51.100.0/24"), "ip"),
+    (ip_address("2001:db8::1"), "ip6"), (ip_network("2001:db8::/64"), "ip6"),
+])
+def test_the_match_keyword_follows_the_family(address, keyword):
+    assert firewall.match_family(address) == keyword
+
+
+def test_the_host_address_family_of_a_published_port():
+    assert parse_port("8080:80").host_family is None
+    assert parse_port("127.0.0.1:8080:80").host_family == 4
+    assert PortMapping(ip_address("2001:db8::1"), 80, 80, 80).host_family == 6
+
+
+@pytest.mark.kernel
+def test_the_kernel_lists_an_ipv6_ruleset_as_rendered(sandbox):
+    """nft accepts the IPv6 rules and lists them back as rendered (a throwaway namespace)."""
+    netns = sandbox.name("fw6")
+    sh(f"ip netns add {netns}")
+    rendered = firewall.render(
+        [V6_NETWORK], [V6_PUBLICATION], [firewall.Port(dataclasses.replace(V6_NETWORK, icc=False), "vh-six")])
+    subprocess.run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=rendered, text=True, check=True)
+    listed = "".join(sh(f"ip netns exec {netns} nft list table {family} {firewall.TABLE}") + "\n"
+                     for family in firewall.FAMILIES)
+    assert firewall.normalize(listed) == firewall.normalize(rendered)

@@ -30,6 +30,10 @@ hairpin traffic (a container reaching a neighbour's published port through the h
 address) port to port; only a rule can let exactly that through: frames to and from
 the published container ports. These kernels have neither bridge-family conntrack
 nor `meta ibrname`, so the rules name ports and published addresses.
+
+Rules that match a network's or a container's addresses take the family from the
+address (`ip` or `ip6` match, `dnat ip`/`dnat ip6`), so a subnet of either family
+renders; the guard stays IPv4 (route_localnet and 127.0.0.0/8 exist only there).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Union
 
 from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import NetworkSpec
@@ -49,6 +54,8 @@ FAMILIES = (FAMILY, BRIDGE_FAMILY)
 COMMENT = "managed by netreconcile: edits are overwritten"
 LOOPBACK = "127.0.0.0/8"
 
+IPAddress = Union[IPv4Address, IPv6Address]
+
 _HANDLE_RE = re.compile(r"\s*# handle \d+$")
 _COUNTER_RE = re.compile(r"\bcounter packets \d+ bytes \d+")
 
@@ -59,7 +66,7 @@ class Publication:
     bridge port is `port`."""
 
     network: NetworkSpec
-    address: IPv4Address
+    address: IPAddress
     mappings: tuple[PortMapping, ...]
     port: str
 
@@ -114,6 +121,11 @@ def render_bridge_table(publications: list[Publication], isolated: list[Port]) -
     ])
 
 
+def match_family(address: IPAddress | IPv4Network | IPv6Network) -> str:
+    """The nft payload keyword that matches (and DNATs to) addresses of `address`'s family."""
+    return "ip6" if address.version == 6 else "ip"
+
+
 def _table(family: str, chains: list[str]) -> str:
     body = "\n\n".join(chain for chain in chains if chain)
     return f'table {family} {TABLE} {{\n\tcomment "{COMMENT}"\n{body}\n}}\n'
@@ -121,9 +133,10 @@ def _table(family: str, chains: list[str]) -> str:
 
 def _published_port_rules(publication: Publication) -> list[str]:
     rules = []
+    ip = match_family(publication.address)
     for protocol, ports in dict.fromkeys((m.protocol, m.container_ports) for m in publication.mappings):
-        rules.append(f'oifname "{publication.port}" ip daddr {publication.address} {protocol} dport {ports} accept')
-        rules.append(f'iifname "{publication.port}" ip saddr {publication.address} {protocol} sport {ports} accept')
+        rules.append(f'oifname "{publication.port}" {ip} daddr {publication.address} {protocol} dport {ports} accept')
+        rules.append(f'iifname "{publication.port}" {ip} saddr {publication.address} {protocol} sport {ports} accept')
     return rules
 
 
@@ -141,21 +154,23 @@ def _chain(name: str, hook: str | None, rules: list[str]) -> str:
 def _dnat_rules(publication: Publication) -> list[str]:
     """One rule per published entry, whatever the size of its port range."""
     rules = []
+    ip = match_family(publication.address)
     for mapping in publication.mappings:
-        match = f"ip daddr {mapping.host_ip} " if mapping.host_ip is not None else ""
+        match = f"{match_family(mapping.host_ip)} daddr {mapping.host_ip} " if mapping.host_ip is not None else ""
         target = _dnat_target(mapping, publication.address)
-        rules.append(f"{match}{mapping.protocol} dport {mapping.host_ports} dnat ip to {target}")
+        rules.append(f"{match}{mapping.protocol} dport {mapping.host_ports} dnat {ip} to {target}")
     return rules
 
 
-def _dnat_target(mapping: PortMapping, address: IPv4Address) -> str:
+def _dnat_target(mapping: PortMapping, address: IPAddress) -> str:
     if mapping.offset == 0:
         # A DNAT that names no port never changes the destination port (the kernel
         # only picks a port from a range it is given), so the address alone serves a
         # range of any size: one rule for 1-65535:1-65535.
         return str(address)
     if mapping.host_first == mapping.host_last:
-        return f"{address}:{mapping.container_first}"
+        host = f"[{address}]" if address.version == 6 else str(address)  # the port's colon is not the address's
+        return f"{host}:{mapping.container_first}"
     # A range moved to other ports: 'dnat to IP:A-B' would send every port to the first
     # free one of A-B, and nft cannot ask for the kernel's port offset (iptables'
     # IP:A-B/BASE), so the rule looks each port up in one map: an element per port.
@@ -167,11 +182,12 @@ def _dnat_target(mapping: PortMapping, address: IPv4Address) -> str:
 
 def _nat_rules(network: NetworkSpec, published: bool) -> list[str]:
     bridge, subnet = network.bridge, network.subnet
+    ip = match_family(subnet)
     rules = []
     if network.masquerade and not network.internal:
-        rules.append(f'ip saddr {subnet} oifname != "{bridge}" masquerade')
+        rules.append(f'{ip} saddr {subnet} oifname != "{bridge}" masquerade')
     if published:
-        rules.append(f'oifname "{bridge}" ct status dnat ip saddr {subnet} masquerade')
+        rules.append(f'oifname "{bridge}" ct status dnat {ip} saddr {subnet} masquerade')
         rules.append(f'oifname "{bridge}" ip saddr {LOOPBACK} masquerade')
     return rules
 

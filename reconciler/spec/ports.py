@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
+from typing import Union
 
+IPAddress = Union[IPv4Address, IPv6Address]
 PROTOCOLS = ("tcp", "udp")
 WILDCARD = IPv4Address("0.0.0.0")
 _RANGE_RE = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?")
@@ -25,11 +27,16 @@ class PortError(ValueError):
 class PortMapping:
     """Host ports [host_first, host_last] to container ports from container_first on."""
 
-    host_ip: IPv4Address | None  # None: every address of the host
+    host_ip: IPAddress | None  # None: every address of the host (IPv4 only until the spec accepts IPv6)
     host_first: int
     host_last: int
     container_first: int
     protocol: str = "tcp"
+
+    @property
+    def host_family(self) -> int | None:
+        """The IP version (4 or 6) of `host_ip`; None when published on every host address."""
+        return None if self.host_ip is None else self.host_ip.version
 
     @property
     def container_last(self) -> int:
