@@ -26,7 +26,7 @@ from reconciler.render.plantext import STYLES, action_line, plan_document, summa
 from reconciler.run import logs
 from reconciler.run.engine import converge, plan_for
 from reconciler.spec.loader import load_spec
-from reconciler.spec.values import NAME_MAX, NAME_RE
+from reconciler.spec.values import NAME_MAX, name_issue
 from reconciler.state.plan import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -39,7 +39,7 @@ log = logs.get_logger()
 
 class Context:
     def __init__(self, host_netns: str | None, state_dir: str | None, etc_netns: str | None = None):
-        if host_netns is not None and (not NAME_RE.fullmatch(host_netns) or len(host_netns) > NAME_MAX):
+        if host_netns is not None and name_issue(host_netns):
             raise UsageError(f"--host-netns {host_netns!r} is not a valid namespace name "
                              f"(1-{NAME_MAX} of [A-Za-z0-9_.-], starting with a letter or digit)")
         self.host_netns = host_netns

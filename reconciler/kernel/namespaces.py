@@ -16,7 +16,7 @@ from reconciler.errors import KernelError
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.batch import KindWriter, Operation, apply_error, changed, write_proc_file
 from reconciler.kernel.files import remove_files_of
-from reconciler.kernel.nlsocket import CLONE_NEWNET, NetlinkSocket, current_netns_fd, setns
+from reconciler.kernel.nlsocket import CLONE_NEWNET, NetlinkSocket, check_call, current_netns_fd, setns
 from reconciler.kernel.observe import list_netns, owned_netns, parse_alias
 from reconciler.kernel.session import NETNS_DIR, netns_path
 from reconciler.state.model import Netns, NetnsAlias
@@ -32,12 +32,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
 
 
-def _call(result: int, what: str) -> None:
-    if result != 0:
-        code = ctypes.get_errno()
-        raise KernelError(f"{what}: {os.strerror(code)}", code)
-
-
 def _is_mount_point(path: str) -> bool:
     with open("/proc/self/mountinfo") as mounts:
         return any(line.split()[4] == path for line in mounts)
@@ -50,8 +44,8 @@ def prepare_netns_dir() -> None:
     if _is_mount_point(NETNS_DIR):
         return
     path = NETNS_DIR.encode()
-    _call(_libc.mount(path, path, b"none", MS_BIND | MS_REC, None), f"bind-mounting {NETNS_DIR}")
-    _call(_libc.mount(b"", path, b"none", MS_SHARED | MS_REC, None), f"making {NETNS_DIR} shared")
+    check_call(_libc.mount(path, path, b"none", MS_BIND | MS_REC, None), f"bind-mounting {NETNS_DIR}")
+    check_call(_libc.mount(b"", path, b"none", MS_SHARED | MS_REC, None), f"making {NETNS_DIR} shared")
 
 
 def create_netns(name: str, ipv6: bool = True) -> tuple[int, NetlinkSocket]:
@@ -62,9 +56,9 @@ def create_netns(name: str, ipv6: bool = True) -> tuple[int, NetlinkSocket]:
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     home = current_netns_fd()
     try:
-        _call(_libc.unshare(CLONE_NEWNET), "unshare")
+        check_call(_libc.unshare(CLONE_NEWNET), "unshare")
         try:
-            _call(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
+            check_call(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
                   f"bind-mounting namespace {name}")
             sock = NetlinkSocket()
             if not ipv6:
@@ -125,7 +119,7 @@ def empty_netns_fd() -> int:
     that they see what apply will see. It vanishes with its last file descriptor."""
     home = current_netns_fd()
     try:
-        _call(_libc.unshare(CLONE_NEWNET), "unshare")
+        check_call(_libc.unshare(CLONE_NEWNET), "unshare")
         try:
             return current_netns_fd()
         finally:

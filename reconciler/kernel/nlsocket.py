@@ -39,14 +39,15 @@ def _receive_buffer() -> bytearray:
     return buffer
 
 
-def _check(result: int, what: str) -> None:
+def check_call(result: int, what: str) -> None:
+    """Raise a KernelError with the errno of a failed libc call (result not 0) made through ctypes."""
     if result != 0:
         code = ctypes.get_errno()
         raise KernelError(f"{what}: {os.strerror(code)}", code)
 
 
 def setns(fd: int) -> None:
-    _check(_libc.setns(fd, CLONE_NEWNET), "setns")
+    check_call(_libc.setns(fd, CLONE_NEWNET), "setns")
 
 
 def current_netns_fd() -> int:

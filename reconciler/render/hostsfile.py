@@ -16,9 +16,10 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from reconciler.render.names import address_text, is_label
 
 HOST_GATEWAY = "host-gateway"
 
@@ -85,7 +86,7 @@ def _canonical_text(text: str) -> tuple[int, str]:
     """(IP version, canonical text); cached: the same default lines are rendered for
     every container, and parsing addresses dominated rendering 1000 hosts files."""
     address = _parse_address(text)
-    return address.version, _canonical(address)
+    return address.version, address_text(address)
 
 
 def _parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -100,12 +101,6 @@ def _parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         raise ValueError(f"invalid IP address: {text!r}") from None
 
 
-def _canonical(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    mapped = getattr(address, "ipv4_mapped", None)
-    # Go's netip (used by the 28+ daemon) keeps the dotted tail; Python before 3.13 prints hex
-    return f"::ffff:{mapped}" if mapped is not None else str(address)
-
-
 def link_entry(
     address: str, alias: str, target_name: str, target_hostname: str, target_aliases: tuple[str, ...] = ()
 ) -> HostEntry:
@@ -115,7 +110,7 @@ def link_entry(
     a name already listed is not repeated.
     """
     names = (alias, target_hostname, *((target_name,) if target_name != alias else ()), *target_aliases)
-    return HostEntry(_canonical(_parse_address(address)), tuple(dict.fromkeys(names)))
+    return HostEntry(address_text(_parse_address(address)), tuple(dict.fromkeys(names)))
 
 
 def parse_extra_host(item: str) -> HostEntry:
@@ -150,7 +145,7 @@ def _extra_host(name: str, value: str) -> HostEntry:
         return HostEntry(HOST_GATEWAY, (name,))
     address = value[1:-1] if len(value) > 2 and value[0] == "[" and value[-1] == "]" else value
     try:
-        return HostEntry(_canonical(_parse_address(address)), (name,))
+        return HostEntry(address_text(_parse_address(address)), (name,))
     except ValueError:
         raise ExtraHostError(f"invalid IP address in add-host: {_quote(address)}") from None
 
@@ -165,9 +160,6 @@ def render_hostname(hostname: str) -> str:
     return f"{hostname}\n"
 
 
-_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?")
-
-
 def validate_hostname(name: str) -> str | None:
     """Why `name` is not an RFC 1123 host name, or None if it is one."""
     if not name:
@@ -177,6 +169,6 @@ def validate_hostname(name: str) -> str | None:
     for label in name.split("."):
         if not 1 <= len(label) <= 63:
             return f"hostname {name!r} has a label of {len(label)} characters (1 to 63 allowed)"
-        if not _LABEL.fullmatch(label):
+        if not is_label(label):
             return f"hostname {name!r}: label {label!r} may hold only letters, digits and '-', not at either end"
     return None
