@@ -243,7 +243,7 @@ containers:
     networks: [bridge]
   sidecar:
     network_mode: "container:web"
-"""  # DESIGN.md section 2
+"""  # every section of the spec at once, as the README's spec reference shows it
 
 
 def test_design_example_loads_whole() -> None:

@@ -1,7 +1,8 @@
 """reconciler.render.resolvconf: Docker's own golden files replayed, real host files, validators.
 
-The vectors come from DOCKER-BEHAVIOR.md's companion shared/docker-vectors.json (moby's
-tests, in our own encoding; see tests/docker_vectors.py). Every "resolvconf" vector either runs here or is excluded, in the
+The vectors come from the project's shared/docker-vectors.json (moby/moby's
+`libnetwork/internal/resolvconf/resolvconf_test.go` and its `testdata/` golden files, in
+our own encoding; see tests/docker_vectors.py). Every "resolvconf" vector either runs here or is excluded, in the
 parametrize ids, for a reason listed in EXCLUDED; a vector of a new kind fails
 `test_every_resolvconf_vector_runs_or_is_excluded_for_a_known_reason` until handled.
 """

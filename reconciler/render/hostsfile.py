@@ -2,7 +2,10 @@
 
 Pure: no I/O. This module owns the text of both files, the name string of the
 container's own lines, the `--add-host` / Compose `extra_hosts` syntax and legacy
-`--link` entries (DOCKER-BEHAVIOR.md sections 2 and 3). netreconcile regenerates
+`--link` entries. Sources: moby/moby at v28.0.0, `libnetwork/etchosts/etchosts.go` (the
+file, its defaults and record order) and `daemon/container_operations.go` /
+`daemon/container_operations_unix.go` (extra-host and legacy-link records); docker/cli
+`opts/hosts.go` `ValidateExtraHost` (the `--add-host` syntax). netreconcile regenerates
 the whole file from the spec, so there is no connect/disconnect history here: the
 file is always what Docker writes when it builds it from scratch.
 

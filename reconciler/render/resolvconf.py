@@ -13,8 +13,9 @@ This module owns, as pure functions over text (no file, clock or OS access):
 
 It does not read or write files, keep the hash Docker uses to spot user edits, or
 implement the embedded-DNS ("internal resolver") transform: netreconcile has no
-embedded DNS server. Reference: DOCKER-BEHAVIOR.md section 1, and moby's
-daemon/libnetwork/internal/resolvconf package, whose golden files the tests replay.
+embedded DNS server. Source: moby/moby `libnetwork/internal/resolvconf/resolvconf.go` at
+v27.5.1 (new in v26.0.0; `daemon/libnetwork/internal/resolvconf/` in later trees), whose
+golden files (`testdata/`) the tests replay.
 """
 
 from __future__ import annotations
