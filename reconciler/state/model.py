@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 HOST_NS = ""
+IP_FORWARD = "net.ipv4.ip_forward"
+Token = tuple  # a name for what an object needs, provides, holds or takes along: ("netns", "web"), ...
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,45 @@ class KernelObject:
     stray_reason: ClassVar[str] = "not in the spec any more"
     # whether undoing an apply may make it again as it was observed
     restorable: ClassVar[bool] = True
+    # what the planner reads (reconciler.state.planner): an object depends only on objects
+    # of lower rank; deletions of `in_break` kinds come after the creates (processes may still
+    # use them); an `irreversible` deletion is one undoing cannot give back
+    rank: ClassVar[int] = 0
+    in_break: ClassVar[bool] = False
+    irreversible: ClassVar[bool] = False
+    # whether a live one the desired state lacks is deleted (a sysctl is only ever set)
+    deletable: ClassVar[bool] = True
+    # whether it stands for a container (its `netns`) to the mass-deletion guard
+    is_container: ClassVar[bool] = False
+
+    def needs(self) -> set[Token]:
+        """What must exist first, in the terms of `provides`."""
+        return set()
+
+    def provides(self) -> set[Token]:
+        """What other objects may need of it: its key, and what `needs` of others names."""
+        return {self.key}
+
+    def holds(self) -> set[Token]:
+        """Names nothing else can have while it exists: ("netns", name), ("link", netns, ifname)."""
+        return set()
+
+    def claims(self) -> set[Token]:
+        """Values two objects must never hold at the same time (an IP address)."""
+        return set()
+
+    def takes_along(self) -> set[Token]:
+        """What the kernel removes with it, in the terms of `goes_with`."""
+        return set()
+
+    def goes_with(self) -> set[Token]:
+        """Whose removal (see `takes_along`) removes it too."""
+        return set()
+
+    def dropped_with(self) -> set[Token]:
+        """What, when deleted, makes the kernel drop it although it stays wanted (in the
+        terms of `provides`): a route goes when its interface loses an address."""
+        return set()
 
     @property
     def key(self) -> tuple:
@@ -46,6 +87,10 @@ class Netns(KernelObject):
     """A container network namespace at /run/netns/<name>."""
 
     kind: ClassVar[str] = "netns"
+    rank: ClassVar[int] = 1  # above bridges: deleted first, taking their veths off the bridges in one batch
+    in_break: ClassVar[bool] = True
+    irreversible: ClassVar[bool] = True  # made again, it is a new, empty one
+    is_container: ClassVar[bool] = True
     netns: str
     lo_up: bool = True
     ipv6: bool = False
@@ -59,6 +104,12 @@ class Netns(KernelObject):
     def name(self) -> str:
         return self.netns
 
+    def holds(self) -> set[Token]:
+        return {("netns", self.netns)}
+
+    def takes_along(self) -> set[Token]:
+        return {("netns", self.netns), ("files", self.netns)}
+
 
 @dataclass(frozen=True)
 class NetnsAlias(KernelObject):
@@ -66,6 +117,9 @@ class NetnsAlias(KernelObject):
     ("" for the host's): network_mode container:<target> and host."""
 
     kind: ClassVar[str] = "alias"
+    rank: ClassVar[int] = 2
+    in_break: ClassVar[bool] = True
+    is_container: ClassVar[bool] = True
     replace_on: ClassVar[tuple[str, ...]] = ("target",)
     netns: str
     target: str  # "?" when the name leads to some other namespace
@@ -79,12 +133,23 @@ class NetnsAlias(KernelObject):
     def name(self) -> str:
         return f"{self.netns} -> {self.target or 'host'}"
 
+    def needs(self) -> set[Token]:
+        return {("netns", self.target)} if self.target != HOST_NS else set()
+
+    def holds(self) -> set[Token]:
+        return {("netns", self.netns)}
+
+    def takes_along(self) -> set[Token]:
+        return {("files", self.netns)}  # the namespace is another's; the files are the alias's
+
 
 @dataclass(frozen=True)
 class Bridge(KernelObject):
     """A Linux bridge in the host namespace, owned by one network."""
 
     kind: ClassVar[str] = "bridge"
+    rank: ClassVar[int] = 0
+    in_break: ClassVar[bool] = True  # after its ports, which go with the veths before it
     replace_on: ClassVar[tuple[str, ...]] = ("network",)  # another network's bridge (or an unmarked one)
     ifname: str
     network: str
@@ -101,12 +166,21 @@ class Bridge(KernelObject):
     def name(self) -> str:
         return self.ifname
 
+    def holds(self) -> set[Token]:
+        return {("link", HOST_NS, self.ifname)}
+
+    def takes_along(self) -> set[Token]:
+        return {("interface", HOST_NS, self.ifname)}
+
 
 @dataclass(frozen=True)
 class Veth(KernelObject):
     """A veth pair: host end on a bridge, peer end inside a container namespace."""
 
     kind: ClassVar[str] = "veth"
+    rank: ClassVar[int] = 3
+    in_break: ClassVar[bool] = True
+    irreversible: ClassVar[bool] = True  # made again, it is a new interface under the container's processes
     replace_on: ClassVar[tuple[str, ...]] = ("netns", "peer_ifname", "container", "network")
     host_ifname: str
     container: str
@@ -131,12 +205,28 @@ class Veth(KernelObject):
     def name(self) -> str:
         return f"{self.host_ifname} ({self.container}:{self.peer_ifname} on {self.network})"
 
+    def needs(self) -> set[Token]:
+        return {("bridge", self.bridge)} | ({("netns", self.netns)} if self.netns != HOST_NS else set())
+
+    def provides(self) -> set[Token]:
+        return {self.key, ("interface", self.netns, self.peer_ifname)}
+
+    def holds(self) -> set[Token]:
+        return {("link", HOST_NS, self.host_ifname), ("link", self.netns, self.peer_ifname)}
+
+    def takes_along(self) -> set[Token]:
+        return {("interface", self.netns, self.peer_ifname)}
+
+    def goes_with(self) -> set[Token]:
+        return {("netns", self.netns)}
+
 
 @dataclass(frozen=True)
 class Address(KernelObject):
     """An IPv4 address (CIDR) on an interface."""
 
     kind: ClassVar[str] = "address"
+    rank: ClassVar[int] = 4
     netns: str
     ifname: str
     cidr: str
@@ -151,12 +241,25 @@ class Address(KernelObject):
         where = self.netns or "host"
         return f"{self.cidr} on {where}:{self.ifname}"
 
+    def needs(self) -> set[Token]:
+        return _interface_needs(self.netns, self.ifname)
+
+    def provides(self) -> set[Token]:
+        return {self.key, ("addresses", self.netns, self.ifname)}
+
+    def claims(self) -> set[Token]:
+        return {("ip", self.cidr.split("/")[0])}
+
+    def goes_with(self) -> set[Token]:
+        return {("netns", self.netns), ("interface", self.netns, self.ifname)}
+
 
 @dataclass(frozen=True)
 class Route(KernelObject):
     """A route in a container namespace's main table; `dst` "default" or a CIDR."""
 
     kind: ClassVar[str] = "route"
+    rank: ClassVar[int] = 5
     netns: str
     dst: str
     gateway: str
@@ -171,12 +274,30 @@ class Route(KernelObject):
     def name(self) -> str:
         return f"{self.dst} via {self.gateway} dev {self.ifname} in {self.netns or 'host'}"
 
+    def needs(self) -> set[Token]:
+        return _interface_needs(self.netns, self.ifname) | {("addresses", self.netns, self.ifname)}
+
+    def goes_with(self) -> set[Token]:
+        return {("netns", self.netns), ("interface", self.netns, self.ifname)}
+
+    def dropped_with(self) -> set[Token]:
+        return {("addresses", self.netns, self.ifname)}
+
+
+def _interface_needs(netns: str, ifname: str) -> set[Token]:
+    """What an address or route on interface `ifname` of `netns` needs: a bridge in the
+    host namespace, else the namespace and the interface a veth puts there."""
+    if netns == HOST_NS:
+        return {("bridge", ifname)}
+    return {("netns", netns), ("interface", netns, ifname)}
+
 
 @dataclass(frozen=True)
 class File(KernelObject):
     """A file of a container in its /etc/netns/<netns>/ directory (hostname, hosts, resolv.conf)."""
 
     kind: ClassVar[str] = "file"
+    rank: ClassVar[int] = 6
     netns: str
     filename: str
     content: str
@@ -190,6 +311,12 @@ class File(KernelObject):
     def name(self) -> str:
         return f"{self.netns}/{self.filename}"
 
+    def needs(self) -> set[Token]:
+        return {("netns", self.netns), ("alias", self.netns)}
+
+    def goes_with(self) -> set[Token]:
+        return {("netns", self.netns), ("files", self.netns)}
+
 
 @dataclass(frozen=True)
 class Leftover(KernelObject):
@@ -197,6 +324,7 @@ class Leftover(KernelObject):
     that was cut short (SIGKILL): the desired state never has one, so it is deleted."""
 
     kind: ClassVar[str] = "leftover"
+    rank: ClassVar[int] = 7  # only ever deleted
     stray_reason: ClassVar[str] = "a temporary file left by a write that was cut short"
     restorable: ClassVar[bool] = False
     netns: str
@@ -210,6 +338,9 @@ class Leftover(KernelObject):
     def name(self) -> str:
         return f"{self.netns}/{self.filename}"
 
+    def goes_with(self) -> set[Token]:
+        return {("netns", self.netns), ("files", self.netns)}
+
 
 @dataclass(frozen=True)
 class Sysctl(KernelObject):
@@ -219,6 +350,8 @@ class Sysctl(KernelObject):
     because interface names may contain dots."""
 
     kind: ClassVar[str] = "sysctl"
+    rank: ClassVar[int] = 9  # after the firewall: forwarding is switched on behind it
+    deletable: ClassVar[bool] = False
     netns: str
     setting: str
     value: str
@@ -232,6 +365,13 @@ class Sysctl(KernelObject):
     def name(self) -> str:
         return f"{self.setting} in {self.netns or 'host'}"
 
+    def needs(self) -> set[Token]:
+        if self.setting.startswith("net/ipv4/conf/"):  # a setting of an interface: of a bridge
+            return {("bridge", self.setting.split("/")[3])}
+        if self.setting.replace("/", ".") == IP_FORWARD:
+            return {("firewall", self.netns)}  # forwarding is switched on behind the firewall
+        return set()
+
 
 @dataclass(frozen=True)
 class Firewall(KernelObject):
@@ -239,6 +379,7 @@ class Firewall(KernelObject):
     `ruleset` is their normalized listing, replaced as a whole."""
 
     kind: ClassVar[str] = "firewall"
+    rank: ClassVar[int] = 8
     netns: str
     ruleset: str
     source: str = field(default="", compare=False)
