@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 HOST_NS = ""
+MISSING = "?"  # a field of a live object that could not be found (a veth's peer, an alias's target)
 IP_FORWARD = "net.ipv4.ip_forward"
 Token = tuple  # a name for what an object needs, provides, holds or takes along: ("netns", "web"), ...
 
