@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.errors import GuardError
 from reconciler.state.model import KernelObject
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
@@ -64,10 +65,16 @@ class Action:
 class Plan:
     actions: tuple[Action, ...] = ()
     conflicts: tuple[str, ...] = ()  # objects in the way that are not ours
-    guard: str | None = None  # why applying it needs --force (see mass_deletion)
+    guard: str | None = None  # why applying it needs --force (the planner's mass_deletion)
 
     def __bool__(self) -> bool:
         return bool(self.actions)
+
+    def raise_if_unsafe(self, force: bool = False) -> None:
+        """Refuse (GuardError) a plan the planner found unsafe, unless `force`."""
+        if self.guard and not force:
+            raise GuardError(f"refusing to apply: {self.guard}. If the spec is meant to say that, "
+                             "run again with --force")
 
     def counts(self) -> dict[str, int]:
         result = {CREATE: 0, UPDATE: 0, DELETE: 0}

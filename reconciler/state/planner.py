@@ -35,8 +35,10 @@ SHOWN_RULE_CHANGES = 3
 GUARD_SHOWN = 10
 
 
-def plan(desired: State, live: State) -> Plan:
-    """Actions that turn `live` into `desired`.
+def plan(desired: State, live: State, destroying: bool = False) -> Plan:
+    """Actions that turn `live` into `desired`, and whether they are safe to run without
+    --force (`Plan.guard`, see mass_deletion; never for `destroying`: removing everything
+    is what destroy is for).
 
     `live` holds only objects netreconcile owns (plus the names of foreign ones);
     anything it holds that `desired` lacks is deleted, except what is only ever set
@@ -80,7 +82,8 @@ def plan(desired: State, live: State) -> Plan:
     freed = {name for key in gone if live.objects[key].in_break for name in live.objects[key].holds()}
     actions = deletions + _after_the_break(changes, freed)
     actions.sort(key=Action.sort_key)
-    return Plan(tuple(actions), _conflicts(desired, live))
+    guard = None if destroying else mass_deletion(desired, live)
+    return Plan(tuple(actions), _conflicts(desired, live), guard)
 
 
 def hold_back(current: Plan, held: frozenset[tuple]) -> tuple[Plan, tuple[Action, ...]]:
