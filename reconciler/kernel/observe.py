@@ -148,7 +148,7 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
 
 
 def _observe_aliases(session: KernelSession, owned: dict[str, int], aliases: dict[str, str]) -> list[KernelObject]:
-    """Each alias with the container it still names (by namespace cookie), or "?"."""
+    """Each alias with the container it still names (by namespace cookie), or MISSING."""
     objects: list[KernelObject] = []
     host_cookie = session.host.netns_cookie() if aliases else 0
     for name, target in sorted(aliases.items()):

@@ -19,12 +19,12 @@ from reconciler.errors import (
     VerifyError,
 )
 from reconciler.kernel import nft
-from reconciler.kernel.observe import MISSING, netns_managed_elsewhere, observe
+from reconciler.kernel.observe import netns_managed_elsewhere, observe
 from reconciler.kernel.session import KernelSession
 from reconciler.render import firewall, resolvconf
 from reconciler.spec.types import HostSpec, Spec
 from reconciler.state.desired import HostFiles, build_desired
-from reconciler.state.model import State, Veth
+from reconciler.state.model import MISSING, State, Veth
 from reconciler.state.plan import DELETE, Action, Plan
 from reconciler.state.planner import hold_back, plan
 
@@ -203,7 +203,7 @@ def _roll_back(before: State, session: KernelSession, irreversible_done: list[Ac
     when the apply got as far as the break, what no undoing can give back."""
     from reconciler.kernel.writer import KernelWriter
 
-    target = State.of(o for o in before.objects.values() if o.restorable and MISSING not in _identity(o))
+    target = State.of(o for o in before.objects.values() if o.restorable and not any(v is MISSING for v in _identity(o)))
     try:
         undo = plan(target, observe(session))
         KernelWriter(session).apply(undo)

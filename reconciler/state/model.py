@@ -12,7 +12,30 @@ from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 HOST_NS = ""
-MISSING = "?"  # a field of a live object that could not be found (a veth's peer, an alias's target)
+
+
+class Missing(str):
+    """The one marker (`MISSING`) for a field of a live object that could not be found: a
+    veth's peer, the container an alias still names, a route's interface. It reads "?"
+    wherever it is shown (plan text, JSON) and is no name a spec can give; its repr says
+    what it is, and it stays the one marker through copies and pickling (the forked reader
+    of container namespaces sends objects back pickled)."""
+
+    _the_one: Missing | None = None
+
+    def __new__(cls) -> Missing:
+        if cls._the_one is None:
+            cls._the_one = super().__new__(cls, "?")
+        return cls._the_one
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"  # pickled by reference to this module's MISSING
+
+
+MISSING = Missing()
 IP_FORWARD = "net.ipv4.ip_forward"
 Token = tuple  # a name for what an object needs, provides, holds or takes along: ("netns", "web"), ...
 
@@ -123,7 +146,7 @@ class NetnsAlias(KernelObject):
     is_container: ClassVar[bool] = True
     replace_on: ClassVar[tuple[str, ...]] = ("target",)
     netns: str
-    target: str  # "?" when the name leads to some other namespace
+    target: str  # MISSING when the name leads to some other namespace
     source: str = field(default="", compare=False)
 
     @property
@@ -186,7 +209,7 @@ class Veth(KernelObject):
     host_ifname: str
     container: str
     network: str
-    netns: str  # namespace holding the peer ("?" when the peer is not found)
+    netns: str  # namespace holding the peer (MISSING when the peer is not found)
     peer_ifname: str
     bridge: str  # master of the host end ("" when none)
     mac: str  # MAC of the peer end

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 
 from reconciler.render import firewall
-from reconciler.state.model import HOST_NS, KernelObject, State
+from reconciler.state.model import HOST_NS, MISSING, KernelObject, State
 from reconciler.state.plan import CREATE, DELETE, UPDATE, Action, Plan
 
 SHOWN_RULE_CHANGES = 3
@@ -127,8 +127,12 @@ def _describe(changes: tuple[tuple[str, object, object], ...]) -> str:
         elif name == "ruleset":
             described.append(_describe_rules(old, new))
         else:
-            described.append(f"{name} {old!r} -> {new!r}")
+            described.append(f"{name} {_shown(old)} -> {_shown(new)}")
     return ", ".join(described)
+
+
+def _shown(value: object) -> str:
+    return repr(str(value)) if value is MISSING else repr(value)  # MISSING reads '?' as it always has
 
 
 def _describe_rules(old: str, new: str) -> str:
