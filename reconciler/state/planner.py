@@ -159,6 +159,8 @@ def _describe_content(old: str, new: str) -> str:
 def _children_of(removed: set[tuple], live: State) -> set[tuple]:
     """Live objects that the kernel removes along with the removed objects."""
     taken = set().union(*(live.objects[key].takes_along() for key in removed if key in live.objects))
+    if not taken:
+        return set()
     return {key for key, obj in live.objects.items() if obj.goes_with() & taken}
 
 
@@ -193,10 +195,14 @@ def _dropped_with(removed: set[tuple], live: State) -> set[tuple]:
     """Live objects the kernel drops when the removed objects go although they stay
     wanted: routes through an interface that loses an address."""
     lost = set().union(*(live.objects[key].provides() for key in removed))
+    if not lost:
+        return set()
     return {key for key, obj in live.objects.items() if obj.dropped_with() & lost}
 
 
 def _conflicts(desired: State, live: State) -> tuple[str, ...]:
+    if not (live.foreign_files or live.foreign_netns or live.foreign_links):
+        return ()
     found = []
     in_the_way: dict[str, list[str]] = {}
     for container, what in live.foreign_files:
