@@ -75,6 +75,12 @@ def test_the_desired_state_asks_the_networks_driver(fake_driver):
     assert [type(o) for o in build_desired(bridge_spec, State()).objects.values() if isinstance(o, Bridge)] == [Bridge]
 
 
+def test_every_registered_driver_implements_the_whole_protocol():
+    wanted = {name for name in vars(drivers.NetworkDriver) if not name.startswith("_")} | {"name", "link_kinds"}
+    for driver in drivers.DRIVERS.values():
+        assert {name for name in wanted if not hasattr(driver, name)} == set(), driver.name
+
+
 def test_the_bridge_driver_recognises_its_marks_only():
     assert drivers.parse_mark(bridge_alias("front")) == (BRIDGE, ("bridge", "front"))
     assert drivers.parse_mark(veth_alias("web", "front")) == (BRIDGE, ("veth", "web", "front"))

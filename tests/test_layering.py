@@ -1,4 +1,4 @@
-"""The architecture, guarded: a pure core (spec, state, render) and exactly one kernel writer.
+"""The architecture, guarded: a pure core (spec, state, drivers, render) and exactly one kernel writer.
 
 `LAYERS` declares the layer of every module of the package. A checker reads the sources with
 `ast` and reports:

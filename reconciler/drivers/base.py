@@ -1,14 +1,17 @@
 """What a network driver is: the one protocol every driver module implements.
 
 A driver owns everything about one kind of network that is not the same for every kind:
-- its spec options and their checks (`read_options`, `check_unique`);
+- its spec options and their checks (`read_options`, `check_unique`); for the bridge
+  driver `bridge:`. `mtu`, `icc`, `masquerade` and `internal` stay generic (read by the
+  network section, used by the firewall): every driver's network has them;
 - the kernel objects it wants for a network and for one container's attachment to it
   (`network_objects`, `attachment_objects`). The container side that every driver shares
   (the interface's address, the default route through the network's gateway) stays generic,
   in reconciler.state.desired;
 - how it recognises its own live objects: the marks (interface aliases) it writes and
   parses, and the link kinds it journals as pending between creation and mark
-  (`mark_of`, `parse_mark`, `link_kinds`, `observed_network`, `observed_attachment`);
+  (`parse_mark`, `unmarked`, `link_kinds`, `host_link`, `observed_network`,
+  `observed_attachment`; the marks are written by `mark_requests`);
 - the netlink requests that create, update and delete its objects: pure functions that
   return the codec's bytes (`create_requests` ...); the one writer (reconciler.kernel) sends them.
 
