@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import ClassVar
 
 from hypothesis import given, settings
 
 from reconciler.spec.types import Attachment, ContainerSpec, Location, NetworkSpec, Spec
 from reconciler.state.desired import build_desired, veth_name
-from reconciler.state.model import HOST_NS, Address, Leftover, Netns, Route, State, Sysctl, Veth
+from reconciler.state import planner as planner_module
+from reconciler.state.model import (
+    HOST_NS, Address, Firewall, KernelObject, Leftover, Netns, Route, State, Sysctl, Veth,
+)
 from reconciler.state.plan import BREAK, CREATE, DELETE, Plan
 from reconciler.state.planner import dependencies, plan
 from tests.strategies import KernelModel, ModelError, live_states, specs
@@ -279,3 +285,58 @@ def test_a_network_replaced_under_the_same_bridge_name_is_made_again_after_the_b
     assert broken == [("delete", "veth"), ("delete", "bridge")]
     assert [a.kind for a in actions if a.after_break] == ["bridge", "veth", "address", "address", "route"]
     assert KernelModel(live).apply(plan(desired, live)) == desired
+
+
+# --- the planner knows no kind: it reads what each kind declares ---------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Tap(KernelObject):
+    """A kind the planner has never heard of, declared like the model's kinds."""
+
+    kind: ClassVar[str] = "tap"
+    rank: ClassVar[int] = 3
+    in_break: ClassVar[bool] = True
+    replace_on: ClassVar[tuple[str, ...]] = ("owner",)
+    ifname: str
+    owner: str
+
+    @property
+    def key(self) -> tuple:
+        return ("tap", self.ifname)
+
+    @property
+    def name(self) -> str:
+        return self.ifname
+
+    def holds(self):
+        return {("link", HOST_NS, self.ifname)}
+
+    def takes_along(self):
+        return {("interface", HOST_NS, self.ifname)}
+
+    def needs(self):
+        return {("firewall", HOST_NS)}
+
+
+def test_a_new_kind_is_planned_from_its_declarations_alone():
+    tap_address = Address(HOST_NS, "tap0", "198.51.100.1/24")
+    live = State.of([Tap("tap0", "a"), tap_address])
+    deleted = plan(State(), live, destroying=True)
+    # its address goes with it (takes_along / goes_with): no action of its own; deleted in the break
+    assert [(a.op, a.kind, a.step) for a in deleted.actions] == [("delete", "tap", BREAK)]
+    replaced = plan(State.of([Tap("tap0", "b"), tap_address]), live)
+    # replaced (replace_on), its address made again; the new one takes the name the old one frees
+    assert sorted((a.op, a.kind) for a in replaced.actions) == [("create", "address"), ("create", "tap"),
+                                                                 ("delete", "tap")]
+    assert [a.op for a in replaced.actions if a.kind == "tap"] == ["delete", "create"]
+    assert next(a for a in replaced.actions if a.op == "create" and a.kind == "tap").after_break
+    firewall = Firewall(HOST_NS, "")
+    assert dependencies(Tap("tap0", "a"), State.of([firewall])) == {firewall.key}
+
+
+def test_the_planner_has_no_isinstance_per_kind():
+    source = (Path(planner_module.__file__)).read_text()
+    calls = [node.func.id for node in ast.walk(ast.parse(source))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
+    assert "isinstance" not in calls and "getattr" not in calls

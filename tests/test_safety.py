@@ -9,13 +9,13 @@ import sys
 
 import pytest
 
-from reconciler.errors import LockError
+from reconciler.errors import GuardError, LockError
 from reconciler.kernel.lock import keeper_lock, no_keeper, parse_proc_locks
 from reconciler.kernel.statedir import StateDir
 from reconciler.spec.loader import load_spec_text
 from reconciler.state.desired import build_desired
 from reconciler.state.model import State
-from reconciler.state.planner import mass_deletion
+from reconciler.state.planner import mass_deletion, plan
 from tests.conftest import REPO, netns_names
 
 FIVE = "version: 1\nnetworks:\n  front: {bridge: '@br', subnet: 172.24.0.0/24}\ncontainers:\n" + "".join(
@@ -128,3 +128,14 @@ def test_destroy_is_refused_while_a_keeper_runs_and_keepers_wait_for_a_destroy(t
     assert waited == [f"waiting for netreconcile destroy (pid {os.getpid()}) working on this host namespace"]
     with keeper_lock(state, timeout=0.1):
         pass
+
+
+def test_the_plan_says_whether_it_may_run_without_force():
+    live = containers_of(FIVE)
+    truncated = plan(containers_of(FIVE.split("  '@c2'")[0]), live)
+    assert truncated.guard == mass_deletion(containers_of(FIVE.split("  '@c2'")[0]), live)
+    with pytest.raises(GuardError, match="refusing to apply: it would delete 3 of the 5 managed containers: .*--force"):
+        truncated.raise_if_unsafe()
+    truncated.raise_if_unsafe(force=True)
+    plan(containers_of(FIVE), live).raise_if_unsafe()
+    assert plan(State(), live, destroying=True).guard is None  # destroy removes everything: what it is for

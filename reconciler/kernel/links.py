@@ -1,32 +1,32 @@
-"""Bridges and veth pairs: created marked (an alias naming network or container) and journaled
-as pending until marked, updated in place, deleted; veth peers are created directly inside their
-namespace, never moved.
+"""Host links of the network drivers (bridges and veth pairs for the bridge driver): the driver
+builds the requests (reconciler.drivers), this writer sends them. Links are created unmarked and
+journaled as pending until marked, updated in place, deleted; an attachment's peer is created
+directly inside its namespace, never moved.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 
-from reconciler.kernel import netlink as nl
+from reconciler import drivers
 from reconciler.kernel.batch import KindWriter, Operation, changed
-from reconciler.kernel.observe import bridge_alias, veth_alias
-from reconciler.state.model import HOST_NS, Bridge, Veth
-from reconciler.state.plan import Action
+from reconciler.state.model import HOST_NS
+from reconciler.state.plan import CREATE, DELETE, UPDATE, Action
 
 
 class LinkWriter(KindWriter):
-    """Bridges (kind bridge) and veth pairs (kind veth)."""
+    """The kinds of every network driver (bridge, veth)."""
 
     def operations(self) -> dict[tuple[str, str], Operation]:
-        return {
-            ("create", "bridge"): self._create_bridge,
-            ("update", "bridge"): self._update_bridge,
-            ("delete", "bridge"): self._delete_bridge,
-            ("create", "veth"): self._create_veth,
-            ("update", "veth"): self._update_veth,
-            ("delete", "veth"): self._delete_veth,
-        }
+        table: dict[tuple[str, str], Operation] = {}
+        for driver in drivers.DRIVERS.values():
+            for kind in driver.kinds():
+                table[CREATE, kind.kind] = functools.partial(self._create, driver)
+                table[UPDATE, kind.kind] = functools.partial(self._update, driver)
+                table[DELETE, kind.kind] = functools.partial(self._delete, driver)
+        return table
 
     @contextlib.contextmanager
     def _pending(self, names: dict[str, str]):
@@ -37,106 +37,65 @@ class LinkWriter(KindWriter):
         yield
         self.session.state.write_pending_links({n: k for n, k in pending.items() if n not in names})
 
-    def _create_bridge(self, actions: list[Action]) -> None:
-        with self._pending({a.obj.ifname: "bridge" for a in actions}):
-            self._create_marked_bridges(actions)
-
-    def _create_marked_bridges(self, actions: list[Action]) -> None:
-        host = self.session.host
-        pairs = []
-        for action in actions:
-            obj: Bridge = action.obj
-            pairs.append((action, nl.new_bridge(host.next_seq(), obj.ifname, obj.mac, obj.mtu)))
-            pairs.append((action, nl.set_link(host.next_seq(), ifname=obj.ifname, alias=bridge_alias(obj.network),
-                                              up=obj.up)))
-        self._send(host, pairs)
-
-    def _update_bridge(self, actions: list[Action]) -> None:
-        host = self.session.host
-        pairs = []
-        for action in actions:
-            obj: Bridge = action.obj
-            pairs.append((action, nl.set_link(
-                host.next_seq(), ifname=obj.ifname,
-                mtu=obj.mtu if changed(action, "mtu") else None,
-                mac=obj.mac if changed(action, "mac") else None,
-                up=obj.up if changed(action, "up") else None,
-            )))
-        self._send(host, pairs)
-
-    def _delete_bridge(self, actions: list[Action]) -> None:
-        host = self.session.host
-        self._send(host, [(a, nl.del_link(host.next_seq(), ifname=a.obj.ifname)) for a in actions],
-                   ignore=(errno.ENODEV,))
-
-    def _create_veth(self, actions: list[Action]) -> None:
-        with self._pending({a.obj.host_ifname: "veth" for a in actions}):
-            self._create_marked_veths(actions)
-
-    def _create_marked_veths(self, actions: list[Action]) -> None:
-        host = self.session.host
-        masters = self._indexes(HOST_NS, {a.obj.bridge for a in actions}, actions)
-        pairs = []
-        for action in actions:
-            obj: Veth = action.obj
-            pairs.append((action, nl.new_veth(
-                host.next_seq(), obj.host_ifname, masters[obj.bridge], obj.mtu,
-                obj.peer_ifname, obj.mac, obj.peer_mtu, self.session.netns_fd(obj.netns),
-            )))
-        self._send(host, pairs)
-        if not all(a.obj.ipv6 for a in actions):
-            self._sysctl(HOST_NS, [
-                (a, f"/proc/sys/net/ipv6/conf/{a.obj.host_ifname}/disable_ipv6", "1")
-                for a in actions if not a.obj.ipv6
+    def _create(self, driver: drivers.NetworkDriver, actions: list[Action]) -> None:
+        with self._pending(dict(driver.host_link(a.obj) for a in actions)):
+            host = self.session.host
+            masters = self._masters(driver, actions)
+            self._send(host, [
+                (a, request) for a in actions
+                for request in driver.create_requests(
+                    a.obj, host.next_seq, masters.get(driver.master_of(a.obj, _changed(a)), 0),
+                    self._peer_fd(driver, a),
+                )
             ])
-        self._send(host, [
-            (a, nl.set_link(host.next_seq(), ifname=a.obj.host_ifname,
-                            alias=veth_alias(a.obj.container, a.obj.network), up=a.obj.host_up,
-                            hairpin=True if a.obj.hairpin else None))
-            for a in actions
-        ])
-        for netns, group in self._per_netns(actions).items():
-            sock = self.session.socket(netns)
-            self._send(sock, [(a, nl.set_link(sock.next_seq(), ifname=a.obj.peer_ifname, up=a.obj.peer_up))
-                              for a in group])
+            self._settings(driver, actions, creating=True)
+            self._send(host, [(a, request) for a in actions for request in driver.mark_requests(a.obj, host.next_seq)])
+            self._send_to_peers(driver, actions, creating=True)
 
-    def _update_veth(self, actions: list[Action]) -> None:
+    def _update(self, driver: drivers.NetworkDriver, actions: list[Action]) -> None:
         host = self.session.host
-        masters = self._indexes(HOST_NS, {a.obj.bridge for a in actions if changed(a, "bridge")}, actions)
-        host_pairs = []
-        for action in actions:
-            obj: Veth = action.obj
-            if changed(action, "bridge", "mtu", "host_up"):
-                host_pairs.append((action, nl.set_link(
-                    host.next_seq(), ifname=obj.host_ifname,
-                    master=masters[obj.bridge] if changed(action, "bridge") else None,
-                    mtu=obj.mtu if changed(action, "mtu") else None,
-                    up=obj.host_up if changed(action, "host_up") else None,
-                )))
-            if changed(action, "ipv6"):
-                value = "0" if obj.ipv6 else "1"
-                self._sysctl(HOST_NS, [(action, f"/proc/sys/net/ipv6/conf/{obj.host_ifname}/disable_ipv6", value)])
-                self._sysctl(obj.netns, [(action, f"/proc/sys/net/ipv6/conf/{obj.peer_ifname}/disable_ipv6", value)])
-        self._send(host, host_pairs)
-        # after any change of bridge: the flag belongs to the port on the new bridge
+        masters = self._masters(driver, actions)
         self._send(host, [
-            (a, nl.set_link(host.next_seq(), ifname=a.obj.host_ifname, hairpin=a.obj.hairpin))
-            for a in actions if changed(a, "hairpin", "bridge")
+            (a, request) for a in actions
+            for request in driver.update_requests(a.obj, host.next_seq, _changed(a),
+                                                  masters.get(driver.master_of(a.obj, _changed(a)), 0))
         ])
-        for netns, group in self._per_netns(actions).items():
-            sock = self.session.socket(netns)
-            pairs = [
-                (a, nl.set_link(
-                    sock.next_seq(), ifname=a.obj.peer_ifname,
-                    mtu=a.obj.peer_mtu if changed(a, "peer_mtu") else None,
-                    mac=a.obj.mac if changed(a, "mac") else None,
-                    up=a.obj.peer_up if changed(a, "peer_up") else None,
-                ))
-                for a in group if changed(a, "peer_mtu", "mac", "peer_up")
-            ]
-            self._send(sock, pairs)
+        self._settings(driver, actions, creating=False)
+        self._send_to_peers(driver, actions, creating=False)
 
-    def _delete_veth(self, actions: list[Action]) -> None:
+    def _delete(self, driver: drivers.NetworkDriver, actions: list[Action]) -> None:
         host = self.session.host
-        self._send(host, [(a, nl.del_link(host.next_seq(), ifname=a.obj.host_ifname)) for a in actions],
+        self._send(host, [(a, request) for a in actions for request in driver.delete_requests(a.obj, host.next_seq)],
                    ignore=(errno.ENODEV,))
+
+    def _masters(self, driver: drivers.NetworkDriver, actions: list[Action]) -> dict[str, int]:
+        """Indexes of the host interfaces the created or changed links go under."""
+        wanted = {name for a in actions if (name := driver.master_of(a.obj, _changed(a))) is not None}
+        return self._indexes(HOST_NS, wanted, actions) if wanted else {}
+
+    def _peer_fd(self, driver: drivers.NetworkDriver, action: Action) -> int:
+        netns = driver.peer_netns(action.obj)
+        return self.session.netns_fd(netns) if netns is not None else -1
+
+    def _settings(self, driver: drivers.NetworkDriver, actions: list[Action], creating: bool) -> None:
+        per_netns: dict[str, list[tuple[Action, str, str]]] = {}
+        for action in actions:
+            for netns, path, value in driver.settings(action.obj, _changed(action), creating):
+                per_netns.setdefault(netns, []).append((action, path, value))
+        for netns, writes in per_netns.items():
+            self._sysctl(netns, writes)
+
+    def _send_to_peers(self, driver: drivers.NetworkDriver, actions: list[Action], creating: bool) -> None:
+        per_netns: dict[str, list[Action]] = {}
+        for action in actions:
+            netns = driver.peer_netns(action.obj)
+            if netns is not None:
+                per_netns.setdefault(netns, []).append(action)
+        for netns, group in per_netns.items():
+            sock = self.session.socket(netns)
+            self._send(sock, [(a, request) for a in group
+                              for request in driver.peer_requests(a.obj, sock.next_seq, _changed(a), creating)])
+
+
+def _changed(action: Action):
+    return functools.partial(changed, action)

@@ -12,12 +12,13 @@ import os
 import time
 from typing import Callable, Iterator
 
+from reconciler import drivers
 from reconciler.errors import KernelError
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.batch import KindWriter, Operation, apply_error, changed, write_proc_file
 from reconciler.kernel.files import remove_files_of
 from reconciler.kernel.nlsocket import CLONE_NEWNET, NetlinkSocket, check_call, current_netns_fd, setns
-from reconciler.kernel.observe import list_netns, owned_netns, parse_alias
+from reconciler.kernel.observe import list_netns, owned_netns
 from reconciler.kernel.session import NETNS_DIR, netns_path
 from reconciler.state.model import Netns, NetnsAlias
 from reconciler.state.plan import Action
@@ -262,10 +263,11 @@ class NamespaceWriter(KindWriter):
             delay = min(delay * 2, 0.025)
 
     def _marked_veths(self, containers: set[str]) -> list[str]:
-        """Host veths marked as belonging to one of `containers`."""
+        """Host links of attachments (veths) marked as belonging to one of `containers`."""
         return [
             link.ifname for kind, payload in self.session.host.dump(nl.dump_links)
             if kind == nl.RTM_NEWLINK
             for link in [nl.decode_link(payload)]
-            if (mark := parse_alias(link.alias)) and mark[0] == "veth" and mark[1] in containers
+            if (found := drivers.parse_mark(link.alias)) and found[1][0] == found[0].link_kinds[1]
+            and found[1][1] in containers
         ]

@@ -5,7 +5,8 @@ routes per address family the desired state can have (IPv4 today: three dumps), 
 listing of its directory /etc/netns/<name>/ and three small file reads (hostname,
 hosts, resolv.conf). Container files are read relative to directory descriptors and
 never through a symbolic link.
-Only objects netreconcile owns become model objects; other host interfaces and
+Only objects netreconcile owns become model objects (host links: those a network driver
+recognises by its mark, or journaled as pending, reconciler.drivers); other host interfaces and
 namespaces, and links or other entries where a container's files should be, are
 reported by name so the planner can refuse to take them over; a namespace in the way
 that netreconcile manages for another host namespace is named with that host.
@@ -18,6 +19,7 @@ import os
 import pickle
 import stat
 
+from reconciler import drivers
 from reconciler.errors import KernelError
 from reconciler.kernel import netlink as nl
 from reconciler.kernel import nft
@@ -26,32 +28,24 @@ from reconciler.kernel.session import NETNS_DIR, KernelSession, open_container_d
 from reconciler.render import firewall
 from reconciler.state.desired import IP_FORWARD, route_localnet
 from reconciler.state.model import (
-    ADDRESS_FAMILIES, HOST_NS, Address, Bridge, File, Firewall, KernelObject, Leftover, Netns, NetnsAlias, Route, State, Sysctl, Veth,
+    ADDRESS_FAMILIES, HOST_NS, MISSING, Address, File, Firewall, KernelObject, Leftover, Netns, NetnsAlias, Route,
+    State, Sysctl,
 )
 
-OWNER = "netreconcile"
-MISSING = "?"
 # the address families read: those the desired state can have
 OBSERVED_FAMILIES = frozenset(nl.FAMILY_OF_VERSION[version] for version in ADDRESS_FAMILIES)
 
-
-def bridge_alias(network: str) -> str:
-    return f"{OWNER}:bridge:{network}"
-
-
-def veth_alias(container: str, network: str) -> str:
-    return f"{OWNER}:veth:{container}:{network}"
-
-
-def parse_alias(alias: str) -> tuple[str, ...] | None:
-    """('bridge', network) or ('veth', container, network) for our marks, else None."""
-    parts = alias.split(":")
-    if len(parts) >= 3 and parts[0] == OWNER:
-        if parts[1] == "bridge" and len(parts) == 3:
-            return ("bridge", parts[2])
-        if parts[1] == "veth" and len(parts) == 4:
-            return ("veth", parts[2], parts[3])
-    return None
+def recognised(link: nl.Link, pending: dict[str, str]) -> tuple[drivers.NetworkDriver, tuple[str, ...]] | None:
+    """The driver that owns host link `link`, with its mark (link kind, identity...):
+    marked by the driver, or journaled as pending (created by a run that stopped before
+    marking it: ours, with an identity to replace). None: not ours."""
+    found = drivers.parse_mark(link.alias)
+    if found is None and pending.get(link.ifname) == link.kind:
+        driver = drivers.driver_of_link_kind(link.kind)
+        found = (driver, driver.unmarked(link.kind)) if driver is not None else None
+    if found is None or found[1][0] != link.kind:
+        return None
+    return found
 
 
 def list_netns() -> set[str]:
@@ -110,23 +104,21 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     objects: list[KernelObject] = []
     host_links = _links(session.host)
     by_index = {link.index: link for link in host_links}
-    owned_bridges, owned_veths, foreign = {}, {}, set()
+    owned_networks, owned_attachments, foreign = {}, {}, set()
     pending = session.state.pending_links()
     for link in host_links:
-        mark = parse_alias(link.alias)
-        if not mark and pending.get(link.ifname) == link.kind:
-            # created by a run that stopped before marking it: ours, with an identity to replace
-            mark = ("bridge", MISSING) if link.kind == "bridge" else ("veth", MISSING, MISSING)
-        if mark and mark[0] == "bridge" and link.kind == "bridge":
-            owned_bridges[link.index] = (link, mark[1])
-        elif mark and mark[0] == "veth" and link.kind == "veth":
-            owned_veths[link.index] = (link, mark[1], mark[2])
-        else:
+        found = recognised(link, pending)
+        if found is None:
             foreign.add(link.ifname)
-    for link, network in owned_bridges.values():
-        objects.append(Bridge(link.ifname, network, link.mac, link.mtu, link.up))
+            continue
+        driver, (link_kind, *identity) = found
+        if link_kind == driver.link_kinds[0]:
+            owned_networks[link.index] = link
+            objects.append(driver.observed_network(link, tuple(identity)))
+        else:
+            owned_attachments[link.index] = (driver, link, tuple(identity))
     for addr in _addrs(session.host):
-        if addr.index in owned_bridges:
+        if addr.index in owned_networks:
             objects.append(Address(HOST_NS, by_index[addr.index].ifname, addr.cidr))
 
     present = list_netns()
@@ -145,29 +137,13 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     else:
         objects += [Netns(name) for name in sorted(owned_set)]
     objects += _observe_aliases(session, owned, aliases)
-    for link, container, network in owned_veths.values():
+    for driver, link, identity in owned_attachments.values():
         netns, peer = peers.get(link.index, (MISSING, None))
-        if not inside_containers and container in owned_set:
-            netns = container  # not read; the marked veth leads into its container's namespace
+        if not inside_containers and identity[0] in owned_set:
+            netns = identity[0]  # not read; the marked link leads into its container's namespace
         master = by_index.get(link.master)
-        objects.append(
-            Veth(
-                host_ifname=link.ifname,
-                container=container,
-                network=network,
-                netns=netns,
-                peer_ifname=peer.ifname if peer else MISSING,
-                bridge=master.ifname if master else "",
-                mac=peer.mac if peer else "",
-                mtu=link.mtu,
-                peer_mtu=peer.mtu if peer else 0,
-                host_up=link.up,
-                peer_up=peer.up if peer else False,
-                ipv6=link.ipv6 or (peer.ipv6 if peer else False),
-                hairpin=link.hairpin,
-            )
-        )
-    settings = [IP_FORWARD] + [route_localnet(link.ifname) for link, _ in owned_bridges.values()]
+        objects.append(driver.observed_attachment(link, identity, netns, peer, master.ifname if master else ""))
+    settings = [IP_FORWARD] + [route_localnet(link.ifname) for link in owned_networks.values()]
     objects += [Sysctl(HOST_NS, name, value) for name, value in read_sysctls(session.host_fd, settings).items()]
     objects += observe_firewall(session)
     return State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned) - half_made,
@@ -175,7 +151,7 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
 
 
 def _observe_aliases(session: KernelSession, owned: dict[str, int], aliases: dict[str, str]) -> list[KernelObject]:
-    """Each alias with the container it still names (by namespace cookie), or "?"."""
+    """Each alias with the container it still names (by namespace cookie), or MISSING."""
     objects: list[KernelObject] = []
     host_cookie = session.host.netns_cookie() if aliases else 0
     for name, target in sorted(aliases.items()):

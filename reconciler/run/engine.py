@@ -15,18 +15,18 @@ from dataclasses import dataclass
 from typing import Callable
 
 from reconciler.errors import (
-    ConflictError, GuardError, KernelError, NetreconcileError, PrerequisiteError, Problem, SpecError, UsageError,
+    ConflictError, KernelError, NetreconcileError, PrerequisiteError, Problem, SpecError, UsageError,
     VerifyError,
 )
 from reconciler.kernel import nft
-from reconciler.kernel.observe import MISSING, netns_managed_elsewhere, observe
+from reconciler.kernel.observe import netns_managed_elsewhere, observe
 from reconciler.kernel.session import KernelSession
 from reconciler.render import firewall, resolvconf
 from reconciler.spec.types import HostSpec, Spec
 from reconciler.state.desired import HostFiles, build_desired
-from reconciler.state.model import Netns, NetnsAlias, State, Veth
+from reconciler.state.model import MISSING, State, Veth
 from reconciler.state.plan import DELETE, Action, Plan
-from reconciler.state.planner import hold_back, mass_deletion, plan
+from reconciler.state.planner import hold_back, plan
 
 EMPTY_SPEC_STATE = State()
 HOST_HOSTS_FILE = "/etc/hosts"
@@ -119,20 +119,19 @@ def plan_for(spec: Spec | None, session: KernelSession) -> Plan:
 def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, State]:
     if spec is None:
         live = observe(session, inside_containers=False)
-        return plan(EMPTY_SPEC_STATE, live), live
+        return plan(EMPTY_SPEC_STATE, live, destroying=True), live
     live = observe(session)
     desired = build_desired(spec, live, read_host_files(spec))
     live = _with_hosts_of_foreign_netns(live, desired, session)
     result = plan(desired, live)
     check_firewall(result, session)
-    guard = mass_deletion(desired, live)
-    return (dataclasses.replace(result, guard=guard) if guard else result), live
+    return result, live
 
 
 def _with_hosts_of_foreign_netns(live: State, desired: State, session: KernelSession) -> State:
     """`live`, knowing which of the foreign namespaces the spec wants are netreconcile's
     for another host namespace (looked up only for those: it opens each one)."""
-    wanted = {obj.netns for obj in desired.objects.values() if isinstance(obj, (Netns, NetnsAlias))}
+    wanted = {obj.netns for obj in desired.objects.values() if obj.is_container}
     in_the_way = wanted & live.foreign_netns
     if not in_the_way:
         return live
@@ -165,9 +164,7 @@ def converge(
     current, before = _observe_and_plan(spec, session)
     if current.conflicts:
         raise ConflictError("\n".join(current.conflicts))
-    if current.guard and not force:
-        raise GuardError(f"refusing to apply: {current.guard}. If the spec is meant to say that, "
-                         "run again with --force")
+    current.raise_if_unsafe(force)
     current, waiting = hold_back(current, held)
     if on_plan is not None:
         on_plan(current)
@@ -206,7 +203,7 @@ def _roll_back(before: State, session: KernelSession, irreversible_done: list[Ac
     when the apply got as far as the break, what no undoing can give back."""
     from reconciler.kernel.writer import KernelWriter
 
-    target = State.of(o for o in before.objects.values() if o.restorable and MISSING not in _identity(o))
+    target = State.of(o for o in before.objects.values() if o.restorable and not any(v is MISSING for v in _identity(o)))
     try:
         undo = plan(target, observe(session))
         KernelWriter(session).apply(undo)

@@ -6,13 +6,13 @@ import bisect
 from collections import Counter
 from ipaddress import IPv4Address, IPv4Network
 
+from reconciler import drivers
 from reconciler.spec.document import PathKey, SectionReader
 from reconciler.spec.types import ContainerSpec, HostSpec, NetworkSpec
 from reconciler.spec.values import (
     absolute_path_issue,
     free_addresses,
     host_address_issue,
-    interface_name_issue,
     name_issue,
     parse_address,
     parse_subnet,
@@ -28,14 +28,14 @@ class _EarlierNetworks:
     the blocks that start inside it, found by bisection."""
 
     def __init__(self) -> None:
-        self.by_bridge: dict[str, NetworkSpec] = {}
+        self.by_host_name: dict[str, NetworkSpec] = {}  # by the host-wide name its driver gives it (the bridge)
         self._by_block: dict[tuple[int, int], list[tuple[int, NetworkSpec]]] = {}
         self._starts: list[int] = []  # sorted first addresses of the subnets
         self._inside: list[tuple[int, NetworkSpec]] = []  # (prefix length, network) by start
         self._count = 0
 
     def add(self, network: NetworkSpec) -> None:
-        self.by_bridge.setdefault(network.bridge, network)
+        self.by_host_name.setdefault(drivers.driver_for(network.driver).host_name(network), network)
         start, prefix = int(network.subnet.network_address), network.subnet.prefixlen
         self._by_block.setdefault((start, prefix), []).append((self._count, network))
         index = bisect.bisect_right(self._starts, start)
@@ -102,14 +102,19 @@ class NetworkSection(SectionReader):
                 networks.append(network)
         return networks
 
+    def _driver(self, path: PathKey) -> drivers.NetworkDriver:
+        """The network's driver; an unknown name (reported by the schema) reads as the default's."""
+        name = self._string((*path, "driver")) or NetworkSpec.driver
+        return drivers.DRIVERS.get(name) or drivers.driver_for(NetworkSpec.driver)
+
     def _network(self, path: PathKey) -> NetworkSpec | None:
-        bridge = self._bridge_name(path)
+        driver = self._driver(path)
+        options = driver.read_options(self, path)
         subnet = self._subnet((*path, "subnet"))
         if subnet is None:
             return None
         return NetworkSpec(
             name=str(path[-1]),
-            bridge=bridge,
             subnet=subnet,
             gateway=self._gateway((*path, "gateway"), subnet),
             mtu=self._int((*path, "mtu"), NetworkSpec.mtu),
@@ -117,23 +122,10 @@ class NetworkSection(SectionReader):
             masquerade=self._bool((*path, "masquerade"), NetworkSpec.masquerade),
             internal=self._bool((*path, "internal"), NetworkSpec.internal),
             aux_addresses=self._aux_addresses((*path, "aux_addresses"), subnet),
-            driver=self._string((*path, "driver")) or NetworkSpec.driver,
+            driver=driver.name,
             location=self.doc.key_location(path),
+            **options,
         )
-
-    def _bridge_name(self, path: PathKey) -> str:
-        explicit = self._string((*path, "bridge"))
-        name = str(path[-1]) if explicit is None else explicit
-        issue = interface_name_issue(name)
-        if issue and explicit is not None:
-            self.doc.problem((*path, "bridge"), f"{name!r} is not a valid bridge name: {issue}")
-        elif issue and name_issue(name) is None:  # an invalid network name is reported as such
-            message = (
-                f"the network name {name!r} cannot be the bridge name ({issue}); "
-                "set 'bridge:' to a valid interface name"
-            )
-            self.doc.problem(path, message, at_key=True)
-        return name
 
     def _subnet(self, path: PathKey) -> IPv4Network | None:
         text = self._string(path)
@@ -170,15 +162,10 @@ class NetworkSection(SectionReader):
         return tuple(dict.fromkeys(address for address in addresses if address is not None))
 
     def _check_against_earlier(self, path: PathKey, network: NetworkSpec, earlier: _EarlierNetworks) -> None:
-        defaulted_bridge = self._string((*path, "bridge")) is None
-        bridge_path = path if defaulted_bridge else (*path, "bridge")
         for other in earlier.overlapping(network.subnet):
             message = f"{network.subnet} overlaps {other.subnet} of network {other.name!r}"
             self.doc.problem((*path, "subnet"), message)
-        other = earlier.by_bridge.get(network.bridge)
-        if other is not None:
-            message = f"bridge name {network.bridge!r} is already used by network {other.name!r}"
-            self.doc.problem(bridge_path, message, at_key=defaulted_bridge)
+        drivers.driver_for(network.driver).check_unique(self, path, network, earlier.by_host_name)
 
     def _check_capacity(self, networks: list[NetworkSpec], containers: list[ContainerSpec]) -> None:
         attached = Counter(a.network for container in containers for a in container.networks)

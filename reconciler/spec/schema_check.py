@@ -1,5 +1,6 @@
 """The spec checked against its JSON Schema (`schema.json`, shipped in this package: the
-one source of truth for field names), with messages that name the YAML location.
+one source of truth for field names), with messages that name the YAML location. The
+`driver:` values it accepts are the registered drivers' (reconciler.drivers).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from reconciler import drivers
 from reconciler.spec.document import Document, show
 
 if TYPE_CHECKING:
@@ -31,10 +33,13 @@ _YAML_TYPE_NAMES = {
 
 @functools.cache
 def schema() -> dict[str, Any]:
-    """The spec's JSON Schema, loaded from the package data file `SCHEMA_RESOURCE`."""
+    """The spec's JSON Schema, loaded from the package data file `SCHEMA_RESOURCE`, with
+    the registered drivers as the accepted `driver:` values."""
     from importlib.resources import files
 
-    return json.loads(files(__package__).joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8"))
+    loaded = json.loads(files(__package__).joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8"))
+    loaded["$defs"]["network"]["properties"]["driver"]["enum"] = list(drivers.names())
+    return loaded
 
 
 @functools.cache

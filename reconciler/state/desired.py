@@ -7,18 +7,17 @@ interface names and addresses come from `reconciler.state.ipam`.
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from reconciler import drivers
+from reconciler.drivers.bridge import mac_for, veth_name
 from reconciler.render import firewall, hostsfile, resolvconf
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.state.ipam import assign_addresses, assign_interfaces
 from reconciler.state.model import (
-    HOST_NS, Address, Bridge, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Veth,
+    HOST_NS, IP_FORWARD, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl,
 )
-
-IP_FORWARD = "net.ipv4.ip_forward"
 
 
 def route_localnet(bridge: str) -> str:
@@ -37,17 +36,6 @@ class HostFiles:
 
 
 NO_HOST_FILES = HostFiles()
-
-
-def veth_name(container: str, network: str) -> str:
-    """Host-side veth name: 'veth' + 7 hex characters, stable per container and network."""
-    digest = hashlib.sha256(f"{container}\0{network}".encode()).hexdigest()
-    return "veth" + digest[:7]
-
-
-def mac_for(address: IPv4Address) -> str:
-    """Docker's (<=27) scheme: 02:42 followed by the four bytes of the IPv4 address."""
-    return "02:42:" + ":".join(f"{b:02x}" for b in address.packed)
 
 
 def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES) -> State:
@@ -118,18 +106,16 @@ def firewall_objects(spec: Spec, addresses: dict[tuple[str, str], IPv4Address]) 
 
 
 def network_objects(network: NetworkSpec) -> list[KernelObject]:
-    source = str(network.location)
-    prefix = network.subnet.prefixlen
-    return [
-        Bridge(network.bridge, network.name, mac_for(network.gateway), network.mtu, source=source),
-        Address(HOST_NS, network.bridge, f"{network.gateway}/{prefix}", source=source),
-    ]
+    return drivers.driver_for(network.driver).network_objects(network)
 
 
 def container_objects(
     spec: Spec, container: ContainerSpec, addresses: dict[tuple[str, str], IPv4Address],
     interfaces: dict[tuple[str, str], str],
 ) -> list[KernelObject]:
+    """The container's namespace, per network what its driver makes for the attachment,
+    and what is the same for every driver: the interface's address, and the default route
+    through the gateway network."""
     objects: list[KernelObject] = [Netns(container.name, source=str(container.location))]
     gateway = gateway_attachment(spec, container)
     # its published ports are DNATed to its gateway network; reaching them from inside
@@ -140,20 +126,9 @@ def container_objects(
         address = addresses[(container.name, network.name)]
         ifname = interfaces[(container.name, network.name)]
         source = str(attachment.location)
-        objects.append(
-            Veth(
-                host_ifname=veth_name(container.name, network.name),
-                container=container.name,
-                network=network.name,
-                netns=container.name,
-                peer_ifname=ifname,
-                bridge=network.bridge,
-                mac=attachment.mac_address or mac_for(address),
-                mtu=network.mtu,
-                peer_mtu=network.mtu,
-                hairpin=attachment is hairpin_on,
-                source=source,
-            )
+        objects += drivers.driver_for(network.driver).attachment_objects(
+            container, network, attachment, attachment.mac_address or mac_for(address), ifname,
+            hairpin=attachment is hairpin_on,
         )
         objects.append(Address(container.name, ifname, f"{address}/{network.subnet.prefixlen}", source=source))
         if attachment is gateway:

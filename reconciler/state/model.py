@@ -18,6 +18,32 @@ HOST_NS = ""
 ADDRESS_FAMILIES: tuple[int, ...] = (4,)
 
 
+class Missing(str):
+    """The one marker (`MISSING`) for a field of a live object that could not be found: a
+    veth's peer, the container an alias still names, a route's interface. It reads "?"
+    wherever it is shown (plan text, JSON) and is no name a spec can give; its repr says
+    what it is, and it stays the one marker through copies and pickling (the forked reader
+    of container namespaces sends objects back pickled)."""
+
+    _the_one: Missing | None = None
+
+    def __new__(cls) -> Missing:
+        if cls._the_one is None:
+            cls._the_one = super().__new__(cls, "?")
+        return cls._the_one
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"  # pickled by reference to this module's MISSING
+
+
+MISSING = Missing()
+IP_FORWARD = "net.ipv4.ip_forward"
+Token = tuple  # a name for what an object needs, provides, holds or takes along: ("netns", "web"), ...
+
+
 @dataclass(frozen=True)
 class KernelObject:
     kind: ClassVar[str] = "object"
@@ -27,6 +53,45 @@ class KernelObject:
     stray_reason: ClassVar[str] = "not in the spec any more"
     # whether undoing an apply may make it again as it was observed
     restorable: ClassVar[bool] = True
+    # what the planner reads (reconciler.state.planner): an object depends only on objects
+    # of lower rank; deletions of `in_break` kinds come after the creates (processes may still
+    # use them); an `irreversible` deletion is one undoing cannot give back
+    rank: ClassVar[int] = 0
+    in_break: ClassVar[bool] = False
+    irreversible: ClassVar[bool] = False
+    # whether a live one the desired state lacks is deleted (a sysctl is only ever set)
+    deletable: ClassVar[bool] = True
+    # whether it stands for a container (its `netns`) to the mass-deletion guard
+    is_container: ClassVar[bool] = False
+
+    def needs(self) -> set[Token]:
+        """What must exist first, in the terms of `provides`."""
+        return set()
+
+    def provides(self) -> set[Token]:
+        """What other objects may need of it: its key, and what `needs` of others names."""
+        return {self.key}
+
+    def holds(self) -> set[Token]:
+        """Names nothing else can have while it exists: ("netns", name), ("link", netns, ifname)."""
+        return set()
+
+    def claims(self) -> set[Token]:
+        """Values two objects must never hold at the same time (an IP address)."""
+        return set()
+
+    def takes_along(self) -> set[Token]:
+        """What the kernel removes with it, in the terms of `goes_with`."""
+        return set()
+
+    def goes_with(self) -> set[Token]:
+        """Whose removal (see `takes_along`) removes it too."""
+        return set()
+
+    def dropped_with(self) -> set[Token]:
+        """What, when deleted, makes the kernel drop it although it stays wanted (in the
+        terms of `provides`): a route goes when its interface loses an address."""
+        return set()
 
     @property
     def key(self) -> tuple:
@@ -50,6 +115,10 @@ class Netns(KernelObject):
     """A container network namespace at /run/netns/<name>."""
 
     kind: ClassVar[str] = "netns"
+    rank: ClassVar[int] = 1  # above bridges: deleted first, taking their veths off the bridges in one batch
+    in_break: ClassVar[bool] = True
+    irreversible: ClassVar[bool] = True  # made again, it is a new, empty one
+    is_container: ClassVar[bool] = True
     netns: str
     lo_up: bool = True
     ipv6: bool = False
@@ -63,6 +132,12 @@ class Netns(KernelObject):
     def name(self) -> str:
         return self.netns
 
+    def holds(self) -> set[Token]:
+        return {("netns", self.netns)}
+
+    def takes_along(self) -> set[Token]:
+        return {("netns", self.netns), ("files", self.netns)}
+
 
 @dataclass(frozen=True)
 class NetnsAlias(KernelObject):
@@ -70,9 +145,12 @@ class NetnsAlias(KernelObject):
     ("" for the host's): network_mode container:<target> and host."""
 
     kind: ClassVar[str] = "alias"
+    rank: ClassVar[int] = 2
+    in_break: ClassVar[bool] = True
+    is_container: ClassVar[bool] = True
     replace_on: ClassVar[tuple[str, ...]] = ("target",)
     netns: str
-    target: str  # "?" when the name leads to some other namespace
+    target: str  # MISSING when the name leads to some other namespace
     source: str = field(default="", compare=False)
 
     @property
@@ -83,12 +161,23 @@ class NetnsAlias(KernelObject):
     def name(self) -> str:
         return f"{self.netns} -> {self.target or 'host'}"
 
+    def needs(self) -> set[Token]:
+        return {("netns", self.target)} if self.target != HOST_NS else set()
+
+    def holds(self) -> set[Token]:
+        return {("netns", self.netns)}
+
+    def takes_along(self) -> set[Token]:
+        return {("files", self.netns)}  # the namespace is another's; the files are the alias's
+
 
 @dataclass(frozen=True)
 class Bridge(KernelObject):
     """A Linux bridge in the host namespace, owned by one network."""
 
     kind: ClassVar[str] = "bridge"
+    rank: ClassVar[int] = 0
+    in_break: ClassVar[bool] = True  # after its ports, which go with the veths before it
     replace_on: ClassVar[tuple[str, ...]] = ("network",)  # another network's bridge (or an unmarked one)
     ifname: str
     network: str
@@ -105,17 +194,26 @@ class Bridge(KernelObject):
     def name(self) -> str:
         return self.ifname
 
+    def holds(self) -> set[Token]:
+        return {("link", HOST_NS, self.ifname)}
+
+    def takes_along(self) -> set[Token]:
+        return {("interface", HOST_NS, self.ifname)}
+
 
 @dataclass(frozen=True)
 class Veth(KernelObject):
     """A veth pair: host end on a bridge, peer end inside a container namespace."""
 
     kind: ClassVar[str] = "veth"
+    rank: ClassVar[int] = 3
+    in_break: ClassVar[bool] = True
+    irreversible: ClassVar[bool] = True  # made again, it is a new interface under the container's processes
     replace_on: ClassVar[tuple[str, ...]] = ("netns", "peer_ifname", "container", "network")
     host_ifname: str
     container: str
     network: str
-    netns: str  # namespace holding the peer ("?" when the peer is not found)
+    netns: str  # namespace holding the peer (MISSING when the peer is not found)
     peer_ifname: str
     bridge: str  # master of the host end ("" when none)
     mac: str  # MAC of the peer end
@@ -135,12 +233,28 @@ class Veth(KernelObject):
     def name(self) -> str:
         return f"{self.host_ifname} ({self.container}:{self.peer_ifname} on {self.network})"
 
+    def needs(self) -> set[Token]:
+        return {("bridge", self.bridge)} | ({("netns", self.netns)} if self.netns != HOST_NS else set())
+
+    def provides(self) -> set[Token]:
+        return {self.key, ("interface", self.netns, self.peer_ifname)}
+
+    def holds(self) -> set[Token]:
+        return {("link", HOST_NS, self.host_ifname), ("link", self.netns, self.peer_ifname)}
+
+    def takes_along(self) -> set[Token]:
+        return {("interface", self.netns, self.peer_ifname)}
+
+    def goes_with(self) -> set[Token]:
+        return {("netns", self.netns)}
+
 
 @dataclass(frozen=True)
 class Address(KernelObject):
     """An IP address (CIDR) on an interface."""
 
     kind: ClassVar[str] = "address"
+    rank: ClassVar[int] = 4
     netns: str
     ifname: str
     cidr: str
@@ -160,12 +274,25 @@ class Address(KernelObject):
         where = self.netns or "host"
         return f"{self.cidr} on {where}:{self.ifname}"
 
+    def needs(self) -> set[Token]:
+        return _interface_needs(self.netns, self.ifname)
+
+    def provides(self) -> set[Token]:
+        return {self.key, ("addresses", self.netns, self.ifname)}
+
+    def claims(self) -> set[Token]:
+        return {("ip", self.cidr.split("/")[0])}
+
+    def goes_with(self) -> set[Token]:
+        return {("netns", self.netns), ("interface", self.netns, self.ifname)}
+
 
 @dataclass(frozen=True)
 class Route(KernelObject):
     """A route in a container namespace's main table; `dst` "default" or a CIDR."""
 
     kind: ClassVar[str] = "route"
+    rank: ClassVar[int] = 5
     netns: str
     dst: str
     gateway: str
@@ -187,12 +314,30 @@ class Route(KernelObject):
     def name(self) -> str:
         return f"{self.dst} via {self.gateway} dev {self.ifname} in {self.netns or 'host'}"
 
+    def needs(self) -> set[Token]:
+        return _interface_needs(self.netns, self.ifname) | {("addresses", self.netns, self.ifname)}
+
+    def goes_with(self) -> set[Token]:
+        return {("netns", self.netns), ("interface", self.netns, self.ifname)}
+
+    def dropped_with(self) -> set[Token]:
+        return {("addresses", self.netns, self.ifname)}
+
+
+def _interface_needs(netns: str, ifname: str) -> set[Token]:
+    """What an address or route on interface `ifname` of `netns` needs: a bridge in the
+    host namespace, else the namespace and the interface a veth puts there."""
+    if netns == HOST_NS:
+        return {("bridge", ifname)}
+    return {("netns", netns), ("interface", netns, ifname)}
+
 
 @dataclass(frozen=True)
 class File(KernelObject):
     """A file of a container in its /etc/netns/<netns>/ directory (hostname, hosts, resolv.conf)."""
 
     kind: ClassVar[str] = "file"
+    rank: ClassVar[int] = 6
     netns: str
     filename: str
     content: str
@@ -206,6 +351,12 @@ class File(KernelObject):
     def name(self) -> str:
         return f"{self.netns}/{self.filename}"
 
+    def needs(self) -> set[Token]:
+        return {("netns", self.netns), ("alias", self.netns)}
+
+    def goes_with(self) -> set[Token]:
+        return {("netns", self.netns), ("files", self.netns)}
+
 
 @dataclass(frozen=True)
 class Leftover(KernelObject):
@@ -213,6 +364,7 @@ class Leftover(KernelObject):
     that was cut short (SIGKILL): the desired state never has one, so it is deleted."""
 
     kind: ClassVar[str] = "leftover"
+    rank: ClassVar[int] = 7  # only ever deleted
     stray_reason: ClassVar[str] = "a temporary file left by a write that was cut short"
     restorable: ClassVar[bool] = False
     netns: str
@@ -226,6 +378,9 @@ class Leftover(KernelObject):
     def name(self) -> str:
         return f"{self.netns}/{self.filename}"
 
+    def goes_with(self) -> set[Token]:
+        return {("netns", self.netns), ("files", self.netns)}
+
 
 @dataclass(frozen=True)
 class Sysctl(KernelObject):
@@ -235,6 +390,8 @@ class Sysctl(KernelObject):
     because interface names may contain dots."""
 
     kind: ClassVar[str] = "sysctl"
+    rank: ClassVar[int] = 9  # after the firewall: forwarding is switched on behind it
+    deletable: ClassVar[bool] = False
     netns: str
     setting: str
     value: str
@@ -248,6 +405,13 @@ class Sysctl(KernelObject):
     def name(self) -> str:
         return f"{self.setting} in {self.netns or 'host'}"
 
+    def needs(self) -> set[Token]:
+        if self.setting.startswith("net/ipv4/conf/"):  # a setting of an interface: of a bridge
+            return {("bridge", self.setting.split("/")[3])}
+        if self.setting.replace("/", ".") == IP_FORWARD:
+            return {("firewall", self.netns)}  # forwarding is switched on behind the firewall
+        return set()
+
 
 @dataclass(frozen=True)
 class Firewall(KernelObject):
@@ -255,6 +419,7 @@ class Firewall(KernelObject):
     `ruleset` is their normalized listing, replaced as a whole."""
 
     kind: ClassVar[str] = "firewall"
+    rank: ClassVar[int] = 8
     netns: str
     ruleset: str
     source: str = field(default="", compare=False)

@@ -1,6 +1,6 @@
 """A plan: the ordered actions that turn the live state into the desired one, and what
-every action's kind declares for ordering: its dependency rank, whether its deletion
-belongs to the break, whether undoing can give it back. `reconciler.state.planner`
+every action's kind declares for ordering (its dependency rank, whether its deletion
+belongs to the break, whether undoing can give it back) read where actions are sorted. `reconciler.state.planner`
 makes plans; the kernel writer carries them out; `reconciler.render.plantext` shows them.
 """
 
@@ -8,28 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.errors import GuardError
 from reconciler.state.model import KernelObject
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 
-# dependency rank: an object depends only on objects of lower rank. Bridges and
-# namespaces are independent; namespaces rank above bridges so that they are deleted
-# first: the kernel then takes their veths off the bridge in one batch, and the
-# bridge is deleted without ports (unenslaving 1000 ports one by one costs 0.3 s).
-# An alias (a second name of a namespace) needs the namespace it names. The firewall
-# comes before the sysctls so that forwarding is enabled behind it. Leftovers (debris of
-# a killed write) are only ever deleted.
-RANK: dict[str, int] = {
-    "bridge": 0, "netns": 1, "alias": 2, "veth": 3, "address": 4, "route": 5, "file": 6, "leftover": 7,
-    "firewall": 8, "sysctl": 9,
-}
-# the steps of a plan (see the module docstring)
+# The order of kinds is theirs to declare (reconciler.state.model: rank, in_break,
+# irreversible). Bridges and namespaces are independent; namespaces rank above bridges so
+# that they are deleted first: the kernel then takes their veths off the bridge in one
+# batch, and the bridge is deleted without ports (unenslaving 1000 ports one by one costs
+# 0.3 s). An alias (a second name of a namespace) needs the namespace it names. The
+# firewall comes before the sysctls so that forwarding is enabled behind it. Leftovers
+# (debris of a killed write) are only ever deleted.
+
+# the steps of a plan (see reconciler.state.planner)
 CLEAR, MAKE, BREAK, REMAKE = range(4)
-# deleted in the break: what processes may still use (bridges: after their ports)
-BREAK_KINDS = frozenset({"veth", "alias", "netns", "bridge"})
-# whose deletion undoing cannot restore: a namespace made again is a new, empty one,
-# and a veth made again is a new interface under the processes of the container that stays
-IRREVERSIBLE_KINDS = frozenset({"veth", "netns"})
 
 
 @dataclass(frozen=True)
@@ -55,16 +48,16 @@ class Action:
     @property
     def step(self) -> int:
         if self.op == DELETE:
-            return BREAK if self.kind in BREAK_KINDS else CLEAR
+            return BREAK if self.obj.in_break else CLEAR
         return REMAKE if self.after_break else MAKE
 
     @property
     def irreversible(self) -> bool:
-        """Whether undoing it cannot give back what it removed (see IRREVERSIBLE_KINDS)."""
-        return self.op == DELETE and self.kind in IRREVERSIBLE_KINDS
+        """Whether undoing it cannot give back what it removed (the kind's `irreversible`)."""
+        return self.op == DELETE and self.obj.irreversible
 
     def sort_key(self) -> tuple:
-        rank = RANK[self.kind]
+        rank = self.obj.rank
         return (self.step, -rank if self.op == DELETE else rank, self.key)
 
 
@@ -72,10 +65,16 @@ class Action:
 class Plan:
     actions: tuple[Action, ...] = ()
     conflicts: tuple[str, ...] = ()  # objects in the way that are not ours
-    guard: str | None = None  # why applying it needs --force (see mass_deletion)
+    guard: str | None = None  # why applying it needs --force (the planner's mass_deletion)
 
     def __bool__(self) -> bool:
         return bool(self.actions)
+
+    def raise_if_unsafe(self, force: bool = False) -> None:
+        """Refuse (GuardError) a plan the planner found unsafe, unless `force`."""
+        if self.guard and not force:
+            raise GuardError(f"refusing to apply: {self.guard}. If the spec is meant to say that, "
+                             "run again with --force")
 
     def counts(self) -> dict[str, int]:
         result = {CREATE: 0, UPDATE: 0, DELETE: 0}

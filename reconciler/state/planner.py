@@ -13,7 +13,9 @@ before they break, so that a failure part-way can still be undone:
    interface name taken by a deleted object, an interface name inside a container
    (eth0 of a network left, given to a network joined), and what depends on those.
 
-Ties go by key. Deleting a namespace, bridge or veth takes with it what lives on it,
+Ties go by key. The planner knows no kind: each declares (reconciler.state.model) its
+rank, what it needs and provides, the names it holds, the fields that force its
+replacement, and what the kernel removes with it. Deleting a namespace, bridge or veth takes with it what lives on it,
 so those children get no action of their own; a child that exists but vanishes with
 its parent (a replaced veth's addresses) is created again. One exception: an address
 that would vanish in the break while another interface wants the same IP (a container
@@ -26,29 +28,28 @@ from __future__ import annotations
 import dataclasses
 
 from reconciler.render import firewall
-from reconciler.state.desired import IP_FORWARD
-from reconciler.state.model import (
-    HOST_NS, Address, Bridge, File, KernelObject, Leftover, Netns, NetnsAlias, Route, State, Sysctl, Veth,
-)
-from reconciler.state.plan import BREAK_KINDS, CREATE, DELETE, RANK, UPDATE, Action, Plan
+from reconciler.state.model import HOST_NS, MISSING, KernelObject, State
+from reconciler.state.plan import CREATE, DELETE, UPDATE, Action, Plan
 
 SHOWN_RULE_CHANGES = 3
 GUARD_SHOWN = 10
 
 
-def plan(desired: State, live: State) -> Plan:
-    """Actions that turn `live` into `desired`.
+def plan(desired: State, live: State, destroying: bool = False) -> Plan:
+    """Actions that turn `live` into `desired`, and whether they are safe to run without
+    --force (`Plan.guard`, see mass_deletion; never for `destroying`: removing everything
+    is what destroy is for).
 
     `live` holds only objects netreconcile owns (plus the names of foreign ones);
-    anything it holds that `desired` lacks is deleted, except sysctls, which are
-    only ever set.
+    anything it holds that `desired` lacks is deleted, except what is only ever set
+    (sysctls: not `deletable`).
     """
     replaced: set[tuple] = set()
     for key, want in desired.objects.items():
         have = live.objects.get(key)
         if have is not None and have != want and any(f in want.replace_on for f, _, _ in want.differences(have)):
             replaced.add(key)
-    deleted = {k for k, o in live.objects.items() if k not in desired.objects and not isinstance(o, Sysctl)}
+    deleted = {k for k, o in live.objects.items() if k not in desired.objects and o.deletable}
     removed = deleted | replaced
     vanishing = _children_of(removed, live)
     taken_over = _addresses_taken_over(vanishing, desired, live)
@@ -65,7 +66,7 @@ def plan(desired: State, live: State) -> Plan:
             reason = obj.stray_reason
         deletions.append(Action(DELETE, obj, reason))
     gone = removed | vanishing
-    routes_dropped = _routes_dropped_with_addresses(removed - vanishing, live)
+    routes_dropped = _dropped_with(removed - vanishing, live)
     changes = []
     for key, want in desired.objects.items():
         have = live.objects.get(key)
@@ -78,10 +79,11 @@ def plan(desired: State, live: State) -> Plan:
             differences = have.differences(want)
             if differences:
                 changes.append(Action(UPDATE, want, _describe(differences), differences))
-    freed = {name for key in gone if live.objects[key].kind in BREAK_KINDS for name in _names(live.objects[key])}
+    freed = {name for key in gone if live.objects[key].in_break for name in live.objects[key].holds()}
     actions = deletions + _after_the_break(changes, freed)
     actions.sort(key=Action.sort_key)
-    return Plan(tuple(actions), _conflicts(desired, live))
+    guard = None if destroying else mass_deletion(desired, live)
+    return Plan(tuple(actions), _conflicts(desired, live), guard)
 
 
 def hold_back(current: Plan, held: frozenset[tuple]) -> tuple[Plan, tuple[Action, ...]]:
@@ -106,8 +108,8 @@ def hold_back(current: Plan, held: frozenset[tuple]) -> tuple[Plan, tuple[Action
 def mass_deletion(desired: State, live: State) -> str | None:
     """Why a plan that deletes all the managed containers, or more than half of them,
     should not run without --force: the mark of an empty or truncated spec. None if fine."""
-    managed = sorted({o.netns for o in live.objects.values() if isinstance(o, (Netns, NetnsAlias))})
-    kept = {o.netns for o in desired.objects.values() if isinstance(o, (Netns, NetnsAlias))}
+    managed = sorted({o.netns for o in live.objects.values() if o.is_container})
+    kept = {o.netns for o in desired.objects.values() if o.is_container}
     gone = [name for name in managed if name not in kept]
     if len(gone) * 2 <= len(managed):  # half or fewer (and not all of one)
         return None
@@ -125,8 +127,12 @@ def _describe(changes: tuple[tuple[str, object, object], ...]) -> str:
         elif name == "ruleset":
             described.append(_describe_rules(old, new))
         else:
-            described.append(f"{name} {old!r} -> {new!r}")
+            described.append(f"{name} {_shown(old)} -> {_shown(new)}")
     return ", ".join(described)
+
+
+def _shown(value: object) -> str:
+    return repr(str(value)) if value is MISSING else repr(value)  # MISSING reads '?' as it always has
 
 
 def _describe_rules(old: str, new: str) -> str:
@@ -152,51 +158,20 @@ def _describe_content(old: str, new: str) -> str:
 
 def _children_of(removed: set[tuple], live: State) -> set[tuple]:
     """Live objects that the kernel removes along with the removed objects."""
-    dead_netns = {k[1] for k in removed if k[0] == "netns"}
-    dead_aliases = {k[1] for k in removed if k[0] == "alias"}  # their files go with them
-    dead_bridges = {k[1] for k in removed if k[0] == "bridge"}
-    dead_peers = set()
-    for key in removed:
-        obj = live.objects.get(key)
-        if isinstance(obj, Veth):
-            dead_peers.add((obj.netns, obj.peer_ifname))
-    children = set()
-    for key, obj in live.objects.items():
-        netns = getattr(obj, "netns", HOST_NS)
-        if isinstance(obj, (Veth, Address, Route, File, Leftover)) and netns in dead_netns:
-            children.add(key)
-        elif isinstance(obj, (File, Leftover)) and netns in dead_aliases:
-            children.add(key)
-        elif isinstance(obj, Address) and netns == HOST_NS and obj.ifname in dead_bridges:
-            children.add(key)
-        elif isinstance(obj, (Address, Route)) and (netns, obj.ifname) in dead_peers:
-            children.add(key)
-    return children
+    taken = set().union(*(live.objects[key].takes_along() for key in removed if key in live.objects))
+    if not taken:
+        return set()
+    return {key for key, obj in live.objects.items() if obj.goes_with() & taken}
 
 
 def _addresses_taken_over(vanishing: set[tuple], desired: State, live: State) -> set[tuple]:
-    """Addresses that would vanish in the break while the spec gives their IP to another
-    interface: they are deleted before, so that no two interfaces answer for one IP."""
-    wanted = {_ip(o) for k, o in desired.objects.items() if isinstance(o, Address)}
+    """Objects (addresses) that would vanish in the break while the spec gives what they
+    claim (their IP) to another: they are deleted before, so that no two hold it at once."""
+    wanted = set().union(*(obj.claims() for obj in desired.objects.values()))
     return {
         key for key in vanishing
-        if isinstance(obj := live.objects[key], Address) and key not in desired.objects and _ip(obj) in wanted
+        if key not in desired.objects and live.objects[key].claims() & wanted
     }
-
-
-def _ip(address: Address) -> str:
-    return address.cidr.split("/")[0]
-
-
-def _names(obj: KernelObject) -> set[tuple]:
-    """The names an object holds that nothing else can have while it exists."""
-    if isinstance(obj, (Netns, NetnsAlias)):
-        return {("netns", obj.netns)}
-    if isinstance(obj, Bridge):
-        return {("link", HOST_NS, obj.ifname)}
-    if isinstance(obj, Veth):
-        return {("link", HOST_NS, obj.host_ifname), ("link", obj.netns, obj.peer_ifname)}
-    return set()
 
 
 def _after_the_break(changes: list[Action], freed: set[tuple]) -> list[Action]:
@@ -205,40 +180,41 @@ def _after_the_break(changes: list[Action], freed: set[tuple]) -> list[Action]:
     if not freed:
         return changes
     marked: list[Action] = []
-    waiting: set[tuple] = set()  # what the creates after the break provide (see _provides)
-    for action in sorted(changes, key=lambda a: RANK[a.kind]):  # what an object needs ranks lower
-        needs_freed_name = action.op == CREATE and bool(_names(action.obj) & freed)
-        if needs_freed_name or _needs(action.obj) & waiting:
+    waiting: set[tuple] = set()  # what the creates after the break provide
+    for action in sorted(changes, key=lambda a: a.obj.rank):  # what an object needs ranks lower
+        needs_freed_name = action.op == CREATE and bool(action.obj.holds() & freed)
+        if needs_freed_name or action.obj.needs() & waiting:
             action = dataclasses.replace(action, after_break=True)
             if action.op == CREATE:
-                waiting |= _provides(action.obj)
+                waiting |= action.obj.provides()
         marked.append(action)
     return marked
 
 
-def _routes_dropped_with_addresses(removed: set[tuple], live: State) -> set[tuple]:
-    """Routes through an interface that loses an address (the kernel drops them)."""
-    interfaces = {(k[1], k[2]) for k in removed if k[0] == "address"}
-    return {
-        key for key, obj in live.objects.items()
-        if isinstance(obj, Route) and (obj.netns, obj.ifname) in interfaces
-    }
+def _dropped_with(removed: set[tuple], live: State) -> set[tuple]:
+    """Live objects the kernel drops when the removed objects go although they stay
+    wanted: routes through an interface that loses an address."""
+    lost = set().union(*(live.objects[key].provides() for key in removed))
+    if not lost:
+        return set()
+    return {key for key, obj in live.objects.items() if obj.dropped_with() & lost}
 
 
 def _conflicts(desired: State, live: State) -> tuple[str, ...]:
+    if not (live.foreign_files or live.foreign_netns or live.foreign_links):
+        return ()
     found = []
     in_the_way: dict[str, list[str]] = {}
     for container, what in live.foreign_files:
         in_the_way.setdefault(container, []).append(what)
     for obj in desired.objects.values():
-        if isinstance(obj, (Netns, NetnsAlias)):
-            found += [f"{obj.source}: {what}: remove it" for what in in_the_way.get(obj.netns, ())]
-        if isinstance(obj, Bridge) and obj.ifname in live.foreign_links:
-            found.append(f"{obj.source}: interface {obj.ifname} exists and is not managed by netreconcile")
-        elif isinstance(obj, Veth) and obj.host_ifname in live.foreign_links:
-            found.append(f"{obj.source}: interface {obj.host_ifname} exists and is not managed by netreconcile")
-        elif isinstance(obj, (Netns, NetnsAlias)) and obj.netns in live.foreign_netns:
-            found.append(f"{obj.source}: network namespace {obj.netns} {_netns_owner(obj.netns, live)}")
+        for name in sorted(obj.holds()):
+            if name[0] == "netns":
+                found += [f"{obj.source}: {what}: remove it" for what in in_the_way.get(name[1], ())]
+                if name[1] in live.foreign_netns:
+                    found.append(f"{obj.source}: network namespace {name[1]} {_netns_owner(name[1], live)}")
+            elif name[:2] == ("link", HOST_NS) and name[2] in live.foreign_links:
+                found.append(f"{obj.source}: interface {name[2]} exists and is not managed by netreconcile")
     return tuple(sorted(found))
 
 
@@ -252,36 +228,5 @@ def _netns_owner(name: str, live: State) -> str:
 
 def dependencies(obj: KernelObject, state: State) -> set[tuple]:
     """Keys of the objects in `state` that `obj` needs to exist first."""
-    needs = _needs(obj)
-    return {key for key, other in state.objects.items() if _provides(other) & needs}
-
-
-def _needs(obj: KernelObject) -> set[tuple]:
-    """What `obj` needs to exist first, in the terms of `_provides`."""
-    if isinstance(obj, Veth):
-        return {("bridge", obj.bridge)} | ({("netns", obj.netns)} if obj.netns != HOST_NS else set())
-    if isinstance(obj, File):
-        return {("netns", obj.netns), ("alias", obj.netns)}
-    if isinstance(obj, NetnsAlias):
-        return {("netns", obj.target)} if obj.target != HOST_NS else set()
-    if isinstance(obj, (Address, Route)):
-        if obj.netns == HOST_NS:
-            needs = {("bridge", obj.ifname)}
-        else:
-            needs = {("netns", obj.netns), ("interface", obj.netns, obj.ifname)}
-        return needs | ({("addresses", obj.netns, obj.ifname)} if isinstance(obj, Route) else set())
-    if isinstance(obj, Sysctl) and obj.setting.startswith("net/ipv4/conf/"):
-        return {("bridge", obj.setting.split("/")[3])}
-    if isinstance(obj, Sysctl) and obj.setting.replace("/", ".") == IP_FORWARD:
-        return {("firewall", obj.netns)}  # forwarding is switched on behind the firewall
-    return set()
-
-
-def _provides(obj: KernelObject) -> set[tuple]:
-    """What other objects may need of `obj`: its key, a veth the interface in its
-    container, an address an address on its interface (what routes go through)."""
-    if isinstance(obj, Veth):
-        return {obj.key, ("interface", obj.netns, obj.peer_ifname)}
-    if isinstance(obj, Address):
-        return {obj.key, ("addresses", obj.netns, obj.ifname)}
-    return {obj.key}
+    needs = obj.needs()
+    return {key for key, other in state.objects.items() if other.provides() & needs}

@@ -1,0 +1,126 @@
+"""What a network driver is: the one protocol every driver module implements.
+
+A driver owns everything about one kind of network that is not the same for every kind:
+- its spec options and their checks (`read_options`, `check_unique`); for the bridge
+  driver `bridge:`. `mtu`, `icc`, `masquerade` and `internal` stay generic (read by the
+  network section, used by the firewall): every driver's network has them;
+- the kernel objects it wants for a network and for one container's attachment to it
+  (`network_objects`, `attachment_objects`). The container side that every driver shares
+  (the interface's address, the default route through the network's gateway) stays generic,
+  in reconciler.state.desired;
+- how it recognises its own live objects: the marks (interface aliases) it writes and
+  parses, and the link kinds it journals as pending between creation and mark
+  (`parse_mark`, `unmarked`, `link_kinds`, `host_link`, `observed_network`,
+  `observed_attachment`; the marks are written by `mark_requests`);
+- the netlink requests that create, update and delete its objects: pure functions that
+  return the codec's bytes (`create_requests` ...); the one writer (reconciler.kernel) sends them.
+
+Pure: a driver does no I/O; the kernel handles a request needs (an index, a namespace
+descriptor, sequence numbers) are passed in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Protocol
+
+from reconciler.spec.document import PathKey, SectionReader
+from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec
+from reconciler.state.model import KernelObject
+
+NextSeq = Callable[[], int]  # the sequence number of the next request on a socket
+Changed = Callable[..., bool]  # whether one of the named fields changes (every field on create)
+
+
+class NetworkDriver(Protocol):
+    """One network driver; `name` is its `driver:` value in the spec."""
+
+    name: str
+    # the kernel link kinds it creates: (the network's, an attachment's); kept in the
+    # pending-links journal between creation and mark
+    link_kinds: tuple[str, str]
+
+    # --- the spec -------------------------------------------------------------------------------
+    def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
+        """Its options of the network at `path`, checked (problems go to reader.doc), as
+        NetworkSpec fields."""
+        ...
+
+    def check_unique(self, reader: SectionReader, path: PathKey, network: NetworkSpec,
+                     earlier: Mapping[str, NetworkSpec]) -> None:
+        """Report a host-wide name of `network` that an earlier network (by that name) has."""
+        ...
+
+    def host_name(self, network: NetworkSpec) -> str:
+        """The host-wide name `check_unique` compares (the bridge's interface name)."""
+        ...
+
+    # --- the desired state ----------------------------------------------------------------------
+    def network_objects(self, network: NetworkSpec) -> list[KernelObject]:
+        """The host-side objects of a network."""
+        ...
+
+    def attachment_objects(self, container: ContainerSpec, network: NetworkSpec, attachment: Attachment,
+                           mac: str, ifname: str, hairpin: bool) -> list[KernelObject]:
+        """The objects that give `container` the interface `ifname` on `network`."""
+        ...
+
+    def kinds(self) -> tuple[type[KernelObject], ...]:
+        """The kinds of kernel object it owns (the writer asks it for their requests)."""
+        ...
+
+    # --- the live state -------------------------------------------------------------------------
+    def parse_mark(self, alias: str) -> tuple[str, ...] | None:
+        """(link kind, identity...) if `alias` is one of its marks, else None."""
+        ...
+
+    def unmarked(self, link_kind: str) -> tuple[str, ...]:
+        """The mark of a journaled link of `link_kind` that a run stopped before marking:
+        ours, with an identity that makes the planner replace it."""
+        ...
+
+    def observed_network(self, link: Any, identity: tuple[str, ...]) -> KernelObject:
+        """The live object of a marked host link of the network kind."""
+        ...
+
+    def observed_attachment(self, link: Any, identity: tuple[str, ...], netns: str, peer: Any,
+                            master: str) -> KernelObject:
+        """The live object of a marked host link of the attachment kind, with its peer if found."""
+        ...
+
+    # --- requests: pure, the writer sends them in this order -----------------------------------
+    def create_requests(self, obj: KernelObject, next_seq: NextSeq, master: int, netns_fd: int) -> list[bytes]:
+        """Host-namespace requests that create `obj` unmarked (`master`: index of `master_of`,
+        `netns_fd`: descriptor of `peer_netns`)."""
+        ...
+
+    def mark_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
+        """Host-namespace requests that mark a created `obj` as netreconcile's, and bring it up."""
+        ...
+
+    def update_requests(self, obj: KernelObject, next_seq: NextSeq, changed: Changed, master: int) -> list[bytes]:
+        """Host-namespace requests that change the `changed` fields of `obj` in place."""
+        ...
+
+    def peer_requests(self, obj: KernelObject, next_seq: NextSeq, changed: Changed, creating: bool) -> list[bytes]:
+        """Requests in `peer_netns` (after create or update) for the container side of `obj`."""
+        ...
+
+    def delete_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
+        """Host-namespace requests that delete `obj` (and what the kernel removes with it)."""
+        ...
+
+    def settings(self, obj: KernelObject, changed: Changed, creating: bool) -> list[tuple[str, str, str]]:
+        """(namespace, /proc/sys path, value) writes after create (before the mark) or update."""
+        ...
+
+    def host_link(self, obj: KernelObject) -> tuple[str, str]:
+        """(interface name, link kind) of the host link `obj` is (journaled while unmarked)."""
+        ...
+
+    def master_of(self, obj: KernelObject, changed: Changed) -> str | None:
+        """The host interface `obj` is put under when `changed` (create_requests' `master`)."""
+        ...
+
+    def peer_netns(self, obj: KernelObject) -> str | None:
+        """The container namespace `obj` reaches into, if any."""
+        ...

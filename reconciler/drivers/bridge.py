@@ -1,0 +1,210 @@
+"""The bridge driver (Docker's default): a Linux bridge per network in the host namespace,
+with the gateway address on it, and per attachment a veth pair whose host end is a port
+of the bridge and whose peer is the container's interface.
+
+It owns the `bridge:` option (the kernel name, the network's name by default) and its
+checks, the Bridge and Veth kernel objects, their marks (interface aliases
+`netreconcile:bridge:<network>` and `netreconcile:veth:<container>:<network>`) and the
+netlink requests that create, change and delete them. Pure (see reconciler.drivers.base).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from ipaddress import IPv4Address
+from typing import Any, Mapping
+
+from reconciler.drivers.base import Changed, NextSeq
+from reconciler.kernel import netlink as nl
+from reconciler.spec.document import PathKey, SectionReader
+from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec
+from reconciler.spec.values import interface_name_issue, name_issue
+from reconciler.state.model import HOST_NS, MISSING, Address, Bridge, KernelObject, Veth
+
+OWNER = "netreconcile"
+
+
+def bridge_alias(network: str) -> str:
+    return f"{OWNER}:bridge:{network}"
+
+
+def veth_alias(container: str, network: str) -> str:
+    return f"{OWNER}:veth:{container}:{network}"
+
+
+def veth_name(container: str, network: str) -> str:
+    """Host-side veth name: 'veth' + 7 hex characters, stable per container and network."""
+    digest = hashlib.sha256(f"{container}\0{network}".encode()).hexdigest()
+    return "veth" + digest[:7]
+
+
+def mac_for(address: IPv4Address) -> str:
+    """Docker's (<=27) scheme: 02:42 followed by the four bytes of the IPv4 address."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in address.packed)
+
+
+class BridgeDriver:
+    """`driver: bridge` (see the module docstring)."""
+
+    name = "bridge"
+    link_kinds = ("bridge", "veth")
+
+    # --- the spec -------------------------------------------------------------------------------
+    def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
+        explicit = reader._string((*path, "bridge"))
+        name = str(path[-1]) if explicit is None else explicit
+        issue = interface_name_issue(name)
+        if issue and explicit is not None:
+            reader.doc.problem((*path, "bridge"), f"{name!r} is not a valid bridge name: {issue}")
+        elif issue and name_issue(name) is None:  # an invalid network name is reported as such
+            message = (
+                f"the network name {name!r} cannot be the bridge name ({issue}); "
+                "set 'bridge:' to a valid interface name"
+            )
+            reader.doc.problem(path, message, at_key=True)
+        return {"bridge": name}
+
+    def host_name(self, network: NetworkSpec) -> str:
+        return network.bridge
+
+    def check_unique(self, reader: SectionReader, path: PathKey, network: NetworkSpec,
+                     earlier: Mapping[str, NetworkSpec]) -> None:
+        other = earlier.get(network.bridge)
+        if other is not None:
+            defaulted_bridge = reader._string((*path, "bridge")) is None
+            message = f"bridge name {network.bridge!r} is already used by network {other.name!r}"
+            reader.doc.problem(path if defaulted_bridge else (*path, "bridge"), message, at_key=defaulted_bridge)
+
+    # --- the desired state ----------------------------------------------------------------------
+    def kinds(self) -> tuple[type[KernelObject], ...]:
+        return (Bridge, Veth)
+
+    def network_objects(self, network: NetworkSpec) -> list[KernelObject]:
+        source = str(network.location)
+        prefix = network.subnet.prefixlen
+        return [
+            Bridge(network.bridge, network.name, mac_for(network.gateway), network.mtu, source=source),
+            Address(HOST_NS, network.bridge, f"{network.gateway}/{prefix}", source=source),
+        ]
+
+    def attachment_objects(self, container: ContainerSpec, network: NetworkSpec, attachment: Attachment,
+                           mac: str, ifname: str, hairpin: bool) -> list[KernelObject]:
+        return [Veth(
+            host_ifname=veth_name(container.name, network.name),
+            container=container.name,
+            network=network.name,
+            netns=container.name,
+            peer_ifname=ifname,
+            bridge=network.bridge,
+            mac=mac,
+            mtu=network.mtu,
+            peer_mtu=network.mtu,
+            hairpin=hairpin,
+            source=str(attachment.location),
+        )]
+
+    # --- the live state -------------------------------------------------------------------------
+    def parse_mark(self, alias: str) -> tuple[str, ...] | None:
+        parts = alias.split(":")
+        if len(parts) >= 3 and parts[0] == OWNER:
+            if parts[1] == "bridge" and len(parts) == 3:
+                return ("bridge", parts[2])
+            if parts[1] == "veth" and len(parts) == 4:
+                return ("veth", parts[2], parts[3])
+        return None
+
+    def unmarked(self, link_kind: str) -> tuple[str, ...]:
+        """The mark of a link of `link_kind` created by a run that stopped before marking it:
+        ours, with an identity that makes the planner replace it."""
+        return ("bridge", MISSING) if link_kind == "bridge" else ("veth", MISSING, MISSING)
+
+    def observed_network(self, link: nl.Link, identity: tuple[str, ...]) -> KernelObject:
+        return Bridge(link.ifname, identity[0], link.mac, link.mtu, link.up)
+
+    def observed_attachment(self, link: nl.Link, identity: tuple[str, ...], netns: str, peer: nl.Link | None,
+                            master: str) -> KernelObject:
+        container, network = identity
+        return Veth(
+            host_ifname=link.ifname,
+            container=container,
+            network=network,
+            netns=netns,
+            peer_ifname=peer.ifname if peer else MISSING,
+            bridge=master,
+            mac=peer.mac if peer else "",
+            mtu=link.mtu,
+            peer_mtu=peer.mtu if peer else 0,
+            host_up=link.up,
+            peer_up=peer.up if peer else False,
+            ipv6=link.ipv6 or (peer.ipv6 if peer else False),
+            hairpin=link.hairpin,
+        )
+
+    # --- requests -------------------------------------------------------------------------------
+    def host_link(self, obj: KernelObject) -> tuple[str, str]:
+        return (obj.ifname, "bridge") if isinstance(obj, Bridge) else (obj.host_ifname, "veth")
+
+    def master_of(self, obj: KernelObject, changed: Changed) -> str | None:
+        return obj.bridge if isinstance(obj, Veth) and changed("bridge") else None
+
+    def peer_netns(self, obj: KernelObject) -> str | None:
+        return obj.netns if isinstance(obj, Veth) else None
+
+    def create_requests(self, obj: KernelObject, next_seq: NextSeq, master: int, netns_fd: int) -> list[bytes]:
+        if isinstance(obj, Bridge):
+            return [nl.new_bridge(next_seq(), obj.ifname, obj.mac, obj.mtu)]
+        return [nl.new_veth(next_seq(), obj.host_ifname, master, obj.mtu, obj.peer_ifname, obj.mac, obj.peer_mtu,
+                            netns_fd)]
+
+    def mark_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
+        if isinstance(obj, Bridge):
+            return [nl.set_link(next_seq(), ifname=obj.ifname, alias=bridge_alias(obj.network), up=obj.up)]
+        return [nl.set_link(next_seq(), ifname=obj.host_ifname, alias=veth_alias(obj.container, obj.network),
+                            up=obj.host_up, hairpin=True if obj.hairpin else None)]
+
+    def update_requests(self, obj: KernelObject, next_seq: NextSeq, changed: Changed, master: int) -> list[bytes]:
+        if isinstance(obj, Bridge):
+            return [nl.set_link(
+                next_seq(), ifname=obj.ifname,
+                mtu=obj.mtu if changed("mtu") else None,
+                mac=obj.mac if changed("mac") else None,
+                up=obj.up if changed("up") else None,
+            )]
+        requests = []
+        if changed("bridge", "mtu", "host_up"):
+            requests.append(nl.set_link(
+                next_seq(), ifname=obj.host_ifname,
+                master=master if changed("bridge") else None,
+                mtu=obj.mtu if changed("mtu") else None,
+                up=obj.host_up if changed("host_up") else None,
+            ))
+        if changed("hairpin", "bridge"):  # after any change of bridge: the flag belongs to the port on the new one
+            requests.append(nl.set_link(next_seq(), ifname=obj.host_ifname, hairpin=obj.hairpin))
+        return requests
+
+    def peer_requests(self, obj: KernelObject, next_seq: NextSeq, changed: Changed, creating: bool) -> list[bytes]:
+        if not isinstance(obj, Veth) or not changed("peer_mtu", "mac", "peer_up"):
+            return []
+        if creating:  # made with its MTU and MAC
+            return [nl.set_link(next_seq(), ifname=obj.peer_ifname, up=obj.peer_up)]
+        return [nl.set_link(
+            next_seq(), ifname=obj.peer_ifname,
+            mtu=obj.peer_mtu if changed("peer_mtu") else None,
+            mac=obj.mac if changed("mac") else None,
+            up=obj.peer_up if changed("peer_up") else None,
+        )]
+
+    def delete_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
+        return [nl.del_link(next_seq(), ifname=self.host_link(obj)[0])]
+
+    def settings(self, obj: KernelObject, changed: Changed, creating: bool) -> list[tuple[str, str, str]]:
+        if not isinstance(obj, Veth) or not changed("ipv6"):
+            return []
+        value = "0" if obj.ipv6 else "1"
+        host = (HOST_NS, f"/proc/sys/net/ipv6/conf/{obj.host_ifname}/disable_ipv6", value)
+        if creating:  # enabled unless switched off; the peer's namespace was made with the container's choice
+            return [] if obj.ipv6 else [host]
+        return [host, (obj.netns, f"/proc/sys/net/ipv6/conf/{obj.peer_ifname}/disable_ipv6", value)]
+
+
+BRIDGE = BridgeDriver()
