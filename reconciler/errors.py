@@ -95,7 +95,10 @@ def privileges_advice(errno: int | None) -> str:
 
 class KernelError(NetreconcileError):
     """A kernel operation failed; a permission error (EPERM, EACCES from unshare, setns,
-    mount or netlink) also says what netreconcile needs."""
+    mount or netlink) also says what netreconcile needs. `restored`: an apply that failed
+    was rolled back to exactly the state it found."""
+
+    restored = False
 
     def __init__(self, message: str, errno: int | None = None):
         self.errno = errno

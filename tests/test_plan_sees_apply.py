@@ -84,3 +84,13 @@ def test_a_namespace_recorded_for_the_root_namespace_is_named_as_such_while_it_i
     assert (f"network namespace {name} is managed by netreconcile for the root network namespace "
             "(no --host-netns), not for this one") in recorded.stdout
     assert f"network namespace {name} exists and is not managed by netreconcile" in stale.stdout
+
+
+def test_an_apply_rolled_back_to_nothing_removes_the_host_namespace_it_created(sandbox, monkeypatch):
+    spec = sandbox.write_spec(ONE)
+    monkeypatch.setenv("NETRECONCILE_FAIL_AFTER", "3")  # after the bridge, the namespace and the veth
+
+    applied = sandbox.run("apply", spec=spec)
+
+    assert applied.code == 1 and "rolled back: the host is as it was before" in applied.stderr, applied.stderr
+    assert not {sandbox.host, sandbox.name("c0")} & netns_names(), "the rolled-back apply left namespaces behind"

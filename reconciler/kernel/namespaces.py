@@ -133,13 +133,14 @@ def empty_netns_fd() -> int:
 def host_netns_for_apply(name: str | None, changing: Callable[[], bool]) -> Iterator[None]:
     """Create the --host-netns namespace NAME for the block if it is absent. When the
     block fails before `changing()` (nothing changed yet: a conflict, the guard, the
-    firewall check, a spec error found while planning), remove it again, so that the
-    failure leaves the machine as it was."""
+    firewall check, a spec error found while planning), or after changes that were all
+    rolled back (the error says `restored`), remove it again, so that the failure leaves
+    the machine as it was."""
     created = bool(name) and ensure_host_netns(name)
     try:
         yield
-    except BaseException:
-        if created and not changing():
+    except BaseException as error:
+        if created and (not changing() or getattr(error, "restored", False)):
             delete_netns(name)
         raise
 

@@ -182,8 +182,10 @@ def converge(
     except KernelError as error:
         if not rollback or spec is None:
             raise
-        undone = _roll_back(before, session, writer.irreversible_done)
-        raise type(error)(f"{error}\n{undone}", error.errno) from error
+        undone, restored = _roll_back(before, session, writer.irreversible_done)
+        failure = type(error)(f"{error}\n{undone}", error.errno)
+        failure.restored = restored
+        raise failure from error
     return Outcome(current, applied, waiting)
 
 
@@ -198,9 +200,10 @@ def fail_after_from_environment() -> int | None:
         raise UsageError(f"{FAIL_AFTER_VARIABLE}={value!r} is not a number of actions") from None
 
 
-def _roll_back(before: State, session: KernelSession, irreversible_done: list[Action]) -> str:
+def _roll_back(before: State, session: KernelSession, irreversible_done: list[Action]) -> tuple[str, bool]:
     """Converge on the state observed before the apply; sentences saying how it went and,
-    when the apply got as far as the break, what no undoing can give back."""
+    when the apply got as far as the break, what no undoing can give back; and whether
+    the host is exactly as it was."""
     from reconciler.kernel.writer import KernelWriter
 
     target = State.of(o for o in before.objects.values() if o.restorable and not any(v is MISSING for v in _identity(o)))
@@ -217,12 +220,12 @@ def _roll_back(before: State, session: KernelSession, irreversible_done: list[Ac
             outcome = (f"rolled back {len(undo.actions)} change(s), but not everything can be restored: "
                        "the apply had begun deletions that cannot be undone")
         else:
-            return f"rolled back: the host is as it was before ({len(undo.actions)} change(s) undone)"
+            return f"rolled back: the host is as it was before ({len(undo.actions)} change(s) undone)", True
     if not irreversible_done:
-        return outcome
+        return outcome, False
     lost = [_what_is_lost(action.obj) for action in irreversible_done]
     more = [f"and {len(lost) - LOSSES_SHOWN} more"] if len(lost) > LOSSES_SHOWN else []
-    return "\n".join([outcome, *(f"  not undone: {line}" for line in lost[:LOSSES_SHOWN] + more)])
+    return "\n".join([outcome, *(f"  not undone: {line}" for line in lost[:LOSSES_SHOWN] + more)]), False
 
 
 def _what_is_lost(obj) -> str:
