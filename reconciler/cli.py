@@ -244,13 +244,15 @@ def watch(context: Context, spec_path: str, resync: float, debounce: int, metric
     """Apply SPEC, then keep the kernel converged: on spec, resolv.conf, kernel and firewall changes."""
     from reconciler.run.sources import FileSource
 
+    source = FileSource(spec_path)
+    spec = source.load()  # an unreadable or invalid spec is refused before anything is made or served
     _require_root()
-    return _watch(context, FileSource(spec_path), resync, debounce, metrics_port, metrics_address, verbose,
-                  force, lock_timeout)
+    return _watch(context, source, resync, debounce, metrics_port, metrics_address, verbose, force, lock_timeout,
+                  spec=spec)
 
 
 def _watch(context: Context, source, resync: float, debounce: int, metrics_port: int | None, metrics_address: str,
-           verbose: bool, force: bool, lock_timeout: float) -> int:
+           verbose: bool, force: bool, lock_timeout: float, spec=None) -> int:
     import logging
 
     from reconciler.run.watch import Watcher
@@ -279,7 +281,7 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
         return host_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.info(message))
 
     watcher = Watcher(source, context.session, prepare_host, context.host_netns, context.etc_netns,
-                      resync=resync, debounce=debounce / 1000, metrics=metrics, lock=lock, force=force)
+                      resync=resync, debounce=debounce / 1000, metrics=metrics, lock=lock, force=force, spec=spec)
     # for its whole life, so that destroy refuses to run while this would undo it
     with keeper_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.info(message)):
         return watcher.run()

@@ -31,12 +31,14 @@ def test_validate_lists_every_problem_with_its_location_and_exits_1(tmp_path):
     assert lines[-1] == "error: the spec is invalid (2 problem(s)); nothing was changed"
 
 
-def test_a_missing_spec_file_is_one_line_without_a_location(tmp_path):
+def test_a_missing_spec_file_is_one_line_without_a_location_and_changes_nothing(tmp_path):
     missing = tmp_path / "nope.yaml"
+    state = tmp_path / "state"
     for command in ("validate", "plan", "status", "apply", "destroy", "watch"):
         # --host-netns: should the spec ever be read, nothing of the machine's own network is touched
-        result = netreconcile("--host-netns", "nr-never-made", command, str(missing))
+        result = netreconcile("--host-netns", "nr-never-made", "--state-dir", str(state), command, str(missing))
         assert (result.returncode, result.stderr) == (1, f"error: cannot read {missing}: No such file or directory\n")
+        assert not state.exists(), f"{command} made the state directory for a spec it could not read"
 
 
 def test_a_tab_in_the_indentation_is_named_as_a_tab_at_its_location(tmp_path):

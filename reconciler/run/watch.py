@@ -50,7 +50,10 @@ class Watcher:
         host_netns: str | None, etc_netns: str, resync: float, debounce: float,
         metrics: WatchMetrics | None = None, clock: Callable[[], float] = time.monotonic,
         lock: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext, force: bool = False,
+        spec: Spec | None = None,
     ):
+        """`spec`: the source's spec, already loaded by the caller (else loaded at start when
+        the source must be valid from the start)."""
         self.source = source
         self.open_session = open_session
         self.prepare_host = prepare_host
@@ -64,7 +67,7 @@ class Watcher:
         self.fights = FightDetector()
         self.events: queue.Queue[str] = queue.Queue()
         self.sources = EventSources(self.events.put)
-        self.spec: Spec | None = None
+        self.spec: Spec | None = spec
         self.rejected_text: str | None = None  # the invalid spec last reported, to report it once
         self.stopping = False
         self.hup = False
@@ -76,7 +79,7 @@ class Watcher:
     # --- the loop ------------------------------------------------------------------
 
     def run(self) -> int:
-        if self.source.must_load_at_start:
+        if self.spec is None and self.source.must_load_at_start:
             self.spec = self.source.load()  # an invalid spec file at start is the caller's error
         self._install_signal_handlers()
         self.sources.start()
