@@ -33,6 +33,7 @@ def test_every_cited_document_is_in_the_repository():
     names = {Path(document).name for document in documents}
     missing = []
     for pattern in SCANNED:
+        assert list(REPO.glob(pattern)), f"{pattern} matches no file: the scan would check nothing there"
         for path in sorted(REPO.glob(pattern)):
             if not path.is_file() or path.suffix == ".pyc" or path == Path(__file__).resolve():
                 continue  # this file names missing documents as examples

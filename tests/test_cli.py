@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+
+from tests.conftest import netns_names
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -34,11 +37,13 @@ def test_validate_lists_every_problem_with_its_location_and_exits_1(tmp_path):
 def test_a_missing_spec_file_is_one_line_without_a_location_and_changes_nothing(tmp_path):
     missing = tmp_path / "nope.yaml"
     state = tmp_path / "state"
+    host = f"nr-never-{uuid.uuid4().hex[:6]}"
     for command in ("validate", "plan", "status", "apply", "destroy", "watch"):
         # --host-netns: should the spec ever be read, nothing of the machine's own network is touched
-        result = netreconcile("--host-netns", "nr-never-made", "--state-dir", str(state), command, str(missing))
+        result = netreconcile("--host-netns", host, "--state-dir", str(state), command, str(missing))
         assert (result.returncode, result.stderr) == (1, f"error: cannot read {missing}: No such file or directory\n")
         assert not state.exists(), f"{command} made the state directory for a spec it could not read"
+        assert host not in netns_names(), f"{command} made the host namespace for a spec it could not read"
 
 
 def test_a_tab_in_the_indentation_is_named_as_a_tab_at_its_location(tmp_path):

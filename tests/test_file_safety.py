@@ -125,11 +125,11 @@ def test_a_file_where_the_container_directory_goes_is_a_conflict(box):
 
 
 def test_files_are_written_with_mode_644_and_no_temporary_file_is_left(box):
-    os.umask(0o077)  # the child inherits it: the mode must not depend on it
+    previous = os.umask(0o077)  # the child inherits it: the mode must not depend on it
     try:
         assert run(box, "apply").code == 0
     finally:
-        os.umask(0o022)
+        os.umask(previous)
     assert sorted(os.listdir(web_dir(box))) == ["hostname", "hosts", "resolv.conf"]
     for path in web_dir(box).iterdir():
         assert path.stat().st_mode & 0o777 == 0o644

@@ -14,7 +14,7 @@ from tests.conftest import eventually
 
 def test_a_waiter_for_a_retired_lock_file_locks_the_new_one(tmp_path):
     state = StateDir(tmp_path, "h")
-    waiting, release, acquired, done = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+    waiting, acquired, done = threading.Event(), threading.Event(), threading.Event()
 
     def waiter() -> None:
         with host_lock(state, timeout=30, on_wait=lambda message: waiting.set()):
@@ -22,7 +22,7 @@ def test_a_waiter_for_a_retired_lock_file_locks_the_new_one(tmp_path):
             done.wait(30)
 
     with host_lock(state, timeout=0) as held:
-        thread = threading.Thread(target=waiter)
+        thread = threading.Thread(target=waiter, daemon=True)
         thread.start()
         eventually(waiting.is_set, "the second process waits for the lock")
         assert held.retire()
@@ -57,7 +57,7 @@ def test_a_watch_waiting_for_a_destroy_keeps_the_new_keeper_file_and_a_second_de
             done.wait(30)
 
     with no_keeper(state), host_lock(state, timeout=0) as held:
-        thread = threading.Thread(target=watch)
+        thread = threading.Thread(target=watch, daemon=True)
         thread.start()
         eventually(waiting.is_set, "the watch waits for the destroy")
         assert held.retire()

@@ -65,21 +65,29 @@ def test_nothing_waits_for_the_break_that_could_go_before_it(spec, live):
     """Make before break: after the first deletion that cannot be undone comes only the
     break itself and what cannot run before it (the model refuses it, or the break
     would undo it)."""
-    desired = build_desired(spec, live)
+    check_nothing_waits_for_the_break(build_desired(spec, live), live)
+
+
+def check_nothing_waits_for_the_break(desired: State, live: State) -> int:
+    """The property above for one pair of states; how many actions after the break were
+    tried before it (so that a fixed case can show the check ran)."""
     actions = plan(desired, live).actions
     first = next((i for i, a in enumerate(actions) if a.step >= BREAK), len(actions))
     assert not any(a.irreversible for a in actions[:first])
+    tried = 0
     for index in range(first, len(actions)):
         action = actions[index]
         if action.op == DELETE:
             assert action.step == BREAK, action
             continue
         moved = actions[:first] + (action,) + actions[first:index] + actions[index + 1:]
+        tried += 1
         try:
             result = KernelModel(live).apply(Plan(moved))
         except ModelError:
             continue
         assert plan(desired, result).actions != (), f"{action} could run before the break"
+    return tried
 
 
 @SETTINGS
@@ -285,6 +293,7 @@ def test_a_network_replaced_under_the_same_bridge_name_is_made_again_after_the_b
     assert broken == [("delete", "veth"), ("delete", "bridge")]
     assert [a.kind for a in actions if a.after_break] == ["bridge", "veth", "address", "address", "route"]
     assert KernelModel(live).apply(plan(desired, live)) == desired
+    assert check_nothing_waits_for_the_break(desired, live) == 5  # each one tried before the break
 
 
 # --- the planner knows no kind: it reads what each kind declares ---------------------------------

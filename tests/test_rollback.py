@@ -101,9 +101,9 @@ def test_a_real_failure_part_way_is_rolled_back_and_named_with_its_location(sand
     # link there would be a conflict found before any change)
     immutable = etc / sandbox.name("new")
     immutable.mkdir()
-    sh(f"chattr +i {immutable}")
     after_spec = sandbox.write_spec(AFTER, "after.yaml")
     links_before = set(sandbox.links(sandbox.host))
+    sh(f"chattr +i {immutable}")
     try:
         result = sandbox.run("--etc-netns", str(etc), "apply", spec=after_spec)
     finally:
