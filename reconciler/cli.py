@@ -81,7 +81,7 @@ class _Group(click.Group):
 
 
 def _global_options(command):
-    """--host-netns and --state-dir are accepted before or after the subcommand."""
+    """--host-netns, --state-dir and --etc-netns are accepted before or after the subcommand."""
 
     @click.option("--host-netns", "host_netns_local", metavar="NAME", default=None,
                   help="Use network namespace NAME as the host (created if absent).")

@@ -335,6 +335,12 @@ BAD_SPECS = [
     ("aux not an address", _front(aux_addresses="[10.1.0.3, x]"), "spec.yaml:5:31: networks.front.aux_addresses.1: 'x' is not an IPv4 address"),
     ("aux wrong type", _front(aux_addresses="7"), "spec.yaml:5:20: networks.front.aux_addresses: expected a mapping or a list, got 7"),
     (
+        "bridge named like every interface",
+        _front(bridge="default"),
+        "spec.yaml:5:13: networks.front.bridge: 'default' is not a valid bridge name: 'default' names every "
+        "interface in the kernel's per-interface settings (/proc/sys/net/*/conf/default)",
+    ),
+    (
         "bridge name too long",
         _front(bridge="averyveryverylongname"),
         "spec.yaml:5:13: networks.front.bridge: 'averyveryverylongname' is not a valid bridge name: at most 15 characters",
@@ -557,6 +563,12 @@ BAD_SPECS = [
          "('10000-14096:10000-14096'), which costs one rule whatever its size"),
     ]
 ] + [
+    (
+        "interface name all",
+        NET + "  web:\n    networks:\n      front: {interface_name: all}\n",
+        "spec.yaml:8:31: containers.web.networks.front.interface_name: 'all' is not a valid interface name: "
+        "'all' names every interface in the kernel's per-interface settings (/proc/sys/net/*/conf/all)",
+    ),
     (
         "interface name lo",
         NET + "  web:\n    networks:\n      front: {interface_name: lo}\n",

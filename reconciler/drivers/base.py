@@ -13,7 +13,8 @@ A driver owns everything about one kind of network that is not the same for ever
   (`parse_mark`, `unmarked`, `link_kinds`, `host_link`, `observed_network`,
   `observed_attachment`; the marks are written by `mark_requests`);
 - the netlink requests that create, update and delete its objects: pure functions that
-  return the codec's bytes (`create_requests` ...); the one writer (reconciler.kernel) sends them.
+  return the codec's bytes (`create_requests` ...); the one writer sends them
+  (reconciler.kernel.links).
 
 Pure: a driver does no I/O; the kernel handles a request needs (an index, a namespace
 descriptor, sequence numbers) are passed in.

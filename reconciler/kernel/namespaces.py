@@ -25,6 +25,7 @@ from reconciler.state.plan import Action
 
 MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
 MNT_DETACH = 2
+UMOUNT_NOFOLLOW = 8  # never unmount what a symbolic link at a /run/netns name points to
 LOOPBACK_IFINDEX = 1
 NETNS_CLEANUP_TIMEOUT = 60.0
 NETNS_STALL_GRACE = 1.0  # seconds without progress before veths of a held namespace are cut
@@ -67,7 +68,7 @@ def create_netns(name: str, ipv6: bool = True) -> tuple[int, NetlinkSocket]:
         finally:
             setns(home)
     except BaseException:
-        _libc.umount2(path.encode(), MNT_DETACH)
+        _libc.umount2(path.encode(), MNT_DETACH | UMOUNT_NOFOLLOW)
         os.unlink(path)
         raise
     finally:
@@ -88,7 +89,7 @@ def bind_netns(name: str, netns_fd: int) -> None:
 
 def delete_netns(name: str) -> None:
     path = netns_path(name)
-    if _libc.umount2(path.encode(), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
+    if _libc.umount2(path.encode(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
         code = ctypes.get_errno()
         raise KernelError(f"unmounting namespace {name}: {os.strerror(code)}", code)
     try:

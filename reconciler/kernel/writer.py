@@ -37,7 +37,7 @@ class KernelWriter:
         self.operations: dict[tuple[str, str], Operation] = {}
         for kind_writer in KIND_WRITERS:
             self.operations.update(kind_writer(session).operations())
-        self.irreversible_done: list[Action] = []  # deletions undoing cannot give back (plan.IRREVERSIBLE_KINDS)
+        self.irreversible_done: list[Action] = []  # deletions undoing cannot give back (kinds whose `irreversible` is set)
 
     def apply(self, plan: Plan) -> int:
         done = 0

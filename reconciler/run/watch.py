@@ -1,6 +1,6 @@
 """Watch mode: converge, then keep converging on every trigger, level-triggered.
 
-Triggers (reconciler/triggers.py) only queue a pass; reconciler/scheduler.py decides
+Triggers (reconciler/run/triggers.py) only queue a pass; reconciler/run/scheduler.py decides
 when the next one runs. Every pass loads nothing it does not need (the spec only when
 it changed), observes the whole state again and applies the plan through the same
 engine as `apply`. An invalid spec edit is reported and changes nothing: the last

@@ -27,12 +27,18 @@ def name_issue(name: str) -> str | None:
     return None
 
 
+# names the kernel's per-interface sysctls give to every interface, not to one
+SYSCTL_WILDCARDS = frozenset({"all", "default"})
+
+
 def ifname_issue(name: str) -> str | None:
     """What makes `name` unusable as a Linux interface name, if anything."""
     if not NAME_RE.fullmatch(name):
         return "use letters, digits, '_', '.' or '-', starting with a letter or digit"
     if len(name) >= IFNAMSIZ:
         return f"at most {IFNAMSIZ - 1} characters"
+    if name in SYSCTL_WILDCARDS:
+        return f"{name!r} names every interface in the kernel's per-interface settings (/proc/sys/net/*/conf/{name})"
     return None
 
 

@@ -41,7 +41,7 @@ NO_HOST_FILES = HostFiles()
 def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES) -> State:
     interfaces = assign_interfaces(spec, live)
     addresses = assign_addresses(spec, live, interfaces)
-    host_resolv = resolvconf.parse(host_files.resolv_conf)
+    host_resolv = resolvconf.parse(host_files.resolv_conf, host_files.resolv_conf_path)
     objects: list[KernelObject] = []
     for network in spec.networks:
         objects += network_objects(network)

@@ -8,7 +8,7 @@ before they break, so that a failure part-way can still be undone:
 2. creates and updates, in dependency order;
 3. the break: deletions of what processes may still run in or through (veths of
    containers that stay, second names, namespaces), then bridges, whose ports have gone
-   with them; of these, undoing cannot give back a namespace or a veth (plan.IRREVERSIBLE_KINDS);
+   with them; of these, undoing cannot give back a namespace or a veth (kinds that declare `irreversible`);
 4. creates and updates that need what the break frees: a namespace, bridge or host
    interface name taken by a deleted object, an interface name inside a container
    (eth0 of a network left, given to a network joined), and what depends on those.
