@@ -116,16 +116,27 @@ def plan_for(spec: Spec | None, session: KernelSession) -> Plan:
     return _observe_and_plan(spec, session)[0]
 
 
-def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, State]:
+def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, State, State]:
+    """The plan, the live state it starts from and the desired state it aims at."""
     if spec is None:
         live = observe(session, inside_containers=False)
-        return plan(EMPTY_SPEC_STATE, live, destroying=True), live
+        return plan(EMPTY_SPEC_STATE, live, destroying=True), live, EMPTY_SPEC_STATE
     live = observe(session)
     desired = build_desired(spec, live, read_host_files(spec))
     live = _with_hosts_of_foreign_netns(live, desired, session)
     result = plan(desired, live)
     check_firewall(result, session)
-    return result, live
+    return result, live, desired
+
+
+def _verify(desired: State, session: KernelSession, destroying: bool, held: frozenset[tuple]) -> None:
+    """Observe again: the kernel must now be the desired state (the held objects aside).
+    The target is the one planned for, so the host files are not read again."""
+    remaining, _ = hold_back(plan(desired, observe(session, inside_containers=not destroying),
+                                  destroying=destroying), held)
+    if remaining.actions:
+        details = "\n".join(f"  {a.op} {a.kind} {a.obj.name}: {a.reason}" for a in remaining.actions)
+        raise VerifyError(f"the kernel still differs from the spec after apply:\n{details}")
 
 
 def _with_hosts_of_foreign_netns(live: State, desired: State, session: KernelSession) -> State:
@@ -161,7 +172,7 @@ def converge(
     When an action or the verification fails, the changes are undone (`rollback`, for
     a spec: destroy has nothing to go back to) by converging on the state observed
     before, and the error says so."""
-    current, before = _observe_and_plan(spec, session)
+    current, before, desired = _observe_and_plan(spec, session)
     if current.conflicts:
         raise ConflictError("\n".join(current.conflicts))
     current.raise_if_unsafe(force)
@@ -175,10 +186,7 @@ def converge(
     writer = KernelWriter(session, on_progress, fail_after=fail_after_from_environment())
     try:
         applied = writer.apply(current)
-        remaining, _ = hold_back(plan_for(spec, session), held)
-        if remaining.actions:
-            details = "\n".join(f"  {a.op} {a.kind} {a.obj.name}: {a.reason}" for a in remaining.actions)
-            raise VerifyError(f"the kernel still differs from the spec after apply:\n{details}")
+        _verify(desired, session, spec is None, held)
     except KernelError as error:
         if not rollback or spec is None:
             raise
