@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.spec.ports import PortError, PortMapping, overlaps, parse_port
+from reconciler.spec.ports import PortError, PortMapping, parse_port
 from reconciler.spec.values import PortIndex, port_clashes
 
 
@@ -22,6 +22,16 @@ from reconciler.spec.values import PortIndex, port_clashes
 ])
 def test_parse(text, expected):
     assert parse_port(text) == expected
+
+
+def overlaps(a: PortMapping, b: PortMapping) -> bool:
+    """The brute-force reference for the loader's clash index: whether two mappings claim
+    a common host port, protocol and address."""
+    same_address = a.host_ip is None or b.host_ip is None or a.host_ip == b.host_ip
+    return (
+        same_address and a.protocol == b.protocol
+        and a.host_first <= b.host_last and b.host_first <= a.host_last
+    )
 
 
 def test_ranges_map_one_to_one_by_an_offset_and_str_round_trips():

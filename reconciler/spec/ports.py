@@ -119,12 +119,3 @@ def _port_range(text: str, entry: str, side: str) -> tuple[int, int]:
     if last < first:
         raise PortError(f"{side} port range {text!r} in {entry!r} ends before it starts")
     return first, last
-
-
-def overlaps(a: PortMapping, b: PortMapping) -> bool:
-    """Whether two mappings claim a common host port, protocol and address."""
-    same_address = a.host_ip is None or b.host_ip is None or a.host_ip == b.host_ip
-    return (
-        same_address and a.protocol == b.protocol
-        and a.host_first <= b.host_last and b.host_first <= a.host_last
-    )
