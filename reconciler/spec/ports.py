@@ -27,7 +27,8 @@ class PortError(ValueError):
 class PortMapping:
     """Host ports [host_first, host_last] to container ports from container_first on."""
 
-    host_ip: IPAddress | None  # None: every address of the host (IPv4 only until the spec accepts IPv6)
+    # None: every address of the host, of both families; 0.0.0.0 or ::: every address of that family only
+    host_ip: IPAddress | None
     host_first: int
     host_last: int
     container_first: int
@@ -37,6 +38,16 @@ class PortMapping:
     def host_family(self) -> int | None:
         """The IP version (4 or 6) of `host_ip`; None when published on every host address."""
         return None if self.host_ip is None else self.host_ip.version
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        """The IP versions (4, 6) the entry publishes on: both without a host IP."""
+        return (4, 6) if self.host_ip is None else (self.host_ip.version,)
+
+    @property
+    def host_address(self) -> IPAddress | None:
+        """The one host address the entry is published on; None for every address (of its families)."""
+        return None if self.host_ip is None or self.host_ip.is_unspecified else self.host_ip
 
     @property
     def container_last(self) -> int:

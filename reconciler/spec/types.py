@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from reconciler.spec.ports import PortMapping
 
@@ -49,7 +49,29 @@ class NetworkSpec:
     internal: bool = False
     aux_addresses: tuple[IPv4Address, ...] = ()
     driver: str = "bridge"
+    enable_ipv6: bool = False
+    subnet6: IPv6Network | None = None  # set exactly when enable_ipv6
+    gateway6: IPv6Address | None = None  # the first address of subnet6 unless given
+    masquerade6: bool = True  # False: the IPv6 prefix is routed, not NATed (Docker's gateway_mode_ipv6=routed)
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
+
+    @property
+    def ipv6(self) -> bool:
+        """Whether the network is dual stack: IPv6 on, with its subnet6 and gateway6."""
+        return self.enable_ipv6 and self.subnet6 is not None and self.gateway6 is not None
+
+    def subnet_of(self, family: int) -> IPv4Network | IPv6Network | None:
+        """The subnet of IP version `family` (4 or 6), None when the network has none."""
+        return self.subnet if family == 4 else self.subnet6 if self.ipv6 else None
+
+    def gateway_of(self, family: int) -> IPv4Address | IPv6Address | None:
+        """The gateway of IP version `family` (4 or 6), None when the network has none."""
+        return self.gateway if family == 4 else self.gateway6 if self.ipv6 else None
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        """The IP versions the network carries: (4,) or (4, 6)."""
+        return (4, 6) if self.ipv6 else (4,)
 
 
 @dataclass(frozen=True)
@@ -58,11 +80,16 @@ class Attachment:
 
     network: str
     ipv4_address: IPv4Address | None = None
+    ipv6_address: IPv6Address | None = None  # only on a network with enable_ipv6
     mac_address: str | None = None  # lower-case, colon separated
     aliases: tuple[str, ...] = ()
     interface_name: str | None = None  # None: the lowest free ethN, sticky once given
     gw_priority: int = 0
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
+
+    def address_of(self, family: int) -> IPv4Address | IPv6Address | None:
+        """The static address of IP version `family` (4 or 6), None when none is given."""
+        return self.ipv4_address if family == 4 else self.ipv6_address
 
 
 @dataclass(frozen=True)
