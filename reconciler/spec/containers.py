@@ -5,7 +5,7 @@ containers: links, network modes and published ports.
 from __future__ import annotations
 
 from collections.abc import Callable
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from reconciler.render.hostsfile import ExtraHostError, extra_host_from_mapping, parse_extra_host, validate_hostname
@@ -223,7 +223,8 @@ class ContainerSection(NetworkSection):
         aliases_path = (*entry, "aliases")
         return Attachment(
             network=name,
-            ipv4_address=self._static_address((*entry, "ipv4_address"), network, container),
+            ipv4_address=self._static_address((*entry, "ipv4_address"), network, container, 4),
+            ipv6_address=self._static_address((*entry, "ipv6_address"), network, container, 6),
             mac_address=self._mac(mac_path, container),
             aliases=self._checked_strings(aliases_path, self.doc.get(aliases_path), validate_hostname),
             interface_name=self._container_ifname((*entry, "interface_name")),
@@ -241,11 +242,14 @@ class ContainerSection(NetworkSection):
         return name
 
     def _static_address(
-        self, path: PathKey, network: NetworkSpec | None, owner: str
-    ) -> IPv4Address | None:
-        address = self._address(path, network.subnet if network else None)
-        if address is None or network is None:
-            return address
+        self, path: PathKey, network: NetworkSpec | None, owner: str, version: int
+    ) -> IPv4Address | IPv6Address | None:
+        if version == 6 and network is not None and not network.enable_ipv6 and self._string(path) is not None:
+            self.doc.problem(path, f"network {network.name!r} has no IPv6: set enable_ipv6: true and subnet6")
+            return None
+        address = self._address(path, network.subnet_of(version) if network else None, version)
+        if address is None or network is None or network.subnet_of(version) is None:
+            return address  # a network whose subnet6 is invalid: reported there
         issue = reserved_issue(address, network) or self._claim(self.address_owners, address, owner)
         if issue:
             self.doc.problem(path, issue)
