@@ -186,3 +186,46 @@ def test_ipv4_and_ipv6_subnets_are_indexed_apart() -> None:
     text = ("version: 1\nnetworks:\n  a: {subnet: 192.168.0.0/24, enable_ipv6: true, subnet6: '::a01:0/120'}\n"
             "  b: {subnet: 10.0.0.0/8}\n")
     assert load_spec_text(text, FILE).network("a").subnet6 == IPv6Network("::a01:0/120")
+
+
+# --- published ports ------------------------------------------------------------------------
+
+PUBLISHER = "  web:\n    networks: [front]\n    ports: ['8080:80', {entry}]\n"  # the entry at column 24
+
+
+@pytest.mark.parametrize(("network", "entry", "expected"), [
+    (V4_ONLY + "containers:\n", "'[::1]:8081:80'",
+     "spec.yaml:8:24: containers.web.ports.1: [::1]:8081/tcp publishes on IPv6 but container 'web' has no IPv6 "
+     "network to forward it to (enable_ipv6 on a network that is not internal)"),
+    (V4_ONLY + "containers:\n", "':::8081:80'",
+     "spec.yaml:8:24: containers.web.ports.1: [::]:8081/tcp publishes on IPv6 but container 'web' has no IPv6 "
+     "network to forward it to (enable_ipv6 on a network that is not internal)"),
+    (DUAL, "'[::1]:8080:81'",
+     "spec.yaml:10:24: containers.web.ports.1: host port [::1]:8080/tcp is already published by "
+     "containers.web.ports.0 (spec.yaml:10:13)"),
+    (DUAL, "'[::]:8080:81'",
+     "spec.yaml:10:24: containers.web.ports.1: host port [::]:8080/tcp is already published by "
+     "containers.web.ports.0 (spec.yaml:10:13)"),
+], ids=["IPv6 address, IPv4-only container", "IPv6 wildcard, IPv4-only container", "IPv6 address vs both wildcards",
+        "IPv6 wildcard vs both wildcards"])
+def test_ports_published_on_ipv6_need_an_ipv6_network_and_clash_per_ip_version(network, entry, expected):
+    assert problems(network + PUBLISHER.format(entry=entry)) == [expected]
+
+
+def test_a_container_on_an_ipv6_network_publishes_on_either_wildcard_and_on_ipv6_addresses() -> None:
+    entries = "['0.0.0.0:8080:80', '[::]:8080:80', '[2001:db8::5]:8081:80', '::1:8082:80', 8083:80]"
+    spec = load_spec_text(DUAL + f"  web:\n    networks: [front]\n    ports: {entries}\n", FILE)
+    assert [str(m.host_ip) for m in spec.container("web").ports] == ["0.0.0.0", "::", "2001:db8::5", "::1", "None"]
+
+
+def test_an_ipv4_only_container_publishes_without_host_ip_on_ipv4() -> None:
+    spec = load_spec_text(V4_ONLY + "containers:\n  web:\n    networks: [front]\n    ports: ['8080:80']\n", FILE)
+    assert spec.container("web").ports[0].host_ip is None
+
+
+def test_an_ipv6_port_on_an_internal_ipv6_network_has_no_way_out() -> None:
+    text = (DUAL.replace("containers:\n", "    internal: true\n  out:\n    subnet: 10.2.0.0/24\ncontainers:\n")
+            + "  web:\n    networks: [front, out]\n    ports: ['[::1]:8080:80']\n")
+    assert problems(text) == [
+        "spec.yaml:13:13: containers.web.ports.0: [::1]:8080/tcp publishes on IPv6 but container 'web' has no IPv6 "
+        "network to forward it to (enable_ipv6 on a network that is not internal)"]

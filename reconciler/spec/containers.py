@@ -330,12 +330,24 @@ class ContainerSection(NetworkSection):
 
     def _check_published_ports(self, networks: list[NetworkSpec], containers: list[ContainerSpec]) -> None:
         """No host port, protocol and address published twice (a wildcard address takes
-        the port on every address), and every publisher has a network with a way out."""
+        the port on every address of its IP version), every publisher has a network with a
+        way out, and one of IPv6 if an entry publishes on IPv6 only."""
         internal = {network.name for network in networks if network.internal}
+        ipv6_way_out = {network.name for network in networks if network.ipv6 and not network.internal}
+        only_internal, with_ipv6 = set(), set()
         for container in containers:
             if container.ports and container.networks and all(a.network in internal for a in container.networks):
                 message = f"container {container.name!r} is only on internal networks: its ports cannot be published"
                 self.doc.problem(("containers", container.name, "ports"), message, at_key=True)
+                only_internal.add(container.name)
+            if any(a.network in ipv6_way_out for a in container.networks):
+                with_ipv6.add(container.name)
+        can_take_ipv6 = with_ipv6 | only_internal  # only_internal: reported above for all its entries
+        for path, mapping in self.published:
+            # an entry without host IP publishes on IPv4 alone there, as Docker without its userland proxy
+            if mapping.families == (6,) and path[1] not in can_take_ipv6:
+                self.doc.problem(path, f"{port_claim(mapping)} publishes on IPv6 but container {path[1]!r} has no "
+                                 "IPv6 network to forward it to (enable_ipv6 on a network that is not internal)")
         for path, mapping, earlier_path in port_clashes(self.published):
             earlier = f"{dotted(earlier_path)} ({self.doc.location(earlier_path)})"
             self.doc.problem(path, f"host port {port_claim(mapping)} is already published by {earlier}")

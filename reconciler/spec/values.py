@@ -11,7 +11,7 @@ from ipaddress import AddressValueError, IPv4Address, IPv4Network, IPv6Address, 
 
 from reconciler.render.resolvconf import validate_nameserver
 from reconciler.spec.document import PathKey, show
-from reconciler.spec.ports import IPAddress, PortMapping
+from reconciler.spec.ports import IPAddress, PortMapping, host_ip_prefix
 from reconciler.spec.types import NetworkSpec
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -182,17 +182,27 @@ def free_addresses(network: NetworkSpec, version: int = 4) -> int:
 MAX_MOVED_RANGE_PORTS = 4096
 
 
+# keys of the clash index besides addresses: the wildcard claims of a version, and all its claims
+_EVERY_ADDRESS = "every address"
+_ANY_CLAIM = "any claim"
+
+
 def port_clashes(
     published: list[tuple[PathKey, PortMapping]],
 ) -> Iterator[tuple[PathKey, PortMapping, PathKey]]:
     """(path, mapping, path of an earlier mapping it clashes with) for each mapping, in
     spec order, that overlaps one accepted before it (a clashing one is not accepted).
+
+    A mapping claims its ports in each IP version it publishes on (both without a host
+    IP), on one address or on every address of the version (0.0.0.0, ::, or no host IP):
+    so 0.0.0.0:80 and [::]:80 do not clash, and [::1]:80 clashes with 80 and [::]:80.
     Each check costs O(log 65536), however many ports the spec publishes."""
-    indexes: dict[tuple[str, IPv4Address | None | str], PortIndex] = {}
+    indexes: dict[tuple[str, int, IPAddress | str], PortIndex] = {}
     for path, mapping in published:
-        key = mapping.host_ip
-        # a wildcard mapping clashes with any address; a specific one with itself and wildcards
-        others = [(mapping.protocol, None), (mapping.protocol, "any address" if key is None else key)]
+        address, protocol = mapping.host_address, mapping.protocol
+        # a wildcard clashes with any claim of its version; one address with itself and wildcards
+        others = [(protocol, version, other) for version in mapping.families
+                  for other in ((_ANY_CLAIM,) if address is None else (_EVERY_ADDRESS, address))]
         earlier = None
         for other in others:
             index = indexes.get(other)
@@ -202,8 +212,9 @@ def port_clashes(
         if earlier is not None:
             yield path, mapping, earlier
             continue
-        for own in {(mapping.protocol, key), (mapping.protocol, "any address")}:
-            indexes.setdefault(own, PortIndex()).add(mapping.host_first, mapping.host_last, path)
+        for version in mapping.families:
+            for own in (_ANY_CLAIM, _EVERY_ADDRESS if address is None else address):
+                indexes.setdefault((protocol, version, own), PortIndex()).add(mapping.host_first, mapping.host_last, path)
 
 
 class PortIndex:
@@ -236,5 +247,6 @@ class PortIndex:
 
 
 def port_claim(mapping: PortMapping) -> str:
-    address = mapping.host_ip if mapping.host_ip is not None else "0.0.0.0"
-    return f"{address}:{mapping.host_ports}/{mapping.protocol}"
+    """The host ports an entry claims, for messages: '8080/tcp' on every address of both
+    versions, '0.0.0.0:8080/tcp', '[::1]:8080/tcp'."""
+    return f"{host_ip_prefix(mapping.host_ip)}{mapping.host_ports}/{mapping.protocol}"
