@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.render import firewall
 from reconciler.spec.ports import PortError, PortMapping, parse_port
+from reconciler.spec.types import NetworkSpec
 from reconciler.spec.values import PortIndex, port_clashes
 from tests.docker_vectors import load_vectors
 
@@ -143,3 +145,17 @@ def test_the_clash_check_costs_per_range_not_per_port():
     index = PortIndex()
     index.add(1, 65535, ("containers", "c", "ports", 0))
     assert len(index.tree) <= 17
+
+
+def test_a_port_on_0_0_0_0_renders_as_one_without_host_ip():
+    """0.0.0.0 is kept in the mapping (IPv4 only, for the firewall to tell apart) but
+    names no one address: the DNAT matches no destination address, as before."""
+    network = NetworkSpec("front", "front", IPv4Network("10.1.0.0/24"), IPv4Address("10.1.0.1"))
+
+    def published(entry: str) -> list[str]:
+        publication = firewall.Publication(network, IPv4Address("10.1.0.5"), (parse_port(entry),), "vh-front")
+        ruleset = firewall.render([network], [publication], [])
+        return [line.strip() for line in ruleset.splitlines() if " dnat ip to " in line]
+
+    assert published("0.0.0.0:8080:80") == published("8080:80") == ["tcp dport 8080 dnat ip to 10.1.0.5:80"]
+    assert published("127.0.0.1:8080:80") == ["ip daddr 127.0.0.1 tcp dport 8080 dnat ip to 10.1.0.5:80"]
