@@ -206,8 +206,8 @@ class BridgeDriver:
     def settings(self, obj: KernelObject, changed: Changed, creating: bool) -> list[tuple[str, str, str]]:
         """IPv6 on or off: on the bridge as its network wants; on a veth's host end always
         off: a bridge port needs no address, and with IPv6 each new port's link-local
-        address, DAD and MLD would be flooded to every other port (O(N²) over N containers,
-        shared/PERFORMANCE.md); on its peer as the network wants. A made interface takes
+        address, DAD and MLD would be flooded to every other port: O(N²) over N containers,
+        see benchmarks/README.md); on its peer as the network wants. A made interface takes
         its namespace's default, so creating writes only what differs from it: the host
         namespace's is taken to be on (the kernel's default), the peer's is `netns_ipv6`."""
         if isinstance(obj, Bridge):
