@@ -1,22 +1,27 @@
-"""The hosts and resolv.conf files the desired state wants for containers with IPv6.
+"""The hosts and resolv.conf files of containers with IPv6: desired, then applied.
 
 Docker's own vectors (etchosts and resolvconf areas of the shared vectors file, read by
 tests/docker_vectors.py) are replayed through `container_files`, the function that
-decides every container's files, with the container on an IPv6 or an IPv4-only network
-as the vector's network is. Where a vector leaves an address to the running daemon, the
-container's own addresses stand in. Every selection below asserts how many vectors it
-took, so that a renamed vector cannot leave a test with nothing to check.
+decides every container's files, and then end to end (kernel tests: a spec applied in a
+throwaway namespace, the files read back from /etc/netns/<name>/), with the container
+on an IPv6 or an IPv4-only network as the vector's network is. Where a vector leaves an
+address to the running daemon, the container's own addresses stand in. Every selection
+of vectors asserts how many it took, so that a renamed vector cannot leave a test with
+nothing to check.
 """
 
 from __future__ import annotations
 
+import json
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from pathlib import Path
 
 import pytest
 
 from reconciler.render import resolvconf
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.state.desired import HostFiles, container_files
+from tests.conftest import sh
 from tests.docker_vectors import load_vectors
 
 ETC = "/etc/resolv.conf"
@@ -206,3 +211,99 @@ def test_the_localhost_ipv6_end_to_end_vector_on_a_network_without_embedded_dns_
     assert resolv == resolvconf.HEADER + (
         "nameserver 8.8.8.8\nnameserver 8.8.4.4\nnameserver 2001:4860:4860::8888\nnameserver 2001:4860:4860::8844\n"
         "\n# Based on host file: '/etc/resolv.conf' (legacy)\n# Used default nameservers.\n# Overrides: []\n")
+
+
+# --- end to end: the files in /etc/netns/<name>/ after an apply -----------------------------
+
+KERNEL_SPEC = """\
+version: 1
+host:
+  resolv_conf: {resolv}
+networks:
+  six:
+    bridge: "@b6"
+    subnet: 172.31.10.0/24
+    enable_ipv6: true
+    subnet6: fd42:db8:10::/64
+  four:
+    bridge: "@b4"
+    subnet: 172.31.20.0/24
+containers:
+{containers}"""
+
+
+def apply_files(sandbox, containers: str, host_resolv: str = "nameserver 198.51.100.53\n"):
+    """Apply a spec with the networks `six` (dual stack) and `four` (IPv4 only) and
+    `containers` (YAML, indented by two); return the spec and the host resolv.conf path."""
+    resolv = sandbox.tmp / "host-resolv.conf"
+    resolv.write_text(host_resolv)
+    resolv.chmod(0o644)
+    spec = sandbox.write_spec(KERNEL_SPEC.format(resolv=resolv, containers=containers))
+    sandbox.apply(spec)
+    return spec, resolv
+
+
+def etc_file(sandbox, short: str, filename: str) -> str:
+    return (Path("/etc/netns") / sandbox.name(short) / filename).read_text()
+
+
+def kernel_addresses(sandbox, short: str, family: int) -> list[str]:
+    """The container's global addresses of one family, as the kernel holds them."""
+    links = json.loads(sh(f"ip -n {sandbox.name(short)} -j -{family} addr show scope global"))
+    return [a["local"] for link in links for a in link.get("addr_info", []) if "local" in a]
+
+
+@pytest.mark.kernel
+def test_hosts_files_of_containers_with_and_without_ipv6_match_dockers_vectors(sandbox):
+    enabled = one_vector("etchosts", "TestEtcHostsIpv6/IPv6 enabled")["expected"]["content_template"]
+    disabled = one_vector("etchosts", "TestEtcHostsIpv6/IPv6 disabled in container")["expected"]["content_template"]
+    spec, _ = apply_files(sandbox, '  "@v6":\n    networks: [six]\n  "@v4":\n    networks: [four]\n')
+    (v6_ipv4,), (v6_ipv6,) = kernel_addresses(sandbox, "v6", 4), kernel_addresses(sandbox, "v6", 6)
+    assert etc_file(sandbox, "v6", "hosts") == enabled.format(IPv4=v6_ipv4, GlobalIPv6=v6_ipv6,
+                                                              hostname=sandbox.name("v6"))
+    assert etc_file(sandbox, "v6", "hosts").startswith(DEFAULTS)
+    (v4_ipv4,) = kernel_addresses(sandbox, "v4", 4)
+    assert etc_file(sandbox, "v4", "hosts") == disabled.format(IPv4=v4_ipv4, hostname=sandbox.name("v4"))
+    assert sandbox.apply(spec)["actions"] == []
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("vector", [pytest.param(v, id=v["name"]) for v in LEGACY_VECTORS])
+def test_resolv_conf_of_a_container_on_an_ipv6_or_ipv4_only_network_matches_dockers_legacy_vectors(sandbox, vector):
+    if vector["input"]["host_file"].strip() == f"nameserver {resolvconf.SYSTEMD_STUB}" and Path(
+            resolvconf.SYSTEMD_RESOLV_CONF).exists():
+        pytest.skip("a host file with only the systemd-resolved stub is replaced by systemd's own file on this "
+                    "host, as Docker does; the pure test above replays this vector")
+    world, host_file, expected = legacy_case(vector)
+    web = world.spec.container("web")
+    settings = {"networks": ["six" if web.networks[0].network == "v6" else "four"],
+                **{key: list(value) for key, value in (("dns", web.dns), ("dns_search", web.dns_search),
+                                                        ("dns_opt", web.dns_opt)) if value}}
+    _, resolv = apply_files(sandbox, f'  "@web": {json.dumps(settings)}\n', host_file)
+    assert etc_file(sandbox, "web", "resolv.conf") == expected.replace(f"'{ETC}'", f"'{resolv}'")
+    assert sandbox.in_ns("web", "cat /etc/resolv.conf") == etc_file(sandbox, "web", "resolv.conf")
+
+
+@pytest.mark.kernel
+def test_a_container_on_an_ipv6_and_an_ipv4_only_network_with_a_link_and_host_gateway(sandbox):
+    spec, _ = apply_files(sandbox, """\
+  "@web":
+    hostname: web
+    networks: [six, four]
+    links: ["@db:database"]
+    extra_hosts: ["host.docker.internal:host-gateway"]
+  "@db":
+    networks:
+      six: {ipv4_address: 172.31.10.10, ipv6_address: "fd42:db8:10::10"}
+""", HOST_WITH_BOTH)
+    db = sandbox.name("db")
+    assert etc_file(sandbox, "web", "hosts") == DEFAULTS + (
+        "172.31.10.1\thost.docker.internal\nfd42:db8:10::1\thost.docker.internal\n"
+        f"172.31.10.10\tdatabase {db}\nfd42:db8:10::10\tdatabase {db}\n"
+        "172.31.10.2\tweb\nfd42:db8:10::2\tweb\n172.31.20.2\tweb\n")
+    assert sandbox.in_ns("web", "getent ahostsv6 database").split()[0] == "fd42:db8:10::10"
+    # the last network listed, `four`, has no IPv6: Docker's last join drops IPv6 nameservers
+    resolv = etc_file(sandbox, "web", "resolv.conf")
+    assert "\nnameserver 198.51.100.53\n\n" in resolv and "2001:db8::53" not in resolv
+    assert "nameserver 2001:db8::53\nnameserver 198.51.100.53\n\n" in etc_file(sandbox, "db", "resolv.conf")
+    assert sandbox.apply(spec)["actions"] == []

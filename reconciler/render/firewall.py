@@ -156,7 +156,8 @@ def _dnat_rules(publication: Publication) -> list[str]:
     rules = []
     ip = match_family(publication.address)
     for mapping in publication.mappings:
-        match = f"{match_family(mapping.host_ip)} daddr {mapping.host_ip} " if mapping.host_ip is not None else ""
+        address = mapping.host_address  # None: every address, 0.0.0.0 and :: included
+        match = f"{match_family(address)} daddr {address} " if address is not None else ""
         target = _dnat_target(mapping, publication.address)
         rules.append(f"{match}{mapping.protocol} dport {mapping.host_ports} dnat {ip} to {target}")
     return rules

@@ -18,7 +18,7 @@ from reconciler.render import firewall, hostsfile, resolvconf
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.state.ipam import assign_addresses, assign_interfaces
 from reconciler.state.model import (
-    HOST_NS, IP_FORWARD, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl,
+    FORWARDING, HOST_NS, IP_FORWARD, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl,
 )
 
 
@@ -43,35 +43,47 @@ NO_HOST_FILES = HostFiles()
 def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES) -> State:
     interfaces = assign_interfaces(spec, live)
     addresses = assign_addresses(spec, live, interfaces)
+    addresses6 = assign_addresses(spec, live, interfaces, family=6)
     host_resolv = resolvconf.parse(host_files.resolv_conf, host_files.resolv_conf_path)
     objects: list[KernelObject] = []
     for network in spec.networks:
         objects += network_objects(network)
     for container in spec.containers:
         if container.mode in ("bridge", "none"):
-            objects += container_objects(spec, container, addresses, interfaces)
+            objects += container_objects(spec, container, addresses, interfaces, addresses6)
         else:
             owner = spec.joined(container)
             objects.append(NetnsAlias(container.name, HOST_NS if owner.mode == "host" else owner.name,
                                       source=str(container.location)))
-        objects += container_files(spec, container, addresses, host_resolv, host_files)
+        objects += container_files(spec, container, addresses, host_resolv, host_files, addresses6)
     objects += firewall_objects(spec, addresses)
-    if forwarding_needed(spec):
-        objects.append(Sysctl(HOST_NS, IP_FORWARD, "1", source=str(spec.host.location)))
+    for family, setting in FORWARDING.items():
+        if forwarding_needed(spec, family):
+            objects.append(Sysctl(HOST_NS, setting, "1", source=str(spec.host.location)))
     return State.of(objects)
 
 
-def forwarding_needed(spec: Spec) -> bool:
-    """host.ip_forward as given, else whether some network reaches beyond its bridge."""
-    if spec.host.ip_forward is not None:
+def forwarding_needed(spec: Spec, family: int = 4) -> bool:
+    """Whether the host forwards IP version `family`: for IPv4 host.ip_forward as given,
+    else whether some network reaches beyond its bridge; for IPv6 whether some IPv6
+    network does, unless host.ip_forward is false (which, like Docker's
+    --ip-forward=false, covers both)."""
+    if family == 4 and spec.host.ip_forward is not None:
         return spec.host.ip_forward
-    return any(not network.internal for network in spec.networks)
+    if spec.host.ip_forward is False:
+        return False
+    return any(not network.internal and family in network.families for network in spec.networks)
 
 
-def gateway_attachment(spec: Spec, container: ContainerSpec) -> Attachment | None:
-    """The network that gives the container its default route: the one with the
-    highest gw_priority, the first listed on a tie; never an internal one (no way out)."""
-    candidates = [a for a in container.networks if not spec.network(a.network).internal]
+def gateway_attachment(spec: Spec, container: ContainerSpec, family: int = 4) -> Attachment | None:
+    """The network that gives the container its default route of IP version `family`:
+    of its networks with that version, the one with the highest gw_priority, the first
+    listed on a tie; never an internal one (no way out). Its IPv4 network, when it has
+    IPv6, is therefore its IPv6 one too."""
+    candidates = [
+        a for a in container.networks
+        if not spec.network(a.network).internal and family in spec.network(a.network).families
+    ]
     return max(candidates, key=lambda a: a.gw_priority, default=None)  # max keeps the first of equals
 
 
@@ -111,18 +123,27 @@ def network_objects(network: NetworkSpec) -> list[KernelObject]:
     return drivers.driver_for(network.driver).network_objects(network)
 
 
+def has_ipv6(spec: Spec, container: ContainerSpec) -> bool:
+    """Whether the container's own namespace has IPv6: one of its networks has it."""
+    return any(spec.network(a.network).ipv6 for a in container.networks)
+
+
 def container_objects(
     spec: Spec, container: ContainerSpec, addresses: dict[tuple[str, str], IPv4Address],
-    interfaces: dict[tuple[str, str], str],
+    interfaces: dict[tuple[str, str], str], addresses6: dict[tuple[str, str], IPv6Address] | None = None,
 ) -> list[KernelObject]:
     """The container's namespace, per network what its driver makes for the attachment,
-    and what is the same for every driver: the interface's address, and the default route
-    through the gateway network."""
-    objects: list[KernelObject] = [Netns(container.name, source=str(container.location))]
-    gateway = gateway_attachment(spec, container)
+    and what is the same for every driver: the interface's addresses (IPv6 on IPv6
+    networks), and per IP version the default route through that version's gateway network.
+    IPv6 is on in the namespace (lo gets ::1) exactly when one of its networks has IPv6."""
+    addresses6 = addresses6 or {}
+    by_family = {4: addresses, 6: addresses6}
+    ipv6 = has_ipv6(spec, container)
+    objects: list[KernelObject] = [Netns(container.name, ipv6=ipv6, source=str(container.location))]
+    gateways = {family: gateway_attachment(spec, container, family) for family in (4, 6)}
     # its published ports are DNATed to its gateway network; reaching them from inside
     # itself sends frames back out of the port they came in by
-    hairpin_on = gateway if container.ports else None
+    hairpin_on = gateways[4] if container.ports else None
     for attachment in container.networks:
         network = spec.network(attachment.network)
         address = addresses[(container.name, network.name)]
@@ -130,11 +151,14 @@ def container_objects(
         source = str(attachment.location)
         objects += drivers.driver_for(network.driver).attachment_objects(
             container, network, attachment, attachment.mac_address or mac_for(address), ifname,
-            hairpin=attachment is hairpin_on,
+            hairpin=attachment is hairpin_on, netns_ipv6=ipv6,
         )
-        objects.append(Address(container.name, ifname, f"{address}/{network.subnet.prefixlen}", source=source))
-        if attachment is gateway:
-            objects.append(Route(container.name, "default", str(network.gateway), ifname, source=source))
+        for family in network.families:
+            mine, subnet = by_family[family][(container.name, network.name)], network.subnet_of(family)
+            objects.append(Address(container.name, ifname, f"{mine}/{subnet.prefixlen}", source=source))
+            if attachment is gateways[family]:
+                objects.append(Route(container.name, "default", str(network.gateway_of(family)), ifname,
+                                     family=family, source=source))
     return objects
 
 
@@ -170,7 +194,7 @@ def container_files(
             extra_hosts=tuple(entry for item in origin.extra_hosts for entry in _extra_hosts(spec, origin, item)),
             links=tuple(entry for link in origin.links
                         for entry in _link_entries(spec, origin, link, addresses, addresses6)),
-            ipv6=any(spec.network(a.network).ipv6 for a in origin.networks),
+            ipv6=has_ipv6(spec, origin),
         )
     resolv = _resolv_conf(host_resolv, host_files.resolv_conf_path, origin.dns, origin.dns_search, origin.dns_opt,
                           legacy=origin.mode != "host", ipv6=_resolv_conf_ipv6(spec, origin))
