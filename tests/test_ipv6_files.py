@@ -20,7 +20,9 @@ import pytest
 
 from reconciler.render import resolvconf
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
-from reconciler.state.desired import HostFiles, container_files
+from reconciler.spec.loader import load_spec_text
+from reconciler.state.desired import HostFiles, build_desired, container_files
+from reconciler.state.model import File, State
 from tests.conftest import sh
 from tests.docker_vectors import load_vectors
 
@@ -284,9 +286,7 @@ def test_resolv_conf_of_a_container_on_an_ipv6_or_ipv4_only_network_matches_dock
     assert sandbox.in_ns("web", "cat /etc/resolv.conf") == etc_file(sandbox, "web", "resolv.conf")
 
 
-@pytest.mark.kernel
-def test_a_container_on_an_ipv6_and_an_ipv4_only_network_with_a_link_and_host_gateway(sandbox):
-    spec, _ = apply_files(sandbox, """\
+MIXED = """\
   "@web":
     hostname: web
     networks: [six, four]
@@ -295,12 +295,30 @@ def test_a_container_on_an_ipv6_and_an_ipv4_only_network_with_a_link_and_host_ga
   "@db":
     networks:
       six: {ipv4_address: 172.31.10.10, ipv6_address: "fd42:db8:10::10"}
-""", HOST_WITH_BOTH)
-    db = sandbox.name("db")
-    assert etc_file(sandbox, "web", "hosts") == DEFAULTS + (
+"""
+
+
+def mixed_hosts(db: str) -> str:
+    """web's hosts file in MIXED, its link target `db` named `db`."""
+    return DEFAULTS + (
         "172.31.10.1\thost.docker.internal\nfd42:db8:10::1\thost.docker.internal\n"
         f"172.31.10.10\tdatabase {db}\nfd42:db8:10::10\tdatabase {db}\n"
         "172.31.10.2\tweb\nfd42:db8:10::2\tweb\n172.31.20.2\tweb\n")
+
+
+def test_the_desired_state_of_a_spec_gives_the_ipv6_lines_with_the_addresses_it_assigns():
+    text = KERNEL_SPEC.format(resolv=ETC, containers=MIXED).replace("@", "")
+    desired = build_desired(load_spec_text(text, "spec.yaml"), State(), HostFiles(HOST_WITH_BOTH, ETC))
+    files = {(f.netns, f.filename): f.content for f in desired.of_kind(File)}
+    assert files[("web", "hosts")] == mixed_hosts("db")
+    assert "2001:db8::53" not in files[("web", "resolv.conf")]  # its last network, `four`, has no IPv6
+    assert "nameserver 2001:db8::53\n" in files[("db", "resolv.conf")]
+
+
+@pytest.mark.kernel
+def test_a_container_on_an_ipv6_and_an_ipv4_only_network_with_a_link_and_host_gateway(sandbox):
+    spec, _ = apply_files(sandbox, MIXED, HOST_WITH_BOTH)
+    assert etc_file(sandbox, "web", "hosts") == mixed_hosts(sandbox.name("db"))
     assert sandbox.in_ns("web", "getent ahostsv6 database").split()[0] == "fd42:db8:10::10"
     # the last network listed, `four`, has no IPv6: Docker's last join drops IPv6 nameservers
     resolv = etc_file(sandbox, "web", "resolv.conf")
