@@ -202,17 +202,24 @@ def test_on_several_networks_the_last_one_joined_decides_the_ipv6_flag():
     assert "\nnameserver 198.51.100.53\n\n" in last_v4 and "2001:db8::53" not in last_v4
 
 
-def test_the_localhost_ipv6_end_to_end_vector_on_a_network_without_embedded_dns_gets_the_fallbacks_of_both_families():
-    # Docker's vector is for a user-defined network and its embedded DNS server
-    # (127.0.0.11), which netreconcile does not have: its host file and IPv6 network
-    # get the legacy transform, Docker's answer for a network without that server.
+def localhost_ipv6_case() -> tuple[str, str]:
+    """Docker's end-to-end vector on the stub resolver: (host file, the file netreconcile writes).
+
+    The vector is for a user-defined network and its embedded DNS server (127.0.0.11),
+    which netreconcile does not have: its host file and IPv6 network get the legacy
+    transform, Docker's answer for a network without that server.
+    """
     vector = one_vector("resolvconf", "TestResolvConfLocalhostIPv6 (end-to-end container file)")
     assert "nameserver 127.0.0.11\n" in vector["expected"]["container_file"]
     assert "--ipv6" in vector["input"]["network"]
-    resolv = World(container("web", "v6")).files("web", vector["input"]["host_file"])["resolv.conf"]
-    assert resolv == resolvconf.HEADER + (
+    return vector["input"]["host_file"], resolvconf.HEADER + (
         "nameserver 8.8.8.8\nnameserver 8.8.4.4\nnameserver 2001:4860:4860::8888\nnameserver 2001:4860:4860::8844\n"
         "\n# Based on host file: '/etc/resolv.conf' (legacy)\n# Used default nameservers.\n# Overrides: []\n")
+
+
+def test_the_localhost_ipv6_end_to_end_vector_on_a_network_without_embedded_dns_gets_the_fallbacks_of_both_families():
+    host_file, expected = localhost_ipv6_case()
+    assert World(container("web", "v6")).files("web", host_file)["resolv.conf"] == expected
 
 
 # --- end to end: the files in /etc/netns/<name>/ after an apply -----------------------------
@@ -255,6 +262,14 @@ def kernel_addresses(sandbox, short: str, family: int) -> list[str]:
     return [a["local"] for link in links for a in link.get("addr_info", []) if "local" in a]
 
 
+def skip_if_systemd_replaces(host_file: str) -> None:
+    """A host file whose only nameserver is systemd-resolved's stub is replaced by
+    systemd's own file where that exists (as Docker does), so the vector's host file
+    would not be the one read: such a host runs the pure test of the vector only."""
+    if resolvconf.source_path(host_file, ETC, Path(resolvconf.SYSTEMD_RESOLV_CONF).exists()) != ETC:
+        pytest.skip(f"{resolvconf.SYSTEMD_RESOLV_CONF} exists here and replaces a stub-only host file")
+
+
 @pytest.mark.kernel
 def test_hosts_files_of_containers_with_and_without_ipv6_match_dockers_vectors(sandbox):
     enabled = one_vector("etchosts", "TestEtcHostsIpv6/IPv6 enabled")["expected"]["content_template"]
@@ -272,11 +287,8 @@ def test_hosts_files_of_containers_with_and_without_ipv6_match_dockers_vectors(s
 @pytest.mark.kernel
 @pytest.mark.parametrize("vector", [pytest.param(v, id=v["name"]) for v in LEGACY_VECTORS])
 def test_resolv_conf_of_a_container_on_an_ipv6_or_ipv4_only_network_matches_dockers_legacy_vectors(sandbox, vector):
-    if vector["input"]["host_file"].strip() == f"nameserver {resolvconf.SYSTEMD_STUB}" and Path(
-            resolvconf.SYSTEMD_RESOLV_CONF).exists():
-        pytest.skip("a host file with only the systemd-resolved stub is replaced by systemd's own file on this "
-                    "host, as Docker does; the pure test above replays this vector")
     world, host_file, expected = legacy_case(vector)
+    skip_if_systemd_replaces(host_file)
     web = world.spec.container("web")
     settings = {"networks": ["six" if web.networks[0].network == "v6" else "four"],
                 **{key: list(value) for key, value in (("dns", web.dns), ("dns_search", web.dns_search),
@@ -324,4 +336,13 @@ def test_a_container_on_an_ipv6_and_an_ipv4_only_network_with_a_link_and_host_ga
     resolv = etc_file(sandbox, "web", "resolv.conf")
     assert "\nnameserver 198.51.100.53\n\n" in resolv and "2001:db8::53" not in resolv
     assert "nameserver 2001:db8::53\nnameserver 198.51.100.53\n\n" in etc_file(sandbox, "db", "resolv.conf")
+    assert sandbox.apply(spec)["actions"] == []
+
+
+@pytest.mark.kernel
+def test_the_localhost_ipv6_end_to_end_vector_applied(sandbox):
+    host_file, expected = localhost_ipv6_case()
+    skip_if_systemd_replaces(host_file)
+    spec, resolv = apply_files(sandbox, '  "@web":\n    networks: [six]\n', host_file)
+    assert sandbox.in_ns("web", "cat /etc/resolv.conf") == expected.replace(f"'{ETC}'", f"'{resolv}'")
     assert sandbox.apply(spec)["actions"] == []
