@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from reconciler import drivers
 from reconciler.spec.document import PathKey, SectionReader
+from reconciler.spec.ports import IPAddress
 from reconciler.spec.types import ContainerSpec, HostSpec, NetworkSpec
 from reconciler.spec.values import (
     absolute_path_issue,
@@ -168,7 +169,7 @@ class NetworkSection(SectionReader):
             "masquerade6": self._bool((*path, "masquerade6"), NetworkSpec.masquerade6),
         }
 
-    def _subnet(self, path: PathKey, version: int) -> Any:
+    def _subnet(self, path: PathKey, version: int) -> IPv4Network | IPv6Network | None:
         text = self._string(path)
         if text is None:
             return None
@@ -177,12 +178,14 @@ class NetworkSection(SectionReader):
             self.doc.problem(path, issue)
         return subnet
 
-    def _gateway(self, path: PathKey, subnet: IPv4Network | IPv6Network) -> Any:
+    def _gateway(self, path: PathKey, subnet: IPv4Network | IPv6Network) -> IPAddress:
         default = subnet.network_address + 1
         gateway = self._address(path, subnet, subnet.version)
         return default if gateway is None else gateway
 
-    def _address(self, path: PathKey, subnet: IPv4Network | IPv6Network | None, version: int = 4) -> Any:
+    def _address(
+        self, path: PathKey, subnet: IPv4Network | IPv6Network | None, version: int = 4
+    ) -> IPAddress | None:
         """The address of IP version `version` at `path`, if valid and (given a subnet) a
         host address in it."""
         text = self._string(path)
@@ -199,14 +202,14 @@ class NetworkSection(SectionReader):
 
     def _aux_addresses(
         self, path: PathKey, subnet: IPv4Network, subnet6: IPv6Network | None
-    ) -> tuple[IPv4Address | IPv6Address, ...]:
+    ) -> tuple[IPAddress, ...]:
         """The reserved addresses, each in the subnet of its IP version."""
         raw = self.doc.get(path)
         keys = list(raw) if isinstance(raw, dict) else range(len(raw)) if isinstance(raw, list) else []
         addresses = (self._aux_address((*path, key), subnet, subnet6) for key in keys)
         return tuple(dict.fromkeys(address for address in addresses if address is not None))
 
-    def _aux_address(self, path: PathKey, subnet: IPv4Network, subnet6: IPv6Network | None) -> Any:
+    def _aux_address(self, path: PathKey, subnet: IPv4Network, subnet6: IPv6Network | None) -> IPAddress | None:
         text = self._string(path)
         if text is None or ":" not in text:
             return self._address(path, subnet)

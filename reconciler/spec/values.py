@@ -214,7 +214,8 @@ def port_clashes(
             continue
         for version in mapping.families:
             for own in (_ANY_CLAIM, _EVERY_ADDRESS if address is None else address):
-                indexes.setdefault((protocol, version, own), PortIndex()).add(mapping.host_first, mapping.host_last, path)
+                index = indexes.setdefault((protocol, version, own), PortIndex())
+                index.add(mapping.host_first, mapping.host_last, path)
 
 
 class PortIndex:
