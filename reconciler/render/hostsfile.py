@@ -67,7 +67,7 @@ def render_hosts(
 ) -> str:
     """The whole /etc/hosts: localhost, IPv6 defaults, extra hosts, links, then own addresses.
 
-    With `ipv6` False (netreconcile's containers have IPv6 off) every IPv6 line is
+    With `ipv6` False (a container none of whose networks has IPv6) every IPv6 line is
     left out, the defaults included, as Docker 26+ does for a container whose IPv6
     is off. `own_addresses` come in endpoint order, each endpoint's IPv4 before its
     IPv6. Extra hosts must already have `host-gateway` replaced by an address.

@@ -7,8 +7,10 @@ interface names and addresses come from `reconciler.state.ipam`.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
+from types import MappingProxyType
 
 from reconciler import drivers
 from reconciler.drivers.bridge import mac_for, veth_name
@@ -53,7 +55,7 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
             owner = spec.joined(container)
             objects.append(NetnsAlias(container.name, HOST_NS if owner.mode == "host" else owner.name,
                                       source=str(container.location)))
-        objects += container_files(spec, container, addresses, host_resolv, host_files)
+        objects += container_files(spec, container, addresses, host_resolv, host_files, addresses6)
     objects += firewall_objects(spec, addresses)
     for family, setting in FORWARDING.items():
         if forwarding_needed(spec, family):
@@ -121,6 +123,11 @@ def network_objects(network: NetworkSpec) -> list[KernelObject]:
     return drivers.driver_for(network.driver).network_objects(network)
 
 
+def has_ipv6(spec: Spec, container: ContainerSpec) -> bool:
+    """Whether the container's own namespace has IPv6: one of its networks has it."""
+    return any(spec.network(a.network).ipv6 for a in container.networks)
+
+
 def container_objects(
     spec: Spec, container: ContainerSpec, addresses: dict[tuple[str, str], IPv4Address],
     interfaces: dict[tuple[str, str], str], addresses6: dict[tuple[str, str], IPv6Address] | None = None,
@@ -131,7 +138,7 @@ def container_objects(
     IPv6 is on in the namespace (lo gets ::1) exactly when one of its networks has IPv6."""
     addresses6 = addresses6 or {}
     by_family = {4: addresses, 6: addresses6}
-    ipv6 = any(spec.network(a.network).ipv6 for a in container.networks)
+    ipv6 = has_ipv6(spec, container)
     objects: list[KernelObject] = [Netns(container.name, ipv6=ipv6, source=str(container.location))]
     gateways = {family: gateway_attachment(spec, container, family) for family in (4, 6)}
     # its published ports are DNATed to its gateway network; reaching them from inside
@@ -158,10 +165,17 @@ def container_objects(
 def container_files(
     spec: Spec, container: ContainerSpec, addresses: dict[tuple[str, str], IPv4Address],
     host_resolv: resolvconf.HostResolvConf, host_files: HostFiles,
+    addresses6: Mapping[tuple[str, str], IPv6Address] = MappingProxyType({}),
 ) -> list[KernelObject]:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker writes them: on the
     default bridge (and with no network), in host mode, and for a container that joins
-    another's namespace: the files of the one it joins."""
+    another's namespace: the files of the one it joins.
+
+    `addresses6` holds the IPv6 address of every attachment to a network with IPv6. A
+    namespace with IPv6 (some network of it has IPv6) gets Docker's IPv6 lines in
+    /etc/hosts; one without gets none, as Docker 26+ writes it for a container whose
+    IPv6 is off.
+    """
     source = str(container.location)
     origin = spec.joined(container)
     if origin.mode == "host":
@@ -172,15 +186,18 @@ def container_files(
         )
     else:
         hostname = origin.hostname or origin.name
+        own_addresses = (_addresses_of(spec, origin, a.network, addresses, addresses6) for a in origin.networks)
         hosts = hostsfile.render_hosts(
-            own_addresses=tuple(str(addresses[(origin.name, a.network)]) for a in origin.networks),
+            own_addresses=tuple(str(address) for endpoint in own_addresses for address in endpoint),
             hostname=hostname,
             domainname=origin.domainname,
-            extra_hosts=tuple(_extra_host(spec, origin, item) for item in origin.extra_hosts),
-            links=tuple(_link_entry(spec, origin, link, addresses) for link in origin.links),
+            extra_hosts=tuple(entry for item in origin.extra_hosts for entry in _extra_hosts(spec, origin, item)),
+            links=tuple(entry for link in origin.links
+                        for entry in _link_entries(spec, origin, link, addresses, addresses6)),
+            ipv6=has_ipv6(spec, origin),
         )
     resolv = _resolv_conf(host_resolv, host_files.resolv_conf_path, origin.dns, origin.dns_search, origin.dns_opt,
-                          legacy=origin.mode != "host")
+                          legacy=origin.mode != "host", ipv6=_resolv_conf_ipv6(spec, origin))
     return [
         File(container.name, "hostname", hostsfile.render_hostname(hostname), source=source),
         File(container.name, "hosts", hosts, source=source),
@@ -188,28 +205,62 @@ def container_files(
     ]
 
 
+def _addresses_of(
+    spec: Spec, container: ContainerSpec, network_name: str, addresses: Mapping[tuple[str, str], IPv4Address],
+    addresses6: Mapping[tuple[str, str], IPv6Address],
+) -> tuple[IPv4Address | IPv6Address, ...]:
+    """The container's addresses on one network: IPv4, then IPv6 if the network has it
+    (Docker's order for an endpoint's /etc/hosts lines and for a link's lines)."""
+    key = (container.name, network_name)
+    return (addresses[key], addresses6[key]) if spec.network(network_name).ipv6 else (addresses[key],)
+
+
+def _resolv_conf_ipv6(spec: Spec, container: ContainerSpec) -> bool:
+    """The IPv6 flag of the legacy resolv.conf transform: the EnableIPv6 of the network
+    the container joins last, its last one in the spec.
+
+    Docker rewrites the file at every endpoint join with the joining network's flag, so
+    the last join decides: moby `libnetwork/endpoint.go` `sbJoin` calls
+    `sb.updateDNS(n.enableIPv6)`, and `libnetwork/sandbox_dns_unix.go` `updateDNS`
+    regenerates the file from the host's and applies `TransformForLegacyNw(ipv6Enabled)`
+    (both under `daemon/libnetwork/` in later trees). Docker joins the networks other
+    than the default bridge in Go map order (`daemon/container_operations.go`
+    `allocateNetwork`), which is random; netreconcile joins in spec order.
+    """
+    return bool(container.networks) and spec.network(container.networks[-1].network).ipv6
+
+
 @functools.lru_cache(maxsize=256)
-def _resolv_conf(host_resolv, resolv_path, dns, dns_search, dns_opt, legacy: bool = True) -> str:
+def _resolv_conf(host_resolv, resolv_path, dns, dns_search, dns_opt, legacy: bool = True, ipv6: bool = False) -> str:
     # most containers share the host's file and overrides: render each combination once
     return resolvconf.render_file(host_resolv, origin_path=resolv_path, dns=dns, dns_search=dns_search,
-                                  dns_opt=dns_opt, legacy=legacy)
+                                  dns_opt=dns_opt, legacy=legacy, ipv6=ipv6)
 
 
-def _extra_host(spec: Spec, container: ContainerSpec, item: str) -> hostsfile.HostEntry:
+def _extra_hosts(spec: Spec, container: ContainerSpec, item: str) -> tuple[hostsfile.HostEntry, ...]:
+    """The lines of one extra_hosts item; `host-gateway` gives one per gateway address,
+    as Docker writes one per host-gateway-ip (the default bridge's IPv4 gateway, then
+    its IPv6 one if it has IPv6). Docker means the default bridge; here: the
+    container's first network."""
     entry = hostsfile.parse_extra_host(item)
-    if entry.address == "host-gateway":
-        # Docker means the default bridge's gateway; here: the container's first network's
-        gateway = spec.network(container.networks[0].network).gateway
-        entry = hostsfile.HostEntry(str(gateway), entry.names)
-    return entry
+    if entry.address != hostsfile.HOST_GATEWAY:
+        return (entry,)
+    network = spec.network(container.networks[0].network)
+    return tuple(hostsfile.HostEntry(str(network.gateway_of(family)), entry.names) for family in network.families)
 
 
-def _link_entry(spec: Spec, container: ContainerSpec, link: str, addresses) -> hostsfile.HostEntry:
+def _link_entries(
+    spec: Spec, container: ContainerSpec, link: str, addresses: Mapping[tuple[str, str], IPv4Address],
+    addresses6: Mapping[tuple[str, str], IPv6Address],
+) -> tuple[hostsfile.HostEntry, ...]:
+    """The lines of one legacy link: the target's IPv4 address on the network they
+    share, and a second line for its IPv6 address there if that network has IPv6."""
     target_name, _, alias = link.partition(":")
     target = spec.container(target_name)
     mine = [a.network for a in container.networks]
     shared = next(a for a in target.networks if a.network in mine)
-    return hostsfile.link_entry(
-        str(addresses[(target.name, shared.network)]), alias or target.name, target.name,
-        target.hostname or target.name, shared.aliases,
+    return tuple(
+        hostsfile.link_entry(str(address), alias or target.name, target.name, target.hostname or target.name,
+                             shared.aliases)
+        for address in _addresses_of(spec, target, shared.network, addresses, addresses6)
     )
