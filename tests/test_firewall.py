@@ -217,8 +217,8 @@ def test_a_published_range_is_one_rule_reaching_each_port_and_a_second_apply_is_
     assert world.ask(world.outside, HOST_UPLINK, 8106) is None
     published = box.host_sh("nft list chain inet netreconcile published")
     assert [line.split(" dnat ")[0].strip() for line in published.splitlines() if " dnat " in line] == [
-        "tcp dport 8080", "ip daddr 127.0.0.1 tcp dport 8081", "udp dport 5353",
-        "tcp dport 8100-8199", "tcp dport 8200-8299",
+        "meta nfproto ipv4 tcp dport 8080", "ip daddr 127.0.0.1 tcp dport 8081", "meta nfproto ipv4 udp dport 5353",
+        "meta nfproto ipv4 tcp dport 8100-8199", "meta nfproto ipv4 tcp dport 8200-8299",
     ]
     again = box.run("apply", "-o", "json", spec=spec)
     assert again.code == 0, again.stderr

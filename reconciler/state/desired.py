@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from reconciler import drivers
 from reconciler.drivers.bridge import mac_for, veth_name
 from reconciler.render import firewall, hostsfile, resolvconf
+from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.state.ipam import assign_addresses, assign_interfaces
 from reconciler.state.model import (
@@ -66,21 +67,54 @@ def forwarding_needed(spec: Spec) -> bool:
     return any(not network.internal for network in spec.networks)
 
 
-def gateway_attachment(spec: Spec, container: ContainerSpec) -> Attachment | None:
-    """The network that gives the container its default route: the one with the
-    highest gw_priority, the first listed on a tie; never an internal one (no way out)."""
-    candidates = [a for a in container.networks if not spec.network(a.network).internal]
+def gateway_attachment(spec: Spec, container: ContainerSpec, family: int = 4) -> Attachment | None:
+    """The network that gives the container its default route of IP version `family`:
+    of the networks carrying that family, the one with the highest gw_priority, the
+    first listed on a tie; never an internal one (no way out)."""
+    candidates = [
+        a for a in container.networks
+        if not spec.network(a.network).internal and family in spec.network(a.network).families
+    ]
     return max(candidates, key=lambda a: a.gw_priority, default=None)  # max keeps the first of equals
 
 
-def publications(spec: Spec, addresses: dict[tuple[str, str], IPv4Address]) -> list[firewall.Publication]:
+PublishedFamily = tuple[int, Attachment, tuple[PortMapping, ...]]
+
+
+def published_attachments(spec: Spec, container: ContainerSpec) -> list[PublishedFamily]:
+    """Per IP family the container publishes ports of: the family, its gateway network of
+    that family and those ports (the entries whose families include it). A family without
+    a gateway network publishes nothing: an IPv4-only container gets no IPv6 binding
+    (Docker without its userland proxy)."""
+    found = []
+    for family in (4, 6):
+        mappings = tuple(m for m in container.ports if family in m.families)
+        attachment = gateway_attachment(spec, container, family) if mappings else None
+        if attachment is not None:
+            found.append((family, attachment, mappings))
+    return found
+
+
+def hairpin_attachments(spec: Spec, container: ContainerSpec) -> set[str]:
+    """The networks on which the container's veth is in hairpin mode: where its published
+    ports are DNATed to, since reaching them from inside itself sends frames back out of
+    the port they came in by."""
+    return {attachment.network for _, attachment, _ in published_attachments(spec, container)}
+
+
+def publications(
+    spec: Spec, addresses: dict[tuple[str, str], IPv4Address],
+    addresses6: dict[tuple[str, str], IPv6Address] | None = None,
+) -> list[firewall.Publication]:
+    """Per container and IP family, its published ports DNATed to its address of that
+    family on the family's gateway network."""
+    by_family = {4: addresses, 6: addresses6 or {}}
     found = []
     for container in spec.containers:
-        attachment = gateway_attachment(spec, container) if container.ports else None
-        if attachment is not None:
-            network = spec.network(attachment.network)
-            found.append(firewall.Publication(network, addresses[(container.name, network.name)], container.ports,
-                                              veth_name(container.name, network.name)))
+        for family, attachment, mappings in published_attachments(spec, container):
+            key = (container.name, attachment.network)
+            found.append(firewall.Publication(spec.network(attachment.network), by_family[family][key], mappings,
+                                              veth_name(container.name, attachment.network)))
     return found
 
 
@@ -91,15 +125,18 @@ def bridge_ports(spec: Spec) -> list[firewall.Port]:
     ]
 
 
-def firewall_objects(spec: Spec, addresses: dict[tuple[str, str], IPv4Address]) -> list[KernelObject]:
-    """The nftables tables, and route_localnet on bridges that publish ports."""
+def firewall_objects(
+    spec: Spec, addresses: dict[tuple[str, str], IPv4Address],
+    addresses6: dict[tuple[str, str], IPv6Address] | None = None,
+) -> list[KernelObject]:
+    """The nftables tables, and route_localnet on bridges that publish IPv4 ports."""
     if not spec.networks:
         return []
-    published = publications(spec, addresses)
+    published = publications(spec, addresses, addresses6)
     tables = firewall.render(list(spec.networks), published, bridge_ports(spec))
     source = str(spec.networks[0].location)
     objects: list[KernelObject] = [Firewall(HOST_NS, firewall.normalize(tables), source=source)]
-    for name in dict.fromkeys(p.network.name for p in published):
+    for name in dict.fromkeys(p.network.name for p in published if p.family == 4):
         network = spec.network(name)
         objects.append(Sysctl(HOST_NS, route_localnet(network.bridge), "1", source=str(network.location)))
     return objects
@@ -118,9 +155,7 @@ def container_objects(
     through the gateway network."""
     objects: list[KernelObject] = [Netns(container.name, source=str(container.location))]
     gateway = gateway_attachment(spec, container)
-    # its published ports are DNATed to its gateway network; reaching them from inside
-    # itself sends frames back out of the port they came in by
-    hairpin_on = gateway if container.ports else None
+    hairpin_on = hairpin_attachments(spec, container)
     for attachment in container.networks:
         network = spec.network(attachment.network)
         address = addresses[(container.name, network.name)]
@@ -128,7 +163,7 @@ def container_objects(
         source = str(attachment.location)
         objects += drivers.driver_for(network.driver).attachment_objects(
             container, network, attachment, attachment.mac_address or mac_for(address), ifname,
-            hairpin=attachment is hairpin_on,
+            hairpin=attachment.network in hairpin_on,
         )
         objects.append(Address(container.name, ifname, f"{address}/{network.subnet.prefixlen}", source=source))
         if attachment is gateway:
