@@ -11,7 +11,7 @@ tests check both convergence and order.
 from __future__ import annotations
 
 import dataclasses
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_address, ip_interface
 
 from hypothesis import strategies as st
 
@@ -32,10 +32,13 @@ def specs(draw) -> Spec:
     for index, name in enumerate(network_names):
         third = draw(st.integers(0, 3)) * 10 + index  # distinct subnets per network
         subnet = IPv4Network(f"10.{third}.0.0/24")
+        subnet6 = IPv6Network(f"fd42:{third}::/64") if draw(st.booleans()) else None
         networks.append(NetworkSpec(
             name=name, bridge=f"br-{name}", subnet=subnet, gateway=subnet.network_address + 1,
             mtu=draw(st.sampled_from([1500, 1400])), icc=draw(st.booleans()), masquerade=draw(st.booleans()),
             internal=draw(st.booleans()), location=Location("t.yaml", index + 1, 3),
+            enable_ipv6=subnet6 is not None, subnet6=subnet6,
+            gateway6=subnet6.network_address + 1 if subnet6 else None, masquerade6=draw(st.booleans()),
         ))
     containers = []
     if networks:
@@ -46,7 +49,8 @@ def specs(draw) -> Spec:
             for network in chosen:
                 static = draw(st.booleans())
                 address = network.subnet.network_address + 100 + index if static else None
-                attachments.append(Attachment(network.name, ipv4_address=address,
+                address6 = network.subnet6.network_address + 100 + index if static and network.ipv6 else None
+                attachments.append(Attachment(network.name, ipv4_address=address, ipv6_address=address6,
                                               gw_priority=draw(st.integers(-1, 1)),
                                               location=Location("t.yaml", 20 + index, 5)))
             ports = draw(st.lists(st.builds(  # host ports apart per container: no clashes
@@ -83,15 +87,16 @@ def mutations(state: State):
 
 def _drift(obj):
     if isinstance(obj, Bridge):
-        return dataclasses.replace(obj, mtu=obj.mtu - 1, up=False)
+        return dataclasses.replace(obj, mtu=obj.mtu - 1, up=False, ipv6=not obj.ipv6)
     if isinstance(obj, Veth):
-        return dataclasses.replace(obj, mac="02:00:00:00:00:01", peer_up=False, bridge="", hairpin=not obj.hairpin)
+        return dataclasses.replace(obj, mac="02:00:00:00:00:01", peer_up=False, bridge="", hairpin=not obj.hairpin,
+                                   ipv6=not obj.ipv6, host_ipv6=True)
     if isinstance(obj, Netns):
-        return dataclasses.replace(obj, lo_up=False)
+        return dataclasses.replace(obj, lo_up=False, ipv6=not obj.ipv6)
     if isinstance(obj, NetnsAlias):
         return dataclasses.replace(obj, target="?")
     if isinstance(obj, Route):
-        return dataclasses.replace(obj, gateway="10.255.255.1")
+        return dataclasses.replace(obj, gateway="10.255.255.1" if obj.family == 4 else "fd42:ffff::1")
     if isinstance(obj, Sysctl):
         return dataclasses.replace(obj, value="0")
     if isinstance(obj, File):
@@ -148,9 +153,9 @@ class KernelModel:
         elif isinstance(obj, Address):
             needs = [lambda o: isinstance(o, Veth) and (o.netns, o.peer_ifname) == (obj.netns, obj.ifname)]
         elif isinstance(obj, Route):
-            gateway = IPv4Address(obj.gateway)
+            gateway = ip_address(obj.gateway)
             needs = [lambda o: isinstance(o, Address) and (o.netns, o.ifname) == (obj.netns, obj.ifname)
-                     and gateway in IPv4Interface(o.cidr).network]
+                     and gateway in ip_interface(o.cidr).network]
         for need in needs:
             if not self._present(need):
                 raise ModelError(f"{obj} created before what it needs")
@@ -187,11 +192,13 @@ class KernelModel:
             elif isinstance(obj, Veth) and isinstance(other, (Address, Route)) \
                     and (netns, other.ifname) == (obj.netns, obj.peer_ifname):
                 del self.objects[key]
-        if isinstance(obj, Address):
-            still = self._present(lambda o: isinstance(o, Address) and (o.netns, o.ifname) == (obj.netns, obj.ifname))
+        if isinstance(obj, Address) and obj.family == 4:  # IPv6 routes outlive the interface's addresses
+            still = self._present(lambda o: isinstance(o, Address) and o.family == 4
+                                  and (o.netns, o.ifname) == (obj.netns, obj.ifname))
             if not still:
                 for key, other in list(self.objects.items()):
-                    if isinstance(other, Route) and (other.netns, other.ifname) == (obj.netns, obj.ifname):
+                    if isinstance(other, Route) and other.family == 4 and (other.netns, other.ifname) == (
+                            obj.netns, obj.ifname):
                         del self.objects[key]
 
 

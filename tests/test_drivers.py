@@ -125,15 +125,26 @@ def test_veth_requests_are_the_codecs_bytes():
     assert BRIDGE.host_link(VETH) == ("vethabc1234", "veth") and BRIDGE.host_link(BRIDGE_OBJ) == ("br-front", "bridge")
 
 
-def test_a_veth_without_ipv6_gets_it_switched_off_on_create_and_both_ends_on_update():
-    assert BRIDGE.settings(VETH, EVERYTHING, creating=True) == [
-        (HOST_NS, "/proc/sys/net/ipv6/conf/vethabc1234/disable_ipv6", "1")]
-    with_ipv6 = dataclasses.replace(VETH, ipv6=True)
-    assert BRIDGE.settings(with_ipv6, EVERYTHING, creating=True) == []
-    assert BRIDGE.settings(with_ipv6, EVERYTHING, creating=False) == [
-        (HOST_NS, "/proc/sys/net/ipv6/conf/vethabc1234/disable_ipv6", "0"),
-        ("web", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6", "0"),
-    ]
+def test_a_veth_host_end_always_has_ipv6_off_and_its_peer_as_the_network_wants():
+    host_off = (HOST_NS, "/proc/sys/net/ipv6/conf/vethabc1234/disable_ipv6", "1")
+    assert BRIDGE.settings(VETH, EVERYTHING, creating=True) == [host_off]  # the peer's namespace has IPv6 off
+    with_ipv6 = dataclasses.replace(VETH, ipv6=True, netns_ipv6=True)
+    assert BRIDGE.settings(with_ipv6, EVERYTHING, creating=True) == [host_off]  # the peer has it from its namespace
+    # an IPv4-only network's peer in a namespace that has IPv6 (for another network) is switched off
+    ipv4_only_peer = dataclasses.replace(VETH, ipv6=False, netns_ipv6=True)
+    assert BRIDGE.settings(ipv4_only_peer, EVERYTHING, creating=True) == [
+        host_off, ("web", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6", "1")]
+    assert BRIDGE.settings(with_ipv6, lambda *names: "ipv6" in names, creating=False) == [
+        ("web", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6", "0")]
+    assert BRIDGE.settings(VETH, lambda *names: "host_ipv6" in names, creating=False) == [host_off]
+
+
+def test_a_bridge_has_ipv6_exactly_when_its_network_has_it():
+    assert BRIDGE.settings(BRIDGE_OBJ, EVERYTHING, creating=True) == [
+        (HOST_NS, "/proc/sys/net/ipv6/conf/br-front/disable_ipv6", "1")]
+    assert BRIDGE.settings(dataclasses.replace(BRIDGE_OBJ, ipv6=True), EVERYTHING, creating=True) == [
+        (HOST_NS, "/proc/sys/net/ipv6/conf/br-front/disable_ipv6", "0")]
+    assert BRIDGE.settings(BRIDGE_OBJ, lambda *names: "mtu" in names, creating=False) == []
 
 
 def test_the_bridge_driver_makes_the_network_and_attachment_objects():

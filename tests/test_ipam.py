@@ -63,10 +63,19 @@ def test_sticky_address(subnet, shown, taken, kept):
 
 
 def spec_with(subnet: str, gateway: str, *attachments: tuple[str, str | None], aux: tuple[str, ...] = ()) -> Spec:
-    network = NetworkSpec("net", "br-net", ip_network(subnet), ip_address(gateway),
-                          aux_addresses=tuple(map(ip_address, aux)))
+    """One network with `subnet` (an IPv6 one as the subnet6 of a dual-stack network) and
+    containers with static addresses of its family where given."""
+    aux_addresses = tuple(map(ip_address, aux))
+    if ip_network(subnet).version == 4:
+        network = NetworkSpec("net", "br-net", ip_network(subnet), ip_address(gateway), aux_addresses=aux_addresses)
+        static_field = "ipv4_address"
+    else:
+        network = NetworkSpec("net", "br-net", ip_network("198.51.100.0/24"), ip_address("198.51.100.1"),
+                              aux_addresses=aux_addresses, enable_ipv6=True, subnet6=ip_network(subnet),
+                              gateway6=ip_address(gateway))
+        static_field = "ipv6_address"
     containers = tuple(
-        ContainerSpec(name, (Attachment("net", ip_address(static) if static else None),))
+        ContainerSpec(name, (Attachment("net", **{static_field: ip_address(static) if static else None}),))
         for name, static in attachments
     )
     return Spec("spec.yaml", networks=(network,), containers=containers)
@@ -80,21 +89,35 @@ def spec_with(subnet: str, gateway: str, *attachments: tuple[str, str | None], a
 ])
 def test_assign_addresses_in_a_subnet_of_either_family(subnet, gateway, aux, static, expected):
     spec = spec_with(subnet, gateway, ("a", None), ("b", static), ("c", None), aux=aux)
-    assigned = assign_addresses(spec, State())
+    assigned = assign_addresses(spec, State(), family=ip_network(subnet).version)
     assert {container: str(address) for (container, _), address in assigned.items()} == expected
 
 
 def test_assign_addresses_keeps_the_ipv6_address_the_kernel_shows():
     spec = spec_with("2001:db8:7::/64", "2001:db8:7::1", ("a", None), ("b", None))
-    live = State.of([Address("b", "eth0", "2001:db8:7::2/64")])
-    assigned = assign_addresses(spec, live)
+    live = State.of([Address("b", "eth0", "2001:db8:7::2/64"), Address("b", "eth0", "198.51.100.7/24")])
+    assigned = assign_addresses(spec, live, family=6)
     assert (str(assigned[("a", "net")]), str(assigned[("b", "net")])) == ("2001:db8:7::3", "2001:db8:7::2")
 
 
 def test_an_exhausted_ipv6_subnet_names_the_network():
     spec = spec_with("2001:db8:7::/127", "2001:db8:7::1", ("a", None))
     with pytest.raises(SpecError, match="no free address left in 2001:db8:7::/127 of network 'net'"):
-        assign_addresses(spec, State())
+        assign_addresses(spec, State(), family=6)
+
+
+def test_each_family_is_assigned_on_its_own_and_only_in_networks_that_have_it():
+    dual = spec_with("2001:db8:7::/64", "2001:db8:7::1", ("a", None), ("b", "2001:db8:7::9"))
+    ipv4_only = NetworkSpec("v4", "br-v4", ip_network("203.0.113.0/24"), ip_address("203.0.113.1"))
+    spec = Spec("spec.yaml", networks=(*dual.networks, ipv4_only), containers=(
+        *dual.containers, ContainerSpec("c", (Attachment("v4"),)),
+    ))
+    assert {key: str(a) for key, a in assign_addresses(spec, State(), family=6).items()} == {
+        ("a", "net"): "2001:db8:7::2", ("b", "net"): "2001:db8:7::9",
+    }
+    assert {key: str(a) for key, a in assign_addresses(spec, State(), family=4).items()} == {
+        ("a", "net"): "198.51.100.2", ("b", "net"): "198.51.100.3", ("c", "v4"): "203.0.113.2",
+    }
 
 
 @pytest.mark.parametrize("obj, family", [
@@ -104,6 +127,7 @@ def test_an_exhausted_ipv6_subnet_names_the_network():
     (Route("c", "default", "fd42::1", "eth0"), 6),
     (Route("c", "2001:db8:1::/48", "", "eth0"), 6),
     (Route("c", "203.0.113.0/24", "", "eth0"), 4),
+    (Route("c", "default", "", "eth0", family=6), 6),  # as observed: a gatewayless IPv6 default route
 ])
 def test_the_family_follows_from_the_address(obj, family):
     assert obj.family == family

@@ -187,8 +187,10 @@ def test_del_link(index, ifname, names):
 def test_address_requests(build, kind, flags, address, prefix, family):
     decoded = oracle(ifaddrmsg, build(SEQ, 6, f"{address}/{prefix}"))
     assert_header(decoded, kind, flags)
+    # an IPv6 address netreconcile assigns skips duplicate address detection (nodad)
+    nodad = nl.IFA_F_NODAD if build is nl.new_addr and family == socket.AF_INET6 else 0
     assert (decoded["family"], decoded["prefixlen"], decoded["flags"], decoded["scope"], decoded["index"]) == (
-        family, prefix, 0, nl.RT_SCOPE_UNIVERSE, 6)
+        family, prefix, nodad, nl.RT_SCOPE_UNIVERSE, 6)
     assert attr_names(decoded) == ["IFA_LOCAL", "IFA_ADDRESS"]
     assert decoded.get_attr("IFA_LOCAL") == decoded.get_attr("IFA_ADDRESS") == address
 
@@ -739,8 +741,11 @@ def test_kernel_accepts_ipv6_addresses_and_routes_built_by_the_codec(namespaces)
         for kind, payload in sock.dump(lambda seq: nl.dump_addrs(seq, socket.AF_INET6)):
             theirs = oracle(ifaddrmsg, nl.message(kind, 0, SEQ, payload))
             addresses.append(nl.decode_addr(payload, BOTH_FAMILIES))
-            assert addresses[-1] == nl.Addr(theirs["index"], f"{theirs.get_attr('IFA_ADDRESS')}/{theirs['prefixlen']}")
+            assert addresses[-1] == nl.Addr(theirs["index"], f"{theirs.get_attr('IFA_ADDRESS')}/{theirs['prefixlen']}",
+                                            kernel_made=theirs["scope"] != nl.RT_SCOPE_UNIVERSE)
         assert nl.Addr(d0, "2001:db8:1::5/64") in addresses
+        # the kernel's own link-local addresses (and ::1) are told apart from assigned ones
+        assert {a.cidr.startswith("fe80:") or a.cidr == "::1/128" for a in addresses if a.kernel_made} == {True}
         routes = []
         for kind, payload in sock.dump(lambda seq: nl.dump_routes(seq, socket.AF_INET6)):
             theirs = oracle(rtmsg, nl.message(kind, 0, SEQ, payload))

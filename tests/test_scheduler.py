@@ -153,7 +153,7 @@ def test_what_needs_a_held_object_waits_with_it():
     desired, live = desired_and_live("veth", "address", "route")
     web_veth = next(key for key, obj in desired.objects.items() if key[0] == "veth" and obj.netns == "web")
     kept, waiting = hold_back(plan(desired, live), frozenset({web_veth}))
-    assert {a.key for a in waiting} == {web_veth, ("address", "web", "eth0", "10.1.0.2/24"), ("route", "web", "default")}
+    assert {a.key for a in waiting} == {web_veth, ("address", "web", "eth0", "10.1.0.2/24"), ("route", "web", 4, "default")}
     assert "web" not in {a.obj.netns for a in kept.actions} and "db" in {a.obj.netns for a in kept.actions}
 
 

@@ -61,8 +61,9 @@ class NetworkDriver(Protocol):
         ...
 
     def attachment_objects(self, container: ContainerSpec, network: NetworkSpec, attachment: Attachment,
-                           mac: str, ifname: str, hairpin: bool) -> list[KernelObject]:
-        """The objects that give `container` the interface `ifname` on `network`."""
+                           mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False) -> list[KernelObject]:
+        """The objects that give `container` the interface `ifname` on `network`
+        (`netns_ipv6`: whether the container's namespace makes interfaces with IPv6 on)."""
         ...
 
     def kinds(self) -> tuple[type[KernelObject], ...]:

@@ -81,14 +81,17 @@ class BridgeDriver:
 
     def network_objects(self, network: NetworkSpec) -> list[KernelObject]:
         source = str(network.location)
-        prefix = network.subnet.prefixlen
-        return [
-            Bridge(network.bridge, network.name, mac_for(network.gateway), network.mtu, source=source),
-            Address(HOST_NS, network.bridge, f"{network.gateway}/{prefix}", source=source),
+        objects: list[KernelObject] = [
+            Bridge(network.bridge, network.name, mac_for(network.gateway), network.mtu, ipv6=network.ipv6,
+                   source=source),
         ]
+        for family in network.families:  # the gateway of each family lives on the bridge
+            gateway, subnet = network.gateway_of(family), network.subnet_of(family)
+            objects.append(Address(HOST_NS, network.bridge, f"{gateway}/{subnet.prefixlen}", source=source))
+        return objects
 
     def attachment_objects(self, container: ContainerSpec, network: NetworkSpec, attachment: Attachment,
-                           mac: str, ifname: str, hairpin: bool) -> list[KernelObject]:
+                           mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False) -> list[KernelObject]:
         return [Veth(
             host_ifname=veth_name(container.name, network.name),
             container=container.name,
@@ -99,7 +102,9 @@ class BridgeDriver:
             mac=mac,
             mtu=network.mtu,
             peer_mtu=network.mtu,
+            ipv6=network.ipv6,
             hairpin=hairpin,
+            netns_ipv6=netns_ipv6,
             source=str(attachment.location),
         )]
 
@@ -119,7 +124,7 @@ class BridgeDriver:
         return ("bridge", MISSING) if link_kind == "bridge" else ("veth", MISSING, MISSING)
 
     def observed_network(self, link: nl.Link, identity: tuple[str, ...]) -> KernelObject:
-        return Bridge(link.ifname, identity[0], link.mac, link.mtu, link.up)
+        return Bridge(link.ifname, identity[0], link.mac, link.mtu, link.up, ipv6=link.ipv6)
 
     def observed_attachment(self, link: nl.Link, identity: tuple[str, ...], netns: str, peer: nl.Link | None,
                             master: str) -> KernelObject:
@@ -136,7 +141,8 @@ class BridgeDriver:
             peer_mtu=peer.mtu if peer else 0,
             host_up=link.up,
             peer_up=peer.up if peer else False,
-            ipv6=link.ipv6 or (peer.ipv6 if peer else False),
+            ipv6=peer.ipv6 if peer else False,
+            host_ipv6=link.ipv6,
             hairpin=link.hairpin,
         )
 
@@ -198,13 +204,26 @@ class BridgeDriver:
         return [nl.del_link(next_seq(), ifname=self.host_link(obj)[0])]
 
     def settings(self, obj: KernelObject, changed: Changed, creating: bool) -> list[tuple[str, str, str]]:
-        if not isinstance(obj, Veth) or not changed("ipv6"):
+        """IPv6 on or off: on the bridge as its network wants; on a veth's host end always
+        off: a bridge port needs no address, and with IPv6 each new port's link-local
+        address, DAD and MLD would be flooded to every other port (O(N²) over N containers,
+        shared/PERFORMANCE.md); on its peer as the network wants. A made interface takes
+        its namespace's default, so creating writes only what differs from it: the host
+        namespace's is taken to be on (the kernel's default), the peer's is `netns_ipv6`."""
+        if isinstance(obj, Bridge):
+            return [_ipv6_switch(HOST_NS, obj.ifname, obj.ipv6)] if changed("ipv6") else []
+        if not isinstance(obj, Veth):
             return []
-        value = "0" if obj.ipv6 else "1"
-        host = (HOST_NS, f"/proc/sys/net/ipv6/conf/{obj.host_ifname}/disable_ipv6", value)
-        if creating:  # enabled unless switched off; the peer's namespace was made with the container's choice
-            return [] if obj.ipv6 else [host]
-        return [host, (obj.netns, f"/proc/sys/net/ipv6/conf/{obj.peer_ifname}/disable_ipv6", value)]
+        writes = []
+        if changed("host_ipv6"):
+            writes.append(_ipv6_switch(HOST_NS, obj.host_ifname, obj.host_ipv6))
+        if changed("ipv6") and not (creating and obj.ipv6 == obj.netns_ipv6):
+            writes.append(_ipv6_switch(obj.netns, obj.peer_ifname, obj.ipv6))
+        return writes
 
+
+def _ipv6_switch(netns: str, ifname: str, on: bool) -> tuple[str, str, str]:
+    """The sysctl write that turns IPv6 on or off on one interface."""
+    return (netns, f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "0" if on else "1")
 
 BRIDGE = BridgeDriver()

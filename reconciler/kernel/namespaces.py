@@ -211,9 +211,13 @@ class NamespaceWriter(KindWriter):
         for action in actions:
             obj: Netns = action.obj
             if changed(action, "ipv6"):
+                # off: `all` turns every interface off, and the default for new ones; on: only
+                # the default and lo (::1), since `all` would turn on the interfaces of
+                # IPv4-only networks too (their driver switches each one)
+                scopes = ("default", "lo") if obj.ipv6 else ("all", "default")
                 value = "0" if obj.ipv6 else "1"
                 self._sysctl(obj.netns, [
-                    (action, f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", value) for scope in ("all", "default")
+                    (action, f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", value) for scope in scopes
                 ])
             if changed(action, "lo_up"):
                 sock = self.session.socket(obj.netns)

@@ -42,6 +42,7 @@ IFF_UP = 0x1
 
 # address and route attributes
 IFA_ADDRESS, IFA_LOCAL, IFA_LABEL = 1, 2, 3
+IFA_F_NODAD = 0x02
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 RT_TABLE_MAIN = 254
 RTPROT_KERNEL, RTPROT_STATIC = 2, 4
@@ -164,15 +165,20 @@ def _packed(address: str) -> bytes:
     return socket.inet_pton(family_of(address), address)
 
 
-def _ifaddr(index: int, cidr: str) -> bytes:
+def _ifaddr(index: int, cidr: str, flags: int = 0) -> bytes:
     address, prefix = cidr.split("/")
     packed = _packed(address)
-    head = _IFADDR.pack(family_of(address), int(prefix), 0, RT_SCOPE_UNIVERSE, index)
+    head = _IFADDR.pack(family_of(address), int(prefix), flags, RT_SCOPE_UNIVERSE, index)
     return head + attr(IFA_LOCAL, packed) + attr(IFA_ADDRESS, packed)
 
 
 def new_addr(seq: int, index: int, cidr: str) -> bytes:
-    return message(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, _ifaddr(index, cidr))
+    """An address; an IPv6 one without duplicate address detection (`nodad`): the
+    addresses are assigned from one plan, and DAD would hold each one back (tentative)
+    for a second and add to the multicast on the bridge."""
+    flags = IFA_F_NODAD if family_of(cidr) == socket.AF_INET6 else 0
+    body = _ifaddr(index, cidr, flags)
+    return message(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, body)
 
 
 def del_addr(seq: int, index: int, cidr: str) -> bytes:
@@ -334,6 +340,7 @@ def _ipv6_enabled(af_spec: bytes | None) -> bool:
 
 # the address family of an IP version (4 or 6, as `ipaddress` and the kernel objects name it)
 FAMILY_OF_VERSION = {4: socket.AF_INET, 6: socket.AF_INET6}
+VERSION_OF_FAMILY = {family: version for version, family in FAMILY_OF_VERSION.items()}
 # address length per family: a decoder reads only these, and only the families it is asked for
 ADDRESS_LENGTH = {socket.AF_INET: 4, socket.AF_INET6: 16}
 IPV4_ONLY = frozenset({socket.AF_INET})
@@ -355,18 +362,19 @@ def _address(family: int, packed: bytes | None) -> str:
 class Addr:
     index: int
     cidr: str
+    kernel_made: bool = False  # an IPv6 link-local (or host-scope) address: the kernel's own, never ours
 
 
 def decode_addr(payload: bytes, families: frozenset[int] = IPV4_ONLY) -> Addr | None:
     """None for an address of a family not in `families`, or without a usable address."""
-    family, prefix, _, _, index = _IFADDR.unpack_from(payload)
+    family, prefix, _, scope, index = _IFADDR.unpack_from(payload)
     if family not in families:
         return None
     found = attrs(payload, _IFADDR.size)
     address = _address(family, found.get(IFA_LOCAL) or found.get(IFA_ADDRESS))
     if not address:
         return None
-    return Addr(index, f"{address}/{prefix}")
+    return Addr(index, f"{address}/{prefix}", kernel_made=family == socket.AF_INET6 and scope != RT_SCOPE_UNIVERSE)
 
 
 @dataclass(slots=True)

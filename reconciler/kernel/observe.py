@@ -1,7 +1,7 @@
 """Read the live state: the host namespace and every owned container namespace.
 
 Per namespace this costs a netlink dump of its links, and of its addresses and main-table
-routes per address family the desired state can have (IPv4 today: three dumps), on a socket kept open, decoded by reconciler.kernel.netlink's minimal decoder, a
+routes per address family the desired state can have (IPv4 and IPv6: five dumps), on a socket kept open, decoded by reconciler.kernel.netlink's minimal decoder, a
 listing of its directory /etc/netns/<name>/ and three small file reads (hostname,
 hosts, resolv.conf). Container files are read relative to directory descriptors and
 never through a symbolic link.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import socket
 import stat
 
 from reconciler import drivers
@@ -26,9 +27,9 @@ from reconciler.kernel import nft
 from reconciler.kernel.nlsocket import NetlinkSocket, entered
 from reconciler.kernel.session import NETNS_DIR, KernelSession, open_container_dir
 from reconciler.render import firewall
-from reconciler.state.desired import IP_FORWARD, route_localnet
+from reconciler.state.desired import route_localnet
 from reconciler.state.model import (
-    ADDRESS_FAMILIES, HOST_NS, MISSING, Address, File, Firewall, KernelObject, Leftover, Netns, NetnsAlias, Route,
+    ADDRESS_FAMILIES, FORWARDING, HOST_NS, MISSING, Address, File, Firewall, KernelObject, Leftover, Netns, NetnsAlias, Route,
     State, Sysctl,
 )
 
@@ -143,7 +144,7 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
             netns = identity[0]  # not read; the marked link leads into its container's namespace
         master = by_index.get(link.master)
         objects.append(driver.observed_attachment(link, identity, netns, peer, master.ifname if master else ""))
-    settings = [IP_FORWARD] + [route_localnet(link.ifname) for link in owned_networks.values()]
+    settings = [*FORWARDING.values()] + [route_localnet(link.ifname) for link in owned_networks.values()]
     objects += [Sysctl(HOST_NS, name, value) for name, value in read_sysctls(session.host_fd, settings).items()]
     objects += observe_firewall(session)
     return State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned) - half_made,
@@ -243,12 +244,13 @@ def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> lis
     for link in links:
         if link.kind == "veth" and link.peer_index:
             peers[link.peer_index] = (name, link)
-    for addr in _addrs(sock):
+    families = _families_of(links)
+    for addr in _addrs(sock, families):
         link = by_index.get(addr.index)
         if link is not None and link.ifname != "lo":
             objects.append(Address(name, link.ifname, addr.cidr))
-    for payload in _dump_per_family(sock, nl.dump_routes, nl.RTM_NEWROUTE):
-        route = nl.decode_route(payload, OBSERVED_FAMILIES)
+    for payload in _dump_per_family(sock, nl.dump_routes, nl.RTM_NEWROUTE, families):
+        route = nl.decode_route(payload, families)
         if (
             route is None
             or route.table != nl.RT_TABLE_MAIN
@@ -257,7 +259,8 @@ def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> lis
         ):
             continue
         link = by_index.get(route.oif)
-        objects.append(Route(name, route.dst, route.gateway, link.ifname if link else MISSING))
+        objects.append(Route(name, route.dst, route.gateway, link.ifname if link else MISSING,
+                             family=nl.VERSION_OF_FAMILY[route.family]))
     return objects
 
 
@@ -356,21 +359,30 @@ def _links(sock: NetlinkSocket) -> list[nl.Link]:
     return [nl.decode_link(payload) for kind, payload in sock.dump(nl.dump_links) if kind == nl.RTM_NEWLINK]
 
 
-def _dump_per_family(sock: NetlinkSocket, build, kind: int) -> list[bytes]:
-    """The payloads of messages of `kind` that one dump per observed family answers."""
+def _families_of(links: list[nl.Link]) -> frozenset[int]:
+    """The observed families a namespace with `links` can have addresses and routes of:
+    without an interface that has IPv6 on (a namespace of IPv4-only networks) there is
+    no IPv6 address or route to read, and two dumps per namespace are saved."""
+    if any(link.ipv6 for link in links):
+        return OBSERVED_FAMILIES
+    return OBSERVED_FAMILIES - {socket.AF_INET6}
+
+
+def _dump_per_family(sock: NetlinkSocket, build, kind: int, families: frozenset[int]) -> list[bytes]:
+    """The payloads of messages of `kind` that one dump per family of `families` answers."""
     return [
         payload
-        for family in sorted(OBSERVED_FAMILIES)
+        for family in sorted(families)
         for reply, payload in sock.dump(lambda seq: build(seq, family))
         if reply == kind
     ]
 
 
-def _addrs(sock: NetlinkSocket) -> list[nl.Addr]:
+def _addrs(sock: NetlinkSocket, families: frozenset[int] = OBSERVED_FAMILIES) -> list[nl.Addr]:
     found = []
-    for payload in _dump_per_family(sock, nl.dump_addrs, nl.RTM_NEWADDR):
-        addr = nl.decode_addr(payload, OBSERVED_FAMILIES)
-        if addr is not None:
+    for payload in _dump_per_family(sock, nl.dump_addrs, nl.RTM_NEWADDR, families):
+        addr = nl.decode_addr(payload, families)
+        if addr is not None and not addr.kernel_made:  # fe80::/64 and ::1 are the kernel's, not drift
             found.append(addr)
     return found
 

@@ -1,6 +1,6 @@
 """What wakes watch mode: kernel and file events, each reported as a reason string.
 
-- rtnetlink multicast (links, IPv4 addresses and routes) from the host namespace and
+- rtnetlink multicast (links, IPv4 and IPv6 addresses and routes) from the host namespace and
   every managed container namespace, on sockets kept open ("netlink:<namespace>");
 - nftables changes in the host namespace, from the nfnetlink NFTABLES group
   ("nftables"): a firewall reload that wipes netreconcile's tables wakes it at once;
@@ -29,6 +29,8 @@ from watchdog.observers import Observer
 from reconciler.kernel.nlsocket import entered
 
 RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
+RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE = 0x100, 0x400
+ROUTE_EVENT_GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
 NETLINK_NETFILTER = 12
 NFNLGRP_NFTABLES = 7
 SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1
@@ -43,7 +45,7 @@ def route_events_socket(netns_fd: int) -> socket.socket:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
                              socket.NETLINK_ROUTE)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-    sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE))
+    sock.bind((0, ROUTE_EVENT_GROUPS))
     return sock
 
 

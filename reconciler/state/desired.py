@@ -17,7 +17,7 @@ from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.state.ipam import assign_addresses, assign_interfaces
 from reconciler.state.model import (
-    HOST_NS, IP_FORWARD, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl,
+    FORWARDING, HOST_NS, IP_FORWARD, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl,
 )
 
 
@@ -42,35 +42,43 @@ NO_HOST_FILES = HostFiles()
 def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES) -> State:
     interfaces = assign_interfaces(spec, live)
     addresses = assign_addresses(spec, live, interfaces)
+    addresses6 = assign_addresses(spec, live, interfaces, family=6)
     host_resolv = resolvconf.parse(host_files.resolv_conf, host_files.resolv_conf_path)
     objects: list[KernelObject] = []
     for network in spec.networks:
         objects += network_objects(network)
     for container in spec.containers:
         if container.mode in ("bridge", "none"):
-            objects += container_objects(spec, container, addresses, interfaces)
+            objects += container_objects(spec, container, addresses, interfaces, addresses6)
         else:
             owner = spec.joined(container)
             objects.append(NetnsAlias(container.name, HOST_NS if owner.mode == "host" else owner.name,
                                       source=str(container.location)))
         objects += container_files(spec, container, addresses, host_resolv, host_files)
-    objects += firewall_objects(spec, addresses)
-    if forwarding_needed(spec):
-        objects.append(Sysctl(HOST_NS, IP_FORWARD, "1", source=str(spec.host.location)))
+    objects += firewall_objects(spec, addresses, addresses6)
+    for family, setting in FORWARDING.items():
+        if forwarding_needed(spec, family):
+            objects.append(Sysctl(HOST_NS, setting, "1", source=str(spec.host.location)))
     return State.of(objects)
 
 
-def forwarding_needed(spec: Spec) -> bool:
-    """host.ip_forward as given, else whether some network reaches beyond its bridge."""
-    if spec.host.ip_forward is not None:
+def forwarding_needed(spec: Spec, family: int = 4) -> bool:
+    """Whether the host forwards IP version `family`: for IPv4 host.ip_forward as given,
+    else whether some network reaches beyond its bridge; for IPv6 whether some IPv6
+    network does, unless host.ip_forward is false (which, like Docker's
+    --ip-forward=false, covers both)."""
+    if family == 4 and spec.host.ip_forward is not None:
         return spec.host.ip_forward
-    return any(not network.internal for network in spec.networks)
+    if spec.host.ip_forward is False:
+        return False
+    return any(not network.internal and family in network.families for network in spec.networks)
 
 
 def gateway_attachment(spec: Spec, container: ContainerSpec, family: int = 4) -> Attachment | None:
     """The network that gives the container its default route of IP version `family`:
-    of the networks carrying that family, the one with the highest gw_priority, the
-    first listed on a tie; never an internal one (no way out)."""
+    of its networks with that version, the one with the highest gw_priority, the first
+    listed on a tie; never an internal one (no way out). Its IPv4 network, when it has
+    IPv6, is therefore its IPv6 one too."""
     candidates = [
         a for a in container.networks
         if not spec.network(a.network).internal and family in spec.network(a.network).families
@@ -148,13 +156,17 @@ def network_objects(network: NetworkSpec) -> list[KernelObject]:
 
 def container_objects(
     spec: Spec, container: ContainerSpec, addresses: dict[tuple[str, str], IPv4Address],
-    interfaces: dict[tuple[str, str], str],
+    interfaces: dict[tuple[str, str], str], addresses6: dict[tuple[str, str], IPv6Address] | None = None,
 ) -> list[KernelObject]:
     """The container's namespace, per network what its driver makes for the attachment,
-    and what is the same for every driver: the interface's address, and the default route
-    through the gateway network."""
-    objects: list[KernelObject] = [Netns(container.name, source=str(container.location))]
-    gateway = gateway_attachment(spec, container)
+    and what is the same for every driver: the interface's addresses (IPv6 on IPv6
+    networks), and per IP version the default route through that version's gateway network.
+    IPv6 is on in the namespace (lo gets ::1) exactly when one of its networks has IPv6."""
+    addresses6 = addresses6 or {}
+    by_family = {4: addresses, 6: addresses6}
+    ipv6 = any(spec.network(a.network).ipv6 for a in container.networks)
+    objects: list[KernelObject] = [Netns(container.name, ipv6=ipv6, source=str(container.location))]
+    gateways = {family: gateway_attachment(spec, container, family) for family in (4, 6)}
     hairpin_on = hairpin_attachments(spec, container)
     for attachment in container.networks:
         network = spec.network(attachment.network)
@@ -163,11 +175,14 @@ def container_objects(
         source = str(attachment.location)
         objects += drivers.driver_for(network.driver).attachment_objects(
             container, network, attachment, attachment.mac_address or mac_for(address), ifname,
-            hairpin=attachment.network in hairpin_on,
+            hairpin=attachment.network in hairpin_on, netns_ipv6=ipv6,
         )
-        objects.append(Address(container.name, ifname, f"{address}/{network.subnet.prefixlen}", source=source))
-        if attachment is gateway:
-            objects.append(Route(container.name, "default", str(network.gateway), ifname, source=source))
+        for family in network.families:
+            mine, subnet = by_family[family][(container.name, network.name)], network.subnet_of(family)
+            objects.append(Address(container.name, ifname, f"{mine}/{subnet.prefixlen}", source=source))
+            if attachment is gateways[family]:
+                objects.append(Route(container.name, "default", str(network.gateway_of(family)), ifname,
+                                     family=family, source=source))
     return objects
 
 

@@ -3,8 +3,8 @@
 Static addresses first, then each dynamic container keeps the address the kernel shows it
 already has, then the rest get the lowest free address; interface names likewise: the one
 given, else the one the kernel shows, else the lowest free ethN. Pure: the live state is
-passed in. Allocation works on a subnet of either family (the spec accepts IPv4 only until
-issue 14).
+passed in. Each IP version is allocated on its own: IPv4 in every network's `subnet`,
+IPv6 in the `subnet6` of networks with IPv6.
 """
 
 from __future__ import annotations
@@ -86,9 +86,10 @@ def sticky_address(
 
 
 def assign_addresses(
-    spec: Spec, live: State, interfaces: dict[tuple[str, str], str] | None = None,
+    spec: Spec, live: State, interfaces: dict[tuple[str, str], str] | None = None, family: int = 4,
 ) -> dict[tuple[str, str], IPAddress]:
-    """The address per (container, network), in the network's subnet."""
+    """The address of IP version `family` per (container, network), in the network's
+    subnet of that version; networks without one are left out."""
     interfaces = assign_interfaces(spec, live) if interfaces is None else interfaces
     live_addresses = _live_addresses(live)
     result: dict[tuple[str, str], IPAddress] = {}
@@ -98,13 +99,15 @@ def assign_addresses(
         for attachment in container.networks:
             members_of.setdefault(attachment.network, []).append((container, attachment))
     for network in spec.networks:
+        if family not in network.families:
+            continue
         members = members_of.get(network.name, [])
         try:
-            result.update(_assign_in_network(network, members, live_addresses, interfaces))
+            result.update(_assign_in_network(network, family, members, live_addresses, interfaces))
         except _PoolExhausted as exhausted:
             problems.append(
                 Problem(exhausted.attachment.location, f"containers.{exhausted.container}.networks",
-                        f"no free address left in {network.subnet} of network '{network.name}'")
+                        f"no free address left in {network.subnet_of(family)} of network '{network.name}'")
             )
     if problems:
         raise SpecError(problems)
@@ -129,18 +132,21 @@ def _live_addresses(live: State) -> dict[tuple[str, str], list[tuple[IPAddress, 
 
 def _assign_in_network(
     network: NetworkSpec,
+    family: int,
     members: list[tuple[ContainerSpec, Attachment]],
     live_addresses: dict[tuple[str, str], list[tuple[IPAddress, int]]],
     interfaces: dict[tuple[str, str], str],
 ) -> dict[tuple[str, str], IPAddress]:
-    subnet: IPNetwork = network.subnet
-    taken: set[IPAddress] = {*reserved_addresses(subnet), network.gateway, *network.aux_addresses}
+    subnet: IPNetwork = network.subnet_of(family)
+    aux = [address for address in network.aux_addresses if address.version == family]
+    taken: set[IPAddress] = {*reserved_addresses(subnet), network.gateway_of(family), *aux}
     assigned: dict[tuple[str, str], IPAddress] = {}
     dynamic: list[tuple[ContainerSpec, Attachment]] = []
     for container, attachment in members:
-        if attachment.ipv4_address is not None:
-            assigned[(container.name, network.name)] = attachment.ipv4_address
-            taken.add(attachment.ipv4_address)
+        static = attachment.address_of(family)
+        if static is not None:
+            assigned[(container.name, network.name)] = static
+            taken.add(static)
         else:
             dynamic.append((container, attachment))
     waiting: list[tuple[ContainerSpec, Attachment]] = []

@@ -14,8 +14,8 @@ from typing import ClassVar
 
 HOST_NS = ""
 # The IP versions addresses and routes of the desired state can have; observing reads these
-# families only. IPv4 until the spec accepts IPv6 (issue 14).
-ADDRESS_FAMILIES: tuple[int, ...] = (4,)
+# families only.
+ADDRESS_FAMILIES: tuple[int, ...] = (4, 6)
 
 
 class Missing(str):
@@ -41,6 +41,9 @@ class Missing(str):
 
 MISSING = Missing()
 IP_FORWARD = "net.ipv4.ip_forward"
+IPV6_FORWARD = "net.ipv6.conf.all.forwarding"
+# the host's forwarding switch per IP version: set behind the firewall, never reset
+FORWARDING = {4: IP_FORWARD, 6: IPV6_FORWARD}
 Token = tuple  # a name for what an object needs, provides, holds or takes along: ("netns", "web"), ...
 
 
@@ -184,6 +187,7 @@ class Bridge(KernelObject):
     mac: str
     mtu: int
     up: bool = True
+    ipv6: bool = False  # IPv6 on the bridge: on exactly for a network with IPv6 (its gateway6 lives there)
     source: str = field(default="", compare=False)
 
     @property
@@ -221,8 +225,12 @@ class Veth(KernelObject):
     peer_mtu: int
     host_up: bool = True
     peer_up: bool = True
-    ipv6: bool = False  # whether IPv6 is enabled on either end
+    ipv6: bool = False  # IPv6 on the peer: on exactly for a network with IPv6
+    host_ipv6: bool = False  # IPv6 on the host end: always off (a bridge port needs none; see reconciler.drivers.bridge)
     hairpin: bool = False  # hairpin mode of the host end (a container reaching its own published port)
+    # whether the peer's namespace makes new interfaces with IPv6 on (its `default`): what the peer has
+    # when created, so that only a peer that must differ costs a sysctl write
+    netns_ipv6: bool = field(default=False, compare=False)
     source: str = field(default="", compare=False)
 
     @property
@@ -278,7 +286,7 @@ class Address(KernelObject):
         return _interface_needs(self.netns, self.ifname)
 
     def provides(self) -> set[Token]:
-        return {self.key, ("addresses", self.netns, self.ifname)}
+        return {self.key, ("addresses", self.netns, self.ifname, self.family)}
 
     def claims(self) -> set[Token]:
         return {("ip", self.cidr.split("/")[0])}
@@ -289,7 +297,8 @@ class Address(KernelObject):
 
 @dataclass(frozen=True)
 class Route(KernelObject):
-    """A route in a container namespace's main table; `dst` "default" or a CIDR."""
+    """A route in a container namespace's main table; `dst` "default" or a CIDR. Each IP
+    version has its own table, so its `family` (4 or 6) is part of the key."""
 
     kind: ClassVar[str] = "route"
     rank: ClassVar[int] = 5
@@ -297,31 +306,35 @@ class Route(KernelObject):
     dst: str
     gateway: str
     ifname: str
+    family: int = 0  # 0: the version of the gateway, else of `dst`; a gatewayless default route is IPv4
     source: str = field(default="", compare=False)
 
-    @property
-    def family(self) -> int:
-        """The IP version (4 or 6) of the gateway, else of `dst`; a gatewayless default route is IPv4."""
-        if self.gateway:
-            return ip_address(self.gateway).version
-        return 4 if self.dst == "default" else ip_interface(self.dst).version
+    def __post_init__(self) -> None:
+        if not self.family:
+            if self.gateway:
+                family = ip_address(self.gateway).version
+            else:
+                family = 4 if self.dst == "default" else ip_interface(self.dst).version
+            object.__setattr__(self, "family", family)
 
     @property
     def key(self) -> tuple:
-        return ("route", self.netns, self.dst)
+        return ("route", self.netns, self.family, self.dst)
 
     @property
     def name(self) -> str:
         return f"{self.dst} via {self.gateway} dev {self.ifname} in {self.netns or 'host'}"
 
     def needs(self) -> set[Token]:
-        return _interface_needs(self.netns, self.ifname) | {("addresses", self.netns, self.ifname)}
+        return _interface_needs(self.netns, self.ifname) | {("addresses", self.netns, self.ifname, self.family)}
 
     def goes_with(self) -> set[Token]:
         return {("netns", self.netns), ("interface", self.netns, self.ifname)}
 
     def dropped_with(self) -> set[Token]:
-        return {("addresses", self.netns, self.ifname)}
+        # the kernel flushes IPv4 routes through an interface that loses its last IPv4
+        # address; IPv6 routes stay
+        return {("addresses", self.netns, self.ifname, 4)} if self.family == 4 else set()
 
 
 def _interface_needs(netns: str, ifname: str) -> set[Token]:
@@ -408,7 +421,7 @@ class Sysctl(KernelObject):
     def needs(self) -> set[Token]:
         if self.setting.startswith("net/ipv4/conf/"):  # a setting of an interface: of a bridge
             return {("bridge", self.setting.split("/")[3])}
-        if self.setting.replace("/", ".") == IP_FORWARD:
+        if self.setting.replace("/", ".") in FORWARDING.values():
             return {("firewall", self.netns)}  # forwarding is switched on behind the firewall
         return set()
 
