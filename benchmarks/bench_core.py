@@ -12,9 +12,13 @@ For each N (default 100 and 1000) this runs, in ONE invocation:
 2. netreconcile, each step a fresh process (wall time around it, peak RSS of
    that child from os.wait4): from-scratch `apply`, no-op `apply` (must report
    "actions": []), `apply` after giving container 0 a static address, `destroy`.
-3. A table with seconds, the ratio to the baseline, peak RSS, and the targets
+3. With --ipv6, step 2 again on a dual-stack network (`enable_ipv6`, a /64 `subnet6`):
+   every container also gets an IPv6 address and default route, with IPv6 on in its
+   namespace (the second apply changes its IPv6 address too).
+4. A table with seconds, the ratio to the baseline, peak RSS, and the targets
    (defined for N=1000): from-scratch apply <= baseline/10, no-op < 1 s,
-   destroy < 2 s, peak memory < 200 MB.
+   destroy < 2 s, peak memory < 200 MB; with --ipv6 also dual-stack apply from
+   scratch <= 1.5x the IPv4-only one of the same run.
 
 SAFETY: everything lives in network namespaces whose names start with a unique
 prefix (bnXXXX); all of them are deleted at the end, also on failure, Ctrl-C or
@@ -25,7 +29,7 @@ with PYTHONDONTWRITEBYTECODE unset and the package compiled first, untimed: the 
 what an installed package costs, not the recompilation the tests' environment forces.
 
 Needs root. Usage:
-    python benchmarks/bench_core.py [--sizes 100,1000] [--json FILE]
+    python benchmarks/bench_core.py [--sizes 100,1000] [--ipv6] [--json FILE]
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ NETNS_DIR = Path("/run/netns")
 SUBNET = ipaddress.IPv4Network("10.88.0.0/16")
 GATEWAY = SUBNET.network_address + 1
 STATIC_ADDRESS = ipaddress.IPv4Address("10.88.250.250")  # container 0's new address in the second spec
+SUBNET6 = ipaddress.IPv6Network("fd42:88::/64")
+STATIC_ADDRESS6 = ipaddress.IPv6Address("fd42:88::fa:fa")
 STEP_TIMEOUT = 1800.0  # seconds; a step that takes longer is killed and the run fails
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,6 +63,8 @@ TARGET_APPLY_RATIO = 10.0  # from-scratch apply must be at least 10x faster than
 TARGET_NOOP_S = 1.0
 TARGET_DESTROY_S = 2.0
 TARGET_RSS_MB = 200.0
+TARGET_DUAL_STACK_RATIO = 1.5  # dual-stack apply from scratch within 1.5x of the IPv4-only one
+DUAL_STACK = "dual-stack "  # prefix of the names of the dual-stack steps
 
 
 class BenchError(RuntimeError):
@@ -243,19 +251,21 @@ def baseline_script(host: str, containers: list[str]) -> str:
 
 # ---------------------------------------------------------------- netreconcile
 
-def spec_text(bridge: str, containers: list[str], static_first: bool) -> str:
+def spec_text(bridge: str, containers: list[str], static_first: bool, ipv6: bool = False) -> str:
     lines = [
         "version: 1",
         "networks:",
         "  bench:",
         f"    bridge: {bridge}",
         f"    subnet: {SUBNET}",
+        *([f"    enable_ipv6: true", f"    subnet6: {SUBNET6}"] if ipv6 else []),
         "containers:",
     ]
+    static = f"ipv4_address: {STATIC_ADDRESS}" + (f", ipv6_address: '{STATIC_ADDRESS6}'" if ipv6 else "")
     for index, name in enumerate(containers):
         lines.append(f"  {name}:")
         if index == 0 and static_first:
-            lines.append(f"    networks: {{bench: {{ipv4_address: {STATIC_ADDRESS}}}}}")
+            lines.append(f"    networks: {{bench: {{{static}}}}}")
         else:
             lines.append("    networks: [bench]")
     return "\n".join(lines) + "\n"
@@ -291,7 +301,7 @@ class SizeResult:
     targets: dict = field(default_factory=dict)
 
 
-def run_size(n: int, prefix: str, runner: Runner, scratch: Path) -> SizeResult:
+def run_size(n: int, prefix: str, runner: Runner, scratch: Path, ipv6: bool = False) -> SizeResult:
     tag = f"{prefix}n{n}"
     # ---- 1. baseline
     host_base = f"{tag}-hb"
@@ -309,24 +319,35 @@ def run_size(n: int, prefix: str, runner: Runner, scratch: Path) -> SizeResult:
     delete_netns([host_base, *base_containers])
     out = SizeResult(n, baseline)
 
-    # ---- 2. netreconcile
+    # ---- 2. netreconcile (3. dual stack)
+    out.steps += run_netreconcile(n, tag, f"{prefix}br{n}"[:15], runner, scratch, ipv6=False)
+    if ipv6:
+        out.steps += run_netreconcile(n, f"{tag}d", f"{prefix}bd{n}"[:15], runner, scratch, ipv6=True)
+    delete_netns(netns_with_prefix(tag))
+    out.targets = evaluate_targets(out)
+    return out
+
+
+def run_netreconcile(n: int, tag: str, bridge: str, runner: Runner, scratch: Path, ipv6: bool) -> list[Step]:
+    """The four netreconcile steps on a spec of N containers (dual stack with `ipv6`)."""
+    label = DUAL_STACK if ipv6 else ""
     host_nr = f"{tag}-hnr"
-    bridge = f"{prefix}br{n}"[:15]
     containers = [f"{tag}-c{i}" for i in range(n)]
-    spec1 = scratch / f"spec-{n}.yaml"
-    spec2 = scratch / f"spec-{n}-static.yaml"
-    spec1.write_text(spec_text(bridge, containers, static_first=False))
-    spec2.write_text(spec_text(bridge, containers, static_first=True))
-    state_dir = Path(tempfile.mkdtemp(prefix=f"state-{n}-", dir=scratch))
+    spec1 = scratch / f"spec-{tag}.yaml"
+    spec2 = scratch / f"spec-{tag}-static.yaml"
+    spec1.write_text(spec_text(bridge, containers, static_first=False, ipv6=ipv6))
+    spec2.write_text(spec_text(bridge, containers, static_first=True, ipv6=ipv6))
+    state_dir = Path(tempfile.mkdtemp(prefix=f"state-{tag}-", dir=scratch))
     base = [sys.executable, "-m", "reconciler", "--host-netns", host_nr, "--state-dir", str(state_dir)]
     create_host_netns(host_nr)
 
     plan = [
-        ("apply from scratch", ["apply", str(spec1), "-o", "json"]),
-        ("apply no-op", ["apply", str(spec1), "-o", "json"]),
-        ("apply, 1 address changed", ["apply", str(spec2), "-o", "json"]),
-        ("destroy", ["destroy", str(spec2), "-o", "json"]),
+        (f"{label}apply from scratch", ["apply", str(spec1), "-o", "json"]),
+        (f"{label}apply no-op", ["apply", str(spec1), "-o", "json"]),
+        (f"{label}apply, 1 address changed", ["apply", str(spec2), "-o", "json"]),
+        (f"{label}destroy", ["destroy", str(spec2), "-o", "json"]),
     ]
+    steps = []
     for name, args in plan:
         idle_wait, idle_ok = wait_for_idle()
         log(f"N={n}: netreconcile {name}")
@@ -340,25 +361,33 @@ def run_size(n: int, prefix: str, runner: Runner, scratch: Path) -> SizeResult:
         actions = len(document.get("actions", []))
         step = Step(name, result.seconds, result.max_rss_mb, result.user_s, result.sys_s, actions, idle_wait, idle_ok,
                     result.other_cpu)
-        out.steps.append(step)
+        steps.append(step)
         log(f"N={n}: {name}: {result.seconds:.3f} s, {actions} action(s), {result.max_rss_mb:.0f} MB")
-        if name == "apply from scratch":
+        if name.endswith("apply from scratch"):
             present = set(netns_with_prefix(f"{tag}-c"))
             missing = [c for c in containers if c not in present]
             if missing or actions == 0:
                 raise BenchError(f"from-scratch apply (N={n}): {actions} action(s), "
                                  f"{len(missing)} container namespace(s) missing, e.g. {missing[:3]}")
-        elif name == "apply no-op" and document.get("actions") != []:
+            if ipv6:
+                check_dual_stack(containers[-1])
+        elif name.endswith("apply no-op") and document.get("actions") != []:
             raise BenchError(f"no-op apply (N={n}) was not a no-op: {actions} action(s), e.g. "
                              f"{json.dumps(document['actions'][:3])}")
-        elif name == "apply, 1 address changed" and actions == 0:
+        elif name.endswith("apply, 1 address changed") and actions == 0:
             raise BenchError(f"apply after changing container 0's address (N={n}) reported no actions")
-    out.leftover_container_netns_after_destroy = len(netns_with_prefix(f"{tag}-c"))
-    if out.leftover_container_netns_after_destroy:
-        raise BenchError(f"destroy (N={n}) left {out.leftover_container_netns_after_destroy} container namespace(s)")
-    delete_netns(netns_with_prefix(tag))
-    out.targets = evaluate_targets(out)
-    return out
+    leftover = len(netns_with_prefix(f"{tag}-c"))
+    if leftover:
+        raise BenchError(f"{label}destroy (N={n}) left {leftover} container namespace(s)")
+    return steps
+
+
+def check_dual_stack(container: str) -> None:
+    """The last container has an address of subnet6: the dual-stack run measured what it claims."""
+    result = subprocess.run(["ip", "-n", container, "-6", "-o", "addr", "show", "scope", "global"],
+                            capture_output=True, text=True)
+    if str(SUBNET6.network_address).rstrip(":") not in result.stdout:
+        raise BenchError(f"dual-stack apply: {container} has no address of {SUBNET6}: {result.stdout or result.stderr}")
 
 
 # ---------------------------------------------------------------- report
@@ -373,6 +402,12 @@ def evaluate_targets(result: SizeResult) -> dict:
     destroy = step_by_name(result, "destroy")
     peak = max(s.max_rss_mb for s in result.steps)
     limit = result.baseline.seconds / TARGET_APPLY_RATIO
+    dual = next((s for s in result.steps if s.name == f"{DUAL_STACK}apply from scratch"), None)
+    dual_stack = {} if dual is None else {
+        "dual-stack apply <= 1.5x IPv4-only apply": {
+            "value": dual.seconds, "limit": apply.seconds * TARGET_DUAL_STACK_RATIO, "unit": "s",
+            "pass": dual.seconds <= apply.seconds * TARGET_DUAL_STACK_RATIO},
+    }
     return {
         "from-scratch apply <= baseline/10": {"value": apply.seconds, "limit": limit, "unit": "s",
                                               "pass": apply.seconds <= limit},
@@ -382,6 +417,7 @@ def evaluate_targets(result: SizeResult) -> dict:
                           "pass": destroy.seconds < TARGET_DESTROY_S},
         "peak memory < 200 MB": {"value": peak, "limit": TARGET_RSS_MB, "unit": "MB",
                                  "pass": peak < TARGET_RSS_MB},
+        **dual_stack,
     }
 
 
@@ -453,6 +489,8 @@ def parse_sizes(text: str) -> list[int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=parse_sizes, default=[100, 1000], help="comma-separated N (default 100,1000)")
+    parser.add_argument("--ipv6", action="store_true",
+                        help="also run netreconcile's steps on a dual-stack network (enable_ipv6, a /64 subnet6)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch dir (scripts, specs, logs)")
     args = parser.parse_args()
@@ -488,7 +526,7 @@ def main() -> int:
     try:
         startup = measure_startup(runner)
         for n in args.sizes:
-            results.append(run_size(n, prefix, runner, scratch))
+            results.append(run_size(n, prefix, runner, scratch, ipv6=args.ipv6))
     except BenchError as error:
         print(f"\nBENCHMARK FAILED: {error}", file=sys.stderr)
         code = 1

@@ -84,15 +84,16 @@ class World:
         self.serve(box.name("web"), "udp", 5300)
         return spec
 
-    def serve(self, netns: str, protocol: str, port: int) -> None:
+    def serve(self, netns: str, protocol: str, port: int, bind: str = "0.0.0.0") -> None:
+        """An echo server on bind:port (`::`: IPv6 only), once it listens."""
         self.servers.append(subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, str(TESTS / "echo_server.py"), protocol, "0.0.0.0",
-             str(port)],
+            ["ip", "netns", "exec", netns, sys.executable, str(TESTS / "echo_server.py"), protocol, bind, str(port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))
         flag = "-ltn" if protocol == "tcp" else "-lun"
+        listening = f"[{bind}]:{port} " if ":" in bind else f"{bind}:{port} "
         deadline = time.monotonic() + 10
-        while f":{port} " not in sh(f"ip netns exec {netns} ss -H {flag}"):
+        while listening not in sh(f"ip netns exec {netns} ss -H {flag}"):
             assert time.monotonic() < deadline, f"the {protocol} server in {netns} did not start"
             time.sleep(0.05)
 

@@ -542,12 +542,12 @@ BAD_SPECS = [
          "(netreconcile does not pick random host ports)"),
         ("with empty host port", '"127.0.0.1::53"', 24, "'127.0.0.1::53' gives no host port: write "
          "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (netreconcile does not pick random host ports)"),
-        ("twice", '"8080:81"', 24, "host port 0.0.0.0:8080/tcp is already published by containers.web.ports.0 "
+        ("twice", '"8080:81"', 24, "host port 8080/tcp is already published by containers.web.ports.0 "
          "(spec.yaml:8:13)"),
         ("on an address while published on all", '"127.0.0.1:8080:81"', 24,
          "host port 127.0.0.1:8080/tcp is already published by containers.web.ports.0 (spec.yaml:8:13)"),
         ("in an overlapping range", '"8070-8090:8070-8090"', 24,
-         "host port 0.0.0.0:8070-8090/tcp is already published by containers.web.ports.0 (spec.yaml:8:13)"),
+         "host port 8070-8090/tcp is already published by containers.web.ports.0 (spec.yaml:8:13)"),
         ("protocol", '"53:53/sctp"', 24, "unknown protocol 'sctp' in '53:53/sctp': use tcp or udp"),
         ("out of range", '"0:53"', 24, "host port 0 in '0:53' is out of range (1-65535)"),
         ("container port out of range", '"53:65536"', 24, "container port 65536 in '53:65536' is out of range (1-65535)"),
@@ -555,8 +555,11 @@ BAD_SPECS = [
         ("backwards range", '"90-80:90-80"', 24, "host port range '90-80' in '90-80:90-80' ends before it starts"),
         ("ranges of different lengths", '"1-3:1-2"', 24,
          "'1-3:1-2': the host range has 3 ports and the container range 2; they must be the same length"),
-        ("host ip not an address", '"localhost:53:53"', 24, "'localhost' in 'localhost:53:53' is not an IPv4 address"),
-        ("on IPv6", '"[::1]:53:53"', 24, "'[::1]:53:53' publishes on an IPv6 address; netreconcile networks are IPv4 only"),
+        ("host ip not an address", '"localhost:53:53"', 24, "'localhost' in 'localhost:53:53' is not an IP address"),
+        ("on an IPv6 address with a zone", '"[fe80::1%eth0]:53:53"', 24,
+         "'[fe80::1%eth0]' in '[fe80::1%eth0]:53:53' has a zone: publish on an address of the host, without '%'"),
+        ("on 0.0.0.0 while published on all", '"0.0.0.0:8080:81"', 24,
+         "host port 0.0.0.0:8080/tcp is already published by containers.web.ports.0 (spec.yaml:8:13)"),
         ("moved ranges over the budget", '"10000-14096:20000-24096"', 24,
          "ranges moved to other container ports may publish at most 4096 ports in one spec (each is one firewall "
          "map element), and this entry brings them to 4097; publish the range on the same ports "

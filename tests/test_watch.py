@@ -159,6 +159,27 @@ def test_hand_changes_to_links_files_and_the_firewall_are_repaired_by_events(wat
     assert watch.stop() == 0
 
 
+def test_an_ipv6_address_deleted_by_hand_is_repaired_by_its_own_event(watch):
+    box = watch.sandbox
+    dual_stack = SPEC.replace("    subnet: 172.26.0.0/24\n",
+                              "    subnet: 172.26.0.0/24\n    enable_ipv6: true\n    subnet6: fd42:26::/64\n")
+    watch.spec = box.write_spec(dual_stack.format(resolv=watch.resolv), "dual-stack.yaml")
+    watch.start()
+    watch.settle()
+    web = box.name("web")
+
+    def web_ipv6() -> str:
+        return sh(f"ip -n {web} -6 -o addr show dev eth0 scope global")
+
+    assert "fd42:26::2/64" in web_ipv6()
+    passes = len(watch.passes())
+    # no link, no IPv4 change: only web's IPv6 address (and prefix route) events tell of it at once
+    sh(f"ip -n {web} -6 addr del fd42:26::2/64 dev eth0")
+    watch.reacts(lambda: "fd42:26::2/64" in web_ipv6(), "the deleted IPv6 address is back")
+    assert any(f"netlink:{web}" in line["trigger"].split(",") for line in watch.passes()[passes:]), watch.tail()
+    assert watch.stop() == 0
+
+
 def test_spec_edits_apply_also_when_saved_by_rename_and_invalid_ones_change_nothing(watch):
     box = watch.sandbox
     watch.start()

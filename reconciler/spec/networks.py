@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network, IPv6Network
+from typing import Any
 
 from reconciler import drivers
 from reconciler.spec.document import PathKey, SectionReader
+from reconciler.spec.ports import IPAddress
 from reconciler.spec.types import ContainerSpec, HostSpec, NetworkSpec
 from reconciler.spec.values import (
     absolute_path_issue,
@@ -18,49 +20,67 @@ from reconciler.spec.values import (
     parse_subnet,
 )
 
+IPV6_KEYS = ("subnet6", "gateway6", "masquerade6")  # the keys that need enable_ipv6: true
 
-class _EarlierNetworks:
-    """Networks seen so far, indexed so that checking a new one costs O(log n), not
-    O(n): a spec with thousands of networks must not take minutes to validate.
+
+class _SubnetIndex:
+    """The subnets of one IP version seen so far, indexed so that checking a new one
+    costs O(log n), not O(n): a spec with thousands of networks must not take minutes
+    to validate.
 
     CIDR blocks are either disjoint or nested, so the earlier blocks overlapping a new
-    one are the (at most 33) blocks that contain it, found by their exact key, plus
-    the blocks that start inside it, found by bisection."""
+    one are the (at most 33, or 129 for IPv6) blocks that contain it, found by their
+    exact key, plus the blocks that start inside it, found by bisection."""
 
-    def __init__(self) -> None:
-        self.by_host_name: dict[str, NetworkSpec] = {}  # by the host-wide name its driver gives it (the bridge)
-        self._by_block: dict[tuple[int, int], list[tuple[int, NetworkSpec]]] = {}
+    def __init__(self, bits: int) -> None:
+        self.bits = bits
+        self._by_block: dict[tuple[int, int], list[NetworkSpec]] = {}
         self._starts: list[int] = []  # sorted first addresses of the subnets
         self._inside: list[tuple[int, NetworkSpec]] = []  # (prefix length, network) by start
-        self._count = 0
 
-    def add(self, network: NetworkSpec) -> None:
-        self.by_host_name.setdefault(drivers.driver_for(network.driver).host_name(network), network)
-        start, prefix = int(network.subnet.network_address), network.subnet.prefixlen
-        self._by_block.setdefault((start, prefix), []).append((self._count, network))
+    def add(self, subnet: IPv4Network | IPv6Network, network: NetworkSpec) -> None:
+        start, prefix = int(subnet.network_address), subnet.prefixlen
+        self._by_block.setdefault((start, prefix), []).append(network)
         index = bisect.bisect_right(self._starts, start)
         self._starts.insert(index, start)
         self._inside.insert(index, (prefix, network))
-        self._count += 1
 
-    def overlapping(self, subnet: IPv4Network) -> list[NetworkSpec]:
-        """Earlier networks whose subnet overlaps `subnet`, in spec order."""
+    def overlapping(self, subnet: IPv4Network | IPv6Network) -> list[NetworkSpec]:
+        """Earlier networks whose subnet overlaps `subnet`, in no particular order."""
         start, prefix = int(subnet.network_address), subnet.prefixlen
+        every_bit = (1 << self.bits) - 1
         found: dict[int, NetworkSpec] = {}
         for length in range(prefix + 1):  # blocks containing (or equal to) this one
-            mask = (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
-            for _, network in self._by_block.get((start & mask, length), ()):
+            mask = every_bit ^ (every_bit >> length)
+            for network in self._by_block.get((start & mask, length), ()):
                 found[id(network)] = network
         low = bisect.bisect_left(self._starts, start)
-        high = bisect.bisect_right(self._starts, int(subnet.broadcast_address))
+        high = bisect.bisect_right(self._starts, int(subnet.network_address) + subnet.num_addresses - 1)
         for other_prefix, network in self._inside[low:high]:  # blocks strictly inside it
             if other_prefix > prefix:
                 found[id(network)] = network
-        return sorted(found.values(), key=self._order)
+        return list(found.values())
 
-    def _order(self, network: NetworkSpec) -> int:
-        key = (int(network.subnet.network_address), network.subnet.prefixlen)
-        return next(order for order, other in self._by_block[key] if other is network)
+
+class _EarlierNetworks:
+    """Networks seen so far: by the host-wide name their driver gives them, and by
+    subnet, one index per IP version."""
+
+    def __init__(self) -> None:
+        self.by_host_name: dict[str, NetworkSpec] = {}  # by the host-wide name its driver gives it (the bridge)
+        self._subnets = {4: _SubnetIndex(32), 6: _SubnetIndex(128)}
+        self._order: dict[int, int] = {}  # id(network) -> its place in the spec
+
+    def add(self, network: NetworkSpec) -> None:
+        self.by_host_name.setdefault(drivers.driver_for(network.driver).host_name(network), network)
+        self._order[id(network)] = len(self._order)
+        for version in network.families:
+            self._subnets[version].add(network.subnet_of(version), network)
+
+    def overlapping(self, subnet: IPv4Network | IPv6Network) -> list[NetworkSpec]:
+        """Earlier networks whose subnet of `subnet`'s IP version overlaps it, in spec order."""
+        found = self._subnets[subnet.version].overlapping(subnet)
+        return sorted(found, key=lambda network: self._order[id(network)])
 
 
 class NetworkSection(SectionReader):
@@ -110,9 +130,10 @@ class NetworkSection(SectionReader):
     def _network(self, path: PathKey) -> NetworkSpec | None:
         driver = self._driver(path)
         options = driver.read_options(self, path)
-        subnet = self._subnet((*path, "subnet"))
+        subnet = self._subnet((*path, "subnet"), 4)
         if subnet is None:
             return None
+        ipv6 = self._ipv6_settings(path)
         return NetworkSpec(
             name=str(path[-1]),
             subnet=subnet,
@@ -121,33 +142,57 @@ class NetworkSection(SectionReader):
             icc=self._bool((*path, "icc"), NetworkSpec.icc),
             masquerade=self._bool((*path, "masquerade"), NetworkSpec.masquerade),
             internal=self._bool((*path, "internal"), NetworkSpec.internal),
-            aux_addresses=self._aux_addresses((*path, "aux_addresses"), subnet),
+            aux_addresses=self._aux_addresses((*path, "aux_addresses"), subnet, ipv6["subnet6"]),
             driver=driver.name,
             location=self.doc.key_location(path),
+            **ipv6,
             **options,
         )
 
-    def _subnet(self, path: PathKey) -> IPv4Network | None:
+    def _ipv6_settings(self, path: PathKey) -> dict[str, Any]:
+        """enable_ipv6, subnet6, gateway6 and masquerade6 as NetworkSpec fields: the last
+        three only with enable_ipv6: true, which needs subnet6."""
+        enabled = self._bool((*path, "enable_ipv6"), NetworkSpec.enable_ipv6)
+        if not enabled:
+            for key in IPV6_KEYS:
+                if self.doc.get((*path, key)) is not None:
+                    self.doc.problem((*path, key), f"'{key}' needs enable_ipv6: true", at_key=True)
+            return {"subnet6": None}
+        subnet6 = self._subnet((*path, "subnet6"), 6)
+        if subnet6 is None and self.doc.get((*path, "subnet6")) is None:
+            self.doc.problem((*path, "enable_ipv6"), "enable_ipv6: true needs subnet6 (an IPv6 network such as "
+                             "fd42:db8:10::/64)")
+        return {
+            "enable_ipv6": True,
+            "subnet6": subnet6,
+            "gateway6": None if subnet6 is None else self._gateway((*path, "gateway6"), subnet6),
+            "masquerade6": self._bool((*path, "masquerade6"), NetworkSpec.masquerade6),
+        }
+
+    def _subnet(self, path: PathKey, version: int) -> IPv4Network | IPv6Network | None:
         text = self._string(path)
         if text is None:
             return None
-        subnet, issue = parse_subnet(text)
+        subnet, issue = parse_subnet(text, version)
         if issue:
             self.doc.problem(path, issue)
         return subnet
 
-    def _gateway(self, path: PathKey, subnet: IPv4Network) -> IPv4Address:
+    def _gateway(self, path: PathKey, subnet: IPv4Network | IPv6Network) -> IPAddress:
         default = subnet.network_address + 1
-        gateway = self._address(path, subnet)
+        gateway = self._address(path, subnet, subnet.version)
         return default if gateway is None else gateway
 
-    def _address(self, path: PathKey, subnet: IPv4Network | None) -> IPv4Address | None:
-        """The IPv4 address at `path`, if valid and (given a subnet) a host address in it."""
+    def _address(
+        self, path: PathKey, subnet: IPv4Network | IPv6Network | None, version: int = 4
+    ) -> IPAddress | None:
+        """The address of IP version `version` at `path`, if valid and (given a subnet) a
+        host address in it."""
         text = self._string(path)
         if text is None:
             return None
-        address = parse_address(text)
-        issue = f"{text!r} is not an IPv4 address" if address is None else None
+        address = parse_address(text, version)
+        issue = f"{text!r} is not an IPv{version} address" if address is None else None
         if address is not None and subnet is not None:
             issue = host_address_issue(address, subnet)
         if issue:
@@ -155,25 +200,44 @@ class NetworkSection(SectionReader):
             return None
         return address
 
-    def _aux_addresses(self, path: PathKey, subnet: IPv4Network) -> tuple[IPv4Address, ...]:
+    def _aux_addresses(
+        self, path: PathKey, subnet: IPv4Network, subnet6: IPv6Network | None
+    ) -> tuple[IPAddress, ...]:
+        """The reserved addresses, each in the subnet of its IP version."""
         raw = self.doc.get(path)
         keys = list(raw) if isinstance(raw, dict) else range(len(raw)) if isinstance(raw, list) else []
-        addresses = (self._address((*path, key), subnet) for key in keys)
+        addresses = (self._aux_address((*path, key), subnet, subnet6) for key in keys)
         return tuple(dict.fromkeys(address for address in addresses if address is not None))
 
+    def _aux_address(self, path: PathKey, subnet: IPv4Network, subnet6: IPv6Network | None) -> IPAddress | None:
+        text = self._string(path)
+        if text is None or ":" not in text:
+            return self._address(path, subnet)
+        if subnet6 is None and parse_address(text, 6) is not None:
+            network = f"network {path[1]!r}"
+            self.doc.problem(path, f"{text} is an IPv6 address but {network} has no IPv6: "
+                             "set enable_ipv6: true and subnet6")
+            return None
+        return self._address(path, subnet6, 6)
+
     def _check_against_earlier(self, path: PathKey, network: NetworkSpec, earlier: _EarlierNetworks) -> None:
-        for other in earlier.overlapping(network.subnet):
-            message = f"{network.subnet} overlaps {other.subnet} of network {other.name!r}"
-            self.doc.problem((*path, "subnet"), message)
+        for version in network.families:
+            subnet = network.subnet_of(version)
+            key = "subnet" if version == 4 else "subnet6"
+            for other in earlier.overlapping(subnet):
+                message = f"{subnet} overlaps {other.subnet_of(version)} of network {other.name!r}"
+                self.doc.problem((*path, key), message)
         drivers.driver_for(network.driver).check_unique(self, path, network, earlier.by_host_name)
 
     def _check_capacity(self, networks: list[NetworkSpec], containers: list[ContainerSpec]) -> None:
         attached = Counter(a.network for container in containers for a in container.networks)
         for network in networks:
-            count, free = attached[network.name], free_addresses(network)
-            if count > free:
-                message = (
-                    f"{count} containers are attached but the subnet {network.subnet} "
-                    f"has only {free} free addresses"
-                )
-                self.doc.problem(("networks", network.name), message, at_key=True)
+            count = attached[network.name]
+            for version in network.families:  # every attached container gets an address of each
+                free = free_addresses(network, version)
+                if count > free:
+                    message = (
+                        f"{count} containers are attached but the subnet {network.subnet_of(version)} "
+                        f"has only {free} free addresses"
+                    )
+                    self.doc.problem(("networks", network.name), message, at_key=True)

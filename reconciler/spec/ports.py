@@ -1,6 +1,7 @@
 """Published ports: Compose's short syntax parsed into PortMapping values; pure.
 
-`[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp]`. Unlike Docker, a host port
+`[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|udp]`; an IPv6 HOST_IP is written
+bracketed or not (`[::1]:8080:80`, `::1:8080:80`), as Docker reads it. Unlike Docker, a host port
 must always be given: a declarative spec cannot publish on a port picked at random,
 and a host range maps one to one onto a container range of the same length.
 """
@@ -9,12 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Union
 
 IPAddress = Union[IPv4Address, IPv6Address]
 PROTOCOLS = ("tcp", "udp")
-WILDCARD = IPv4Address("0.0.0.0")
 _RANGE_RE = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?")
 SYNTAX = "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]"
 
@@ -68,8 +68,14 @@ class PortMapping:
         return port_range(self.container_first, self.container_last)
 
     def __str__(self) -> str:
-        host = f"{self.host_ip}:" if self.host_ip is not None else ""
-        return f"{host}{self.host_ports}:{self.container_ports}/{self.protocol}"
+        return f"{host_ip_prefix(self.host_ip)}{self.host_ports}:{self.container_ports}/{self.protocol}"
+
+
+def host_ip_prefix(host_ip: IPAddress | None) -> str:
+    """'' without a host IP, '198.51.100.7:' or '[2001:db8::5]:' (bracketed: the port follows)."""
+    if host_ip is None:
+        return ""
+    return f"[{host_ip}]:" if host_ip.version == 6 else f"{host_ip}:"
 
 
 def port_range(first: int, last: int) -> str:
@@ -83,21 +89,15 @@ def parse_port(value: str | int) -> PortMapping:
     protocol = protocol.lower() if slash else "tcp"
     if protocol not in PROTOCOLS:
         raise PortError(f"unknown protocol {protocol!r} in {text!r}: use tcp or udp")
-    if body.startswith("["):
-        raise PortError(f"{text!r} publishes on an IPv6 address; netreconcile networks are IPv4 only")
-    parts = body.rsplit(":", 2)
-    if len(parts) == 1:
+    host_ip_text, ports = _split_host_ip(body, text)
+    if len(ports) > 2:
+        raise PortError(f"{text!r} has too many ':' for {SYNTAX} (write an IPv6 host IP in brackets: [::1]:8080:80)")
+    if len(ports) != 2 or not ports[0]:
         raise PortError(
             f"{text!r} gives no host port: write {SYNTAX} (netreconcile does not pick random host ports)"
         )
-    host_ip = None
-    if len(parts) == 3:
-        host_ip = _host_ip(parts[0], text)
-    host, container = parts[-2], parts[-1]
-    if not host:
-        raise PortError(
-            f"{text!r} gives no host port: write {SYNTAX} (netreconcile does not pick random host ports)"
-        )
+    host_ip = None if host_ip_text is None else _host_ip(host_ip_text, text)
+    host, container = ports
     host_first, host_last = _port_range(host, text, "host")
     container_first, container_last = _port_range(container, text, "container")
     if host_last - host_first != container_last - container_first:
@@ -108,14 +108,33 @@ def parse_port(value: str | int) -> PortMapping:
     return PortMapping(host_ip, host_first, host_last, container_first, protocol)
 
 
-def _host_ip(text: str, entry: str) -> IPv4Address | None:
-    if ":" in text:
-        raise PortError(f"{entry!r} publishes on an IPv6 address; netreconcile networks are IPv4 only")
+def _split_host_ip(body: str, entry: str) -> tuple[str | None, list[str]]:
+    """The host IP as written (None without one) and the port fields after it."""
+    if body.startswith("["):
+        close = body.find("]") + 1
+        if not close or not body[close:].startswith(":"):
+            raise PortError(f"{entry!r}: write a bracketed host IP as [ADDRESS]:HOST_PORT:CONTAINER_PORT")
+        return body[:close], body[close + 1:].split(":")
+    # Docker splits from the right, so an unbracketed IPv6 host IP keeps its colons
+    parts = body.rsplit(":", 2)
+    return (parts[0], parts[1:]) if len(parts) == 3 else (None, parts)
+
+
+def _host_ip(text: str, entry: str) -> IPAddress:
+    """The host IP as written: IPv4 or IPv6 (bracketed or not); 0.0.0.0 and :: stay
+    themselves (every address of that family only); an IPv4-mapped IPv6 address is the
+    IPv4 address it maps (Docker)."""
+    bracketed = text.startswith("[") and text.endswith("]")
+    address_text = text[1:-1] if bracketed else text
+    if "%" in address_text:
+        raise PortError(f"{text!r} in {entry!r} has a zone: publish on an address of the host, without '%'")
     try:
-        address = IPv4Address(text)
+        address = ip_address(address_text)
     except ValueError:
-        raise PortError(f"{text!r} in {entry!r} is not an IPv4 address") from None
-    return None if address == WILDCARD else address
+        raise PortError(f"{text!r} in {entry!r} is not an IP address") from None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def _port_range(text: str, entry: str, side: str) -> tuple[int, int]:

@@ -47,7 +47,7 @@ class NetworkSpec:
     icc: bool = True
     masquerade: bool = True
     internal: bool = False
-    aux_addresses: tuple[IPv4Address, ...] = ()
+    aux_addresses: tuple[IPv4Address | IPv6Address, ...] = ()  # each in the subnet of its IP version
     driver: str = "bridge"
     enable_ipv6: bool = False
     subnet6: IPv6Network | None = None  # set exactly when enable_ipv6

@@ -7,11 +7,11 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Iterator
-from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
+from ipaddress import AddressValueError, IPv4Address, IPv4Network, IPv6Address, IPv6Network, NetmaskValueError
 
 from reconciler.render.resolvconf import validate_nameserver
 from reconciler.spec.document import PathKey, show
-from reconciler.spec.ports import PortMapping
+from reconciler.spec.ports import IPAddress, PortMapping, host_ip_prefix
 from reconciler.spec.types import NetworkSpec
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -91,41 +91,62 @@ def absolute_path_issue(text: str) -> str | None:
     return None
 
 
-def parse_subnet(text: str) -> tuple[IPv4Network | None, str | None]:
-    """The subnet, or None and why not."""
+# blocks a subnet6 must not touch: their addresses are not unicast addresses a bridge can route
+_NOT_FOR_SUBNET6 = (
+    ("the unspecified address", IPv6Network("::/128")),
+    ("the loopback address", IPv6Network("::1/128")),
+    ("the IPv4-mapped block", IPv6Network("::ffff:0:0/96")),
+    ("the link-local block", IPv6Network("fe80::/10")),
+    ("the multicast block", IPv6Network("ff00::/8")),
+)
+# the longest prefix of a subnet, by IP version: room for the gateway and a few containers
+MAX_PREFIX = {4: 30, 6: 124}
+
+
+def parse_subnet(text: str, version: int = 4) -> tuple[IPv4Network | IPv6Network | None, str | None]:
+    """The subnet of IP version `version` (4 or 6), or None and why not."""
+    network_type = IPv4Network if version == 4 else IPv6Network
+    if "%" in text:  # Python reads an IPv6 zone into a network; no subnet has one
+        return None, f"{text!r} is not an IPv{version} network: a subnet has no zone"
     try:
-        subnet = IPv4Network(text, strict=True)
+        subnet = network_type(text, strict=True)
     except (AddressValueError, NetmaskValueError):
-        return None, f"{text!r} is not an IPv4 network"
+        return None, f"{text!r} is not an IPv{version} network"
     except ValueError:
         # Valid apart from host bits: name the network the user probably meant.
-        meant = IPv4Network(text, strict=False)
-        return None, f"{text!r} is not an IPv4 network: host bits must be zero (did you mean '{meant}'?)"
-    if subnet.prefixlen > 30:
-        return None, f"{text!r} is too small: the prefix length must be at most 30"
+        meant = network_type(text, strict=False)
+        return None, f"{text!r} is not an IPv{version} network: host bits must be zero (did you mean '{meant}'?)"
+    if subnet.prefixlen > MAX_PREFIX[version]:
+        return None, f"{text!r} is too small: the prefix length must be at most {MAX_PREFIX[version]}"
+    for what, block in _NOT_FOR_SUBNET6 if version == 6 else ():
+        if subnet.overlaps(block):
+            return None, f"{text!r} overlaps {what} {block}: use a global or unique-local block"
     return subnet, None
 
 
-def parse_address(text: str) -> IPv4Address | None:
+def parse_address(text: str, version: int = 4) -> IPAddress | None:
+    """The address of IP version `version` (4 or 6) that `text` writes, or None (an
+    IPv6 zone is no address of a network's)."""
     try:
-        return IPv4Address(text)
+        return IPv4Address(text) if version == 4 else None if "%" in text else IPv6Address(text)
     except AddressValueError:
         return None
 
 
-def host_address_issue(address: IPv4Address, subnet: IPv4Network) -> str | None:
+def host_address_issue(address: IPAddress, subnet: IPv4Network | IPv6Network) -> str | None:
     """Why `address` cannot be a host address in `subnet`, or None."""
     if address not in subnet:
         return f"{address} is outside the subnet {subnet}"
     if address == subnet.network_address:
-        return f"{address} is the network address of {subnet}"
-    if address == subnet.broadcast_address:
+        kind = "network" if address.version == 4 else "subnet-router anycast"
+        return f"{address} is the {kind} address of {subnet}"
+    if address.version == 4 and address == subnet.broadcast_address:
         return f"{address} is the broadcast address of {subnet}"
     return None
 
 
-def reserved_issue(address: IPv4Address, network: NetworkSpec) -> str | None:
-    if address == network.gateway:
+def reserved_issue(address: IPAddress, network: NetworkSpec) -> str | None:
+    if address == network.gateway_of(address.version):
         return f"{address} is the gateway of network {network.name!r}"
     if address in network.aux_addresses:
         return f"{address} is reserved in aux_addresses of network {network.name!r}"
@@ -142,12 +163,17 @@ def mac_issue(mac: str) -> str | None:
     return None
 
 
-def free_addresses(network: NetworkSpec) -> int:
-    """Addresses the dynamic pool can hand out (static ones included)."""
-    subnet = network.subnet
-    outside_pool = {subnet.network_address, subnet.broadcast_address}
-    reserved = {network.gateway, *network.aux_addresses} - outside_pool
-    return subnet.num_addresses - 2 - len(reserved)
+def free_addresses(network: NetworkSpec, version: int = 4) -> int:
+    """Addresses the dynamic pool of the subnet of IP version `version` can hand out
+    (static ones included), counted without enumerating the subnet: IPv6 has no
+    broadcast address, and its network address is the subnet-router anycast address."""
+    subnet = network.subnet_of(version)
+    if subnet is None:
+        return 0
+    outside_pool = {subnet.network_address, subnet.broadcast_address if version == 4 else subnet.network_address}
+    aux = (address for address in network.aux_addresses if address.version == version)
+    reserved = {network.gateway_of(version), *aux} - outside_pool
+    return subnet.num_addresses - len(outside_pool) - len(reserved)
 
 
 # ports published through ranges moved to other container ports, in one spec (see
@@ -156,17 +182,27 @@ def free_addresses(network: NetworkSpec) -> int:
 MAX_MOVED_RANGE_PORTS = 4096
 
 
+# keys of the clash index besides addresses: the wildcard claims of a version, and all its claims
+_EVERY_ADDRESS = "every address"
+_ANY_CLAIM = "any claim"
+
+
 def port_clashes(
     published: list[tuple[PathKey, PortMapping]],
 ) -> Iterator[tuple[PathKey, PortMapping, PathKey]]:
     """(path, mapping, path of an earlier mapping it clashes with) for each mapping, in
     spec order, that overlaps one accepted before it (a clashing one is not accepted).
+
+    A mapping claims its ports in each IP version it publishes on (both without a host
+    IP), on one address or on every address of the version (0.0.0.0, ::, or no host IP):
+    so 0.0.0.0:80 and [::]:80 do not clash, and [::1]:80 clashes with 80 and [::]:80.
     Each check costs O(log 65536), however many ports the spec publishes."""
-    indexes: dict[tuple[str, IPv4Address | None | str], PortIndex] = {}
+    indexes: dict[tuple[str, int, IPAddress | str], PortIndex] = {}
     for path, mapping in published:
-        key = mapping.host_ip
-        # a wildcard mapping clashes with any address; a specific one with itself and wildcards
-        others = [(mapping.protocol, None), (mapping.protocol, "any address" if key is None else key)]
+        address, protocol = mapping.host_address, mapping.protocol
+        # a wildcard clashes with any claim of its version; one address with itself and wildcards
+        others = [(protocol, version, other) for version in mapping.families
+                  for other in ((_ANY_CLAIM,) if address is None else (_EVERY_ADDRESS, address))]
         earlier = None
         for other in others:
             index = indexes.get(other)
@@ -176,8 +212,10 @@ def port_clashes(
         if earlier is not None:
             yield path, mapping, earlier
             continue
-        for own in {(mapping.protocol, key), (mapping.protocol, "any address")}:
-            indexes.setdefault(own, PortIndex()).add(mapping.host_first, mapping.host_last, path)
+        for version in mapping.families:
+            for own in (_ANY_CLAIM, _EVERY_ADDRESS if address is None else address):
+                index = indexes.setdefault((protocol, version, own), PortIndex())
+                index.add(mapping.host_first, mapping.host_last, path)
 
 
 class PortIndex:
@@ -210,5 +248,6 @@ class PortIndex:
 
 
 def port_claim(mapping: PortMapping) -> str:
-    address = mapping.host_ip if mapping.host_ip is not None else "0.0.0.0"
-    return f"{address}:{mapping.host_ports}/{mapping.protocol}"
+    """The host ports an entry claims, for messages: '8080/tcp' on every address of both
+    versions, '0.0.0.0:8080/tcp', '[::1]:8080/tcp'."""
+    return f"{host_ip_prefix(mapping.host_ip)}{mapping.host_ports}/{mapping.protocol}"
