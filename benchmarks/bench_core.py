@@ -438,7 +438,7 @@ def measure_startup(runner: Runner) -> Step:
 
 
 def print_report(results: list[SizeResult], startup: Step | None = None) -> None:
-    header = (f"{'N':>5}  {'step':<30} {'seconds':>9}  {'vs baseline':>14}  {'peak RSS MB':>11}  {'actions':>7}"
+    header = (f"{'N':>5}  {'step':<36} {'seconds':>9}  {'vs baseline':>14}  {'peak RSS MB':>11}  {'actions':>7}"
               f"  {'other CPU':>9}")
     print()
     print(header)
@@ -447,7 +447,7 @@ def print_report(results: list[SizeResult], startup: Step | None = None) -> None
     def row(n, s: Step, ratio: str) -> None:
         mark = "" if s.idle_reached else " !"
         actions = s.actions if s.actions is not None else ""
-        print(f"{n:>5}  {s.name:<30} {s.seconds:>9.3f}  {ratio:>14}  {s.max_rss_mb:>11.1f}  {actions:>7}"
+        print(f"{n:>5}  {s.name:<36} {s.seconds:>9.3f}  {ratio:>14}  {s.max_rss_mb:>11.1f}  {actions:>7}"
               f"  {s.other_cpu:>8.0%}{mark}")
 
     for result in results:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from reconciler.spec.loader import load_spec
+from tests.conftest import sh
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
 
@@ -92,3 +94,20 @@ def test_network_modes_example_behaves_as_documented(sandbox):
     assert set(sandbox.links(sandbox.name("sealed"))) == {"lo"}
     assert set(sandbox.links(sandbox.name("tool"))) == set(sandbox.links(sandbox.host))
     assert "search corp.example" in (Path("/etc/netns") / sandbox.name("tool") / "resolv.conf").read_text()
+
+
+@pytest.mark.kernel
+def test_dual_stack_example_addresses_are_as_documented(sandbox):
+    applied_example(sandbox, example("dual-stack.yaml"))
+
+    def ipv6(container: str) -> dict[str, list[str]]:
+        found = json.loads(sh(f"ip -n {sandbox.name(container)} -j -6 addr show scope global"))
+        addresses = {link["ifname"]: [f"{a['local']}/{a['prefixlen']}" for a in link["addr_info"] if "local" in a]
+                     for link in found}
+        return {ifname: listed for ifname, listed in addresses.items() if listed}
+
+    assert ipv6("web") == {"eth0": ["fd42:30::10/64"]}
+    assert ipv6("api") == {"eth0": ["fd42:30::2/64"]}
+    assert sandbox.addresses(sandbox.name("api"))["eth1"] == ["10.50.0.2/24"]
+    assert ipv6("db") == {} and ipv6("metrics") == {"eth0": ["fd42:40::1/64"]}
+    sh(f"ip netns exec {sandbox.name('web')} ping -6 -c1 -W5 fd42:30::2")
