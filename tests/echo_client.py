@@ -15,10 +15,11 @@ def main() -> int:
     timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 2.0
     try:
         if protocol == "tcp":
-            with urllib.request.urlopen(f"http://{host}:{port}/", timeout=timeout) as response:
+            url_host = f"[{host}]" if ":" in host else host
+            with urllib.request.urlopen(f"http://{url_host}:{port}/", timeout=timeout) as response:
                 print(response.read().decode())
         else:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
             sock.settimeout(timeout)
             sock.sendto(b"?", (host, port))
             print(sock.recv(2048).decode())

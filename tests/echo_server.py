@@ -3,7 +3,8 @@
     python3 tests/echo_server.py tcp|udp BIND_ADDRESS PORT
 
 TCP speaks HTTP (any GET gets the client address as its body); UDP answers each
-datagram with the client address. Run it inside a namespace with `ip netns exec`.
+datagram with the client address. An IPv6 BIND_ADDRESS (`::` included) serves IPv6
+only. Run it inside a namespace with `ip netns exec`.
 """
 
 from __future__ import annotations
@@ -33,11 +34,22 @@ class QuietServer(http.server.ThreadingHTTPServer):
         self.server_name, self.server_port = self.server_address[:2]
 
 
+class QuietServer6(QuietServer):
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
+
+
 def main() -> None:
     protocol, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    ipv6 = ":" in address
     if protocol == "tcp":
-        QuietServer((address, port), EchoHandler).serve_forever()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        (QuietServer6 if ipv6 else QuietServer)((address, port), EchoHandler).serve_forever()
+    sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
+    if ipv6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     sock.bind((address, port))
     while True:
         _, client = sock.recvfrom(2048)

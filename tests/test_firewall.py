@@ -84,15 +84,16 @@ class World:
         self.serve(box.name("web"), "udp", 5300)
         return spec
 
-    def serve(self, netns: str, protocol: str, port: int) -> None:
+    def serve(self, netns: str, protocol: str, port: int, bind: str = "0.0.0.0") -> None:
+        """An echo server on bind:port (`::`: IPv6 only), once it listens."""
         self.servers.append(subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, str(TESTS / "echo_server.py"), protocol, "0.0.0.0",
-             str(port)],
+            ["ip", "netns", "exec", netns, sys.executable, str(TESTS / "echo_server.py"), protocol, bind, str(port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))
         flag = "-ltn" if protocol == "tcp" else "-lun"
+        listening = f"[{bind}]:{port} " if ":" in bind else f"{bind}:{port} "
         deadline = time.monotonic() + 10
-        while f":{port} " not in sh(f"ip netns exec {netns} ss -H {flag}"):
+        while listening not in sh(f"ip netns exec {netns} ss -H {flag}"):
             assert time.monotonic() < deadline, f"the {protocol} server in {netns} did not start"
             time.sleep(0.05)
 
@@ -217,8 +218,8 @@ def test_a_published_range_is_one_rule_reaching_each_port_and_a_second_apply_is_
     assert world.ask(world.outside, HOST_UPLINK, 8106) is None
     published = box.host_sh("nft list chain inet netreconcile published")
     assert [line.split(" dnat ")[0].strip() for line in published.splitlines() if " dnat " in line] == [
-        "tcp dport 8080", "ip daddr 127.0.0.1 tcp dport 8081", "udp dport 5353",
-        "tcp dport 8100-8199", "tcp dport 8200-8299",
+        "meta nfproto ipv4 tcp dport 8080", "ip daddr 127.0.0.1 tcp dport 8081", "meta nfproto ipv4 udp dport 5353",
+        "meta nfproto ipv4 tcp dport 8100-8199", "meta nfproto ipv4 tcp dport 8200-8299",
     ]
     again = box.run("apply", "-o", "json", spec=spec)
     assert again.code == 0, again.stderr

@@ -157,5 +157,6 @@ def test_a_port_on_0_0_0_0_renders_as_one_without_host_ip():
         ruleset = firewall.render([network], [publication], [])
         return [line.strip() for line in ruleset.splitlines() if " dnat ip to " in line]
 
-    assert published("0.0.0.0:8080:80") == published("8080:80") == ["tcp dport 8080 dnat ip to 10.1.0.5:80"]
+    assert published("0.0.0.0:8080:80") == published("8080:80") == [
+        "meta nfproto ipv4 tcp dport 8080 dnat ip to 10.1.0.5:80"]
     assert published("127.0.0.1:8080:80") == ["ip daddr 127.0.0.1 tcp dport 8080 dnat ip to 10.1.0.5:80"]

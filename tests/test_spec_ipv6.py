@@ -194,14 +194,14 @@ PUBLISHER = "  web:\n    networks: [front]\n    ports: ['8080:80', {entry}]\n"  
 
 
 @pytest.mark.parametrize(("network", "entry", "expected"), [
-    (V4_ONLY + "containers:\n", "'[::1]:8081:80'",
-     "spec.yaml:8:24: containers.web.ports.1: [::1]:8081/tcp publishes on IPv6 but container 'web' has no IPv6 "
+    (V4_ONLY + "containers:\n", "'[2001:db8::1]:8081:80'",
+     "spec.yaml:8:24: containers.web.ports.1: [2001:db8::1]:8081/tcp publishes on IPv6 but container 'web' has no IPv6 "
      "network to forward it to (enable_ipv6 on a network that is not internal)"),
     (V4_ONLY + "containers:\n", "':::8081:80'",
      "spec.yaml:8:24: containers.web.ports.1: [::]:8081/tcp publishes on IPv6 but container 'web' has no IPv6 "
      "network to forward it to (enable_ipv6 on a network that is not internal)"),
-    (DUAL, "'[::1]:8080:81'",
-     "spec.yaml:10:24: containers.web.ports.1: host port [::1]:8080/tcp is already published by "
+    (DUAL, "'[2001:db8::1]:8080:81'",
+     "spec.yaml:10:24: containers.web.ports.1: host port [2001:db8::1]:8080/tcp is already published by "
      "containers.web.ports.0 (spec.yaml:10:13)"),
     (DUAL, "'[::]:8080:81'",
      "spec.yaml:10:24: containers.web.ports.1: host port [::]:8080/tcp is already published by "
@@ -213,9 +213,10 @@ def test_ports_published_on_ipv6_need_an_ipv6_network_and_clash_per_ip_version(n
 
 
 def test_a_container_on_an_ipv6_network_publishes_on_either_wildcard_and_on_ipv6_addresses() -> None:
-    entries = "['0.0.0.0:8080:80', '[::]:8080:80', '[2001:db8::5]:8081:80', '::1:8082:80', 8083:80]"
+    entries = "['0.0.0.0:8080:80', '[::]:8080:80', '[2001:db8::5]:8081:80', '2001:db8::6:8082:80', 8083:80]"
     spec = load_spec_text(DUAL + f"  web:\n    networks: [front]\n    ports: {entries}\n", FILE)
-    assert [str(m.host_ip) for m in spec.container("web").ports] == ["0.0.0.0", "::", "2001:db8::5", "::1", "None"]
+    assert [str(m.host_ip) for m in spec.container("web").ports] == [
+        "0.0.0.0", "::", "2001:db8::5", "2001:db8::6", "None"]
 
 
 def test_an_ipv4_only_container_publishes_without_host_ip_on_ipv4() -> None:
@@ -225,7 +226,7 @@ def test_an_ipv4_only_container_publishes_without_host_ip_on_ipv4() -> None:
 
 def test_an_ipv6_port_on_an_internal_ipv6_network_has_no_way_out() -> None:
     text = (DUAL.replace("containers:\n", "    internal: true\n  out:\n    subnet: 10.2.0.0/24\ncontainers:\n")
-            + "  web:\n    networks: [front, out]\n    ports: ['[::1]:8080:80']\n")
+            + "  web:\n    networks: [front, out]\n    ports: ['[2001:db8::1]:8080:80']\n")
     assert problems(text) == [
-        "spec.yaml:13:13: containers.web.ports.0: [::1]:8080/tcp publishes on IPv6 but container 'web' has no IPv6 "
+        "spec.yaml:13:13: containers.web.ports.0: [2001:db8::1]:8080/tcp publishes on IPv6 but container 'web' has no IPv6 "
         "network to forward it to (enable_ipv6 on a network that is not internal)"]

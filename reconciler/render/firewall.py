@@ -3,24 +3,33 @@
 `render` writes the tables in the form `nft list table` prints them, so the live
 tables can be compared with the rendered ones after `normalize` (which drops handles,
 counters, indentation and blank lines). Table `inet netreconcile` does NAT and
-filtering; table `bridge netreconcile` exists only for `icc: false`. What the rules
-do, per network with bridge B and subnet S:
+filtering for both IP families; table `bridge netreconcile` exists only for
+`icc: false`. What the rules do, per network with bridge B, subnet S and (dual stack)
+subnet6 S6:
 
 - forward: traffic into B is accepted when it answers a connection, comes from B
   itself, or was sent there by a published port (DNAT); anything else going into B is
   dropped, which keeps networks apart and the outside out. An `internal` network also
-  drops everything leaving B.
-- postrouting: `masquerade` rewrites traffic from S leaving through another interface
-  to the host's address there. For networks with published ports, traffic DNATed back
-  into B from inside S (hairpin) and from the host's loopback is masqueraded too, so
-  replies come back through the host whether or not br_netfilter sees bridged frames.
+  drops everything leaving B. These rules name interfaces only, so they hold for
+  IPv4 and IPv6 alike.
+- postrouting: `masquerade` rewrites traffic from S (and from S6 unless `masquerade6:
+  false`, Docker's routed IPv6 mode) leaving through another interface to the host's
+  address there. For each family a network has published ports on, traffic DNATed back
+  into B from inside its subnet (hairpin) is masqueraded too, and so is IPv4 from the
+  host's loopback, so replies come back through the host whether or not br_netfilter
+  sees bridged frames.
 - prerouting/output: packets to any local address (or the given host IP) on a
   published port are DNATed to the container, from outside and from the host itself;
-  one rule per `ports` entry, so a range costs what a single port does (except a
-  range moved to other container ports: one map element per port, see _dnat_target).
-- guard (raw prerouting): bridges with published ports get route_localnet=1 so that
-  the host's own 127.0.0.1 traffic can be DNATed into them; nothing arriving from such
-  a bridge may address 127.0.0.0/8.
+  one rule per `ports` entry and family, so a range costs what a single port does
+  (except a range moved to other container ports: one map element per port, see
+  _dnat_target). An entry without one host address matches only its family (`meta
+  nfproto`): a `Publication` is one container's ports of one family, DNATed to its
+  address of that family.
+- guard (raw prerouting): bridges with IPv4 published ports get route_localnet=1 so
+  that the host's own 127.0.0.1 traffic can be DNATed into them; nothing arriving from
+  such a bridge may address 127.0.0.0/8. IPv4 only: IPv6 has no route_localnet, and the
+  kernel never delivers a reply addressed to ::1 that arrives from a bridge, so ports
+  are not published on ::1 (the spec refuses it).
 
 `icc: false` drops, in the bridge family's forward hook, every frame a container's
 port sends to another port of the bridge, so containers still reach the gateway (the
@@ -28,12 +37,12 @@ bridge itself) and, through it, the outside. A rule rather than the kernel's bri
 port isolation flag, because with br_netfilter loaded the kernel delivers DNATed
 hairpin traffic (a container reaching a neighbour's published port through the host's
 address) port to port; only a rule can let exactly that through: frames to and from
-the published container ports. These kernels have neither bridge-family conntrack
-nor `meta ibrname`, so the rules name ports and published addresses.
+the published container ports, per publication and so per family. These kernels have
+neither bridge-family conntrack nor `meta ibrname`, so the rules name ports and
+published addresses.
 
 Rules that match a network's or a container's addresses take the family from the
-address (`ip` or `ip6` match, `dnat ip`/`dnat ip6`), so a subnet of either family
-renders; the guard stays IPv4 (route_localnet and 127.0.0.0/8 exist only there).
+address (`ip` or `ip6` match, `dnat ip`/`dnat ip6`).
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ TABLE = "netreconcile"
 FAMILIES = (FAMILY, BRIDGE_FAMILY)
 COMMENT = "managed by netreconcile: edits are overwritten"
 LOOPBACK = "127.0.0.0/8"
+NFPROTO = {4: "ipv4", 6: "ipv6"}  # `meta nfproto` names of the IP versions
 
 IPAddress = Union[IPv4Address, IPv6Address]
 
@@ -62,13 +72,18 @@ _COUNTER_RE = re.compile(r"\bcounter packets \d+ bytes \d+")
 
 @dataclass(frozen=True)
 class Publication:
-    """One container's published ports, DNATed to its address on `network`, where its
-    bridge port is `port`."""
+    """One container's published ports of one IP family, DNATed to its address of that
+    family on `network`, where its bridge port is `port`: the entries whose families
+    include the address's."""
 
     network: NetworkSpec
     address: IPAddress
     mappings: tuple[PortMapping, ...]
     port: str
+
+    @property
+    def family(self) -> int:
+        return self.address.version
 
 
 @dataclass(frozen=True)
@@ -88,20 +103,20 @@ def render(networks: list[NetworkSpec], publications: list[Publication], ports: 
 
 def render_inet_table(networks: list[NetworkSpec], publications: list[Publication]) -> str:
     """NAT and filtering for routed traffic."""
-    published_networks = {p.network.name for p in publications if p.mappings}
+    published = published_families(publications)
     chains = [
         _chain("guard", "type filter hook prerouting priority raw; policy accept;", [
-            f'iifname "{n.bridge}" ip daddr {LOOPBACK} drop' for n in networks if n.name in published_networks
+            f'iifname "{n.bridge}" ip daddr {LOOPBACK} drop' for n in networks if 4 in published.get(n.name, ())
         ]),
         _chain("prerouting", "type nat hook prerouting priority dstnat; policy accept;",
-               ["fib daddr type local jump published"] if published_networks else []),
+               ["fib daddr type local jump published"] if published else []),
         _chain("output", "type nat hook output priority -100; policy accept;",
-               ["fib daddr type local jump published"] if published_networks else []),
+               ["fib daddr type local jump published"] if published else []),
         _chain("published", None, [rule for p in publications for rule in _dnat_rules(p)]),
         _chain("postrouting", "type nat hook postrouting priority srcnat; policy accept;",
-               [rule for n in networks for rule in _nat_rules(n, n.name in published_networks)]),
+               [rule for n in networks for rule in _nat_rules(n, published.get(n.name, set()))]),
         _chain("forward", "type filter hook forward priority filter; policy accept;",
-               [rule for n in networks for rule in _forward_rules(n, n.name in published_networks)]),
+               [rule for n in networks for rule in _forward_rules(n, n.name in published)]),
     ]
     return _table(FAMILY, chains)
 
@@ -119,6 +134,15 @@ def render_bridge_table(publications: list[Publication], isolated: list[Port]) -
     return _table(BRIDGE_FAMILY, [
         _chain("forward", "type filter hook forward priority filter; policy accept;", allowed + dropped),
     ])
+
+
+def published_families(publications: list[Publication]) -> dict[str, set[int]]:
+    """Per network name, the IP families it has published ports on."""
+    found: dict[str, set[int]] = {}
+    for publication in publications:
+        if publication.mappings:
+            found.setdefault(publication.network.name, set()).add(publication.family)
+    return found
 
 
 def match_family(address: IPAddress | IPv4Network | IPv6Network) -> str:
@@ -156,10 +180,12 @@ def _dnat_rules(publication: Publication) -> list[str]:
     rules = []
     ip = match_family(publication.address)
     for mapping in publication.mappings:
-        address = mapping.host_address  # None: every address, 0.0.0.0 and :: included
-        match = f"{match_family(address)} daddr {address} " if address is not None else ""
+        host = mapping.host_address
+        # without one host address the entry takes every address of the publication's
+        # family, and says so rather than leave the kernel to skip a DNAT of the other one
+        match = f"{match_family(host)} daddr {host}" if host is not None else f"meta nfproto {NFPROTO[publication.family]}"
         target = _dnat_target(mapping, publication.address)
-        rules.append(f"{match}{mapping.protocol} dport {mapping.host_ports} dnat {ip} to {target}")
+        rules.append(f"{match} {mapping.protocol} dport {mapping.host_ports} dnat {ip} to {target}")
     return rules
 
 
@@ -181,16 +207,29 @@ def _dnat_target(mapping: PortMapping, address: IPAddress) -> str:
     return f"{mapping.protocol} dport map {{ {elements} }}"
 
 
-def _nat_rules(network: NetworkSpec, published: bool) -> list[str]:
-    bridge, subnet = network.bridge, network.subnet
-    ip = match_family(subnet)
+def _nat_rules(network: NetworkSpec, published: set[int]) -> list[str]:
+    """Per family of the network: masquerade of its subnet, and of hairpin (and, IPv4
+    only, loopback) traffic into it when it has published ports of that family."""
+    bridge = network.bridge
     rules = []
-    if network.masquerade and not network.internal:
-        rules.append(f'{ip} saddr {subnet} oifname != "{bridge}" masquerade')
-    if published:
-        rules.append(f'oifname "{bridge}" ct status dnat {ip} saddr {subnet} masquerade')
-        rules.append(f'oifname "{bridge}" ip saddr {LOOPBACK} masquerade')
+    for family in network.families:
+        subnet = network.subnet_of(family)
+        ip = match_family(subnet)
+        if masqueraded(network, family):
+            rules.append(f'{ip} saddr {subnet} oifname != "{bridge}" masquerade')
+        if family in published:
+            rules.append(f'oifname "{bridge}" ct status dnat {ip} saddr {subnet} masquerade')
+            if family == 4:
+                rules.append(f'oifname "{bridge}" ip saddr {LOOPBACK} masquerade')
     return rules
+
+
+def masqueraded(network: NetworkSpec, family: int) -> bool:
+    """Whether traffic of `family` leaving the network gets the host's address; never
+    for `internal` networks (nothing leaves), IPv6 unless `masquerade6: false`."""
+    if network.internal or not network.masquerade:
+        return False
+    return family == 4 or network.masquerade6
 
 
 def _forward_rules(network: NetworkSpec, published: bool) -> list[str]:

@@ -37,6 +37,8 @@ _MODE_CONFLICTS: dict[str, tuple[frozenset[str], str]] = {
                   "the container uses the network, hostname and files of the one it joins"),
 }
 
+IPV6_LOOPBACK = IPv6Address("::1")
+
 
 class ContainerSection(NetworkSection):
     """Reads `containers:` once the networks are known, then checks the spec across containers."""
@@ -351,6 +353,11 @@ class ContainerSection(NetworkSection):
         for path, mapping, earlier_path in port_clashes(self.published):
             earlier = f"{dotted(earlier_path)} ({self.doc.location(earlier_path)})"
             self.doc.problem(path, f"host port {port_claim(mapping)} is already published by {earlier}")
+        for path, mapping in self.published:
+            if mapping.host_address == IPV6_LOOPBACK:
+                self.doc.problem(path, "a port cannot be published on ::1: IPv6 has no route_localnet, so the kernel "
+                                       "drops the container's replies addressed back to ::1 (netreconcile has no "
+                                       "userland proxy); publish on 127.0.0.1 or on one of the host's IPv6 addresses")
         self._check_moved_range_budget()
 
     def _check_moved_range_budget(self) -> None:

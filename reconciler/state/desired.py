@@ -15,6 +15,7 @@ from types import MappingProxyType
 from reconciler import drivers
 from reconciler.drivers.bridge import mac_for, veth_name
 from reconciler.render import firewall, hostsfile, resolvconf
+from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.state.ipam import assign_addresses, assign_interfaces
 from reconciler.state.model import (
@@ -56,7 +57,7 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
             objects.append(NetnsAlias(container.name, HOST_NS if owner.mode == "host" else owner.name,
                                       source=str(container.location)))
         objects += container_files(spec, container, addresses, host_resolv, host_files, addresses6)
-    objects += firewall_objects(spec, addresses)
+    objects += firewall_objects(spec, addresses, addresses6)
     for family, setting in FORWARDING.items():
         if forwarding_needed(spec, family):
             objects.append(Sysctl(HOST_NS, setting, "1", source=str(spec.host.location)))
@@ -87,14 +88,43 @@ def gateway_attachment(spec: Spec, container: ContainerSpec, family: int = 4) ->
     return max(candidates, key=lambda a: a.gw_priority, default=None)  # max keeps the first of equals
 
 
-def publications(spec: Spec, addresses: dict[tuple[str, str], IPv4Address]) -> list[firewall.Publication]:
+PublishedFamily = tuple[int, Attachment, tuple[PortMapping, ...]]
+
+
+def published_attachments(spec: Spec, container: ContainerSpec) -> list[PublishedFamily]:
+    """Per IP family the container publishes ports of: the family, its gateway network of
+    that family and those ports (the entries whose families include it). A family without
+    a gateway network publishes nothing: an IPv4-only container gets no IPv6 binding
+    (Docker without its userland proxy)."""
+    found = []
+    for family in (4, 6):
+        mappings = tuple(m for m in container.ports if family in m.families)
+        attachment = gateway_attachment(spec, container, family) if mappings else None
+        if attachment is not None:
+            found.append((family, attachment, mappings))
+    return found
+
+
+def hairpin_attachments(spec: Spec, container: ContainerSpec) -> set[str]:
+    """The networks on which the container's veth is in hairpin mode: where its published
+    ports are DNATed to, since reaching them from inside itself sends frames back out of
+    the port they came in by."""
+    return {attachment.network for _, attachment, _ in published_attachments(spec, container)}
+
+
+def publications(
+    spec: Spec, addresses: dict[tuple[str, str], IPv4Address],
+    addresses6: dict[tuple[str, str], IPv6Address] | None = None,
+) -> list[firewall.Publication]:
+    """Per container and IP family, its published ports DNATed to its address of that
+    family on the family's gateway network."""
+    by_family = {4: addresses, 6: addresses6 or {}}
     found = []
     for container in spec.containers:
-        attachment = gateway_attachment(spec, container) if container.ports else None
-        if attachment is not None:
-            network = spec.network(attachment.network)
-            found.append(firewall.Publication(network, addresses[(container.name, network.name)], container.ports,
-                                              veth_name(container.name, network.name)))
+        for family, attachment, mappings in published_attachments(spec, container):
+            key = (container.name, attachment.network)
+            found.append(firewall.Publication(spec.network(attachment.network), by_family[family][key], mappings,
+                                              veth_name(container.name, attachment.network)))
     return found
 
 
@@ -105,15 +135,18 @@ def bridge_ports(spec: Spec) -> list[firewall.Port]:
     ]
 
 
-def firewall_objects(spec: Spec, addresses: dict[tuple[str, str], IPv4Address]) -> list[KernelObject]:
-    """The nftables tables, and route_localnet on bridges that publish ports."""
+def firewall_objects(
+    spec: Spec, addresses: dict[tuple[str, str], IPv4Address],
+    addresses6: dict[tuple[str, str], IPv6Address] | None = None,
+) -> list[KernelObject]:
+    """The nftables tables, and route_localnet on bridges that publish IPv4 ports."""
     if not spec.networks:
         return []
-    published = publications(spec, addresses)
+    published = publications(spec, addresses, addresses6)
     tables = firewall.render(list(spec.networks), published, bridge_ports(spec))
     source = str(spec.networks[0].location)
     objects: list[KernelObject] = [Firewall(HOST_NS, firewall.normalize(tables), source=source)]
-    for name in dict.fromkeys(p.network.name for p in published):
+    for name in dict.fromkeys(p.network.name for p in published if p.family == 4):
         network = spec.network(name)
         objects.append(Sysctl(HOST_NS, route_localnet(network.bridge), "1", source=str(network.location)))
     return objects
@@ -141,9 +174,7 @@ def container_objects(
     ipv6 = has_ipv6(spec, container)
     objects: list[KernelObject] = [Netns(container.name, ipv6=ipv6, source=str(container.location))]
     gateways = {family: gateway_attachment(spec, container, family) for family in (4, 6)}
-    # its published ports are DNATed to its gateway network; reaching them from inside
-    # itself sends frames back out of the port they came in by
-    hairpin_on = gateways[4] if container.ports else None
+    hairpin_on = hairpin_attachments(spec, container)
     for attachment in container.networks:
         network = spec.network(attachment.network)
         address = addresses[(container.name, network.name)]
@@ -151,7 +182,7 @@ def container_objects(
         source = str(attachment.location)
         objects += drivers.driver_for(network.driver).attachment_objects(
             container, network, attachment, attachment.mac_address or mac_for(address), ifname,
-            hairpin=attachment is hairpin_on, netns_ipv6=ipv6,
+            hairpin=attachment.network in hairpin_on, netns_ipv6=ipv6,
         )
         for family in network.families:
             mine, subnet = by_family[family][(container.name, network.name)], network.subnet_of(family)
