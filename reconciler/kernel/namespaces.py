@@ -63,7 +63,9 @@ def create_netns(name: str, ipv6: bool = True) -> tuple[int, NetlinkSocket]:
             check_call(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
                   f"bind-mounting namespace {name}")
             sock = NetlinkSocket()
-            if not ipv6:
+            if ipv6:
+                _write_ipv6_quiet_default()
+            else:
                 _write_ipv6_off_all()
         finally:
             setns(home)
@@ -151,6 +153,20 @@ def _write_ipv6_off_all() -> None:
         write_proc_file(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", "1")
 
 
+# For the interfaces a container namespace with IPv6 makes from now on: no duplicate address
+# detection for their link-local addresses (their MACs are unique per network, and the
+# addresses netreconcile assigns go without it too), and no router solicitations (a bridge
+# network has no router advertising; the kernel would solicit for ever, backing off). Both
+# are multicast the bridge floods to every port: N containers starting would cost O(N²)
+# deliveries (benchmarks/README.md, dual stack). Neighbour discovery and MLD are untouched.
+QUIET_IPV6_DEFAULTS = (("dad_transmits", "0"), ("router_solicitations", "0"))
+
+
+def _write_ipv6_quiet_default() -> None:
+    for setting, value in QUIET_IPV6_DEFAULTS:
+        write_proc_file(f"/proc/sys/net/ipv6/conf/default/{setting}", value)
+
+
 class NamespaceWriter(KindWriter):
     """Namespaces (kind netns) and their second names (kind alias)."""
 
@@ -216,8 +232,10 @@ class NamespaceWriter(KindWriter):
                 # IPv4-only networks too (their driver switches each one)
                 scopes = ("default", "lo") if obj.ipv6 else ("all", "default")
                 value = "0" if obj.ipv6 else "1"
+                quiet = QUIET_IPV6_DEFAULTS if obj.ipv6 else ()
                 self._sysctl(obj.netns, [
-                    (action, f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", value) for scope in scopes
+                    *((action, f"/proc/sys/net/ipv6/conf/default/{setting}", v) for setting, v in quiet),
+                    *((action, f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", value) for scope in scopes),
                 ])
             if changed(action, "lo_up"):
                 sock = self.session.socket(obj.netns)

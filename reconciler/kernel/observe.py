@@ -1,8 +1,8 @@
 """Read the live state: the host namespace and every owned container namespace.
 
-Per namespace this costs a netlink dump of its links, and of its addresses and main-table
-routes per address family the desired state can have (IPv4 and IPv6: five dumps), on a socket kept open, decoded by reconciler.kernel.netlink's minimal decoder, a
-listing of its directory /etc/netns/<name>/ and three small file reads (hostname,
+Per namespace this costs three netlink dumps (its links, its addresses, its main-table
+routes: of IPv4, or of every family where an interface has IPv6) on a socket kept open,
+decoded by reconciler.kernel.netlink's minimal decoder, a listing of its directory /etc/netns/<name>/ and three small file reads (hostname,
 hosts, resolv.conf). Container files are read relative to directory descriptors and
 never through a symbolic link.
 Only objects netreconcile owns become model objects (host links: those a network driver
@@ -369,13 +369,11 @@ def _families_of(links: list[nl.Link]) -> frozenset[int]:
 
 
 def _dump_per_family(sock: NetlinkSocket, build, kind: int, families: frozenset[int]) -> list[bytes]:
-    """The payloads of messages of `kind` that one dump per family of `families` answers."""
-    return [
-        payload
-        for family in sorted(families)
-        for reply, payload in sock.dump(lambda seq: build(seq, family))
-        if reply == kind
-    ]
+    """The payloads of messages of `kind` of `families`: one dump of that family, or of
+    every family (AF_UNSPEC) when both are wanted: a round trip per namespace saved (the
+    decoders skip other families)."""
+    family = next(iter(families)) if len(families) == 1 else socket.AF_UNSPEC
+    return [payload for reply, payload in sock.dump(lambda seq: build(seq, family)) if reply == kind]
 
 
 def _addrs(sock: NetlinkSocket, families: frozenset[int] = OBSERVED_FAMILIES) -> list[nl.Addr]:
