@@ -2,8 +2,8 @@
 
 Per namespace this costs three netlink dumps (its links, its addresses, its main-table
 routes: of IPv4, or of every family where an interface has IPv6) on a socket kept open,
-decoded by reconciler.kernel.netlink's minimal decoder, a listing of its directory /etc/netns/<name>/ and three small file reads (hostname,
-hosts, resolv.conf). Container files are read relative to directory descriptors and
+decoded by reconciler.kernel.netlink's minimal decoder, a listing of its directory
+/etc/netns/<name>/ and three small file reads (hostname, hosts, resolv.conf). Container files are read relative to directory descriptors and
 never through a symbolic link.
 Only objects netreconcile owns become model objects (host links: those a network driver
 recognises by its mark, or journaled as pending, reconciler.drivers); other host interfaces and
