@@ -51,6 +51,12 @@ def ipv6_off(netns: str, ifname: str) -> bool:
     return sh(f"ip netns exec {netns} cat /proc/sys/net/ipv6/conf/{ifname}/disable_ipv6").strip() == "1"
 
 
+def quiet_ipv6(netns: str, ifname: str) -> bool:
+    settings = sh(f"ip netns exec {netns} sysctl -n net.ipv6.conf.{ifname}.dad_transmits "
+                  f"net.ipv6.conf.{ifname}.router_solicitations").split()
+    return settings == ["0", "0"]
+
+
 def veth_of(sandbox, container: str) -> list[str]:
     """The host-side veth ends of `container` (by their mark)."""
     return [name for name, link in sandbox.links(sandbox.host).items()
@@ -89,6 +95,9 @@ def test_dual_stack_containers_reach_each_other_and_the_gateway_over_ipv6(sandbo
     assert ipv6_off(sandbox.host, "back") and not ipv6_off(sandbox.host, "front")
     assert sandbox.host_sh("cat /proc/sys/net/ipv6/conf/all/forwarding").strip() == "1"
 
+    # quiet: no DAD for the link-local address and no router solicitations, both flooded to every port
+    assert quiet_ipv6(web, "eth0") and quiet_ipv6(both, "eth1")
+
     assert sandbox.apply(spec)["actions"] == []
     assert sandbox.run("status", "--detailed-exitcode", spec=spec).code == 0  # link-local addresses are no drift
 
@@ -122,6 +131,7 @@ def test_turning_ipv6_on_and_off_converges_and_keeps_ipv4(sandbox):
     assert ipv6_addresses(web)["eth0"] == ["fd42:14::10/64"] and sandbox.addresses(web)["eth0"] == web_ipv4
     assert ipv6_addresses(web, "host")["lo"] == ["::1/128"]
     assert ipv6_off(both, "eth0") and not ipv6_off(both, "eth1")  # on for the IPv6 network's interface only
+    assert quiet_ipv6(web, "eth0")  # made before its namespace had IPv6: quietened when it was turned on
     assert sandbox.apply(dual)["actions"] == []
 
     sandbox.apply(ipv4_only)

@@ -19,7 +19,7 @@ from reconciler.kernel import netlink as nl
 from reconciler.spec.document import PathKey, SectionReader
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec
 from reconciler.spec.values import interface_name_issue, name_issue
-from reconciler.state.model import HOST_NS, MISSING, Address, Bridge, KernelObject, Veth
+from reconciler.state.model import HOST_NS, MISSING, QUIET_IPV6, Address, Bridge, KernelObject, Veth
 
 OWNER = "netreconcile"
 
@@ -218,6 +218,9 @@ class BridgeDriver:
         if changed("host_ipv6"):
             writes.append(_ipv6_switch(HOST_NS, obj.host_ifname, obj.host_ipv6))
         if changed("ipv6") and not (creating and obj.ipv6 == obj.netns_ipv6):
+            if obj.ipv6:  # made before its namespace had IPv6: without the quiet defaults
+                writes += [(obj.netns, f"/proc/sys/net/ipv6/conf/{obj.peer_ifname}/{setting}", value)
+                           for setting, value in QUIET_IPV6]
             writes.append(_ipv6_switch(obj.netns, obj.peer_ifname, obj.ipv6))
         return writes
 

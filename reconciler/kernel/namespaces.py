@@ -20,7 +20,7 @@ from reconciler.kernel.files import remove_files_of
 from reconciler.kernel.nlsocket import CLONE_NEWNET, NetlinkSocket, check_call, current_netns_fd, setns
 from reconciler.kernel.observe import list_netns, owned_netns
 from reconciler.kernel.session import NETNS_DIR, netns_path
-from reconciler.state.model import Netns, NetnsAlias
+from reconciler.state.model import QUIET_IPV6, Netns, NetnsAlias
 from reconciler.state.plan import Action
 
 MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
@@ -153,17 +153,8 @@ def _write_ipv6_off_all() -> None:
         write_proc_file(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", "1")
 
 
-# For the interfaces a container namespace with IPv6 makes from now on: no duplicate address
-# detection for their link-local addresses (their MACs are unique per network, and the
-# addresses netreconcile assigns go without it too), and no router solicitations (a bridge
-# network has no router advertising; the kernel would solicit for ever, backing off). Both
-# are multicast the bridge floods to every port: N containers starting would cost O(N²)
-# deliveries (benchmarks/README.md, dual stack). Neighbour discovery and MLD are untouched.
-QUIET_IPV6_DEFAULTS = (("dad_transmits", "0"), ("router_solicitations", "0"))
-
-
 def _write_ipv6_quiet_default() -> None:
-    for setting, value in QUIET_IPV6_DEFAULTS:
+    for setting, value in QUIET_IPV6:
         write_proc_file(f"/proc/sys/net/ipv6/conf/default/{setting}", value)
 
 
@@ -232,7 +223,7 @@ class NamespaceWriter(KindWriter):
                 # IPv4-only networks too (their driver switches each one)
                 scopes = ("default", "lo") if obj.ipv6 else ("all", "default")
                 value = "0" if obj.ipv6 else "1"
-                quiet = QUIET_IPV6_DEFAULTS if obj.ipv6 else ()
+                quiet = QUIET_IPV6 if obj.ipv6 else ()
                 self._sysctl(obj.netns, [
                     *((action, f"/proc/sys/net/ipv6/conf/default/{setting}", v) for setting, v in quiet),
                     *((action, f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", value) for scope in scopes),

@@ -44,6 +44,14 @@ IP_FORWARD = "net.ipv4.ip_forward"
 IPV6_FORWARD = "net.ipv6.conf.all.forwarding"
 # the host's forwarding switch per IP version: set behind the firewall, never reset
 FORWARDING = {4: IP_FORWARD, 6: IPV6_FORWARD}
+# IPv6 settings of a container interface with IPv6 (the namespace's default for those it
+# makes): no duplicate address detection for its link-local address (the MACs are unique
+# per network, and the addresses netreconcile assigns go without it too), and no router
+# solicitations (a bridge network has no router advertising, and the kernel would solicit
+# for ever, backing off to an hour). Both are multicast the bridge floods to every port:
+# N containers would cost O(N²) deliveries (benchmarks/README.md, dual stack). Neighbour
+# discovery and MLD are untouched.
+QUIET_IPV6 = (("dad_transmits", "0"), ("router_solicitations", "0"))
 Token = tuple  # a name for what an object needs, provides, holds or takes along: ("netns", "web"), ...
 
 
