@@ -65,7 +65,7 @@ def timed(command: list[str], stdin: str | None = None) -> float:
 def per_rule_baseline(netns: str, spec_path: Path) -> float:
     """K `nft add rule` processes, after one that makes the table and chain (untimed)."""
     spec = load_spec(spec_path)
-    published = publications(spec, assign_addresses(spec, State()))
+    published = publications(spec, assign_addresses(spec, State()), {})
     rules = [rule for p in published for rule in firewall._dnat_rules(p)]
     subprocess.run(["ip", "netns", "exec", netns, "nft", "add table inet baseline ; "
                     "add chain inet baseline published"], check=True)
@@ -80,7 +80,7 @@ def one_transaction(netns: str, spec_path: Path) -> tuple[float, int]:
     """netreconcile's whole rendered firewall in one `nft -f` (the writer's script)."""
     spec = load_spec(spec_path)
     addresses = assign_addresses(spec, State())
-    tables = firewall.render(list(spec.networks), publications(spec, addresses), bridge_ports(spec))
+    tables = firewall.render(list(spec.networks), publications(spec, addresses, {}), bridge_ports(spec))
     script = firewall.replace_script(tables)
     return timed(["ip", "netns", "exec", netns, "nft", "-f", "-"], script), tables.count("dnat ip to")
 

@@ -177,7 +177,7 @@ def test_rendering_is_what_nft_lists_after_normalizing():
 
 def _inputs():
     spec = load_spec_text(SPEC, "spec.yaml")
-    return list(spec.networks), publications(spec, assign_addresses(spec, State())), bridge_ports(spec)
+    return list(spec.networks), publications(spec, assign_addresses(spec, State()), {}), bridge_ports(spec)
 
 
 def test_replace_script_swaps_both_tables_in_one_transaction():

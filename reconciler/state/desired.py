@@ -10,7 +10,6 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
-from types import MappingProxyType
 
 from reconciler import drivers
 from reconciler.drivers.bridge import mac_for, veth_name
@@ -113,12 +112,11 @@ def hairpin_attachments(spec: Spec, container: ContainerSpec) -> set[str]:
 
 
 def publications(
-    spec: Spec, addresses: dict[tuple[str, str], IPv4Address],
-    addresses6: dict[tuple[str, str], IPv6Address] | None = None,
+    spec: Spec, addresses: Mapping[tuple[str, str], IPv4Address], addresses6: Mapping[tuple[str, str], IPv6Address],
 ) -> list[firewall.Publication]:
     """Per container and IP family, its published ports DNATed to its address of that
     family on the family's gateway network."""
-    by_family = {4: addresses, 6: addresses6 or {}}
+    by_family = {4: addresses, 6: addresses6}
     found = []
     for container in spec.containers:
         for family, attachment, mappings in published_attachments(spec, container):
@@ -136,8 +134,7 @@ def bridge_ports(spec: Spec) -> list[firewall.Port]:
 
 
 def firewall_objects(
-    spec: Spec, addresses: dict[tuple[str, str], IPv4Address],
-    addresses6: dict[tuple[str, str], IPv6Address] | None = None,
+    spec: Spec, addresses: Mapping[tuple[str, str], IPv4Address], addresses6: Mapping[tuple[str, str], IPv6Address],
 ) -> list[KernelObject]:
     """The nftables tables, and route_localnet on bridges that publish IPv4 ports."""
     if not spec.networks:
@@ -162,14 +159,13 @@ def has_ipv6(spec: Spec, container: ContainerSpec) -> bool:
 
 
 def container_objects(
-    spec: Spec, container: ContainerSpec, addresses: dict[tuple[str, str], IPv4Address],
-    interfaces: dict[tuple[str, str], str], addresses6: dict[tuple[str, str], IPv6Address] | None = None,
+    spec: Spec, container: ContainerSpec, addresses: Mapping[tuple[str, str], IPv4Address],
+    interfaces: Mapping[tuple[str, str], str], addresses6: Mapping[tuple[str, str], IPv6Address],
 ) -> list[KernelObject]:
     """The container's namespace, per network what its driver makes for the attachment,
     and what is the same for every driver: the interface's addresses (IPv6 on IPv6
     networks), and per IP version the default route through that version's gateway network.
     IPv6 is on in the namespace (lo gets ::1) exactly when one of its networks has IPv6."""
-    addresses6 = addresses6 or {}
     by_family = {4: addresses, 6: addresses6}
     ipv6 = has_ipv6(spec, container)
     objects: list[KernelObject] = [Netns(container.name, ipv6=ipv6, source=str(container.location))]
@@ -194,9 +190,8 @@ def container_objects(
 
 
 def container_files(
-    spec: Spec, container: ContainerSpec, addresses: dict[tuple[str, str], IPv4Address],
-    host_resolv: resolvconf.HostResolvConf, host_files: HostFiles,
-    addresses6: Mapping[tuple[str, str], IPv6Address] = MappingProxyType({}),
+    spec: Spec, container: ContainerSpec, addresses: Mapping[tuple[str, str], IPv4Address],
+    host_resolv: resolvconf.HostResolvConf, host_files: HostFiles, addresses6: Mapping[tuple[str, str], IPv6Address],
 ) -> list[KernelObject]:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker writes them: on the
     default bridge (and with no network), in host mode, and for a container that joins
