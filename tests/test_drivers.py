@@ -136,6 +136,7 @@ def test_a_veth_host_end_always_has_ipv6_off_and_its_peer_as_the_network_wants()
         host_off, ("web", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6", "1")]
     # turned on later: the peer was made without the quiet IPv6 defaults of a namespace with IPv6
     assert BRIDGE.settings(with_ipv6, lambda *names: "ipv6" in names, creating=False) == [
+        ("web", "/proc/sys/net/ipv6/conf/eth0/addr_gen_mode", "1"),
         ("web", "/proc/sys/net/ipv6/conf/eth0/dad_transmits", "0"),
         ("web", "/proc/sys/net/ipv6/conf/eth0/router_solicitations", "0"),
         ("web", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6", "0")]

@@ -45,13 +45,14 @@ IPV6_FORWARD = "net.ipv6.conf.all.forwarding"
 # the host's forwarding switch per IP version: set behind the firewall, never reset
 FORWARDING = {4: IP_FORWARD, 6: IPV6_FORWARD}
 # IPv6 settings of a container interface with IPv6 (the namespace's default for those it
-# makes): no duplicate address detection for its link-local address (the MACs are unique
-# per network, and the addresses netreconcile assigns go without it too), and no router
-# solicitations (a bridge network has no router advertising, and the kernel would solicit
-# for ever, backing off to an hour). Both are multicast the bridge floods to every port:
-# N containers would cost O(N²) deliveries (benchmarks/README.md, dual stack). Neighbour
-# discovery and MLD are untouched.
-QUIET_IPV6 = (("dad_transmits", "0"), ("router_solicitations", "0"))
+# makes): no link-local address of the kernel's (addr_gen_mode 1), no duplicate address
+# detection, no router solicitations (a bridge network has no router advertising, and the
+# kernel would solicit for ever, backing off to an hour). The link-local address and what
+# it brings (its DAD, its solicited-node group's MLD reports) is multicast the bridge floods
+# to every port: N containers starting cost O(N²) deliveries, and dual-stack creation took
+# 1.8x the IPv4-only time instead of 1.2x (benchmarks/README.md, dual stack). Neighbour
+# discovery runs on the assigned addresses.
+QUIET_IPV6 = (("addr_gen_mode", "1"), ("dad_transmits", "0"), ("router_solicitations", "0"))
 Token = tuple  # a name for what an object needs, provides, holds or takes along: ("netns", "web"), ...
 
 
