@@ -1,0 +1,131 @@
+"""Name discovery: Docker's scope rules (reconciler.state.discovery), the hosts-file
+section they give (reconciler.render.hostsfile) and what one container joining rewrites."""
+
+from __future__ import annotations
+
+import textwrap
+from ipaddress import ip_address
+
+import pytest
+
+from reconciler.spec.loader import load_spec_text
+from reconciler.spec.types import Spec
+from reconciler.state.desired import build_desired
+from reconciler.state.discovery import names_in_scope
+from reconciler.state.ipam import assign_addresses, assign_interfaces
+from reconciler.state.model import File, State
+from reconciler.state.planner import plan
+
+SPEC = """\
+version: 1
+networks:
+  front: {subnet: 10.10.0.0/24}
+  back: {subnet: 10.20.0.0/24, enable_ipv6: true, subnet6: "fd42:20::/64"}
+  bridge: {subnet: 10.30.0.0/24}
+  quiet: {subnet: 10.40.0.0/24, discovery: false}
+containers:
+  a: {networks: [front]}
+  b:
+    hostname: bee
+    networks:
+      front: {aliases: [cache, shared]}
+  c:
+    networks:
+      front: {aliases: [shared]}
+      back: {}
+  d: {networks: [back, bridge, quiet]}
+  e: {networks: [bridge]}
+  f: {networks: [quiet]}
+  side: {network_mode: "container:a"}
+  h: {network_mode: host}
+  n: {network_mode: none}
+"""
+
+
+def load(text: str) -> Spec:
+    return load_spec_text(textwrap.dedent(text), "spec.yaml")
+
+
+def scope_of(text: str) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Per container: name -> its addresses as text."""
+    spec = load(text)
+    interfaces = assign_interfaces(spec, State())
+    addresses = assign_addresses(spec, State(), interfaces)
+    addresses6 = assign_addresses(spec, State(), interfaces, family=6)
+    return {
+        container: {name: tuple(map(str, found)) for name, found in records}
+        for container, records in names_in_scope(spec, addresses, addresses6).items()
+    }
+
+
+@pytest.fixture(scope="module")
+def scope():
+    return scope_of(SPEC)
+
+
+def test_a_container_finds_the_others_on_its_network_by_name_hostname_and_alias(scope):
+    assert scope["a"] == {
+        "a": ("10.10.0.2",), "b": ("10.10.0.3",), "bee": ("10.10.0.3",), "cache": ("10.10.0.3",),
+        "shared": ("10.10.0.3", "10.10.0.4"), "c": ("10.10.0.4",),
+    }
+
+
+def test_names_come_in_network_then_spec_order(scope):
+    assert list(scope["a"]) == ["a", "b", "bee", "cache", "shared", "c"]
+
+
+def test_no_name_of_a_network_the_container_is_not_on(scope):
+    assert "d" not in scope["a"]
+    assert set(scope["d"]) == {"c", "d"}  # back only: not bridge, not discovery: false
+
+
+def test_a_container_on_two_networks_is_found_at_each_networks_address(scope):
+    assert scope["a"]["c"] == ("10.10.0.4",)
+    assert scope["d"]["c"] == ("10.20.0.2", "fd42:20::2")
+
+
+def test_a_container_asks_its_networks_in_order_the_first_that_knows_a_name_answers(scope):
+    assert scope["c"]["c"] == ("10.10.0.4", "fd42:20::2")  # IPv4 from front, IPv6 from back (front has none)
+    assert scope["c"]["d"] == ("10.20.0.3", "fd42:20::3")
+    assert scope["c"]["shared"] == ("10.10.0.3", "10.10.0.4")
+
+
+def test_gw_priority_decides_which_network_answers_first():
+    spec = """\
+        version: 1
+        networks:
+          one: {subnet: 10.1.0.0/24}
+          two: {subnet: 10.2.0.0/24}
+        containers:
+          x: {networks: [one, two]}
+          y:
+            networks:
+              one: {}
+              two: {gw_priority: 5}
+        """
+    scope = scope_of(spec)
+    assert scope["y"]["x"] == ("10.2.0.2",)
+    assert scope["x"]["y"] == ("10.1.0.3",)
+
+
+def test_the_network_named_bridge_and_discovery_false_give_no_names(scope):
+    assert scope["e"] == {}
+    assert scope["f"] == {}
+
+
+def test_a_joiner_sees_what_its_owner_sees_and_has_no_name_of_its_own(scope):
+    assert scope["side"] == scope["a"]
+    assert all("side" not in names for names in scope.values())
+
+
+def test_host_and_none_containers_see_no_names(scope):
+    assert scope["h"] == {} and scope["n"] == {}
+    assert all("h" not in names and "n" not in names for names in scope.values())
+
+
+def test_containers_seeing_the_same_networks_share_one_scope():
+    spec = load(SPEC)
+    addresses = assign_addresses(spec, State())
+    addresses6 = assign_addresses(spec, State(), family=6)
+    scope = names_in_scope(spec, addresses, addresses6)
+    assert scope["a"] is scope["b"] is scope["side"]
