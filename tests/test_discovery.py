@@ -8,6 +8,7 @@ from ipaddress import ip_address
 
 import pytest
 
+from reconciler.render.hostsfile import DISCOVERY_BEGIN, DISCOVERY_END, render_discovery
 from reconciler.spec.loader import load_spec_text
 from reconciler.spec.types import Spec
 from reconciler.state.desired import build_desired
@@ -129,3 +130,61 @@ def test_containers_seeing_the_same_networks_share_one_scope():
     addresses6 = assign_addresses(spec, State(), family=6)
     scope = names_in_scope(spec, addresses, addresses6)
     assert scope["a"] is scope["b"] is scope["side"]
+
+
+# --- the hosts-file section ------------------------------------------------------------------
+
+def hosts_files(text: str, live: State = State()) -> dict[str, str]:
+    desired = build_desired(load(text), live)
+    return {f.netns: f.content for f in desired.of_kind(File) if f.filename == "hosts"}
+
+
+def section(hosts: str) -> str:
+    """The discovery section of a hosts file, markers included ("" without one)."""
+    start = hosts.find(DISCOVERY_BEGIN)
+    return "" if start < 0 else hosts[start:]
+
+
+def test_the_section_comes_last_between_markers_one_line_per_address():
+    hosts = hosts_files(SPEC)
+    assert hosts["a"].startswith("127.0.0.1\tlocalhost\n")
+    assert section(hosts["a"]) == (
+        DISCOVERY_BEGIN
+        + "10.10.0.2\ta\n10.10.0.3\tb bee cache shared\n10.10.0.4\tshared c\n"
+        + DISCOVERY_END
+    )
+    assert hosts["a"].endswith("10.10.0.2\ta\n" + section(hosts["a"]))  # after a's own line
+    assert hosts["side"] == hosts["a"]
+
+
+def test_ipv6_lines_only_in_a_namespace_with_ipv6():
+    hosts = hosts_files(SPEC)
+    assert "10.20.0.2\tc\nfd42:20::2\tc\n" in section(hosts["d"])
+    assert "fd42" not in section(hosts["a"])  # a is on IPv4-only front
+    assert "fd42:20::2\tc\n" in section(hosts["c"])
+    both = (("c", (ip_address("10.20.0.2"), ip_address("fd42:20::2"))),)
+    assert render_discovery(both, ipv6=False) == DISCOVERY_BEGIN + "10.20.0.2\tc\n" + DISCOVERY_END
+
+
+def test_no_section_without_names_in_scope():
+    hosts = hosts_files(SPEC)
+    for name in ("e", "f", "n"):
+        assert section(hosts[name]) == "", name
+    assert DISCOVERY_BEGIN not in "".join(hosts.values()).replace(section(hosts["a"]), "").replace(
+        section(hosts["c"]), "").replace(section(hosts["d"]), "")
+
+
+def test_one_container_joining_rewrites_exactly_the_files_that_change():
+    live = build_desired(load(SPEC), State())
+    joined = SPEC.replace("  side:", "  g: {networks: [front]}\n  side:")
+    changed = plan(build_desired(load(joined), live), live)
+    files = {(a.op, a.obj.netns, a.obj.filename) for a in changed.actions if a.kind == "file"}
+    assert files == {
+        ("create", "g", "hostname"), ("create", "g", "hosts"), ("create", "g", "resolv.conf"),
+        *(("update", name, "hosts") for name in ("a", "b", "c", "side")),  # front's containers and a's joiner
+    }
+
+    with_g = build_desired(load(joined), live)
+    back = plan(build_desired(load(SPEC), with_g), with_g)
+    files = {(a.op, a.obj.netns, a.obj.filename) for a in back.actions if a.kind == "file"}
+    assert files == {*(("update", name, "hosts") for name in ("a", "b", "c", "side"))}  # g's go with its namespace
