@@ -3,6 +3,7 @@ section they give (reconciler.render.hostsfile) and what one container joining r
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 from ipaddress import ip_address
 
@@ -188,3 +189,72 @@ def test_one_container_joining_rewrites_exactly_the_files_that_change():
     back = plan(build_desired(load(SPEC), with_g), with_g)
     files = {(a.op, a.obj.netns, a.obj.filename) for a in back.actions if a.kind == "file"}
     assert files == {*(("update", name, "hosts") for name in ("a", "b", "c", "side"))}  # g's go with its namespace
+
+
+# --- in the kernel: getent in the containers' namespaces ------------------------------------
+
+KERNEL_SPEC = """\
+version: 1
+host:
+  resolv_conf: {resolv}
+networks:
+  front: {{bridge: "@fr", subnet: 172.31.40.0/24}}
+  back: {{bridge: "@bk", subnet: 172.31.41.0/24, enable_ipv6: true, subnet6: "fd42:db8:41::/64"}}
+  bridge: {{bridge: "@df", subnet: 172.31.42.0/24}}
+  quiet: {{bridge: "@qt", subnet: 172.31.43.0/24, discovery: false}}
+containers:
+  "@a": {{networks: [front]}}
+  "@b":
+    networks:
+      front: {{ipv4_address: 172.31.40.20, aliases: [cache]}}
+  "@c":
+    networks:
+      front: {{}}
+      back: {{ipv4_address: 172.31.41.30, ipv6_address: "fd42:db8:41::30"}}
+  "@d": {{networks: [back]}}
+  "@e": {{networks: [bridge, quiet]}}
+  "@f": {{networks: [bridge, quiet]}}
+{more}"""
+
+
+def kernel_spec(sandbox, more: str = "", filename: str = "spec.yaml"):
+    resolv = sandbox.tmp / "host-resolv.conf"
+    resolv.write_text("nameserver 198.51.100.53\n")
+    resolv.chmod(0o644)
+    return sandbox.write_spec(KERNEL_SPEC.format(resolv=resolv, more=more), filename)
+
+
+def getent(sandbox, container: str, database: str, name: str) -> tuple[int, str]:
+    """Exit code and first address of `getent DATABASE NAME` in the container's namespace
+    (ip netns exec bind-mounts /etc/netns/<name>/ files over /etc)."""
+    result = subprocess.run(["ip", "netns", "exec", sandbox.name(container), "getent", database, name],
+                            capture_output=True, text=True, timeout=60)
+    return result.returncode, (result.stdout.split() or [""])[0]
+
+
+@pytest.mark.kernel
+def test_containers_resolve_the_names_of_those_on_their_networks(sandbox):
+    spec = kernel_spec(sandbox)
+    sandbox.apply(spec)
+    assert getent(sandbox, "a", "ahostsv4", sandbox.name("b")) == (0, "172.31.40.20")
+    assert getent(sandbox, "a", "ahostsv4", "cache") == (0, "172.31.40.20")
+    assert getent(sandbox, "a", "ahostsv4", sandbox.name("c"))[1].startswith("172.31.40.")
+    assert getent(sandbox, "a", "ahostsv4", sandbox.name("d")) == (2, "")  # no network shared
+    assert getent(sandbox, "d", "ahostsv4", sandbox.name("c")) == (0, "172.31.41.30")
+    assert getent(sandbox, "d", "ahostsv6", sandbox.name("c")) == (0, "fd42:db8:41::30")
+    assert getent(sandbox, "e", "ahostsv4", sandbox.name("f")) == (2, "")  # bridge and discovery: false
+    assert DISCOVERY_BEGIN not in sandbox.in_ns("e", "cat /etc/hosts")
+    assert sandbox.apply(spec)["actions"] == []
+
+
+@pytest.mark.kernel
+def test_a_container_joining_is_resolvable_after_one_apply_and_one_leaving_is_not(sandbox):
+    spec = kernel_spec(sandbox)
+    sandbox.apply(spec)
+    assert getent(sandbox, "a", "ahostsv4", sandbox.name("g")) == (2, "")
+    joined = kernel_spec(sandbox, '  "@g":\n    networks:\n      front: {ipv4_address: 172.31.40.70}\n', "joined.yaml")
+    sandbox.apply(joined)
+    assert getent(sandbox, "a", "ahostsv4", sandbox.name("g")) == (0, "172.31.40.70")
+    assert getent(sandbox, "g", "ahostsv4", "cache") == (0, "172.31.40.20")
+    sandbox.apply(spec)
+    assert getent(sandbox, "a", "ahostsv4", sandbox.name("g")) == (2, "")
