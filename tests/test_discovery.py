@@ -65,15 +65,15 @@ def scope():
     return scope_of(SPEC)
 
 
-def test_a_container_finds_the_others_on_its_network_by_name_hostname_and_alias(scope):
+def test_a_container_finds_the_others_on_its_network_by_name_alias_and_hostname(scope):
     assert scope["a"] == {
-        "a": ("10.10.0.2",), "b": ("10.10.0.3",), "bee": ("10.10.0.3",), "cache": ("10.10.0.3",),
-        "shared": ("10.10.0.3", "10.10.0.4"), "c": ("10.10.0.4",),
+        "a": ("10.10.0.2",), "b": ("10.10.0.3",), "cache": ("10.10.0.3",), "shared": ("10.10.0.3", "10.10.0.4"),
+        "bee": ("10.10.0.3",), "c": ("10.10.0.4",),
     }
 
 
 def test_names_come_in_network_then_spec_order(scope):
-    assert list(scope["a"]) == ["a", "b", "bee", "cache", "shared", "c"]
+    assert list(scope["a"]) == ["a", "b", "cache", "shared", "bee", "c"]  # Docker's: name, aliases, hostname
 
 
 def test_no_name_of_a_network_the_container_is_not_on(scope):
@@ -151,7 +151,7 @@ def test_the_section_comes_last_between_markers_one_line_per_address():
     assert hosts["a"].startswith("127.0.0.1\tlocalhost\n")
     assert section(hosts["a"]) == (
         DISCOVERY_BEGIN
-        + "10.10.0.2\ta\n10.10.0.3\tb bee cache shared\n10.10.0.4\tshared c\n"
+        + "10.10.0.2\ta\n10.10.0.3\tb cache shared bee\n10.10.0.4\tshared c\n"
         + DISCOVERY_END
     )
     assert hosts["a"].endswith("10.10.0.2\ta\n" + section(hosts["a"]))  # after a's own line

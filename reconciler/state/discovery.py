@@ -5,12 +5,15 @@ Pure: no I/O. Both mechanisms answer from `names_in_scope`: the hosts-file secti
 answers. The scope follows Docker's service discovery (moby/moby at v28.0.0):
 
 - every network takes part except the one named `bridge`, Docker's default bridge, where
-  containers find each other only through links ("Containers on the default bridge network
-  can only access each other by IP addresses, unless you use the --link option", Docker docs,
-  "Bridge network driver", differences between user-defined bridges and the default bridge),
-  and except a network with `discovery: false`;
+  containers find each other only through links (`daemon/container_operations.go` gives
+  an endpoint DNS names only on a network whose mode `IsUserDefined()`, which `bridge` is
+  not; Docker's docs, "Bridge network driver": "Containers on the default bridge network
+  can only access each other by IP addresses, unless you use the --link option"), and
+  except a network with `discovery: false`;
 - on such a network every container with a namespace of its own is known by its name, its
-  hostname and its network aliases, at its address(es) on that network. A network's
+  network aliases and its hostname, in that order, each once (`daemon/container_operations.go`
+  `buildEndpointDNSNames`, which also adds the short container ID, a name netreconcile's
+  containers do not have), at its address(es) on that network. A network's
   records hold every endpoint on it, the asking container's own included, so a container
   resolves its own name too (`libnetwork/network.go` `addSvcRecords` is called for every
   endpoint joining, `ResolveName` looks a name up in them, with no exception for the
@@ -55,7 +58,7 @@ def names_in_scope(
     in endpoint order, that knows the name) followed by IPv6Address (from the first that
     knows the name with an IPv6 address: only IPv6 networks give one). Names come in the
     order of the container's networks, and per network in spec order of the containers
-    that carry them: name, hostname, aliases. A resolver answers A queries with the
+    that carry them: name, aliases, hostname. A resolver answers A queries with the
     IPv4Address entries and AAAA queries with the IPv6Address ones; a name that is not
     listed is not in scope. Host, none and address-less containers map to ().
 
@@ -87,8 +90,8 @@ def endpoint_order(container: ContainerSpec) -> list[Attachment]:
 
 
 def names_of(container: ContainerSpec, attachment: Attachment) -> tuple[str, ...]:
-    """The names a container is known by on one network: name, hostname, aliases, each once."""
-    return tuple(dict.fromkeys((container.name, container.hostname or container.name, *attachment.aliases)))
+    """The names a container is known by on one network: name, aliases, hostname, each once."""
+    return tuple(dict.fromkeys((container.name, *attachment.aliases, container.hostname or container.name)))
 
 
 # per discovering network: name -> (IPv4 addresses, IPv6 addresses) on it, in spec order
