@@ -111,3 +111,19 @@ def test_dual_stack_example_addresses_are_as_documented(sandbox):
     assert sandbox.addresses(sandbox.name("api"))["eth1"] == ["10.50.0.2/24"]
     assert ipv6("db") == {} and ipv6("metrics") == {"eth0": ["fd42:40::1/64"]}
     sh(f"ip netns exec {sandbox.name('web')} ping -6 -c1 -W5 fd42:30::2")
+
+
+@pytest.mark.kernel
+def test_discovery_example_resolves_as_documented(sandbox):
+    applied_example(sandbox, example("discovery.yaml"))
+
+    def first_address(container: str, database: str, name: str) -> str:
+        found = sh(f"ip netns exec {sandbox.name(container)} getent {database} {name} || true").split()
+        return found[0] if found else ""
+
+    assert first_address("web", "ahostsv4", "database") == "10.60.0.20"
+    assert first_address("web", "ahostsv4", sandbox.name("cache")) == ""
+    assert first_address("db", "ahostsv4", sandbox.name("cache")) == "10.61.0.30"
+    assert first_address("api", "ahostsv6", sandbox.name("cache")) == "fd42:61::30"
+    assert first_address("web", "ahostsv4", "api") == "10.60.0.3"  # hostname; web has .2
+    assert first_address("old", "ahostsv4", sandbox.name("cache")) == ""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.render.hostsfile import DISCOVERY_BEGIN
 from tests.conftest import netns_names, sh
 
 pytestmark = pytest.mark.kernel
@@ -63,7 +64,7 @@ def test_files_are_seen_inside_the_namespace(sandbox, files_spec):
     assert sandbox.in_ns("web", "cat /etc/hostname") == "web\n"
     hosts = sandbox.in_ns("web", "cat /etc/hosts")
     assert hosts.startswith("127.0.0.1\tlocalhost\n")
-    assert hosts.endswith("172.31.0.2\tweb.example.com web\n")
+    assert "172.31.0.2\tweb.example.com web\n" + DISCOVERY_BEGIN in hosts  # Docker's lines, then discovery
     web_resolv = sandbox.in_ns("web", "cat /etc/resolv.conf")
     assert "nameserver 8.8.8.8\nnameserver 8.8.4.4\nsearch lan.example\noptions edns0\n" in web_resolv
     assert "127.0.0.1" not in web_resolv.split("# Based on")[0]
@@ -96,7 +97,8 @@ def test_linked_address_change_rewrites_the_linking_hosts_file(sandbox, files_sp
         f"{sandbox.prefix}-", "@"), "moved.yaml")
     actions = sandbox.apply(moved)["actions"]
     file_updates = [a for a in actions if a["kind"] == "file"]
-    assert {a["name"] for a in file_updates} == {f"{sandbox.name('web')}/hosts", f"{sandbox.name('db')}/hosts"}
+    # web's link line and every container's discovery section name db's address
+    assert {a["name"] for a in file_updates} == {f"{sandbox.name(c)}/hosts" for c in ("web", "db", "tool")}
     web_update = next(a for a in file_updates if a["name"].startswith(sandbox.name("web")))
     assert "172.31.0.20" in web_update["reason"]
     assert sandbox.in_ns("web", "getent ahostsv4 database").split()[0] == "172.31.0.20"
@@ -160,7 +162,7 @@ def test_etc_netns_option_puts_the_files_elsewhere(sandbox, files_spec):
     elsewhere = sandbox.tmp / "etc-netns"
     result = sandbox.run("--etc-netns", str(elsewhere), "apply", "-o", "json", spec=spec)
     assert result.code == 0, result.stderr
-    assert (elsewhere / sandbox.name("web") / "hosts").read_text().endswith("172.31.0.2\tweb.example.com web\n")
+    assert "172.31.0.2\tweb.example.com web\n" in (elsewhere / sandbox.name("web") / "hosts").read_text()
     assert not etc(sandbox, "web", "hosts").parent.exists()
     assert sandbox.run("--etc-netns", str(elsewhere), "destroy", spec=spec).code == 0
     assert not (elsewhere / sandbox.name("web")).exists()

@@ -103,7 +103,10 @@ def test_changed_static_address_changes_only_that_address(sandbox):
     touched = {(a["op"], a["kind"]) for a in actions}
     assert touched == {("delete", "address"), ("create", "address"), ("update", "veth"), ("create", "route"),
                        ("update", "file")}
-    assert all(sandbox.name("db") in a["name"] for a in actions)
+    assert all(sandbox.name("db") in a["name"] for a in actions if a["kind"] != "file")
+    # db's own files, and the discovery section of every container on front, which names db's address
+    assert {a["name"] for a in actions if a["kind"] == "file"} == {
+        f"{sandbox.name(c)}/hosts" for c in ("web", "db", "cache")}
 
     assert sandbox.addresses(sandbox.name("db"))["eth0"] == ["172.31.0.20/24"]
     assert sandbox.links(sandbox.name("db"))["eth0"]["ifindex"] == before_db_index
@@ -128,7 +131,11 @@ def test_removed_container_loses_namespace_and_veth_and_addresses_stay_put(sandb
     sandbox.apply(spec)
     without_web = THREE.replace('  "@web":\n    networks: [front]\n', "")
     actions = sandbox.apply(sandbox.write_spec(without_web))["actions"]
-    assert [(a["op"], a["kind"], a["name"]) for a in actions] == [("delete", "netns", sandbox.name("web"), )]
+    assert [(a["op"], a["kind"], a["name"]) for a in actions if a["kind"] != "file"] == [
+        ("delete", "netns", sandbox.name("web"))]
+    # web leaves the others' discovery sections; its own files go with its namespace
+    assert {(a["op"], a["name"]) for a in actions if a["kind"] == "file"} == {
+        ("update", f"{sandbox.name(c)}/hosts") for c in ("db", "cache")}
     assert sandbox.name("web") not in netns_names()
     veths = [n for n, l in sandbox.links(sandbox.host).items() if l.get("ifalias", "").startswith("netreconcile:veth")]
     assert len(veths) == 2

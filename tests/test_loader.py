@@ -327,6 +327,7 @@ BAD_SPECS = [
     ("gateway network address", _front(gateway="10.1.0.0"), "spec.yaml:5:14: networks.front.gateway: 10.1.0.0 is the network address of 10.1.0.0/24"),
     ("gateway broadcast", _front(gateway="10.1.0.255"), "spec.yaml:5:14: networks.front.gateway: 10.1.0.255 is the broadcast address of 10.1.0.0/24"),
     ("gateway not an address", _front(gateway="10.1.0.1.1"), "spec.yaml:5:14: networks.front.gateway: '10.1.0.1.1' is not an IPv4 address"),
+    ("discovery not boolean", _front(discovery="'no'"), "spec.yaml:5:16: networks.front.discovery: expected a boolean (true or false), got 'no'"),
     ("mtu too large", _front(mtu="70000"), "spec.yaml:5:10: networks.front.mtu: must be between 68 and 65535, got 70000"),
     ("mtu not a number", _front(mtu="big"), "spec.yaml:5:10: networks.front.mtu: expected an integer, got 'big'"),
     ("driver", _front(driver="overlay"), "spec.yaml:5:13: networks.front.driver: must be one of 'bridge', got 'overlay'"),
@@ -1072,7 +1073,7 @@ def test_schema_is_valid_draft_2020_12() -> None:
 def test_schema_defaults_match_the_dataclasses() -> None:
     defs = schema_check.schema()["$defs"]
     network = defs["network"]["properties"]
-    for name in ("driver", "mtu", "icc", "masquerade", "internal"):
+    for name in ("driver", "mtu", "icc", "masquerade", "internal", "discovery"):
         assert network[name]["default"] == NetworkSpec.__dataclass_fields__[name].default, name
     host = schema_check.schema()["properties"]["host"]["properties"]
     assert {name: host[name].get("default") for name in host} == {

@@ -69,8 +69,11 @@ def test_default_route_goes_through_the_highest_gw_priority_first_listed_on_a_ti
 def test_moving_the_default_route_is_one_route_update():
     before = desired(spec_text("[front, back]"))
     after = desired(spec_text("{front: {}, back: {gw_priority: 1}}"), live=before)
-    (action,) = plan(after, before).actions
+    actions = plan(after, before).actions
+    (action,) = [a for a in actions if a.kind != "file"]
     assert (action.op, action.kind) == ("update", "route")
+    # back now comes first in api's endpoint order: its own name resolves to its back address
+    assert [(a.op, a.obj.name) for a in actions if a.kind == "file"] == [("update", "t-api/hosts")]
     assert "ifname 'eth0' -> 'eth1'" in action.reason
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.spec.types import Attachment, ContainerSpec, Location, NetworkSpec, Spec
 from reconciler.state.desired import build_desired, veth_name
@@ -349,3 +350,21 @@ def test_the_planner_has_no_isinstance_per_kind():
     calls = [node.func.id for node in ast.walk(ast.parse(source))
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
     assert "isinstance" not in calls and "getattr" not in calls
+
+
+LINE_TEXT = st.text(alphabet="ab\n\r\u2028", max_size=12)
+
+
+@given(old=LINE_TEXT, new=LINE_TEXT, common=LINE_TEXT)
+def test_the_first_differing_line_is_the_one_splitlines_finds(old, new, common):
+    """The common-prefix search names the line a line-by-line walk names, whatever breaks lines."""
+    old, new = common + old, common + new
+    if old != new:
+        assert planner_module._describe_content(old, new) == planner_module._describe_content_by_lines(old, new)
+
+
+def test_a_difference_near_the_end_of_a_long_file_names_its_line():
+    old = "".join(f"10.0.{n // 256}.{n % 256}\tc{n}\n" for n in range(2000))
+    new = old.replace("\tc1999\n", "\tc1999 x\n")
+    assert planner_module._describe_content(old, new) == "content differs at line 2000: '10.0.7.207\\tc1999' -> '10.0.7.207\\tc1999 x'"
+    assert planner_module._describe_content(old, old + "end\n") == "content differs at line 2001: '' -> 'end'"

@@ -366,3 +366,19 @@ def test_a_watch_whose_host_namespace_disappears_says_so_once_and_waits(watch):
                  and "1 received" in box.in_ns("web", "ping -c1 -W1 172.26.0.3", False),
                  "converged again in the new host namespace")
     assert watch.stop() == 0
+
+
+def test_a_container_added_while_watching_is_resolvable_by_name_from_the_others(watch):
+    box = watch.sandbox
+    watch.start()
+    watch.settle()
+
+    def from_web(name: str) -> str:
+        found = sh(f"ip netns exec {box.name('web')} getent ahostsv4 {name} || true").split()
+        return found[0] if found else ""
+
+    assert from_web(box.name("db")) == "172.26.0.3"
+    temporary = watch.spec.with_name(".spec.yaml.swp")
+    temporary.write_text(watch.spec.read_text() + EXTRA.replace("@", f"{box.prefix}-"))
+    os.replace(temporary, watch.spec)  # how editors save
+    watch.reacts(lambda: from_web(box.name("cache")) == "172.26.0.4", "the added container's name from web")

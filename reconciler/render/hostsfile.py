@@ -9,6 +9,9 @@ file, its defaults and record order) and `daemon/container_operations.go` /
 the whole file from the spec, so there is no connect/disconnect history here: the
 file is always what Docker writes when it builds it from scratch.
 
+After Docker's lines comes netreconcile's own: the section of names in discovery scope
+(reconciler.state.discovery), between two marker comments.
+
 Docker 28+ is emulated: the IPv6 defaults are spelled `fe00::` and `ff00::`, and
 extra-host addresses are written in canonical form. Deciding the address behind
 `host-gateway` is the caller's job.
@@ -64,8 +67,11 @@ def render_hosts(
     extra_hosts: tuple[HostEntry, ...] = (),
     links: tuple[HostEntry, ...] = (),
     ipv6: bool = False,
+    discovery: str = "",
 ) -> str:
-    """The whole /etc/hosts: localhost, IPv6 defaults, extra hosts, links, then own addresses.
+    """The whole /etc/hosts: localhost, IPv6 defaults, extra hosts, links, own addresses,
+    then `discovery`, the section `render_discovery` gives (rendered once for all the
+    containers that share it).
 
     With `ipv6` False (a container none of whose networks has IPv6) every IPv6 line is
     left out, the defaults included, as Docker 26+ does for a container whose IPv6
@@ -74,7 +80,29 @@ def render_hosts(
     """
     own_names = tuple(name_string(hostname, domainname).split(" "))
     entries = (*DEFAULT_ENTRIES, *extra_hosts, *links, *(HostEntry(a, own_names) for a in own_addresses))
-    return "".join(_lines(entries, ipv6))
+    return "".join(_lines(entries, ipv6)) + discovery
+
+
+DISCOVERY_BEGIN = "# netreconcile discovery: containers on the same networks (do not edit)\n"
+DISCOVERY_END = "# end of netreconcile discovery\n"
+
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def render_discovery(records: Iterable[tuple[str, tuple[Address, ...]]], ipv6: bool) -> str:
+    """The discovery section: one line per address with the names it carries, in the
+    order of `records` ((name, addresses) pairs, as discovery.names_in_scope gives them),
+    between the marker lines; IPv6 lines only with `ipv6`; "" when there is no line."""
+    by_address: dict[Address, list[str]] = {}
+    for name, addresses in records:
+        for address in addresses:
+            if ipv6 or address.version == 4:
+                by_address.setdefault(address, []).append(name)
+    if not by_address:
+        return ""
+    lines = (f"{address_text(address)}\t{' '.join(names)}\n" for address, names in by_address.items())
+    return f"{DISCOVERY_BEGIN}{''.join(lines)}{DISCOVERY_END}"
 
 
 def _lines(entries: Iterable[HostEntry], ipv6: bool) -> Iterable[str]:

@@ -142,6 +142,7 @@ class NetworkSection(SectionReader):
             icc=self._bool((*path, "icc"), NetworkSpec.icc),
             masquerade=self._bool((*path, "masquerade"), NetworkSpec.masquerade),
             internal=self._bool((*path, "internal"), NetworkSpec.internal),
+            discovery=self._bool((*path, "discovery"), NetworkSpec.discovery),
             aux_addresses=self._aux_addresses((*path, "aux_addresses"), subnet, ipv6["subnet6"]),
             driver=driver.name,
             location=self.doc.key_location(path),

@@ -53,6 +53,7 @@ class NetworkSpec:
     subnet6: IPv6Network | None = None  # set exactly when enable_ipv6
     gateway6: IPv6Address | None = None  # the first address of subnet6 unless given
     masquerade6: bool = True  # False: the IPv6 prefix is routed, not NATed (Docker's gateway_mode_ipv6=routed)
+    discovery: bool = True  # containers on it find each other by name (never on a network named `bridge`)
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
 
     @property

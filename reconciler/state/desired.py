@@ -16,6 +16,7 @@ from reconciler.drivers.bridge import mac_for, veth_name
 from reconciler.render import firewall, hostsfile, resolvconf
 from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
+from reconciler.state.discovery import names_in_scope
 from reconciler.state.ipam import assign_addresses, assign_interfaces
 from reconciler.state.model import (
     FORWARDING, HOST_NS, IP_FORWARD, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl,
@@ -45,6 +46,7 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
     addresses = assign_addresses(spec, live, interfaces)
     addresses6 = assign_addresses(spec, live, interfaces, family=6)
     host_resolv = resolvconf.parse(host_files.resolv_conf, host_files.resolv_conf_path)
+    sections = discovery_sections(spec, addresses, addresses6)
     objects: list[KernelObject] = []
     for network in spec.networks:
         objects += network_objects(network)
@@ -55,12 +57,29 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
             owner = spec.joined(container)
             objects.append(NetnsAlias(container.name, HOST_NS if owner.mode == "host" else owner.name,
                                       source=str(container.location)))
-        objects += container_files(spec, container, addresses, host_resolv, host_files, addresses6)
+        objects += container_files(spec, container, addresses, host_resolv, host_files, addresses6,
+                                   discovery=sections[container.name])
     objects += firewall_objects(spec, addresses, addresses6)
     for family, setting in FORWARDING.items():
         if forwarding_needed(spec, family):
             objects.append(Sysctl(HOST_NS, setting, "1", source=str(spec.host.location)))
     return State.of(objects)
+
+
+def discovery_sections(
+    spec: Spec, addresses: Mapping[tuple[str, str], IPv4Address], addresses6: Mapping[tuple[str, str], IPv6Address],
+) -> dict[str, str]:
+    """Per container, the discovery section of its /etc/hosts ("" for none). Containers
+    that see the same names share one scope object, and each is rendered once: 1000
+    containers on one network cost one section of 1000 lines, not a million lines."""
+    rendered: dict[tuple[int, bool], str] = {}
+    sections = {}
+    for name, records in names_in_scope(spec, addresses, addresses6).items():
+        key = (id(records), has_ipv6(spec, spec.joined(spec.container(name))))
+        if key not in rendered:
+            rendered[key] = hostsfile.render_discovery(records, key[1])
+        sections[name] = rendered[key]
+    return sections
 
 
 def forwarding_needed(spec: Spec, family: int = 4) -> bool:
@@ -192,10 +211,13 @@ def container_objects(
 def container_files(
     spec: Spec, container: ContainerSpec, addresses: Mapping[tuple[str, str], IPv4Address],
     host_resolv: resolvconf.HostResolvConf, host_files: HostFiles, addresses6: Mapping[tuple[str, str], IPv6Address],
+    discovery: str = "",
 ) -> list[KernelObject]:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker writes them: on the
     default bridge (and with no network), in host mode, and for a container that joins
-    another's namespace: the files of the one it joins.
+    another's namespace: the files of the one it joins. `discovery` is the container's
+    discovery section (`discovery_sections`), written after Docker's lines of /etc/hosts
+    (not in host mode, where the file is the host's).
 
     `addresses6` holds the IPv6 address of every attachment to a network with IPv6. A
     namespace with IPv6 (some network of it has IPv6) gets Docker's IPv6 lines in
@@ -221,6 +243,7 @@ def container_files(
             links=tuple(entry for link in origin.links
                         for entry in _link_entries(spec, origin, link, addresses, addresses6)),
             ipv6=has_ipv6(spec, origin),
+            discovery=discovery,
         )
     resolv = _resolv_conf(host_resolv, host_files.resolv_conf_path, origin.dns, origin.dns_search, origin.dns_opt,
                           legacy=origin.mode != "host", ipv6=_resolv_conf_ipv6(spec, origin))

@@ -146,7 +146,36 @@ def _describe_rules(old: str, new: str) -> str:
     return f"{summary}: {'; '.join(listed)}{more}"
 
 
+# what str.splitlines breaks lines at besides "\n": a text holding one takes the slow path
+_OTHER_LINE_BREAKS = "\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
 def _describe_content(old: str, new: str) -> str:
+    """The first line that differs (what `str.splitlines` gives), found by the common
+    prefix: a thousand hosts files of a thousand lines differing near their end (one
+    container joined) cost 0.2 s line by line."""
+    head = old[:_common_prefix_length(old, new)]
+    start, line = head.rfind("\n") + 1, head.count("\n") + 1
+    was, now = old[start:].partition("\n")[0], new[start:].partition("\n")[0]
+    # only line breaks before the difference or in the two lines change what splitlines sees
+    plain = not any(c in head or c in was or c in now for c in _OTHER_LINE_BREAKS)
+    if plain and was != now:  # else they may differ only in a final newline, which splitlines ignores
+        return f"content differs at line {line}: {was!r} -> {now!r}"
+    return _describe_content_by_lines(old, new)
+
+
+def _common_prefix_length(old: str, new: str) -> int:
+    low, high = 0, min(len(old), len(new))
+    while low < high:  # old[:low] == new[:low]; halving compares each character about twice
+        middle = (low + high + 1) // 2
+        if old[low:middle] == new[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _describe_content_by_lines(old: str, new: str) -> str:
     old_lines, new_lines = old.splitlines(), new.splitlines()
     for index in range(max(len(old_lines), len(new_lines))):
         was = old_lines[index] if index < len(old_lines) else ""
