@@ -23,8 +23,9 @@ decided by the server, not here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from ipaddress import ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import dns.exception
 import dns.flags
@@ -32,6 +33,7 @@ import dns.message
 import dns.name
 import dns.opcode
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.reversename
@@ -75,9 +77,9 @@ def decide(query: dns.message.Message, namespace: NamespaceConfig, known: frozen
     if addresses is not None:
         reply = _reply(query)
         family = _FAMILY.get(question.rdtype)
-        found = [str(address) for address in addresses if address.version == family]
+        found = [_address_rdata(address) for address in addresses if address.version == family]
         if found:
-            reply.answer.append(dns.rrset.from_text_list(question.name, TTL, "IN", question.rdtype, found))
+            reply.answer.append(dns.rrset.from_rdata_list(question.name, TTL, found))
         return Decision(ANSWERED, reply)
     if key in known:
         return Decision(NXDOMAIN, _reply(query, dns.rcode.NXDOMAIN))
@@ -97,6 +99,13 @@ def _ptr(query: dns.message.Message, question: dns.rrset.RRset, namespace: Names
     reply = _reply(query)
     reply.answer.append(dns.rrset.from_text_list(question.name, TTL, "IN", "PTR", [names[0] + "."]))
     return Decision(ANSWERED, reply)
+
+
+@functools.lru_cache(maxsize=65536)
+def _address_rdata(address: IPv4Address | IPv6Address) -> dns.rdata.Rdata:
+    # parsing the address text is most of the cost of an answer; rdata are immutable
+    rdtype = dns.rdatatype.A if address.version == 4 else dns.rdatatype.AAAA
+    return dns.rdata.from_wire(dns.rdataclass.IN, rdtype, address.packed, 0, len(address.packed))
 
 
 def _reply(query: dns.message.Message, rcode: int = dns.rcode.NOERROR) -> dns.message.Message:
