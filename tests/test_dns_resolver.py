@@ -2,8 +2,11 @@
 
 A spec with host.dns_resolver is applied; `netreconcile dns` serves its containers;
 queries are sent from inside a container to 127.0.0.11 (UDP and TCP) with dnspython
-(tests/dns_tools.py). An "outside" namespace, wired to the host namespace on
-198.51.100.0/24, runs a small upstream server that alone knows `outside.example`.
+(tests/dns_tools.py). Two small upstream servers: one on 127.0.0.54 in the host
+namespace (the host file's server, like systemd-resolved's stub: reachable only from
+the host namespace) knows `host.example`; one in an "outside" namespace, wired to the
+host namespace on 198.51.100.0/24, knows `outside.example` and is container x's `dns`
+server, reached from x's namespace through its default route and the host's NAT.
 Until name discovery is merged the CLI runs through tests/dns_scope_stand_in.py.
 """
 
@@ -13,14 +16,17 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
 from tests.conftest import REPO, eventually, sh
+from tests.test_watch import free_port
 
 pytestmark = pytest.mark.kernel
 
 UPSTREAM, UPSTREAM_HOST_END = "198.51.100.2", "198.51.100.1"
+HOST_UPSTREAM = "127.0.0.54"
 SPEC = """\
 version: 1
 host:
@@ -48,14 +54,22 @@ class Resolver:
 
     def __init__(self, sandbox, spec):
         self.sandbox = sandbox
+        self.spec = spec
         self.log_path = sandbox.tmp / "dns.log"
+        self.metrics_port = free_port()
         command = [sys.executable, "-m", "tests.dns_scope_stand_in", "--host-netns", sandbox.host,
-                   "--state-dir", str(sandbox.state_dir), "dns", str(spec)]
+                   "--state-dir", str(sandbox.state_dir), "dns", str(spec), "--metrics-port", str(self.metrics_port)]
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+    def metrics(self) -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as response:
+            lines = response.read().decode().splitlines()
+        return {name: float(value) for name, _, value in (line.rpartition(" ") for line in lines)
+                if not name.startswith("#")}
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -72,7 +86,7 @@ def ask(sandbox, container: str, name: str, transport: str = "udp", rdtype: str 
 @pytest.fixture
 def served(sandbox):
     resolv_conf = sandbox.tmp / "resolv.conf"
-    resolv_conf.write_text(f"nameserver {UPSTREAM}\n")
+    resolv_conf.write_text(f"nameserver {HOST_UPSTREAM}\n")
     resolv_conf.chmod(0o644)
     spec = sandbox.write_spec(SPEC.format(resolv_conf=resolv_conf, upstream=UPSTREAM))
     sandbox.apply(spec)
@@ -85,11 +99,10 @@ def served(sandbox):
     sh(f"ip -n {outside} link set eth0 up")
     sh(f"ip -n {outside} link set lo up")
     sh(f"ip -n {outside} route add default via {UPSTREAM_HOST_END}")
-    upstream = subprocess.Popen(["ip", "netns", "exec", outside, sys.executable, f"{REPO}/tests/dns_tools.py",
-                                 "upstream", UPSTREAM, "outside.example", "203.0.113.7"],
-                                stdout=subprocess.PIPE, text=True)
+    sh(f"ip -n {sandbox.host} link set lo up")
+    upstreams = [upstream_server(outside, UPSTREAM, "outside.example", "203.0.113.7"),
+                 upstream_server(sandbox.host, HOST_UPSTREAM, "host.example", "203.0.113.8")]
     try:
-        assert upstream.stdout.readline().strip() == "ready"
         resolver = Resolver(sandbox, spec)
         try:
             eventually(lambda: ask(sandbox, "a", sandbox.name("b")).get("rcode") == "NOERROR",
@@ -98,8 +111,16 @@ def served(sandbox):
         finally:
             resolver.stop()
     finally:
-        upstream.kill()
-        upstream.wait()
+        for upstream in upstreams:
+            upstream.kill()
+            upstream.wait()
+
+
+def upstream_server(netns: str, address: str, name: str, answer: str) -> subprocess.Popen:
+    process = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, f"{REPO}/tests/dns_tools.py",
+                                "upstream", address, name, answer], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    return process
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
@@ -116,18 +137,41 @@ def test_a_name_out_of_scope_is_nxdomain(sandbox, served):
     assert ask(sandbox, "d", sandbox.name("b"), "tcp") == {"rcode": "NXDOMAIN", "answers": []}
 
 
-@pytest.mark.parametrize("container, transport", [("a", "udp"), ("a", "tcp"), ("x", "udp"), ("x", "tcp")])
-def test_a_name_only_the_upstream_knows_gets_its_answer(sandbox, served, container, transport):
-    # a: the host file's server, asked from the host's namespace; x: its `dns` server,
-    # asked from its own namespace, through its default route and the host's NAT
-    assert ask(sandbox, container, "outside.example", transport) == {"rcode": "NOERROR", "answers": ["203.0.113.7"]}
+@pytest.mark.parametrize("container, name, address", [
+    ("a", "host.example", "203.0.113.8"),  # the host file's 127.0.0.54: only the host namespace reaches it
+    ("x", "outside.example", "203.0.113.7"),  # its `dns` server, from its namespace through the NAT
+])
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_name_only_the_upstream_knows_gets_its_answer(sandbox, served, container, name, address, transport):
+    assert ask(sandbox, container, name, transport) == {"rcode": "NOERROR", "answers": [address]}
     assert ask(sandbox, container, "nowhere.example", transport)["rcode"] == "NXDOMAIN"
 
 
 def test_the_containers_resolv_conf_points_at_the_resolver(sandbox, served):
     text = sandbox.in_ns("a", "cat /etc/resolv.conf")
     assert "nameserver 127.0.0.11\n" in text and "options ndots:0\n" in text
-    assert f"# ExtServers: [host({UPSTREAM})]\n" in text
+    assert f"# ExtServers: [host({HOST_UPSTREAM})]\n" in text
+    assert f"# ExtServers: [{UPSTREAM}]\n" in sandbox.in_ns("x", "cat /etc/resolv.conf")
+
+
+def test_queries_are_counted_by_result_with_their_latency(sandbox, served):
+    before = served.metrics()
+    ask(sandbox, "a", sandbox.name("b"))
+    ask(sandbox, "a", sandbox.name("d"))
+    ask(sandbox, "x", "outside.example")
+    after = served.metrics()
+    for result in ("answered", "nxdomain", "forwarded"):
+        key = f'netreconcile_dns_queries_total{{result="{result}"}}'
+        assert after[key] == before[key] + 1, result
+    count = "netreconcile_dns_query_duration_seconds_count"
+    assert after[count] == before[count] + 3
+
+
+def test_sighup_rereads_the_spec(sandbox, served):
+    served.spec.write_text(served.spec.read_text().replace("aliases: [bee]", "aliases: [bee, honey]"))
+    served.process.send_signal(signal.SIGHUP)
+    eventually(lambda: ask(sandbox, "a", "honey").get("answers") == ["172.31.71.20"], "the new alias resolves",
+               timeout=60, context=served.log)
 
 
 def test_sigterm_stops_it_cleanly_and_nothing_answers_afterwards(sandbox, served):
