@@ -15,7 +15,7 @@ import dns.rdatatype
 import dns.reversename
 import pytest
 
-from reconciler.dns.answering import ANSWERED, FAILED, FORWARDED, NXDOMAIN, TTL, decide
+from reconciler.dns.answering import ANSWERED, FAILED, FORWARDED, NXDOMAIN, TTL, decide, encode
 from reconciler.dns.config import NameTable, NamespaceConfig, ndots_set, resolver_config, upstreams
 from reconciler.render import resolvconf
 from reconciler.spec.loader import load_spec_text
@@ -144,3 +144,26 @@ def test_resolver_config_serves_each_namespace_that_uses_the_resolver_and_shares
     assert config.namespaces["b"].ndots_set and not config.namespaces["a"].ndots_set
     assert [str(s) for s in config.namespaces["a"].upstreams] == ["host(127.0.0.53)"]
     assert config.known == {"a", "b"}
+
+
+# --- encoding -------------------------------------------------------------------------
+
+MANY = NameTable.of([("web", [ip_address(f"172.31.{i // 250}.{i % 250 + 2}") for i in range(100)])])
+
+
+def encoded(query: dns.message.Message, udp: bool) -> dns.message.Message:
+    reply = decide(query, NamespaceConfig(MANY), frozenset()).reply
+    return dns.message.from_wire(encode(reply, query, udp))
+
+
+def test_a_reply_too_long_for_udp_is_truncated_so_that_the_client_asks_over_tcp():
+    query = dns.message.make_query("web", "A")  # no EDNS: 512 bytes
+    over_udp = encoded(query, udp=True)
+    assert over_udp.flags & dns.flags.TC and not over_udp.answer and over_udp.id == query.id
+    assert len(encoded(query, udp=False).answer[0]) == 100
+
+
+def test_edns_lets_a_longer_reply_through_udp():
+    query = dns.message.make_query("web", "A", use_edns=0, payload=4096)
+    reply = encoded(query, udp=True)
+    assert not reply.flags & dns.flags.TC and len(reply.answer[0]) == 100

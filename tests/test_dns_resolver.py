@@ -178,3 +178,10 @@ def test_sigterm_stops_it_cleanly_and_nothing_answers_afterwards(sandbox, served
     assert served.stop() == 0
     assert "dns stopped" in served.log()
     assert ask(sandbox, "a", sandbox.name("b")) == {}  # no answer: the sockets are gone
+
+
+def test_the_c_library_resolves_through_it(sandbox, served):
+    # getent reads the container's resolv.conf (ip netns exec mounts /etc/netns/<name>/ over /etc);
+    # host.example is known only to the host file's upstream server
+    assert sandbox.in_ns("a", "getent ahostsv4 bee").split()[0] == "172.31.71.20"
+    assert sandbox.in_ns("a", "getent hosts host.example").split()[0] == "203.0.113.8"

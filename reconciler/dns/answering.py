@@ -44,6 +44,8 @@ from reconciler.dns.config import NamespaceConfig, name_key
 ANSWERED, NXDOMAIN, FORWARDED, FAILED = "answered", "nxdomain", "forwarded", "failed"
 RESULTS = (ANSWERED, NXDOMAIN, FORWARDED, FAILED)
 TTL = 600  # Docker's respTTL
+MIN_UDP_PAYLOAD = 512  # what every DNS client takes over UDP
+MAX_TCP_MESSAGE = 65535
 _FAMILY = {dns.rdatatype.A: 4, dns.rdatatype.AAAA: 6}
 
 
@@ -115,6 +117,20 @@ def _reply(query: dns.message.Message, rcode: int = dns.rcode.NOERROR) -> dns.me
     reply.flags |= dns.flags.AA | dns.flags.RA
     reply.set_rcode(rcode)
     return reply
+
+
+def encode(reply: dns.message.Message, query: dns.message.Message, udp: bool) -> bytes:
+    """The reply's wire form. Over UDP it must fit what the client takes (512 bytes, or
+    the payload its EDNS option offers): a longer one goes without records and with TC
+    set, so that the client asks again over TCP (RFC 1035 4.2.1, RFC 6891 6.2.5)."""
+    limit = (max(query.payload, MIN_UDP_PAYLOAD) if query.edns >= 0 else MIN_UDP_PAYLOAD) if udp else MAX_TCP_MESSAGE
+    try:
+        return reply.to_wire(max_size=limit)
+    except dns.exception.TooBig:
+        truncated = dns.message.make_response(query)
+        truncated.flags = reply.flags | dns.flags.TC
+        truncated.set_rcode(reply.rcode())
+        return truncated.to_wire(max_size=limit)
 
 
 def failure(query: dns.message.Message, rcode: int = dns.rcode.SERVFAIL) -> dns.message.Message:

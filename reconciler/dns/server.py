@@ -9,7 +9,7 @@ queue and a wake-up pipe, so that only the loop writes to client sockets.
 
 Memory is bounded: two sockets and one small record per namespace; per TCP connection
 at most one message being read and MAX_UNSENT bytes of replies not yet sent; at most MAX_CONNECTIONS
-TCP connections (one more is closed at once); at most forwarding.MAX_IN_FLIGHT forwards
+TCP connections (a new one closes the oldest); at most forwarding.MAX_IN_FLIGHT forwards
 (one more gets REFUSED, as Docker).
 """
 
@@ -27,12 +27,15 @@ import dns.exception
 import dns.message
 import dns.rcode
 
-from reconciler.dns.answering import FAILED, FORWARDED, decide, failure
+from reconciler.dns.answering import FAILED, FORWARDED, decide, encode, failure
 from reconciler.dns.config import NamespaceConfig, ResolverConfig
 from reconciler.dns.forwarding import Forwarder
 from reconciler.dns.metrics import ResolverMetrics
 from reconciler.kernel.nlsocket import entered
 from reconciler.render.resolvconf import INTERNAL_NAMESERVER
+from reconciler.run import logs
+
+log = logs.get_logger()
 
 LISTEN_ADDRESS = (INTERNAL_NAMESERVER, 53)
 MAX_CONNECTIONS = 1024
@@ -88,13 +91,13 @@ class Server:
         self.selector = selectors.DefaultSelector()
         self.served: dict[str, _Served] = {}
         self.known: frozenset[str] = frozenset()
-        self._connections: set[_Connection] = set()
+        self._connections: dict[_Connection, None] = {}  # oldest first
         self._replies: queue.SimpleQueue = queue.SimpleQueue()
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.selector.register(self._wake_read, selectors.EVENT_READ, ("wake", None))
         self._stopping = False
         self._reload_requested = False
-        self._cached: dict[tuple[int, bytes], tuple[str, bytes]] = {}
+        self._cached: dict[tuple[int, bool, bytes], tuple[str, bytes]] = {}
 
     # --- what is served -----------------------------------------------------------------
 
@@ -224,7 +227,8 @@ class Server:
 
     def _handle(self, served: _Served, data: bytes, pending: _Pending) -> bytes | None:
         """The reply to send at once, or None (nothing to send, or forwarded)."""
-        key = (id(served.config), data[2:])
+        udp = pending.connection is None
+        key = (id(served.config), udp, data[2:])
         cached = self._cached.get(key)
         if cached is not None:
             result, wire = cached
@@ -235,9 +239,14 @@ class Server:
         except dns.exception.DNSException:
             self.metrics.observe(FAILED, time.perf_counter() - pending.started)
             return None  # not a DNS message: no id to answer to (Docker drops it too)
-        decision = decide(query, served.config, self.known)
+        try:
+            decision = decide(query, served.config, self.known)
+        except Exception:  # noqa: BLE001 - one odd query must not stop the loop that serves every namespace
+            log.exception("dns: a query could not be answered", netns=served.name)
+            self.metrics.observe(FAILED, time.perf_counter() - pending.started)
+            return encode(failure(query), query, udp)
         if decision.reply is not None:
-            wire = decision.reply.to_wire()
+            wire = encode(decision.reply, query, udp)
             if len(self._cached) >= MAX_CACHED_REPLIES:
                 self._cached.clear()
             self._cached[key] = (decision.result, wire)
@@ -250,7 +259,7 @@ class Server:
             return None
         # no upstream (Docker 28: no fallback servers): SERVFAIL; too many in flight: REFUSED
         self.metrics.observe(FAILED, time.perf_counter() - pending.started)
-        return failure(query, dns.rcode.REFUSED if upstreams else dns.rcode.SERVFAIL).to_wire()
+        return encode(failure(query, dns.rcode.REFUSED if upstreams else dns.rcode.SERVFAIL), query, udp)
 
     def _forwarded(self, pending: _Pending, reply: dns.message.Message | None) -> None:
         self._replies.put((pending, reply))  # on a forwarder thread: the loop sends it
@@ -263,7 +272,8 @@ class Server:
             except queue.Empty:
                 return
             result = FORWARDED if reply is not None else FAILED
-            wire = (reply if reply is not None else failure(pending.query)).to_wire()
+            wire = encode(reply if reply is not None else failure(pending.query), pending.query,
+                          pending.connection is None)
             self.metrics.observe(result, time.perf_counter() - pending.started)
             if pending.connection is not None:
                 self._send_tcp(pending.connection, wire)
@@ -285,11 +295,11 @@ class Server:
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
         if len(self._connections) >= MAX_CONNECTIONS:
-            sock.close()
-            return
+            # the oldest goes: clients that open connections and keep them cannot lock others out
+            self._close_connection(next(iter(self._connections)))
         sock.setblocking(False)
         connection = _Connection(sock, served)
-        self._connections.add(connection)
+        self._connections[connection] = None
         self.selector.register(sock, selectors.EVENT_READ, ("tcp", connection))
 
     def _on_connection(self, connection: _Connection, events: int) -> None:
@@ -345,6 +355,6 @@ class Server:
         if connection.closed:
             return
         connection.closed = True
-        self._connections.discard(connection)
+        self._connections.pop(connection, None)
         self.selector.unregister(connection.sock)
         connection.sock.close()
