@@ -112,6 +112,12 @@ def test_upstreams_from_the_host_file_are_asked_from_the_host_and_dns_ones_from_
     assert upstreams(resolvconf.parse("")) == ()
 
 
+def test_without_external_access_no_upstream_is_asked_from_the_host_namespace():
+    host = resolvconf.parse("nameserver 127.0.0.53\n")
+    assert upstreams(host, external_access=False) == ()
+    assert [str(s) for s in upstreams(host, ("10.0.0.1",), external_access=False)] == ["10.0.0.1"]
+
+
 @pytest.mark.parametrize("host, dns_opt, expected", [
     ("", (), False), ("options ndots:1\n", (), True), ("options ndots:1\n", ("edns0",), False),
     ("", ("ndots:0",), True), ("options ndots\n", (), False),
@@ -126,9 +132,11 @@ host: {dns_resolver: true}
 networks:
   front: {subnet: 172.31.1.0/24}
   bridge: {subnet: 172.31.2.0/24}
+  vault: {subnet: 172.31.3.0/24, internal: true}
 containers:
   a: {networks: [front]}
   b: {networks: [front], dns_opt: ["ndots:2"]}
+  locked: {networks: [vault]}
   old: {networks: [bridge]}
   j: {network_mode: "container:a"}
 """
@@ -137,13 +145,14 @@ containers:
 def test_resolver_config_serves_each_namespace_that_uses_the_resolver_and_shares_equal_scopes():
     spec = load_spec_text(SPEC, "spec.yaml")
     shared = (("a", (ip_address("172.31.1.2"),)), ("b", (ip_address("172.31.1.3"),)))
-    scope = {"a": shared, "b": shared, "old": (), "j": shared}
+    scope = {"a": shared, "b": shared, "old": (), "j": shared, "locked": ()}
     config = resolver_config(spec, resolvconf.parse("nameserver 127.0.0.53\n"), scope)
-    assert sorted(config.namespaces) == ["a", "b"]  # j is served in a's namespace; old has no resolver
+    assert sorted(config.namespaces) == ["a", "b", "locked"]  # j is served in a's namespace; old has no resolver
     assert config.namespaces["a"].table is config.namespaces["b"].table
     assert config.namespaces["b"].ndots_set and not config.namespaces["a"].ndots_set
     assert [str(s) for s in config.namespaces["a"].upstreams] == ["host(127.0.0.53)"]
     assert config.known == {"a", "b"}
+    assert config.namespaces["locked"].upstreams == ()  # only on an internal network: no way out
 
 
 # --- encoding -------------------------------------------------------------------------

@@ -81,13 +81,17 @@ class ResolverConfig:
         return cls(dict(namespaces), frozenset(name for table in tables.values() for name in table.forward))
 
 
-def upstreams(host: resolvconf.HostResolvConf, dns: tuple[str, ...] = ()) -> tuple[resolvconf.ExtServer, ...]:
+def upstreams(
+    host: resolvconf.HostResolvConf, dns: tuple[str, ...] = (), external_access: bool = True,
+) -> tuple[resolvconf.ExtServer, ...]:
     """The servers a container's queries are forwarded to: its file's ExtServers, but
     never the embedded server itself asked from inside the container (Docker 26.1.3+
-    drops a `--dns 127.0.0.11`), at most MAX_UPSTREAMS."""
+    drops a `--dns 127.0.0.11`), at most MAX_UPSTREAMS. Without `external_access` (all
+    its networks are internal) none asked from the host's namespace: the resolver must
+    not be a way out of an internal network (Docker 26.0.0+, CVE-2024-29018)."""
     servers = [
         server for server in resolvconf.external_servers(host, dns=dns)
-        if server.host_loopback or server.address != resolvconf.INTERNAL_NAMESERVER
+        if (external_access if server.host_loopback else server.address != resolvconf.INTERNAL_NAMESERVER)
     ]
     return tuple(servers[:MAX_UPSTREAMS])
 
@@ -115,6 +119,7 @@ def resolver_config(
         table = tables.get(id(records))
         if table is None:
             table = tables[id(records)] = NameTable.of(records)
+        external_access = any(not spec.network(a.network).internal for a in container.networks)
         namespaces[container.name] = NamespaceConfig(
-            table, upstreams(host, container.dns), ndots_set(host, container.dns_opt))
+            table, upstreams(host, container.dns, external_access), ndots_set(host, container.dns_opt))
     return ResolverConfig.of(namespaces)
