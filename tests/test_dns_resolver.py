@@ -185,3 +185,30 @@ def test_the_c_library_resolves_through_it(sandbox, served):
     # host.example is known only to the host file's upstream server
     assert sandbox.in_ns("a", "getent ahostsv4 bee").split()[0] == "172.31.71.20"
     assert sandbox.in_ns("a", "getent hosts host.example").split()[0] == "203.0.113.8"
+
+
+def test_without_its_host_namespace_it_says_to_apply_first(sandbox):
+    spec = sandbox.write_spec(SPEC.format(resolv_conf="/etc/resolv.conf", upstream=UPSTREAM))
+    result = sandbox.run("dns", spec=spec)
+    assert result.code == 1
+    assert f"error: cannot open host namespace {sandbox.host}: No such file or directory (apply the spec first)" \
+        in result.stderr
+
+
+def test_an_invalid_spec_is_refused_with_its_location_before_serving(sandbox):
+    spec = sandbox.write_spec("version: 1\nhost: {dns_resolver: 'yes'}\n")
+    result = sandbox.run("dns", spec=spec)
+    assert result.code == 1
+    assert "spec.yaml:2:22: host.dns_resolver: expected a boolean (true or false), got 'yes'" in result.stderr
+
+
+def test_a_spec_without_dns_resolver_serves_nothing_and_says_so(sandbox):
+    sh(f"ip netns add {sandbox.host}")
+    spec = sandbox.write_spec(SPEC.format(resolv_conf="/etc/resolv.conf", upstream=UPSTREAM)
+                              .replace("dns_resolver: true", "dns_resolver: false"))
+    resolver = Resolver(sandbox, spec)
+    try:
+        eventually(lambda: "no container uses the embedded DNS server" in resolver.log(), "the warning",
+                   timeout=60, context=resolver.log)
+    finally:
+        assert resolver.stop() == 0

@@ -59,6 +59,9 @@ def run_resolver(context, spec_path: str, metrics: ResolverMetrics | None = None
     def load(spec: Spec) -> None:
         with context.session() as session:
             config = resolver_tables(spec, observe(session), read_host_files(spec).resolv_conf)
+        if not config.namespaces:
+            log.warning("dns: no container uses the embedded DNS server (host.dns_resolver: true, on a network "
+                        "with discovery)")
         problems = server.configure(config)
         for name, problem in sorted(problems.items()):
             log.warning("dns: cannot serve a namespace", netns=name, problem=problem)
