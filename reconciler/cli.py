@@ -263,11 +263,7 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
         from reconciler.run.metrics import WatchMetrics
 
         metrics = WatchMetrics()
-        try:
-            metrics.serve(metrics_port, metrics_address)
-        except OSError as error:
-            raise PrerequisiteError(f"cannot serve metrics on {metrics_address}:{metrics_port}: "
-                                    f"{error.strerror or error}") from error
+        _serve_metrics(metrics.registry, metrics_port, metrics_address)
 
     def prepare_host() -> None:
         if context.host_netns:
@@ -285,6 +281,36 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
     # for its whole life, so that destroy refuses to run while this would undo it
     with keeper_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.info(message)):
         return watcher.run()
+
+
+@main.command("dns")
+@SPEC
+@click.option("--metrics-port", type=click.IntRange(min=1, max=65535), default=None, metavar="PORT",
+              help="Serve Prometheus metrics on this port.")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True, metavar="ADDRESS",
+              help="Address the metrics are served on (0.0.0.0: every address).")
+@_global_options
+def dns_command(context: Context, spec_path: str, metrics_port: int | None, metrics_address: str) -> int:
+    """Serve DNS at 127.0.0.11 in every container of SPEC that uses the resolver (host.dns_resolver),
+    until SIGTERM; SIGHUP re-reads SPEC."""
+    from reconciler.dns.metrics import ResolverMetrics
+    from reconciler.run.resolver import run_resolver
+
+    _require_root()
+    logs.configure(stream=sys.stdout)
+    metrics = ResolverMetrics()
+    if metrics_port is not None:
+        _serve_metrics(metrics.registry, metrics_port, metrics_address)
+    return run_resolver(context, spec_path, metrics)
+
+
+def _serve_metrics(registry, port: int, address: str) -> None:
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr=address, registry=registry)
+    except OSError as error:
+        raise PrerequisiteError(f"cannot serve metrics on {address}:{port}: {error.strerror or error}") from error
 
 
 @main.command()

@@ -53,6 +53,9 @@ LAYERS = {
     "kernel.settings": WRITER,
     "run": IO,  # engine, watch loop, triggers, sources, metrics, logs
     "run.scheduler": PURE,  # when the watch loop runs a pass: a pure decision over events
+    "dns": IO,  # the embedded DNS server: its sockets, forwarding, metrics
+    "dns.config": PURE,  # per namespace: name table, upstreams
+    "dns.answering": PURE,  # a query in, an answer or "forward" out
 }
 # Modules outside the writer that may import one writer module: where apply starts.
 WRITER_ENTRY_POINTS = {

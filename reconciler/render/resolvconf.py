@@ -5,15 +5,16 @@ This module owns, as pure functions over text (no file, clock or OS access):
   lines Docker does not know only those shaped like a directive are kept;
 - choosing the host file to read, systemd-resolved's stub included (`source_path`);
 - applying the spec's `dns`, `dns_search` and `dns_opt` overrides, then Docker's
-  "legacy" transform for networks without an embedded DNS server, and producing the
-  file byte for byte as Docker's library does, trailer comments included (`render`,
-  `render_file`);
+  "legacy" transform for networks without an embedded DNS server or its "internal
+  resolver" transform (TransformForIntNS) for containers served by the embedded DNS
+  server, and producing the file byte for byte as Docker's library does, trailer
+  comments included (`render`, `render_file`);
+- the upstream servers ("ExtServers") the embedded DNS server forwards to, and from
+  which namespace (`external_servers`);
 - validating `dns` and `dns_search` values the way Docker does
   (`validate_nameserver`, `validate_dns_search`).
 
-It does not read or write files, keep the hash Docker uses to spot user edits, or
-implement the embedded-DNS ("internal resolver") transform: netreconcile has no
-embedded DNS server. Source: moby/moby `libnetwork/internal/resolvconf/resolvconf.go` at
+It does not read or write files or keep the hash Docker uses to spot user edits. Source: moby/moby `libnetwork/internal/resolvconf/resolvconf.go` at
 v27.5.1 (new in v26.0.0; `daemon/libnetwork/internal/resolvconf/` in later trees), whose
 golden files (`testdata/`) the tests replay.
 """
@@ -35,6 +36,12 @@ DEFAULT_PATH = "/etc/resolv.conf"
 SYSTEMD_RESOLV_CONF = "/run/systemd/resolve/resolv.conf"
 SYSTEMD_STUB = "127.0.0.53"
 LEGACY = "legacy"
+INTERNAL_RESOLVER = "internal resolver"
+INTERNAL_NAMESERVER = "127.0.0.11"  # where the embedded DNS server listens in every container
+# What the embedded DNS server needs of the container's resolver: names without a dot
+# are asked as they are first, so that container names resolve before search domains.
+RESOLVER_OPTIONS = ("ndots:0",)
+NO_EXTERNAL_NAMESERVERS_WARNING = "NO EXTERNAL NAMESERVERS DEFINED"
 DEFAULT_IPV4_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
 DEFAULT_IPV6_NAMESERVERS = ("2001:4860:4860::8888", "2001:4860:4860::8844")
 USED_DEFAULTS_WARNING = "Used default nameservers."
@@ -222,6 +229,21 @@ def _require_addr(text: str) -> _Addr:
 
 
 @dataclass(frozen=True)
+class ExtServer:
+    """An upstream server of the embedded DNS server: Docker's ExtDNSEntry.
+
+    `host_loopback` (a server of the host's file) means the query is sent from the
+    host's namespace, where 127.0.0.53 answers; otherwise (a `dns` override) from the
+    container's own namespace."""
+
+    address: str  # canonical text, zone kept
+    host_loopback: bool
+
+    def __str__(self) -> str:
+        return f"host({self.address})" if self.host_loopback else self.address
+
+
+@dataclass(frozen=True)
 class _Draft:
     """The file being built, with the bookkeeping that becomes its trailer comments."""
 
@@ -234,6 +256,7 @@ class _Draft:
     ndots_from: str = ""
     transform: str = ""
     warnings: tuple[str, ...] = ()
+    ext_servers: tuple[ExtServer, ...] = ()
 
     @classmethod
     def from_host(cls, host: HostResolvConf) -> _Draft:
@@ -258,6 +281,8 @@ def render(
     overrides: Overrides | None = None,
     legacy: bool = True,
     add_options: tuple[str, ...] = (),
+    internal_resolver: bool = False,
+    required_options: tuple[str, ...] = RESOLVER_OPTIONS,
 ) -> str:
     """The container's resolv.conf body and trailer, without a header.
 
@@ -265,17 +290,30 @@ def render(
     host's, as in the daemon. `overrides` instead gives the library's meaning, where an
     empty list still overrides; pass one or the other. `ipv6` is the network's IPv6
     flag. `legacy=False` skips the transform (host mode). `add_options` are appended
-    after the overrides, like the library's AddOption. A `dns` value that is not an IP
-    address raises ResolvConfError.
+    after the overrides, like the library's AddOption. `internal_resolver=True` applies
+    Docker's TransformForIntNS instead of the legacy transform, with `required_options`
+    (the embedded server's: ndots:0). A `dns` value that is not an IP address raises
+    ResolvConfError.
     """
     if overrides is None:
         overrides = Overrides.from_spec(dns, dns_search, dns_opt)
     elif dns or dns_search or dns_opt:
         raise TypeError("render() takes either overrides= or dns/dns_search/dns_opt, not both")
     draft = _add_options(_override(_Draft.from_host(host), overrides), add_options)
-    if legacy:
+    if internal_resolver:
+        draft = _internal_resolver_transform(draft, required_options)
+    elif legacy:
         draft = _legacy_transform(draft, ipv6)
     return _generate(draft, origin_path)
+
+
+def external_servers(
+    host: HostResolvConf, *, dns: tuple[str, ...] = (), overrides: Overrides | None = None,
+) -> tuple[ExtServer, ...]:
+    """The servers the embedded DNS server forwards to for a container whose `dns` (the
+    spec's) or `overrides` are these: the ones its file's "# ExtServers:" line lists."""
+    draft = _override(_Draft.from_host(host), overrides or Overrides.from_spec(dns))
+    return _internal_resolver_transform(draft, ()).ext_servers
 
 
 def render_file(host: HostResolvConf, *, header: str = HEADER, **render_args) -> str:
@@ -326,6 +364,39 @@ def _legacy_transform(draft: _Draft, ipv6: bool) -> _Draft:
     )
 
 
+def _internal_resolver_transform(draft: _Draft, required_options: tuple[str, ...]) -> _Draft:
+    """Docker's TransformForIntNS (28.x): the container asks only the embedded server,
+    which forwards to the file's former servers. Those of the host's file are queried
+    from the host's namespace (so 127.0.0.53 works), those of a `dns` override from the
+    container's; with none there is no fallback to public servers since Docker 28."""
+    from_host = "nameservers" not in draft.overridden
+    ext_servers = tuple(ExtServer(ns.text, from_host) for ns in draft.nameservers)
+    draft = replace(draft, nameservers=(_require_addr(INTERNAL_NAMESERVER),), ext_servers=ext_servers,
+                    transform=INTERNAL_RESOLVER)
+    if not ext_servers:
+        draft = replace(draft, warnings=(*draft.warnings, NO_EXTERNAL_NAMESERVERS_WARNING))
+    for option in required_options:
+        name = option.partition(":")[0]
+        if name == "ndots":
+            # an ndots the resolver cannot read goes, so that the required one replaces it
+            draft = replace(draft, options=tuple(o for o in draft.options if not _invalid_ndots(o)))
+        if _last_option(draft.options, name) is None:
+            draft = _add_options(draft, (option,))
+    return draft
+
+
+def _invalid_ndots(option: str) -> bool:
+    """Docker's removeInvalidNDots: an ndots without a value, or whose value Go's
+    strconv.Atoi rejects (not a decimal int64, sign allowed) or is negative."""
+    name, colon, value = option.partition(":")
+    if name != "ndots":
+        return False
+    if not colon or not re.fullmatch(r"[+-]?[0-9]+", value):
+        return True
+    number = int(value)
+    return number < 0 or number >= 1 << 63
+
+
 def _generate(draft: _Draft, origin_path: str) -> str:
     """The library's Generate(comments=true) without the header."""
     lines = [f"nameserver {ns.text}" for ns in draft.nameservers]
@@ -338,6 +409,8 @@ def _generate(draft: _Draft, origin_path: str) -> str:
     transform = f" ({draft.transform})" if draft.transform else ""
     lines.append(f"# Based on host file: '{origin_path}'{transform}")
     lines.extend(f"# {warning}" for warning in draft.warnings)
+    if draft.ext_servers:
+        lines.append(f"# ExtServers: [{' '.join(map(str, draft.ext_servers))}]")
     if draft.invalid:
         lines.append(f"# Invalid nameservers: [{' '.join(draft.invalid)}]")
     overridden = [name for name in _OVERRIDE_NAMES if name in draft.overridden]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class WatchMetrics:
@@ -20,6 +20,3 @@ class WatchMetrics:
                                   buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.last_success = Gauge("netreconcile_last_success_timestamp_seconds",
                                   "Unix time of the last pass that ended converged", registry=self.registry)
-
-    def serve(self, port: int, address: str) -> None:
-        start_http_server(port, addr=address, registry=self.registry)

@@ -91,6 +91,7 @@ class NetworkSection(SectionReader):
         return HostSpec(
             ip_forward=self._bool((*path, "ip_forward"), HostSpec.ip_forward),
             resolv_conf=self._resolv_conf((*path, "resolv_conf")),
+            dns_resolver=self._bool((*path, "dns_resolver"), HostSpec.dns_resolver),
             location=self.doc.key_location(path),
             resolv_conf_location=self._location_if_set((*path, "resolv_conf")),
         )

@@ -33,6 +33,7 @@ UNKNOWN_LOCATION = Location("<unknown>", 0, 0)
 class HostSpec:
     ip_forward: bool | None = None  # None: set it when a network needs forwarding
     resolv_conf: str = "/etc/resolv.conf"
+    dns_resolver: bool = False  # containers on discovery networks ask the embedded DNS server
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
     resolv_conf_location: Location | None = field(default=None, compare=False)  # None: not in the spec
 

@@ -246,12 +246,28 @@ def container_files(
             discovery=discovery,
         )
     resolv = _resolv_conf(host_resolv, host_files.resolv_conf_path, origin.dns, origin.dns_search, origin.dns_opt,
-                          legacy=origin.mode != "host", ipv6=_resolv_conf_ipv6(spec, origin))
+                          legacy=origin.mode != "host", ipv6=_resolv_conf_ipv6(spec, origin),
+                          internal_resolver=uses_resolver(spec, origin))
     return [
         File(container.name, "hostname", hostsfile.render_hostname(hostname), source=source),
         File(container.name, "hosts", hosts, source=source),
         File(container.name, "resolv.conf", resolv, source=source),
     ]
+
+
+def uses_resolver(spec: Spec, container: ContainerSpec) -> bool:
+    """Whether the container asks the embedded DNS server: with host.dns_resolver, when
+    one of its networks has discovery (Docker: a sandbox on any user-defined network
+    gets the internal-resolver file). A container joining another's namespace asks
+    what that one asks."""
+    origin = spec.joined(container)
+    return spec.host.dns_resolver and origin.mode in ("bridge", "none") and any(
+        _discovers(spec.network(a.network)) for a in origin.networks)
+
+
+def _discovers(network: NetworkSpec) -> bool:
+    # the lead points this at reconciler.state.discovery.discovers (discovery: false) on merging
+    return network.name != "bridge"
 
 
 def _addresses_of(
@@ -280,10 +296,11 @@ def _resolv_conf_ipv6(spec: Spec, container: ContainerSpec) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _resolv_conf(host_resolv, resolv_path, dns, dns_search, dns_opt, legacy: bool = True, ipv6: bool = False) -> str:
+def _resolv_conf(host_resolv, resolv_path, dns, dns_search, dns_opt, legacy: bool = True, ipv6: bool = False,
+                 internal_resolver: bool = False) -> str:
     # most containers share the host's file and overrides: render each combination once
     return resolvconf.render_file(host_resolv, origin_path=resolv_path, dns=dns, dns_search=dns_search,
-                                  dns_opt=dns_opt, legacy=legacy, ipv6=ipv6)
+                                  dns_opt=dns_opt, legacy=legacy, ipv6=ipv6, internal_resolver=internal_resolver)
 
 
 def _extra_hosts(spec: Spec, container: ContainerSpec, item: str) -> tuple[hostsfile.HostEntry, ...]:
