@@ -7,7 +7,6 @@ namespace (the host file's server, like systemd-resolved's stub: reachable only 
 the host namespace) knows `host.example`; one in an "outside" namespace, wired to the
 host namespace on 198.51.100.0/24, knows `outside.example` and is container x's `dns`
 server, reached from x's namespace through its default route and the host's NAT.
-Until name discovery is merged the CLI runs through tests/dns_scope_stand_in.py.
 """
 
 from __future__ import annotations
@@ -57,7 +56,7 @@ class Resolver:
         self.spec = spec
         self.log_path = sandbox.tmp / "dns.log"
         self.metrics_port = free_port()
-        command = [sys.executable, "-m", "tests.dns_scope_stand_in", "--host-netns", sandbox.host,
+        command = [sys.executable, "-m", "reconciler", "--host-netns", sandbox.host,
                    "--state-dir", str(sandbox.state_dir), "dns", str(spec), "--metrics-port", str(self.metrics_port)]
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)

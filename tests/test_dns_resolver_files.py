@@ -71,3 +71,12 @@ def test_a_dns_resolver_that_is_not_a_boolean_is_an_error_at_its_location():
     with pytest.raises(SpecError) as error:
         load_spec_text(SPEC.format(resolver="'yes'"), "spec.yaml")
     assert "spec.yaml:3:17: host.dns_resolver" in str(error.value)
+
+
+def test_a_network_with_discovery_false_keeps_the_legacy_file():
+    spec = load_spec_text(SPEC.format(resolver="true").replace(
+        "front: {subnet: 172.31.1.0/24}", "front: {subnet: 172.31.1.0/24, discovery: false}"), "spec.yaml")
+    assert not uses_resolver(spec, spec.container("a"))
+    desired = build_desired(spec, State(), HostFiles(HOST, "/etc/resolv.conf"))
+    files = {f.netns: f.content.split("\n\n", 1)[1] for f in desired.of_kind(File) if f.filename == "resolv.conf"}
+    assert files_legacy(files["a"])

@@ -14,7 +14,7 @@ import sys
 from reconciler.dns.config import ResolverConfig, resolver_config
 from reconciler.dns.metrics import ResolverMetrics
 from reconciler.dns.server import Server
-from reconciler.errors import KernelError, NetreconcileError, PrerequisiteError
+from reconciler.errors import KernelError, NetreconcileError
 from reconciler.kernel.nlsocket import current_netns_fd
 from reconciler.kernel.observe import observe
 from reconciler.kernel.session import NETNS_DIR, netns_path
@@ -23,21 +23,11 @@ from reconciler.run import logs
 from reconciler.run.engine import read_host_files
 from reconciler.spec.loader import load_spec
 from reconciler.spec.types import Spec
+from reconciler.state.discovery import names_in_scope
 from reconciler.state.ipam import assign_addresses, assign_interfaces
 from reconciler.state.model import State
 
 log = logs.get_logger()
-
-
-def scope_function():
-    """Name discovery's scope, the one both discovery mechanisms answer from:
-    reconciler.state.discovery.names_in_scope(spec, addresses, addresses6)."""
-    try:
-        from reconciler.state.discovery import names_in_scope
-    except ImportError as error:
-        raise PrerequisiteError("the DNS resolver needs name discovery (reconciler.state.discovery), "
-                                "which this build lacks") from error
-    return names_in_scope
 
 
 def resolver_tables(spec: Spec, live: State, host_resolv_conf: str) -> ResolverConfig:
@@ -46,7 +36,7 @@ def resolver_tables(spec: Spec, live: State, host_resolv_conf: str) -> ResolverC
     interfaces = assign_interfaces(spec, live)
     addresses = assign_addresses(spec, live, interfaces)
     addresses6 = assign_addresses(spec, live, interfaces, family=6)
-    scope = scope_function()(spec, addresses, addresses6)
+    scope = names_in_scope(spec, addresses, addresses6)
     return resolver_config(spec, resolvconf.parse(host_resolv_conf), scope)
 
 

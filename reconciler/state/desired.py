@@ -16,7 +16,7 @@ from reconciler.drivers.bridge import mac_for, veth_name
 from reconciler.render import firewall, hostsfile, resolvconf
 from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
-from reconciler.state.discovery import names_in_scope
+from reconciler.state.discovery import discovers, names_in_scope
 from reconciler.state.ipam import assign_addresses, assign_interfaces
 from reconciler.state.model import (
     FORWARDING, HOST_NS, IP_FORWARD, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl,
@@ -262,12 +262,7 @@ def uses_resolver(spec: Spec, container: ContainerSpec) -> bool:
     what that one asks."""
     origin = spec.joined(container)
     return spec.host.dns_resolver and origin.mode in ("bridge", "none") and any(
-        _discovers(spec.network(a.network)) for a in origin.networks)
-
-
-def _discovers(network: NetworkSpec) -> bool:
-    # the lead points this at reconciler.state.discovery.discovers (discovery: false) on merging
-    return network.name != "bridge"
+        discovers(spec.network(a.network)) for a in origin.networks)
 
 
 def _addresses_of(
