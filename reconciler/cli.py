@@ -177,12 +177,16 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
     spec = load_spec(spec_path)
     plan = _read_only_plan(context, spec)
     git = git_status(context.state_dir)
+    warnings = _dns_warnings(context, spec)
     if output == "json":
         document = plan_document(plan, in_sync=not plan.actions, conflicts=list(plan.conflicts))
         if git is not None:
             document["git"] = git
+        if warnings:
+            document["warnings"] = warnings
         click.echo(json.dumps(document, indent=2))
         return _exit_code(plan, detailed_exitcode)
+    _print_warnings(warnings)
     if plan.actions or plan.conflicts:
         _print_plan(plan, output, verb="Drift")
     else:
@@ -276,8 +280,14 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
     def lock():
         return host_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.info(message))
 
+    def start_resolver():
+        from reconciler.run.resolver import BackgroundResolver
+
+        return BackgroundResolver(context.host_netns, context.state_dir)
+
     watcher = Watcher(source, context.session, prepare_host, context.host_netns, context.etc_netns,
-                      resync=resync, debounce=debounce / 1000, metrics=metrics, lock=lock, force=force, spec=spec)
+                      resync=resync, debounce=debounce / 1000, metrics=metrics, lock=lock, force=force, spec=spec,
+                      start_resolver=start_resolver)
     # for its whole life, so that destroy refuses to run while this would undo it
     with keeper_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.info(message)):
         return watcher.run()
@@ -441,6 +451,12 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
         log.info("reconcile", command=command, host_netns=context.host_netns or "", outcome=outcome_name,
                  duration_ms=round((time.monotonic() - started) * 1000, 1), **counts)
     extra = on_done() if on_done is not None else {}
+    warnings = _dns_warnings(context, spec)
+    if warnings:
+        if output == "json":
+            extra["warnings"] = warnings
+        else:
+            _print_warnings(warnings)
     if output == "json":
         click.echo(json.dumps({**plan_document(outcome.plan, applied=outcome.applied), **extra}, indent=2))
     elif outcome.plan.actions:
@@ -449,6 +465,27 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
         click.echo(f"{verb}: {counts['create']} created, {counts['update']} updated, {counts['delete']} deleted; "
                    "verified.")
     return EXIT_OK
+
+
+def _dns_warnings(context: Context, spec) -> list[str]:
+    """Containers that ask the embedded DNS server while no process serves it: their
+    name lookups all time out."""
+    from reconciler.kernel.lock import dns_served
+    from reconciler.render.resolvconf import INTERNAL_NAMESERVER
+    from reconciler.state.desired import uses_resolver
+
+    if spec is None or not any(uses_resolver(spec, container) for container in spec.containers):
+        return []
+    if dns_served(context.state_dir):
+        return []
+    return [f"host.dns_resolver: the containers' DNS points at {INTERNAL_NAMESERVER} and nothing answers there: "
+            "run `netreconcile watch` or `netreconcile sync` (they serve it), or `netreconcile dns SPEC`, "
+            "for this host namespace"]
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _print_plan(plan: Plan, output: str, verb: str = "Plan") -> None:

@@ -9,6 +9,7 @@ for it, which orders everything the watch noticed before it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import sys
 import threading
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -52,11 +54,12 @@ def free_port() -> int:
 
 
 class Watch:
-    def __init__(self, sandbox):
+    def __init__(self, sandbox, spec: str = SPEC):
+        """`spec`: the spec's text, with {resolv} where the host's resolv.conf goes."""
         self.sandbox = sandbox
         self.resolv = sandbox.tmp / "host-resolv.conf"
         self.resolv.write_text("nameserver 198.51.100.53\n")
-        self.spec = sandbox.write_spec(SPEC.format(resolv=self.resolv))
+        self.spec = sandbox.write_spec(spec.format(resolv=self.resolv))
         self.log = sandbox.tmp / "watch.log"
         self.port = free_port()
         self.process: subprocess.Popen | None = None
@@ -113,15 +116,22 @@ class Watch:
         return self.process.wait(timeout=30)
 
 
-@pytest.fixture
-def watch(sandbox):
-    runner = Watch(sandbox)
+@contextlib.contextmanager
+def watching(sandbox, spec: str = SPEC) -> Iterator[Watch]:
+    """A Watch (not started yet), killed at the end if still running."""
+    runner = Watch(sandbox, spec)
     try:
         yield runner
     finally:
         if runner.process is not None and runner.process.poll() is None:
             runner.process.kill()
             runner.process.wait()
+
+
+@pytest.fixture
+def watch(sandbox):
+    with watching(sandbox) as runner:
+        yield runner
 
 
 def veths(sandbox) -> set[str]:

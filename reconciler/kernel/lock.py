@@ -8,6 +8,10 @@
   keep the host converged. `destroy` takes it exclusively without waiting, so it
   refuses to run while a keeper would undo it at once, and no keeper starts while a
   destroy runs.
+- `dns`, shared: held by every process serving the embedded DNS server of this host
+  (`dns`, and `watch` and `sync` with host.dns_resolver) for as long as it serves.
+  `apply` and `status` probe it to warn when containers' DNS points at a server that
+  nobody runs.
 
 flock(2) locks go away with the process, so a killed holder never leaves a lock
 taken. Holders are named from /proc/locks, which the kernel keeps true, never from
@@ -45,7 +49,28 @@ def keeper_lock(state: StateDir, timeout: float, on_wait: Callable[[str], None] 
     return _waited(state, "keeper", fcntl.LOCK_SH, timeout, on_wait, "netreconcile destroy")
 
 
-LOCK_FILES = ("lock", "keeper")
+def dns_serving(state: StateDir):
+    """Held while this process serves DNS for the host (waits only for a probe's instant)."""
+    return _waited(state, "dns", fcntl.LOCK_SH, float("inf"), None, "a probe")
+
+
+def dns_served(state: StateDir) -> bool:
+    """Whether some process serves DNS for the host now: its shared lock keeps this
+    probe's exclusive one from being taken. Creates nothing."""
+    try:
+        fd = os.open(state.path / "dns", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return False  # never served here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the probe's lock at once
+    return False
+
+
+LOCK_FILES = ("lock", "keeper", "dns")
 
 
 class HeldLock:

@@ -1,6 +1,7 @@
-"""`netreconcile dns SPEC`: the embedded DNS server alone, for the containers of a spec.
+"""The embedded DNS server run by a command: alone (`netreconcile dns SPEC`), or on a
+thread of `watch` and `sync` (BackgroundResolver), reconfigured after each of their passes.
 
-It reads the spec and the live state (for the addresses the containers have), builds the
+`netreconcile dns` reads the spec and the live state (for the addresses the containers have), builds the
 name tables with name discovery's scope, serves 127.0.0.11:53 in every namespace that
 uses the resolver, re-reads the spec on SIGHUP and stops on SIGTERM or SIGINT.
 """
@@ -10,14 +11,17 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 
 from reconciler.dns.config import ResolverConfig, resolver_config
 from reconciler.dns.metrics import ResolverMetrics
 from reconciler.dns.server import Server
 from reconciler.errors import KernelError, NetreconcileError
+from reconciler.kernel.lock import dns_serving
 from reconciler.kernel.nlsocket import current_netns_fd
 from reconciler.kernel.observe import observe
-from reconciler.kernel.session import NETNS_DIR, netns_path
+from reconciler.kernel.session import NETNS_DIR, KernelSession, netns_path
+from reconciler.kernel.statedir import StateDir
 from reconciler.render import resolvconf
 from reconciler.run import logs
 from reconciler.run.engine import read_host_files
@@ -40,6 +44,56 @@ def resolver_tables(spec: Spec, live: State, host_resolv_conf: str) -> ResolverC
     return resolver_config(spec, resolvconf.parse(host_resolv_conf), scope)
 
 
+def observed_tables(spec: Spec, session: KernelSession) -> ResolverConfig:
+    """resolver_tables for `spec` and the state `session` observes now."""
+    return resolver_tables(spec, observe(session), read_host_files(spec).resolv_conf)
+
+
+def _configure(server: Server, config: ResolverConfig) -> None:
+    problems = server.configure(config)
+    for name, problem in sorted(problems.items()):
+        log.warning("dns: cannot serve a namespace", netns=name, problem=problem)
+    log.info("dns serving", namespaces=len(server.served), listen=f"{resolvconf.INTERNAL_NAMESERVER}:53")
+
+
+class BackgroundResolver:
+    """The embedded DNS server on its own thread (its own selector loop), for watch and
+    sync. `update` hands it the tables of a pass; the loop thread takes them up at once,
+    so that only that thread touches the server's sockets. The dns lock is held until
+    `close`, so that apply and status know DNS is served."""
+
+    def __init__(self, host_netns: str | None, state_dir: StateDir, metrics: ResolverMetrics | None = None):
+        self._held = dns_serving(state_dir)
+        self._held.__enter__()
+        try:
+            self._host_fd = _host_netns_fd(host_netns)
+        except BaseException:
+            self._held.__exit__(None, None, None)
+            raise
+        self.server = Server(self._host_fd, NETNS_DIR, metrics)
+        self._pending: ResolverConfig | None = None
+        self._thread = threading.Thread(target=self.server.serve, args=(self._take_pending,), name="dns",
+                                        daemon=True)
+        self._thread.start()
+
+    def update(self, config: ResolverConfig) -> None:
+        self._pending = config
+        self.server.request_reload()
+
+    def _take_pending(self) -> None:
+        config, self._pending = self._pending, None
+        if config is not None:
+            _configure(self.server, config)
+
+    def close(self) -> None:
+        self.server.stop()
+        self._thread.join()
+        self.server.close()
+        os.close(self._host_fd)
+        self._held.__exit__(None, None, None)
+        log.info("dns stopped")
+
+
 def run_resolver(context, spec_path: str, metrics: ResolverMetrics | None = None) -> int:
     """Serve until SIGTERM or SIGINT; `context` is the CLI's (host namespace, session)."""
     spec = load_spec(spec_path)  # an invalid spec is refused before anything is served
@@ -48,14 +102,11 @@ def run_resolver(context, spec_path: str, metrics: ResolverMetrics | None = None
 
     def load(spec: Spec) -> None:
         with context.session() as session:
-            config = resolver_tables(spec, observe(session), read_host_files(spec).resolv_conf)
+            config = observed_tables(spec, session)
         if not config.namespaces:
             log.warning("dns: no container uses the embedded DNS server (host.dns_resolver: true, on a network "
                         "with discovery)")
-        problems = server.configure(config)
-        for name, problem in sorted(problems.items()):
-            log.warning("dns: cannot serve a namespace", netns=name, problem=problem)
-        log.info("dns serving", namespaces=len(server.served), listen=f"{resolvconf.INTERNAL_NAMESERVER}:53")
+        _configure(server, config)
 
     def reload() -> None:
         try:
@@ -65,11 +116,12 @@ def run_resolver(context, spec_path: str, metrics: ResolverMetrics | None = None
 
     previous = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
-        load(spec)
-        signal.signal(signal.SIGTERM, lambda *_: server.stop())
-        signal.signal(signal.SIGINT, lambda *_: server.stop())
-        signal.signal(signal.SIGHUP, lambda *_: server.request_reload())
-        server.serve(reload)
+        with dns_serving(context.state_dir):
+            load(spec)
+            signal.signal(signal.SIGTERM, lambda *_: server.stop())
+            signal.signal(signal.SIGINT, lambda *_: server.stop())
+            signal.signal(signal.SIGHUP, lambda *_: server.request_reload())
+            server.serve(reload)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)

@@ -8,6 +8,8 @@ valid spec stays in force. A failed pass is retried with a capped exponential
 backoff; an object another tool keeps changing back is held (its repair waits,
 nothing else does). A host namespace that disappears is reported once and waited
 for, never made again. SIGTERM and SIGINT stop between passes; SIGHUP asks for a pass.
+With host.dns_resolver the embedded DNS server runs on a thread of this process, given
+each converged pass's spec and state, so that a container a pass adds resolves at once.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import queue
 import signal
 import time
 from collections import Counter
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from reconciler.errors import GuardError, NetreconcileError, SourceError, SpecError, VerifyError
 from reconciler.kernel.observe import list_netns
@@ -32,6 +34,9 @@ from reconciler.run.sources import FileSource, GitSource
 from reconciler.run.triggers import EventSources, nftables_events_socket, route_events_socket
 from reconciler.spec.types import Spec
 from reconciler.state.plan import Plan
+
+if TYPE_CHECKING:
+    from reconciler.run.resolver import BackgroundResolver
 
 SIGNAL_POLL = 0.2  # seconds: how soon a signal is noticed while waiting
 # a verification that fails because something changed during the pass is followed by
@@ -50,10 +55,11 @@ class Watcher:
         host_netns: str | None, etc_netns: str, resync: float, debounce: float,
         metrics: WatchMetrics | None = None, clock: Callable[[], float] = time.monotonic,
         lock: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext, force: bool = False,
-        spec: Spec | None = None,
+        spec: Spec | None = None, start_resolver: Callable[[], BackgroundResolver] | None = None,
     ):
         """`spec`: the source's spec, already loaded by the caller (else loaded at start when
-        the source must be valid from the start)."""
+        the source must be valid from the start). `start_resolver`: starts serving DNS, on
+        the first converged pass of a spec with host.dns_resolver."""
         self.source = source
         self.open_session = open_session
         self.prepare_host = prepare_host
@@ -63,6 +69,8 @@ class Watcher:
         self.clock = clock
         self.lock = lock
         self.force = force
+        self.start_resolver = start_resolver
+        self.resolver: BackgroundResolver | None = None
         self.scheduler = PassScheduler(debounce=debounce, resync=resync, started=clock())
         self.fights = FightDetector()
         self.events: queue.Queue[str] = queue.Queue()
@@ -89,6 +97,8 @@ class Watcher:
                 self._step()
         finally:
             self.sources.stop()
+            if self.resolver is not None:
+                self.resolver.close()
         log.info("watch stopped")
         return 0
 
@@ -155,6 +165,7 @@ class Watcher:
                     self.host_made = True
                 with self.open_session() as session:
                     outcome = converge(self.spec, session, force=self.force, held=self.fights.held(self.clock()))
+                    self._serve_dns(session)
         except SpecError as error:  # e.g. a subnet without free addresses for a new container
             self._report_spec_problems(error)
             self._count("invalid_spec")
@@ -190,6 +201,17 @@ class Watcher:
               actions=kinds, drift=drift and bool(plan.actions), **({"held": held} if held else {}))
         self._count("ok" if plan.actions else "noop", duration, plan, drift)
         return True
+
+    def _serve_dns(self, session: KernelSession) -> None:
+        """Serve what this converged pass made (nothing once the spec drops dns_resolver)."""
+        if self.start_resolver is None or (self.resolver is None and not self.spec.host.dns_resolver):
+            return
+        from reconciler.dns.config import ResolverConfig
+        from reconciler.run.resolver import observed_tables
+
+        if self.resolver is None:
+            self.resolver = self.start_resolver()
+        self.resolver.update(observed_tables(self.spec, session) if self.spec.host.dns_resolver else ResolverConfig())
 
     def _host_missing(self, trigger: str) -> bool:
         """True when the host namespace this watch converged is gone: said once, then
