@@ -281,9 +281,12 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
         return host_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.info(message))
 
     def start_resolver():
+        from reconciler.dns.metrics import ResolverMetrics
         from reconciler.run.resolver import BackgroundResolver
 
-        return BackgroundResolver(context.host_netns, context.state_dir)
+        # its metrics are served with watch's
+        return BackgroundResolver(context.host_netns, context.state_dir,
+                                  ResolverMetrics(metrics.registry) if metrics is not None else None)
 
     watcher = Watcher(source, context.session, prepare_host, context.host_netns, context.etc_netns,
                       resync=resync, debounce=debounce / 1000, metrics=metrics, lock=lock, force=force, spec=spec,

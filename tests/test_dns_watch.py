@@ -59,6 +59,7 @@ def test_watch_serves_the_names_in_scope_and_a_container_a_pass_adds(watch, tran
     temporary.write_text(watch.spec.read_text() + ADDED.replace("@", f"{box.prefix}-"))
     os.replace(temporary, watch.spec)
     watch.reacts(lambda: answers(box, "c", transport) == ["172.31.73.30"], "the added container by DNS from a")
+    assert watch.metric("netreconcile_dns_queries_total") >= 2  # served with watch's metrics
     assert watch.stop() == 0
 
 
