@@ -8,11 +8,15 @@ DNS is read by `status` and `apply` from a lock only serving processes hold.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import eventually
+from tests.conftest import REPO, eventually
 from tests.test_dns_resolver import Resolver, ask
+from tests.test_sync import Repository
 from tests.test_watch import watching
 
 pytestmark = pytest.mark.kernel
@@ -108,3 +112,27 @@ def test_a_spec_without_dns_resolver_serves_nothing_and_warns_of_nothing(watch):
     assert ask(box, "a", box.name("b")) == {}
     assert status_warnings(box, watch.spec) == []
     assert watch.stop() == 0
+
+
+def test_sync_serves_dns_for_each_commit_and_stops_with_sigterm(sandbox, tmp_path):
+    resolv = sandbox.tmp / "resolv.conf"
+    resolv.write_text("nameserver 198.51.100.53\n")
+    repo = Repository(tmp_path / "network-repo", sandbox)
+    repo.commit(SPEC.format(resolv=resolv))
+    log = sandbox.tmp / "sync.log"
+    command = [sys.executable, "-m", "reconciler", "--host-netns", sandbox.host, "--state-dir",
+               str(sandbox.state_dir), "sync", str(repo.path), "--path", "specs/host.yaml", "--interval", "2"]
+    with open(log, "w") as output:
+        loop = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        eventually(lambda: answers(sandbox, "b") == ["172.31.73.20"], "b by DNS from a", 60, log.read_text)
+        repo.commit(SPEC.format(resolv=resolv) + ADDED, "add c")
+        eventually(lambda: answers(sandbox, "c") == ["172.31.73.30"], "c by DNS from a", 60, log.read_text)
+        loop.send_signal(signal.SIGTERM)
+        assert loop.wait(timeout=30) == 0
+    finally:
+        if loop.poll() is None:
+            loop.kill()
+            loop.wait()
+    assert ask(sandbox, "a", sandbox.name("b")) == {}
+    assert [w for w in status_warnings(sandbox, repo.path / "specs" / "host.yaml") if WARNING in w]

@@ -1,4 +1,5 @@
-"""The host lock: one holder at a time, also when destroy retires the lock file."""
+"""The host lock: one holder at a time, also when destroy retires the lock file; the
+DNS server's lock, which tells apply and status whether something serves DNS."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 import pytest
 
 from reconciler.errors import LockError
-from reconciler.kernel.lock import host_lock, keeper_lock, no_keeper
+from reconciler.kernel.lock import dns_served, dns_serving, host_lock, keeper_lock, no_keeper
 from reconciler.kernel.statedir import StateDir
 from tests.conftest import eventually
 
@@ -71,3 +72,23 @@ def test_a_watch_waiting_for_a_destroy_keeps_the_new_keeper_file_and_a_second_de
     finally:
         done.set()
         thread.join(30)
+
+
+def test_dns_is_served_exactly_while_a_server_holds_its_lock(tmp_path):
+    state = StateDir(tmp_path, "h")
+    assert not dns_served(state)
+    assert not state.path.exists()  # probing creates nothing
+    with dns_serving(state), dns_serving(state):  # shared: watch and `netreconcile dns` may both serve
+        assert dns_served(state)
+    assert not dns_served(state)
+
+
+def test_retire_keeps_the_dns_lock_of_a_running_server_and_retires_it_after(tmp_path):
+    state = StateDir(tmp_path, "h")
+    with dns_serving(state):
+        with host_lock(state, timeout=0) as held:
+            assert not held.retire()
+        assert dns_served(state)
+    with host_lock(state, timeout=0) as held:
+        assert held.retire()
+    assert not state.path.exists()

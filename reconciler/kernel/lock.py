@@ -83,8 +83,8 @@ class HeldLock:
     def retire(self) -> bool:
         """Remove the lock files and the state directory if nothing else is left there
         (destroy, at its end); True when they are gone."""
-        if set(os.listdir(self.state.path)) - set(LOCK_FILES):
-            return False
+        if set(os.listdir(self.state.path)) - set(LOCK_FILES) or dns_served(self.state):
+            return False  # a DNS server still running keeps its lock where apply and status look
         for name in LOCK_FILES:
             with contextlib.suppress(FileNotFoundError):
                 (self.state.path / name).unlink()
