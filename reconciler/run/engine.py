@@ -11,7 +11,7 @@ import errno
 import os
 import socket
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from reconciler.errors import (
@@ -23,7 +23,7 @@ from reconciler.kernel.observe import netns_managed_elsewhere, observe
 from reconciler.kernel.session import KernelSession
 from reconciler.render import firewall, resolvconf
 from reconciler.spec.types import HostSpec, Spec
-from reconciler.state.desired import HostFiles, build_desired
+from reconciler.state.desired import NO_HOST_FILES, HostFiles, build_desired
 from reconciler.state.model import MISSING, State, Veth
 from reconciler.state.plan import DELETE, Action, Plan
 from reconciler.state.planner import hold_back, plan
@@ -39,6 +39,10 @@ class Outcome:
     plan: Plan  # what was applied
     applied: int
     held: tuple[Action, ...] = ()  # what waits: actions on held objects and what needs them
+    # what the plan started from: the live state observed (the desired state's sticky
+    # addresses come from it) and the host files read, for who derives more from the pass
+    observed: State = field(default_factory=State)
+    host_files: HostFiles = NO_HOST_FILES
 
 
 def read_host_files(spec: Spec) -> HostFiles:
@@ -116,17 +120,19 @@ def plan_for(spec: Spec | None, session: KernelSession) -> Plan:
     return _observe_and_plan(spec, session)[0]
 
 
-def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, State, State]:
-    """The plan, the live state it starts from and the desired state it aims at."""
+def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, State, State, HostFiles]:
+    """The plan, the live state it starts from, the desired state it aims at and the
+    host files that desired state was built from."""
     if spec is None:
         live = observe(session, inside_containers=False)
-        return plan(EMPTY_SPEC_STATE, live, destroying=True), live, EMPTY_SPEC_STATE
+        return plan(EMPTY_SPEC_STATE, live, destroying=True), live, EMPTY_SPEC_STATE, NO_HOST_FILES
     live = observe(session)
-    desired = build_desired(spec, live, read_host_files(spec))
+    host_files = read_host_files(spec)
+    desired = build_desired(spec, live, host_files)
     live = _with_hosts_of_foreign_netns(live, desired, session)
     result = plan(desired, live)
     check_firewall(result, session)
-    return result, live, desired
+    return result, live, desired, host_files
 
 
 def _verify(desired: State, session: KernelSession, destroying: bool, held: frozenset[tuple]) -> None:
@@ -172,7 +178,7 @@ def converge(
     When an action or the verification fails, the changes are undone (`rollback`, for
     a spec: destroy has nothing to go back to) by converging on the state observed
     before, and the error says so."""
-    current, before, desired = _observe_and_plan(spec, session)
+    current, before, desired, host_files = _observe_and_plan(spec, session)
     if current.conflicts:
         raise ConflictError("\n".join(current.conflicts))
     current.raise_if_unsafe(force)
@@ -180,7 +186,7 @@ def converge(
     if on_plan is not None:
         on_plan(current)
     if not current.actions:
-        return Outcome(current, 0, waiting)
+        return Outcome(current, 0, waiting, before, host_files)
     from reconciler.kernel.writer import KernelWriter  # the writer is loaded only when there is work
 
     writer = KernelWriter(session, on_progress, fail_after=fail_after_from_environment())
@@ -194,7 +200,7 @@ def converge(
         failure = type(error)(f"{error}\n{undone}", error.errno)
         failure.restored = restored
         raise failure from error
-    return Outcome(current, applied, waiting)
+    return Outcome(current, applied, waiting, before, host_files)
 
 
 def fail_after_from_environment() -> int | None:

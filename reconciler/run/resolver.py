@@ -45,7 +45,8 @@ def resolver_tables(spec: Spec, live: State, host_resolv_conf: str) -> ResolverC
 
 
 def observed_tables(spec: Spec, session: KernelSession) -> ResolverConfig:
-    """resolver_tables for `spec` and the state `session` observes now."""
+    """resolver_tables for `spec` and the state `session` observes now (`netreconcile dns`,
+    which converges nothing; a watch pass has its observation in its Outcome)."""
     return resolver_tables(spec, observe(session), read_host_files(spec).resolv_conf)
 
 

@@ -27,7 +27,7 @@ from reconciler.kernel.observe import list_netns
 from reconciler.kernel.session import KernelSession, netns_path
 from reconciler.render import resolvconf
 from reconciler.run import logs
-from reconciler.run.engine import converge
+from reconciler.run.engine import Outcome, converge
 from reconciler.run.metrics import WatchMetrics
 from reconciler.run.scheduler import FightDetector, PassScheduler
 from reconciler.run.sources import FileSource, GitSource
@@ -165,7 +165,7 @@ class Watcher:
                     self.host_made = True
                 with self.open_session() as session:
                     outcome = converge(self.spec, session, force=self.force, held=self.fights.held(self.clock()))
-                    self._serve_dns(session)
+                self._serve_dns(outcome)
         except SpecError as error:  # e.g. a subnet without free addresses for a new container
             self._report_spec_problems(error)
             self._count("invalid_spec")
@@ -202,16 +202,19 @@ class Watcher:
         self._count("ok" if plan.actions else "noop", duration, plan, drift)
         return True
 
-    def _serve_dns(self, session: KernelSession) -> None:
-        """Serve what this converged pass made (nothing once the spec drops dns_resolver)."""
+    def _serve_dns(self, outcome: Outcome) -> None:
+        """Serve what this converged pass made (nothing once the spec drops dns_resolver),
+        from the state the pass observed: its addresses are the ones it converged on."""
         if self.start_resolver is None or (self.resolver is None and not self.spec.host.dns_resolver):
             return
         from reconciler.dns.config import ResolverConfig
-        from reconciler.run.resolver import observed_tables
+        from reconciler.run.resolver import resolver_tables
 
         if self.resolver is None:
             self.resolver = self.start_resolver()
-        self.resolver.update(observed_tables(self.spec, session) if self.spec.host.dns_resolver else ResolverConfig())
+        self.resolver.update(
+            resolver_tables(self.spec, outcome.observed, outcome.host_files.resolv_conf)
+            if self.spec.host.dns_resolver else ResolverConfig())
 
     def _host_missing(self, trigger: str) -> bool:
         """True when the host namespace this watch converged is gone: said once, then
