@@ -4,6 +4,7 @@ a killed write is reported and removed; destroy leaves no state directory behind
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,22 @@ def test_temporary_names_are_unpredictable_and_carry_the_mark(tmp_path, monkeypa
         os.close(dir_fd)
     assert names[0] != names[1] and all(is_temporary(name) for name in names)
     assert os.listdir(tmp_path) == ["hosts"] and (tmp_path / "hosts").read_text() == "two\n"
+
+
+def test_a_link_put_where_a_container_namespace_was_is_never_followed(sandbox):
+    """/run/netns/<name> comes from the spec: a symbolic link put there (here to the host
+    namespace) is no namespace of ours, reported as in the way, and not entered."""
+    spec = sandbox.write_spec("version: 1\nnetworks:\n  front: {subnet: 198.51.100.0/24}\n"
+                              "containers:\n  '@web': {networks: [front]}\n")
+    sandbox.apply(spec)
+    web = f"/run/netns/{sandbox.name('web')}"
+    subprocess.run(["umount", web], check=True)
+    os.unlink(web)
+    os.symlink(f"/run/netns/{sandbox.host}", web)
+    try:
+        result = sandbox.run("plan", spec=spec)
+        assert result.code == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"network namespace {sandbox.name('web')} exists and is not managed by netreconcile" in result.stdout
+        assert os.path.islink(web)  # left alone
+    finally:
+        os.unlink(web)

@@ -91,7 +91,7 @@ class Forwarder:
         if namespace is None:
             with entered(self.host_netns_fd):
                 return socket.socket(family, kind | socket.SOCK_CLOEXEC)
-        fd = os.open(os.path.join(self.netns_dir, namespace), os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(os.path.join(self.netns_dir, namespace), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
             with entered(fd):
                 return socket.socket(family, kind | socket.SOCK_CLOEXEC)

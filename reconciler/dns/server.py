@@ -130,7 +130,7 @@ class Server:
         return status.st_dev, status.st_ino
 
     def _open(self, name: str, config: NamespaceConfig) -> _Served:
-        fd = os.open(os.path.join(self.netns_dir, name), os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(os.path.join(self.netns_dir, name), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
             status = os.fstat(fd)
             with entered(fd):

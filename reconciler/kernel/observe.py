@@ -65,8 +65,10 @@ def owned_netns(session: KernelSession, record: dict[str, int], present: set[str
             continue
         try:
             current = session.socket(name).netns_cookie()
-        except (KernelError, OSError):
-            if cookie == 0:  # a creation cut short: the name's file exists but holds no namespace
+        except (KernelError, OSError) as error:
+            # a creation cut short: the name's file exists but holds no namespace; a link put
+            # in its place (never followed) is no namespace of ours either
+            if cookie == 0 or getattr(error, "errno", None) == errno.ELOOP:
                 session.forget(name)
                 continue
             raise

@@ -57,7 +57,7 @@ class KernelSession:
     def netns_fd(self, name: str) -> int:
         fd = self._fds.get(name)
         if fd is None:
-            fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)  # a spec name: no link
             self._fds[name] = fd
         return fd
 
