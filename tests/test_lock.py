@@ -92,3 +92,22 @@ def test_retire_keeps_the_dns_lock_of_a_running_server_and_retires_it_after(tmp_
     with host_lock(state, timeout=0) as held:
         assert held.retire()
     assert not state.path.exists()
+
+
+def test_a_background_resolver_whose_server_fails_gives_up_the_dns_lock(tmp_path, monkeypatch):
+    """watch and sync serve DNS on a thread: when that server dies, apply and status must
+    warn again, so the lock saying DNS is served goes with it."""
+    from reconciler.run import resolver
+
+    def failing_serve(self, reload):
+        reload()
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(resolver.Server, "serve", failing_serve)
+    state = StateDir(tmp_path, "h")
+    background = resolver.BackgroundResolver(None, state)  # the test's own namespace: only its fd is opened
+    try:
+        eventually(lambda: not dns_served(state), "the failed server's dns lock released")
+    finally:
+        background.close()
+    assert not dns_served(state)

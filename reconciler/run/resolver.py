@@ -60,22 +60,37 @@ def _configure(server: Server, config: ResolverConfig) -> None:
 class BackgroundResolver:
     """The embedded DNS server on its own thread (its own selector loop), for watch and
     sync. `update` hands it the tables of a pass; the loop thread takes them up at once,
-    so that only that thread touches the server's sockets. The dns lock is held until
-    `close`, so that apply and status know DNS is served."""
+    so that only that thread touches the server's sockets. The dns lock is held while the
+    server serves (until `close`, or until the server fails), so that apply and status know
+    whether DNS is served."""
 
     def __init__(self, host_netns: str | None, state_dir: StateDir, metrics: ResolverMetrics | None = None):
         self._held = dns_serving(state_dir)
         self._held.__enter__()
+        self._release_once = threading.Lock()
         try:
             self._host_fd = _host_netns_fd(host_netns)
         except BaseException:
-            self._held.__exit__(None, None, None)
+            self._release()
             raise
         self.server = Server(self._host_fd, NETNS_DIR, metrics)
         self._pending: ResolverConfig | None = None
-        self._thread = threading.Thread(target=self.server.serve, args=(self._take_pending,), name="dns",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="dns", daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self.server.serve(self._take_pending)
+        except BaseException as error:  # noqa: BLE001 - whatever stops it, nothing answers any more
+            log.error("dns: the server stopped; containers asking 127.0.0.11 get no answer",
+                      error=f"{type(error).__name__}: {error}")
+            self._release()  # so that apply and status warn
+
+    def _release(self) -> None:
+        with self._release_once:
+            if self._held is not None:
+                self._held.__exit__(None, None, None)
+                self._held = None
 
     def update(self, config: ResolverConfig) -> None:
         self._pending = config
@@ -91,7 +106,7 @@ class BackgroundResolver:
         self._thread.join()
         self.server.close()
         os.close(self._host_fd)
-        self._held.__exit__(None, None, None)
+        self._release()
         log.info("dns stopped")
 
 
