@@ -16,8 +16,9 @@ Follows Docker's resolver (moby/moby v28 `libnetwork/resolver.go` `handleQuery`,
     scope): NXDOMAIN. Docker forwards it; netreconcile does not, so that a name is not
     resolvable from a container sharing no network with its owner, and the spec's names
     never leak to (or get answered by) the upstream servers.
-Docker shuffles the records of an answer; this module is pure (no randomness), so they
-come in table order. Whether forwarding finds an answer (SERVFAIL when none does) is
+The records of an answer are shuffled when encoded (dnspython's rdataset.to_wire), as
+Docker shuffles them, so that clients taking the first spread over the containers of a
+shared alias. Whether forwarding finds an answer (SERVFAIL when none does) is
 decided by the server, not here.
 """
 

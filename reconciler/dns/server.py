@@ -247,9 +247,11 @@ class Server:
             return encode(failure(query), query, udp)
         if decision.reply is not None:
             wire = encode(decision.reply, query, udp)
-            if len(self._cached) >= MAX_CACHED_REPLIES:
-                self._cached.clear()
-            self._cached[key] = (decision.result, wire)
+            # encoding shuffles several records (as Docker does): such an answer is encoded anew each time
+            if all(len(records) == 1 for records in decision.reply.answer):
+                if len(self._cached) >= MAX_CACHED_REPLIES:
+                    self._cached.clear()
+                self._cached[key] = (decision.result, wire)
             self.metrics.observe(decision.result, time.perf_counter() - pending.started)
             return wire
         pending = _Pending(query, pending.started, pending.connection, pending.udp, pending.client)
