@@ -75,3 +75,19 @@ def test_a_directory_that_cannot_be_written_fails_naming_its_action_and_the_othe
     assert "symbolic link" in str(failure.value)
     assert list(victim.iterdir()) == []
     assert (tmp_path / f"c{COUNT - 1}" / "hosts").read_text() == f"hosts of c{COUNT - 1}\n"
+
+
+def test_the_directories_of_many_deleted_namespaces_are_emptied_on_threads(tmp_path, monkeypatch):
+    """As destroy does (reconciler.kernel.namespaces): every container file and empty
+    directory goes; a link among them is not ours and stays, with its directory."""
+    session = EtcNetnsOnly(tmp_path)
+    FileWriter(session)._create_file(creations(COUNT))
+    (tmp_path / "c3" / "resolv.conf").symlink_to("/etc/resolv.conf")
+    threads_seen = set()
+    unlink = files.unlink_regular
+    monkeypatch.setattr(files, "unlink_regular",
+                        lambda *args: (threads_seen.add(threading.current_thread().name), unlink(*args)))
+    files.for_each(lambda netns: files.remove_files_of(session, netns), [(f"c{n}",) for n in range(COUNT)])
+    assert os.listdir(tmp_path) == ["c3"]
+    assert os.listdir(tmp_path / "c3") == ["resolv.conf"] and (tmp_path / "c3" / "resolv.conf").is_symlink()
+    assert len(threads_seen) > 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import time
 from typing import Callable, Iterator
@@ -16,7 +17,7 @@ from reconciler import drivers
 from reconciler.errors import KernelError
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.batch import KindWriter, Operation, apply_error, changed, write_proc_file
-from reconciler.kernel.files import remove_files_of
+from reconciler.kernel.files import for_each, remove_files_of
 from reconciler.kernel.nlsocket import CLONE_NEWNET, NetlinkSocket, check_call, current_netns_fd, setns
 from reconciler.kernel.observe import list_netns, owned_netns
 from reconciler.kernel.session import NETNS_DIR, netns_path
@@ -239,13 +240,16 @@ class NamespaceWriter(KindWriter):
         """Unmount and forget the /run/netns names of `actions` (with their files); the
         names removed."""
         names = {a.obj.netns for a in actions}
+        for name in names:
+            self.session.forget(name)
         for action in actions:
-            self.session.forget(action.obj.netns)
-            remove_files_of(self.session, action.obj.netns)
             try:
                 delete_netns(action.obj.netns)
             except KernelError as error:
                 raise apply_error(action, error.errno, str(error)) from error
+        # while the kernel tears the namespaces down, their directories are emptied, on
+        # threads when there are many: each unlink waits on the filesystem
+        for_each(functools.partial(remove_files_of, self.session), [(name,) for name in sorted(names)])
         record = owned_netns(self.session, self.session.state.recorded_netns(), list_netns())
         self.session.state.write_netns_record({n: c for n, c in record.items() if n not in names})
         return names
