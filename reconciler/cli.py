@@ -199,6 +199,46 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
 
 @main.command()
 @SPEC
+@click.option("-o", "--output", type=click.Choice(["dot", "mermaid", "svg"]), default="dot", show_default=True,
+              help="Graphviz DOT, Mermaid, or SVG drawn by Graphviz's dot.")
+@click.option("--live", is_flag=True,
+              help="Read the kernel (changes nothing) and mark what apply would create, delete or update.")
+@_global_options
+def graph(context: Context, spec_path: str, output: str, live: bool) -> int:
+    """Draw SPEC's topology: networks, containers, addresses, ports, links, shared namespaces.
+
+    \b
+    Example:
+      netreconcile graph -o svg specs/quickstart.yaml > quickstart.svg
+      netreconcile --host-netns nr-demo graph --live -o mermaid specs/quickstart.yaml
+    """
+    from reconciler.render import graph as drawing
+    from reconciler.state.desired import build_desired
+    from reconciler.state.model import State
+
+    spec = load_spec(spec_path)
+    if live:
+        from reconciler.run.engine import plan_and_desired
+
+        _require_root()
+        with context.read_only_session() as session:
+            current, desired = plan_and_desired(spec, session)
+        topology = drawing.topology(spec, desired, current)
+    else:  # addresses as a first apply gives them: the kernel is not read
+        topology = drawing.topology(spec, build_desired(spec, State()))
+    if output == "mermaid":
+        click.echo(drawing.to_mermaid(topology), nl=False)
+    elif output == "svg":
+        from reconciler.graphviz import dot_to_svg
+
+        click.echo(dot_to_svg(drawing.to_dot(topology)), nl=False)
+    else:
+        click.echo(drawing.to_dot(topology), nl=False)
+    return EXIT_OK
+
+
+@main.command()
+@SPEC
 @OUTPUT
 @FORCE
 @NO_ROLLBACK

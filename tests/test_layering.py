@@ -56,6 +56,7 @@ LAYERS = {
     "dns": IO,  # the embedded DNS server: its sockets, forwarding, metrics
     "dns.config": PURE,  # per namespace: name table, upstreams
     "dns.answering": PURE,  # a query in, an answer or "forward" out
+    "graphviz": IO,  # runs Graphviz's dot for graph -o svg
 }
 # Modules outside the writer that may import one writer module: where apply starts.
 WRITER_ENTRY_POINTS = {

@@ -120,6 +120,13 @@ def plan_for(spec: Spec | None, session: KernelSession) -> Plan:
     return _observe_and_plan(spec, session)[0]
 
 
+def plan_and_desired(spec: Spec, session: KernelSession) -> tuple[Plan, State]:
+    """The plan that would converge the kernel on `spec`, and the desired state it aims at
+    (its addresses read back from the kernel): what `graph --live` draws."""
+    result, _, desired, _ = _observe_and_plan(spec, session)
+    return result, desired
+
+
 def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, State, State, HostFiles]:
     """The plan, the live state it starts from, the desired state it aims at and the
     host files that desired state was built from."""
