@@ -218,11 +218,11 @@ def graph(context: Context, spec_path: str, output: str, live: bool) -> int:
 
     spec = load_spec(spec_path)
     if live:
-        from reconciler.run.engine import plan_and_desired
+        from reconciler.run.engine import plan_and_states
 
         _require_root()
         with context.read_only_session() as session:
-            current, desired = plan_and_desired(spec, session)
+            current, _, desired = plan_and_states(spec, session)
         topology = drawing.topology(spec, desired, current)
     else:  # addresses as a first apply gives them: the kernel is not read
         topology = drawing.topology(spec, build_desired(spec, State()))
@@ -234,6 +234,46 @@ def graph(context: Context, spec_path: str, output: str, live: bool) -> int:
         click.echo(dot_to_svg(drawing.to_dot(topology)), nl=False)
     else:
         click.echo(drawing.to_dot(topology), nl=False)
+    return EXIT_OK
+
+
+@main.command()
+@SPEC
+@OUTPUT
+@_global_options
+def show(context: Context, spec_path: str, output: str) -> int:
+    """List what the kernel holds for SPEC, per network and container, with where each came from in SPEC.
+
+    \b
+    Example:
+      netreconcile --host-netns nr-demo show specs/quickstart.yaml
+      netreconcile --host-netns nr-demo show -o json specs/quickstart.yaml | jq '.containers[].interfaces'
+    """
+    from reconciler.kernel.session import NETNS_DIR
+    from reconciler.render import inventory
+    from reconciler.run.engine import plan_and_states
+
+    spec = load_spec(spec_path)
+    _require_root()
+    with context.read_only_session() as session:
+        _, live, desired = plan_and_states(spec, session)
+    document = inventory.inventory(spec, live, desired, context.host_netns or "", NETNS_DIR, context.etc_netns)
+    if output == "json":
+        click.echo(json.dumps(document, indent=2))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Column, Table
+    from rich.text import Text
+
+    console = Console(highlight=False, markup=False, emoji=False)
+    for title, columns, rows in (("Networks", inventory.NETWORK_COLUMNS, inventory.network_rows(document)),
+                                 ("Containers", inventory.CONTAINER_COLUMNS, inventory.container_rows(document)),
+                                 ("Ports and files", inventory.DETAIL_COLUMNS, inventory.detail_rows(document))):
+        if rows:  # cells fold rather than lose text to an ellipsis on a narrow terminal or a pipe
+            table = Table(*(Column(name, overflow="fold") for name in columns), title=title, title_justify="left")
+            for row in rows:  # spec text: never read as markup
+                table.add_row(*(Text(cell) for cell in row))
+            console.print(table)
     return EXIT_OK
 
 

@@ -120,11 +120,12 @@ def plan_for(spec: Spec | None, session: KernelSession) -> Plan:
     return _observe_and_plan(spec, session)[0]
 
 
-def plan_and_desired(spec: Spec, session: KernelSession) -> tuple[Plan, State]:
-    """The plan that would converge the kernel on `spec`, and the desired state it aims at
-    (its addresses read back from the kernel): what `graph --live` draws."""
-    result, _, desired, _ = _observe_and_plan(spec, session)
-    return result, desired
+def plan_and_states(spec: Spec, session: KernelSession) -> tuple[Plan, State, State]:
+    """The plan that would converge the kernel on `spec`, the live state it starts from
+    and the desired state it aims at (its addresses read back from the kernel): what
+    `graph --live` draws and `show` lists."""
+    result, live, desired, _ = _observe_and_plan(spec, session)
+    return result, live, desired
 
 
 def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, State, State, HostFiles]:
