@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_interface
 
 from reconciler import drivers
-from reconciler.spec.ports import PortMapping
+from reconciler.spec.ports import PortMapping, host_ip_prefix
 from reconciler.spec.types import ContainerSpec, NetworkSpec, Spec
 from reconciler.state.model import HOST_NS, Address, KernelObject, State
 from reconciler.state.plan import CREATE, DELETE, Plan
@@ -105,9 +105,8 @@ def visible(text: str) -> str:
 
 def port_label(mapping: PortMapping) -> str:
     """'*:8080 -> 80/tcp', '198.51.100.7:53 -> 53/udp', '[2001:db8::5]:443 -> 443/tcp'."""
-    where = f"{mapping.host_ip}" if mapping.host_ip is not None else "*"
-    where = f"[{where}]" if mapping.host_ip is not None and mapping.host_ip.version == 6 else where
-    return f"{where}:{mapping.host_ports} -> {mapping.container_ports}/{mapping.protocol}"
+    where = host_ip_prefix(mapping.host_ip) or "*:"
+    return f"{where}{mapping.host_ports} -> {mapping.container_ports}/{mapping.protocol}"
 
 
 def topology(spec: Spec, desired: State, plan: Plan | None = None) -> Topology:
@@ -128,9 +127,18 @@ class _Builder:
         self.spec, self.desired = spec, desired
         self.ids = _Ids()
         self.result = Topology()
+        self.network_names = {n.name for n in spec.networks}
         self.host_ifnames: dict[str, NetworkSpec] = {
             drivers.driver_for(n.driver).host_name(n): n for n in spec.networks}
         self.edges_by_key: dict[tuple[str, str, str], Edge] = {}
+        # per container: its attachments (ifname -> network, MAC) and addresses, read once
+        self.interfaces: dict[str, dict[str, tuple[str, str]]] = {}
+        self.addresses: dict[tuple[str, str], list[Address]] = {}
+        for obj in desired.objects.values():
+            if _attachment_of(obj) is not None:
+                self.interfaces.setdefault(obj.container, {})[_peer_ifname(obj)] = (obj.network, getattr(obj, "mac", ""))
+            elif isinstance(obj, Address):
+                self.addresses.setdefault((obj.netns, obj.ifname), []).append(obj)
 
     # --- the spec ---------------------------------------------------------------------------
     def build(self) -> None:
@@ -161,24 +169,13 @@ class _Builder:
             lines.append(", ".join(flags))
         return lines
 
-    def _interfaces(self, container: str) -> dict[str, tuple[str, str]]:
-        """ifname -> (network, MAC) of the container's attachments in the desired state."""
-        found = {}
-        for obj in self.desired.objects.values():
-            if _attachment_of(obj) is not None and obj.container == container:
-                found[_peer_ifname(obj)] = (obj.network, getattr(obj, "mac", ""))
-        return found
-
     def _container_lines(self, container: ContainerSpec) -> list[str]:
         lines = [container.name]
         if container.mode != "bridge":
             lines.append(f"network_mode {container.network_mode}")
-        addresses: dict[str, list[Address]] = {}
-        for obj in self.desired.objects.values():
-            if isinstance(obj, Address) and obj.netns == container.name:
-                addresses.setdefault(obj.ifname, []).append(obj)
-        for ifname, (network, mac) in sorted(self._interfaces(container.name).items()):
-            cidrs = sorted(addresses.get(ifname, ()), key=lambda a: (a.family, ip_interface(a.cidr)))
+        for ifname, (network, mac) in sorted(self.interfaces.get(container.name, {}).items()):
+            cidrs = sorted(self.addresses.get((container.name, ifname), ()),
+                           key=lambda a: (a.family, ip_interface(a.cidr)))
             lines.append(" ".join([f"{ifname}@{network}", *(a.cidr for a in cidrs), mac]).rstrip())
         return lines
 
@@ -193,7 +190,7 @@ class _Builder:
 
     def _container_edges(self, container: ContainerSpec) -> None:
         me = self._container_id(container.name)
-        interfaces = {network: ifname for ifname, (network, _) in self._interfaces(container.name).items()}
+        interfaces = {network: ifname for ifname, (network, _) in self.interfaces.get(container.name, {}).items()}
         for attachment in sorted(container.networks, key=lambda a: a.network):
             label = interfaces.get(attachment.network, "")
             if attachment.aliases:
@@ -251,7 +248,7 @@ class _Builder:
         return self.result.nodes[node_id]
 
     def _network_node(self, name: str, ifname: str) -> Node:
-        if any(n.name == name for n in self.spec.networks):
+        if name in self.network_names:
             return self.result.nodes[self.ids.of("net", name)]
         if ifname in self.host_ifnames:  # a network's interface under another network's name
             return self.result.nodes[self.ids.of("net", self.host_ifnames[ifname].name)]
@@ -298,11 +295,12 @@ def _dot_label(lines: Iterable[str]) -> str:
 
 
 def _dot_style(kind: str, status: str) -> str:
+    """Networks (and legend entries) rounded, containers square, the host a 3-D box;
+    drift in its colours, missing dashed."""
     colour, fill = COLOURS.get(status, ("#374151", KIND_FILL.get(kind, "#ffffff")))
-    shape = {"host": "box3d", "network": "box", "container": "box"}.get(kind, "box")
-    style = "rounded,filled" + (",dashed" if status == MISSING else ",bold" if status else "")
-    if kind == "container":
-        style = style.replace("rounded,", "")
+    shape = "box3d" if kind == "host" else "box"
+    style = ",".join(["filled", *(["rounded"] if kind not in ("container", "host") else []),
+                      *(["dashed"] if status == MISSING else ["bold"] if status else [])])
     return f'shape={shape}, style="{style}", color="{colour}", fillcolor="{fill}"'
 
 

@@ -21,27 +21,46 @@ from reconciler.state.model import HOST_NS, Address, Bridge, File, Firewall, Ker
     State, Veth
 
 
-def _source(desired: State, obj: KernelObject) -> str | None:
-    wanted = desired.objects.get(obj.key)
-    return (wanted.source or None) if wanted is not None else None
+class _Kernel:
+    """The live state grouped by where each object is, each group read once (a show of
+    1000 containers must not scan the whole state per container)."""
 
+    def __init__(self, live: State, desired: State):
+        self.live, self.desired = live, desired
+        self.addresses: dict[tuple[str, str], list[Address]] = {}
+        self.in_netns: dict[str, list[KernelObject]] = {}  # routes and files, by namespace
+        self.veths_of_container: dict[str, list[Veth]] = {}
+        self.veths_of_network: dict[str, list[Veth]] = {}
+        for obj in live.objects.values():
+            if isinstance(obj, Address):
+                self.addresses.setdefault((obj.netns, obj.ifname), []).append(obj)
+            elif isinstance(obj, (Route, File)):
+                self.in_netns.setdefault(obj.netns, []).append(obj)
+            elif isinstance(obj, Veth):
+                self.veths_of_container.setdefault(obj.container, []).append(obj)
+                self.veths_of_network.setdefault(obj.network, []).append(obj)
 
-def _addresses(state: State, netns: str, ifname: str) -> list[Address]:
-    found = [o for o in state.of_kind(Address) if o.netns == netns and o.ifname == ifname]
-    return sorted(found, key=lambda a: (a.family, ip_interface(a.cidr)))
+    def source(self, obj: KernelObject) -> str | None:
+        """The spec location of the desired object `obj` is; None when the spec lacks it."""
+        wanted = self.desired.objects.get(obj.key)
+        return (wanted.source or None) if wanted is not None else None
 
+    def address_documents(self, netns: str, ifname: str) -> list[dict]:
+        found = sorted(self.addresses.get((netns, ifname), ()), key=lambda a: (a.family, ip_interface(a.cidr)))
+        return [{"address": a.cidr, "source": self.source(a)} for a in found]
 
-def _address_documents(live: State, desired: State, netns: str, ifname: str) -> list[dict]:
-    return [{"address": a.cidr, "source": _source(desired, a)} for a in _addresses(live, netns, ifname)]
+    def of_netns(self, netns: str, kind: type) -> list:
+        return [o for o in self.in_netns.get(netns, ()) if isinstance(o, kind)]
 
 
 def inventory(spec: Spec, live: State, desired: State, host_netns: str, netns_dir: str, etc_netns: str) -> dict:
     """The document `show -o json` prints. `live` is what the kernel holds (observed),
     `desired` what the spec asks for (built from it, with the same sticky addresses)."""
+    kernel = _Kernel(live, desired)
     return {
         "host_netns": host_netns,
-        "networks": _networks(spec, live, desired),
-        "containers": _containers(spec, live, desired, netns_dir, etc_netns),
+        "networks": _networks(spec, kernel),
+        "containers": _containers(spec, kernel, netns_dir, etc_netns),
     }
 
 
@@ -52,20 +71,20 @@ def _presence(name: str, in_spec, in_kernel) -> dict:
             "source": str(in_spec.location) if in_spec is not None else None}
 
 
-def _networks(spec: Spec, live: State, desired: State) -> list[dict]:
-    bridges = {bridge.network: bridge for bridge in live.of_kind(Bridge)}
-    names = sorted({n.name for n in spec.networks} | set(bridges))
+def _networks(spec: Spec, kernel: _Kernel) -> list[dict]:
+    bridges = {bridge.network: bridge for bridge in kernel.live.of_kind(Bridge)}
+    in_spec = {n.name: n for n in spec.networks}
     documents = []
-    for name in names:
-        network = next((n for n in spec.networks if n.name == name), None)
+    for name in sorted(set(in_spec) | set(bridges)):
+        network = in_spec.get(name)
         bridge = bridges.get(name)
         document = {
             **_presence(name, network, bridge),
             "driver": network.driver if network is not None else bridge.kind,
             "bridge": bridge.ifname if bridge is not None else network.bridge,
             "subnets": [str(network.subnet_of(f)) for f in network.families] if network is not None else [],
-            "gateways": _address_documents(live, desired, HOST_NS, bridge.ifname) if bridge is not None else [],
-            "containers": sorted({v.container for v in live.of_kind(Veth) if v.network == name}),
+            "gateways": kernel.address_documents(HOST_NS, bridge.ifname) if bridge is not None else [],
+            "containers": sorted({v.container for v in kernel.veths_of_network.get(name, ())}),
         }
         if bridge is not None:
             document |= {"mac": bridge.mac, "mtu": bridge.mtu, "up": bridge.up}
@@ -73,29 +92,29 @@ def _networks(spec: Spec, live: State, desired: State) -> list[dict]:
     return documents
 
 
-def _containers(spec: Spec, live: State, desired: State, netns_dir: str, etc_netns: str) -> list[dict]:
-    namespaces = {o.netns: o for o in live.objects.values() if isinstance(o, (Netns, NetnsAlias))}
-    names = sorted({c.name for c in spec.containers} | set(namespaces))
-    firewall_matches = _firewall_matches(live, desired)
+def _containers(spec: Spec, kernel: _Kernel, netns_dir: str, etc_netns: str) -> list[dict]:
+    namespaces = {o.netns: o for o in kernel.live.objects.values() if isinstance(o, (Netns, NetnsAlias))}
+    in_spec = {c.name: c for c in spec.containers}
+    firewall_matches = _firewall_matches(kernel.live, kernel.desired)
     documents = []
-    for name in names:
-        container = next((c for c in spec.containers if c.name == name), None)
+    for name in sorted(set(in_spec) | set(namespaces)):
+        container = in_spec.get(name)
         namespace = namespaces.get(name)
         document = {
             **_presence(name, container, namespace),
             "network_mode": container.network_mode if container is not None else _mode_of(namespace),
             "namespace": f"{netns_dir}/{name}",
-            "interfaces": _interfaces(live, desired, name),
+            "interfaces": _interfaces(kernel, name),
             "routes": [
                 {"destination": r.dst, "gateway": r.gateway, "interface": r.ifname, "family": r.family,
-                 "source": _source(desired, r)}
-                for r in sorted((r for r in live.of_kind(Route) if r.netns == name), key=lambda r: (r.family, r.dst))
+                 "source": kernel.source(r)}
+                for r in sorted(kernel.of_netns(name, Route), key=lambda r: (r.family, r.dst))
             ],
             "ports": _ports(container, firewall_matches),
             "files": [
-                {"path": f"{etc_netns}/{name}/{f.filename}", "as_spec_says": f == desired.objects.get(f.key),
-                 "source": _source(desired, f)}
-                for f in sorted((f for f in live.of_kind(File) if f.netns == name), key=lambda f: f.filename)
+                {"path": f"{etc_netns}/{name}/{f.filename}", "as_spec_says": f == kernel.desired.objects.get(f.key),
+                 "source": kernel.source(f)}
+                for f in sorted(kernel.of_netns(name, File), key=lambda f: f.filename)
             ],
         }
         if isinstance(namespace, NetnsAlias):
@@ -110,14 +129,14 @@ def _mode_of(namespace: Netns | NetnsAlias | None) -> str:
     return "bridge"
 
 
-def _interfaces(live: State, desired: State, name: str) -> list[dict]:
+def _interfaces(kernel: _Kernel, name: str) -> list[dict]:
     documents = []
-    for veth in sorted((v for v in live.of_kind(Veth) if v.container == name), key=lambda v: str(v.peer_ifname)):
+    for veth in sorted(kernel.veths_of_container.get(name, ()), key=lambda v: str(v.peer_ifname)):
         documents.append({
             "name": str(veth.peer_ifname), "network": veth.network, "mac": veth.mac, "mtu": veth.peer_mtu,
             "up": veth.peer_up, "host_end": veth.host_ifname, "bridge": veth.bridge,
-            "addresses": _address_documents(live, desired, name, str(veth.peer_ifname)),
-            "source": _source(desired, veth),
+            "addresses": kernel.address_documents(name, str(veth.peer_ifname)),
+            "source": kernel.source(veth),
         })
     return documents
 
