@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 import xml.etree.ElementTree as ElementTree
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -21,6 +22,7 @@ from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.state.desired import build_desired
 from reconciler.state.model import Netns, State, Veth
 from reconciler.state.planner import plan
+from tests.conftest import netns_names
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "specs"
@@ -280,6 +282,18 @@ def test_without_drift_there_is_no_legend_and_no_marks():
     assert "legend" not in drawing.to_dot(drawing.topology(spec, desired))
 
 
+# --- errors ----------------------------------------------------------------------------------------
+def test_an_invalid_spec_is_reported_at_its_location_and_nothing_is_drawn_or_made(tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("version: 1\nnetworks:\n  n:\n    subnet: 10.0.0.0/33\n")
+    state, host = tmp_path / "state", f"nr-never-{uuid.uuid4().hex[:6]}"
+    for command in (["graph"], ["graph", "--live"], ["graph", "-o", "svg"], ["show"], ["show", "-o", "json"]):
+        result = netreconcile("--host-netns", host, "--state-dir", str(state), *command, str(spec))
+        assert result.returncode == 1 and result.stdout == "", command
+        assert result.stderr.startswith(f"{spec}:4:13: networks.n.subnet: '10.0.0.0/33' is not an IPv4 network")
+        assert not state.exists() and host not in netns_names(), command
+
+
 # --- SVG and the README's picture ---------------------------------------------------------------
 def svg_texts(svg: str) -> tuple[list[str], list[str]]:
     """What a Graphviz version does not change in an SVG: the titles of its nodes and edges
@@ -304,6 +318,15 @@ def test_svg_without_graphviz_names_the_package_to_install(tmp_path):
     assert result.stdout == ""
     assert "error: -o svg needs Graphviz's `dot` command" in result.stderr
     assert "install the graphviz package" in result.stderr
+
+
+def test_a_failing_dot_is_an_error_with_its_message(tmp_path):
+    fake = tmp_path / "dot"
+    fake.write_text("#!/bin/sh\nwhile read -r line; do :; done\necho 'Error: boom' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    result = netreconcile("graph", "-o", "svg", str(SPECS / "quickstart.yaml"), env={"PATH": str(tmp_path)})
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "error: Graphviz's dot failed (exit 3): Error: boom\n"
 
 
 def test_the_readme_picture_is_drawn_from_the_quickstart_spec_as_it_is():
