@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,10 +78,13 @@ def settle(translation: Translation, label: str) -> tuple[dict[str, Any], list[N
         for problem in problems:
             path = internal_paths.get(problem.path)
             origin = _origin(translation.origins, path or (), label)
-            note = Note(origin.location, origin.path, f"{problem.message}; left out")
+            message = _in_compose_terms(problem.message, label, internal_paths, translation.origins)
             target = _droppable(path)
+            whole_container = target is not None and len(target) == 2 and target != path
+            left_out = "the container is left out" if whole_container else "left out"
+            note = Note(origin.location, origin.path, f"{message}; {left_out}")
             if target is None:
-                fatal.append(Note(origin.location, origin.path, problem.message))
+                fatal.append(Note(origin.location, origin.path, message))
             else:
                 drops.append((target, note))
         if fatal:
@@ -98,13 +102,28 @@ def _origin(origins: dict[SpecPath, Origin], path: SpecPath, label: str) -> Orig
     return origins.get(path) or Origin(Location(label, 1, 1), "")
 
 
+def _in_compose_terms(message: str, label: str, internal_paths: dict[str, SpecPath],
+                      origins: dict[SpecPath, Origin]) -> str:
+    """`message` with the spec places it names (`containers.a.ports.0 (FILE:3:7)`, in the
+    spec the user never saw) named as the Compose places they came from."""
+    def compose_place(match: re.Match) -> str:
+        path = internal_paths.get(match[1])
+        if path is None:
+            return match[0]
+        origin = _origin(origins, path, label)
+        return f"{origin.path} ({origin.location})"
+
+    return re.sub(r"([\w.-]+) \(" + re.escape(label) + r":\d+:\d+\)", compose_place, message)
+
+
 def _droppable(path: SpecPath | None) -> SpecPath | None:
     """What to leave out for a problem at spec `path`; None when nothing can be."""
     if path is None or len(path) < 2:
         return None
     section, *rest = path
     if section == "containers":
-        return path
+        # a container whose namespace is another's cannot stand without it
+        return path[:2] if len(path) == 3 and path[2] == "network_mode" else path
     if section == "networks" and len(rest) >= 2:
         if rest[1] in _ESSENTIAL_NETWORK_KEYS:
             return None
@@ -144,11 +163,12 @@ def _clean(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, SpecPath]]:
         paths[dotted(written)] = internal
         if isinstance(value, dict):
             if len(internal) == 3 and internal[0] == "containers" and internal[2] == "networks" \
-                    and all(option is None for option in value.values()):
+                    and not any(value.values()):  # no settings, or all of them left out
                 for index, name in enumerate(value):
                     paths[dotted((*written, index))] = (*internal, name)
                 return list(value)
-            return {key: walk(item, (*internal, key), (*written, key)) for key, item in value.items()}
+            return {key: walk(item, (*internal, key), (*written, key)) for key, item in value.items()
+                    if not _emptied(item, internal)}
         if isinstance(value, list):
             kept = [(index, item) for index, item in enumerate(value) if item is not _DROPPED]
             return [walk(item, (*internal, index), (*written, position))
@@ -156,6 +176,15 @@ def _clean(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, SpecPath]]:
         return value
 
     return walk(spec, (), ()), paths
+
+
+def _emptied(value: Any, parent: SpecPath) -> bool:
+    """A container setting whose every entry was left out: not written at all."""
+    if len(parent) != 2 or parent[0] != "containers":
+        return False
+    if isinstance(value, list):
+        return all(item is _DROPPED for item in value)
+    return isinstance(value, dict) and not value
 
 
 class _SpecRepresenter(SafeRepresenter):

@@ -30,6 +30,7 @@ from reconciler.spec.values import ifname_issue
 SpecPath = tuple[str | int, ...]
 IGNORED = "not a networking key, ignored"
 BRIDGE_NAME_MAX = 15
+MACVLAN = "macvlan"
 DOCKER_BRIDGE_NETWORK = "bridge"  # network_mode: bridge is Docker's default bridge, a network of this name
 
 # driver_opts of the bridge driver -> (spec key, type)
@@ -168,7 +169,25 @@ class _Translator:
             path = ("networks", key)
             name = settings.get("name") if isinstance(settings, dict) else None
             spec_name = name if isinstance(name, str) and name else f"{self.result.project}_{key}"
-            self.networks[key] = _Network(key, spec_name, settings if isinstance(settings, dict) else {}, path)
+            network = _Network(key, spec_name, settings if isinstance(settings, dict) else {}, path)
+            network.usable = self._driver_usable(network)
+            self.networks[key] = network
+
+    def _driver_usable(self, network: _Network) -> bool:
+        """Whether netreconcile has the network's driver; a note when it has not."""
+        driver = network.settings.get("driver", "bridge")
+        if driver == "bridge":
+            return True
+        path = (*network.path, "driver")
+        if driver == "macvlan":
+            if MACVLAN in drivers.names():
+                return True
+            self.note(path, "driver 'macvlan': this netreconcile has no macvlan driver yet; the network and its "
+                            "attachments are left out")
+            return False
+        self.note(path, f"driver {driver!r}: netreconcile has no such driver; the network and its attachments "
+                        "are left out")
+        return False
 
     def _use_network(self, key: str, path: PathKey) -> _Network | None:
         """The network a service attaches to; `default` and `bridge` exist without being declared."""
@@ -186,13 +205,13 @@ class _Translator:
 
     def _networks(self) -> dict[str, Any]:
         built: dict[str, dict[str, Any]] = {}
-        for network in list(self.networks.values()):
-            spec = self._network(network)
-            if spec is not None and network.usable:
-                built[network.name] = spec
+        for network in self.networks.values():
+            if network.usable:
+                built[network.name] = self._network(network)
         taken = [ip_network(spec["subnet"], strict=False) for spec in built.values()
                  if "subnet" in spec and _is_ipv4_network(spec["subnet"])]
-        for network in self.networks.values():
+        # Docker's default bridge exists before any network of a project: it chooses first
+        for network in sorted(self.networks.values(), key=lambda net: net.name != DOCKER_BRIDGE_NETWORK):
             spec = built.get(network.name)
             if spec is None or "subnet" in spec:
                 continue
@@ -203,26 +222,18 @@ class _Translator:
                 raise ComposeError(f"{self.doc.key_location(network.path)}: {compose_path(network.path)}: "
                                    f"no subnet left to choose: {error}") from None
             taken.append(subnet)
-            built[network.name] = {"subnet": str(subnet), **spec}  # written first, as a chosen value
+            spec["subnet"] = str(subnet)
             self.origin(("networks", network.name, "subnet"), network.path)
-        return built
+        return {name: _in_order(spec, NETWORK_KEY_ORDER) for name, spec in built.items()}
 
-    def _network(self, network: _Network) -> dict[str, Any] | None:
+    def _network(self, network: _Network) -> dict[str, Any]:
         path, settings = network.path, network.settings
         spec_path = ("networks", network.name)
         self.origin(spec_path, path)
         spec: dict[str, Any] = {}
-        driver = settings.get("driver", "bridge")
         options = settings.get("driver_opts") if isinstance(settings.get("driver_opts"), dict) else {}
-        if driver == "macvlan":
-            network.usable = self._macvlan(network, spec, options)
-            if not network.usable:
-                return None
-        elif driver != "bridge":
-            self.note((*path, "driver"), f"driver {driver!r}: netreconcile has no such driver; the network and "
-                                         "its attachments are left out")
-            network.usable = False
-            return None
+        if settings.get("driver") == MACVLAN:
+            self._macvlan(network, spec, options)
         else:
             self._bridge_options(network, spec, options)
         for key, value in settings.items():
@@ -271,16 +282,11 @@ class _Translator:
                 spec["bridge"] = bridge
                 self.origin((*spec_path, "bridge"), network.path)
 
-    def _macvlan(self, network: _Network, spec: dict[str, Any], options: dict[str, Any]) -> bool:
-        """The one place where Compose's macvlan networks map to the spec: `driver: macvlan`
-        with `parent` and `macvlan_mode` once this netreconcile has the macvlan driver."""
-        path = (*network.path, "driver")
-        if "macvlan" not in drivers.names():
-            self.note(path, "driver 'macvlan': this netreconcile has no macvlan driver yet; the network and its "
-                            "attachments are left out")
-            return False
-        spec["driver"] = "macvlan"
-        self.origin(("networks", network.name, "driver"), path)
+    def _macvlan(self, network: _Network, spec: dict[str, Any], options: dict[str, Any]) -> None:
+        """The one place where Compose's macvlan networks map to the spec (once this
+        netreconcile has the macvlan driver): `driver: macvlan`, `parent` and `macvlan_mode`."""
+        spec["driver"] = MACVLAN
+        self.origin(("networks", network.name, "driver"), (*network.path, "driver"))
         for option, value in options.items():
             option_path = (*network.path, "driver_opts", option)
             if option in ("parent", "macvlan_mode"):
@@ -288,7 +294,6 @@ class _Translator:
                 self.origin(("networks", network.name, option), option_path)
             else:
                 self.note(option_path, "a driver option netreconcile does not have, ignored")
-        return True
 
     def _ipam(self, network: _Network, spec: dict[str, Any]) -> None:
         path = (*network.path, "ipam")
@@ -390,7 +395,18 @@ class _Translator:
             if converted is not None and converted != []:
                 container[key] = converted
                 self.origin((*spec_path, key), key_path)
+                self._item_origins((*spec_path, key), key_path, value, converted)
         return container
+
+    def _item_origins(self, spec_path: SpecPath, path: PathKey, value: Any, converted: Any) -> None:
+        """Each entry's own Compose line, where entries map one to one (ports record theirs)."""
+        if isinstance(value, dict) and isinstance(converted, dict):
+            for key in converted:
+                self.origin((*spec_path, key), (*path, key))
+        elif isinstance(value, list) and isinstance(converted, list) and len(value) == len(converted):
+            for index in range(len(converted)):
+                self.result.origins.setdefault((*spec_path, index), Origin(self.doc.key_location((*path, index)),
+                                                                           compose_path((*path, index))))
 
     def _network_mode(self, service: str, container: dict[str, Any]) -> str | None:
         """Sets network_mode (or the `bridge` network) for a service that has one; None when
@@ -479,6 +495,8 @@ class _Translator:
     # --- service keys ------------------------------------------------------------------------
 
     def _string(self, path: PathKey, value: Any) -> str | None:
+        if value == "":  # as Compose: an empty value (an unset variable, say) is no value
+            return None
         if isinstance(value, (str, int)) and not isinstance(value, bool):
             return str(value)
         self.note(path, "not a string, ignored")
@@ -566,6 +584,16 @@ class _Translator:
         protocol = f"/{item['protocol']}" if item.get("protocol") else ""
         published_text = "" if published in (None, "") else str(published)
         return f"{host}{published_text}:{target}{protocol}" if published_text else f"{host}:{target}{protocol}"
+
+
+NETWORK_KEY_ORDER = ("driver", "parent", "macvlan_mode", "bridge", "subnet", "gateway", "enable_ipv6", "subnet6",
+                     "gateway6")
+
+
+def _in_order(spec: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    """`spec` with the keys of `order` first, in that order: as a reader looks for them."""
+    first = {key: spec[key] for key in order if key in spec}
+    return {**first, **{key: value for key, value in spec.items() if key not in first}}
 
 
 def _short_port(item: Any) -> str:
