@@ -4,6 +4,7 @@ cannot say is one stderr line per key with its Compose location."""
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import subprocess
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from reconciler.compose.importer import ComposeImportError, import_compose
@@ -390,3 +393,69 @@ def test_import_of_something_else_fails_with_one_line(tmp_path):
                             "mapping\n"
     missing = run("import", str(tmp_path / "absent.yaml"))
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+def test_a_bridge_name_that_cannot_be_one_is_noted_and_the_bridge_named_as_docker_would(tmp_path):
+    spec, notes = _import_text(tmp_path, """
+services:
+  a: {networks: [backend]}
+networks:
+  backend:
+    driver_opts: {com.docker.network.bridge.name: a-bridge-name-too-long}
+""", directory="webshop-prod")
+    assert spec["networks"]["webshop-prod_backend"]["bridge"] == bridge_name_for("webshop-prod_backend")
+    assert notes == ["6:19: networks.backend.driver_opts.com.docker.network.bridge.name: 'a-bridge-name-too-long' "
+                     "cannot be a bridge name: at most 15 characters; ignored"]
+
+
+# --- whatever the Compose file, the spec validates (or the import stops with an error) -------------
+
+_NETWORK_NAMES = st.sampled_from(["front", "back", "default", "bridge", "lan"])
+_ADDRESSES = st.sampled_from(["172.30.1.5", "172.30.2.5", "10.0.0.1", "fd42:1::5", "bad", "172.30.1.0", ""])
+_PORTS = st.sampled_from(["80", "8080:80", "127.0.0.1:81:80", "[::1]:82:80", ":83:83", "x", 80, "1-2:3",
+                          {"target": 80, "published": 8080}, {"target": 80}, "9000-9001:9000-9001"])
+_ATTACHMENTS = st.fixed_dictionaries({}, optional={
+    "ipv4_address": _ADDRESSES, "ipv6_address": _ADDRESSES,
+    "aliases": st.lists(st.sampled_from(["x", "bad_alias", "web"]), max_size=2),
+    "mac_address": st.sampled_from(["02:42:ac:11:00:02", "zz", "01:00:00:00:00:00"]),
+    "interface_name": st.sampled_from(["eth0", "eth1", "lo", "x" * 20]), "gw_priority": st.sampled_from([1, "2", "x"])})
+_SERVICES = st.fixed_dictionaries({}, optional={
+    "networks": st.one_of(st.lists(_NETWORK_NAMES, max_size=3),
+                          st.dictionaries(_NETWORK_NAMES, st.one_of(st.none(), _ATTACHMENTS), max_size=3)),
+    "network_mode": st.sampled_from(["host", "none", "bridge", "service:a", "service:zz", "container:web", "weird"]),
+    "ports": st.lists(_PORTS, max_size=3),
+    "links": st.lists(st.sampled_from(["a", "b:al", "zz", "web:x"]), max_size=2),
+    "hostname": st.sampled_from(["h", "bad host", ""]), "container_name": st.sampled_from(["web", "c1", "bad name"]),
+    "dns": st.sampled_from(["198.51.100.1", ["x"], 5]),
+    "extra_hosts": st.sampled_from([["a:198.51.100.4"], {"b": "bad"}, {"c": ["198.51.100.4"]}, "x"]),
+    "mac_address": st.just("02:42:ac:11:00:05"), "image": st.just("x")})
+_NETWORKS = st.fixed_dictionaries({}, optional={
+    "driver": st.sampled_from(["bridge", "macvlan", "overlay"]),
+    "internal": st.sampled_from([True, "false", "x"]), "enable_ipv6": st.booleans(),
+    "driver_opts": st.dictionaries(
+        st.sampled_from(["com.docker.network.bridge.name", "com.docker.network.driver.mtu",
+                         "com.docker.network.bridge.enable_icc", "parent", "other"]),
+        st.sampled_from(["x", "1400", "true", "toolongbridgename1", "10"]), max_size=2),
+    "ipam": st.fixed_dictionaries({}, optional={"config": st.lists(st.fixed_dictionaries({}, optional={
+        "subnet": st.sampled_from(["172.30.1.0/24", "172.30.2.0/24", "172.30.0.0/16", "fd42:1::/64", "10.0.0.0/33"]),
+        "gateway": _ADDRESSES,
+        "aux_addresses": st.dictionaries(st.sampled_from(["p", "q"]), _ADDRESSES, max_size=2)}), max_size=2)})})
+_COMPOSE_FILES = st.fixed_dictionaries(
+    {"services": st.dictionaries(st.sampled_from(["a", "b", "c", "web", "db"]), st.one_of(_SERVICES, st.none()),
+                                 min_size=1, max_size=4)},
+    optional={"networks": st.dictionaries(_NETWORK_NAMES, st.one_of(_NETWORKS, st.none()), max_size=3)})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=_COMPOSE_FILES)
+def test_the_spec_produced_always_validates(tmp_path, document):
+    compose = tmp_path / "compose.yaml"
+    stream = io.StringIO()
+    YAML(typ="safe").dump(document, stream)
+    compose.write_text(stream.getvalue())
+    try:
+        result = import_compose(str(compose), environment={})
+    except ComposeImportError as error:  # only a value nothing can stand in for: a subnet
+        assert "subnet" in str(error).splitlines()[0], error
+        return
+    load_spec_text(result.text, "imported.yaml")

@@ -266,6 +266,9 @@ class _Translator:
                 if converted is None or (kind is str and not isinstance(value, str)):
                     self.note(option_path, f"{value!r} is not a {kind.__name__}; ignored")
                     continue
+                if key == "bridge" and ifname_issue(value):
+                    self.note(option_path, f"{value!r} cannot be a bridge name: {ifname_issue(value)}; ignored")
+                    continue
                 spec[key] = converted
                 self.origin((*spec_path, key), option_path)
             elif option == "com.docker.network.bridge.gateway_mode_ipv6" and value == "routed":
