@@ -123,3 +123,15 @@ def test_apply_of_a_compose_file_fails_with_a_hint_to_import_and_changes_nothing
         f"{compose}:5:1: this is a Compose file (top-level services:, no containers:), not a netreconcile spec: "
         f"translate it with `netreconcile import {compose} -o spec.yaml`")
     assert sandbox.host not in netns_names()
+
+
+def test_sidecars_share_the_namespace_of_their_service(sandbox, world):
+    imported(sandbox, "sidecar")
+    app = sandbox.addresses(sandbox.name("app"))
+    assert app["eth0"][0].startswith("172.18.0.")  # the default network, after bridge took 172.17.0.0/16
+    # network_mode: service:app and service:proxy: the same namespace, under their own names
+    assert sandbox.addresses(sandbox.name("proxy")) == app == sandbox.addresses(sandbox.name("debug"))
+    assert address_of(sandbox, "legacy").startswith("172.17.")  # network_mode: bridge, Docker's default bridge
+    assert sandbox.addresses(sandbox.name("batch")) == {"lo": ["127.0.0.1/8"]}  # network_mode: none
+    world.serve(sandbox.name("proxy"), "tcp", 8443)  # a sidecar serves the port its service publishes
+    assert world.ask(sandbox.host, "127.0.0.1", 8443) is not None

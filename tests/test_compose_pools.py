@@ -26,13 +26,8 @@ def _dedup_vectors() -> list[dict]:
 
 
 def test_every_ipam_pools_vector_is_replayed_or_listed():
-    """Of the `ipam-pools` vectors, two cannot be expressed here and are left out on purpose:
-    - TestStaticAllocation (sorted bookkeeping): the order of Docker's list of allocated
-      subnets after static allocations; netreconcile keeps no such list (the other
-      networks of the file are what is taken);
-    - TestDeriveULABaseNetwork (two vectors): the IPv6 ULA pool derived from Docker's host
-      ID; netreconcile never chooses an IPv6 subnet (a spec names its IPv6 addresses).
-    Every other vector is replayed below; this test fails if one is neither."""
+    """Every vector is replayed by the two tests below or listed in their docstrings as one
+    that cannot be expressed; fails if one is neither (or none is replayed)."""
     replayed = {vector["name"] for vector in _allocation_vectors() + _dedup_vectors()}
     left_out = {vector["name"] for vector in VECTORS
                 if vector["name"].startswith(("TestStaticAllocation", "TestDeriveULABaseNetwork"))}
@@ -42,6 +37,13 @@ def test_every_ipam_pools_vector_is_replayed_or_listed():
 
 @pytest.mark.parametrize("vector", _allocation_vectors(), ids=lambda vector: vector["name"])
 def test_docker_allocation_vectors(vector):
+    """Every `ipam-pools` vector of a choice (TestDynamicPoolAllocation), with Docker's
+    allocated and reserved subnets both as taken. Not expressible, so not replayed:
+    - TestStaticAllocation (sorted bookkeeping): the order of Docker's list of allocated
+      subnets after static allocations; netreconcile keeps no such list (the other
+      networks of the file are what is taken);
+    - TestDeriveULABaseNetwork (two vectors): the IPv6 ULA pool derived from Docker's host
+      ID; netreconcile never chooses an IPv6 subnet (a spec names its IPv6 addresses)."""
     given = vector["input"]
     taken = [ip_network(net, strict=False) for net in given["allocated"] + given["reserved"]]
     if "error" in vector["expected"]:
