@@ -306,7 +306,8 @@ def test_overlapping_subnets_stop_the_import_at_their_compose_line(tmp_path):
     compose = tmp_path / "p" / "compose.yaml"
     compose.parent.mkdir()
     compose.write_text("services:\n  a: {networks: [x, y]}\nnetworks:\n"
-                       "  x: {ipam: {config: [{subnet: 10.1.0.0/16}]}}\n  y: {ipam: {config: [{subnet: 10.1.2.0/24}]}}\n")
+                       "  x: {ipam: {config: [{subnet: 10.1.0.0/16}]}}\n"
+                       "  y: {ipam: {config: [{subnet: 10.1.2.0/24}]}}\n")
     with pytest.raises(ComposeImportError) as error:
         import_compose(str(compose), environment={})
     assert str(error.value).splitlines()[0] == (f"{compose}:5:24: networks.y.ipam.config[0].subnet: 10.1.2.0/24 "

@@ -48,7 +48,6 @@ SERVICE_KEY_NOTES = {
     "scale": "netreconcile makes one container per service, ignored",
     "deploy": "netreconcile makes one container per service; deploy is ignored",
     "profiles": "every service is imported whatever the active profiles; ignored",
-    "links": None,
 }
 TOP_LEVEL_NOTES = {
     "version": "obsolete in Compose, ignored",
@@ -408,8 +407,8 @@ class _Translator:
                 self.origin((*spec_path, key), (*path, key))
         elif isinstance(value, list) and isinstance(converted, list) and len(value) == len(converted):
             for index in range(len(converted)):
-                self.result.origins.setdefault((*spec_path, index), Origin(self.doc.key_location((*path, index)),
-                                                                           compose_path((*path, index))))
+                if (*spec_path, index) not in self.result.origins:  # ports recorded theirs
+                    self.origin((*spec_path, index), (*path, index))
 
     def _network_mode(self, service: str, container: dict[str, Any]) -> str | None:
         """Sets network_mode (or the `bridge` network) for a service that has one; None when
