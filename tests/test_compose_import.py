@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from reconciler import drivers
 from reconciler.compose.importer import ComposeImportError, import_compose
 from reconciler.compose.translate import bridge_name_for, normalize_project_name
 from reconciler.errors import SourceError, SpecError
@@ -40,13 +41,22 @@ def test_there_are_at_least_five_realistic_compose_files():
     assert len(CASES) >= 5
 
 
+def _expected(case: str, name: str) -> Path:
+    """The expected file; the macvlan case has one set for a netreconcile without the
+    macvlan driver (the network listed as unsupported) and one for a netreconcile with it."""
+    if case == "macvlan" and "macvlan" in drivers.names():
+        stem, dot, suffix = name.partition(".")
+        name = f"{stem}-with-macvlan{dot}{suffix}"
+    return DATA / case / name
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_each_compose_file_imports_to_its_expected_spec_and_notes(case):
     result = _import(case)
-    assert result.spec == _yaml((DATA / case / "expected.yaml").read_text())
+    assert result.spec == _yaml(_expected(case, "expected.yaml").read_text())
     prefix = f"{DATA / case}/"
     notes = [str(note).replace(prefix, "") for note in result.notes]
-    assert notes == (DATA / case / "expected-notes.txt").read_text().splitlines()
+    assert notes == _expected(case, "expected-notes.txt").read_text().splitlines()
 
 
 @pytest.mark.parametrize("case", CASES)
