@@ -299,6 +299,7 @@ services:
 
 @pytest.mark.parametrize("text, message", [
     ("- a\n- b\n", "not a Compose file: the top level is not a mapping"),
+    ("# nothing\n", "not a Compose file: it is empty"),
     ("version: '3'\n", "not a Compose file: it has no services"),
     ("services: {}\n", "not a Compose file: it has no services"),
     ("services:\n  a: {}\n  a: {}\n", "invalid YAML"),

@@ -129,6 +129,8 @@ class _Translator:
     def run(self, project_dir: str, project_override: str | None) -> Translation:
         data = self.doc.data
         where = f"{self.doc.filename}:1:1"
+        if data is None:
+            raise ComposeError(f"{where}: not a Compose file: it is empty")
         if not isinstance(data, dict):
             raise ComposeError(f"{where}: not a Compose file: the top level is not a mapping")
         services = data.get("services")
