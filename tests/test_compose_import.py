@@ -142,6 +142,12 @@ networks:
                        "bridge": "172.18.0.0/16"}
 
 
+def test_a_network_whose_containers_do_not_fit_a_24_gets_a_larger_subnet(tmp_path):
+    services = "".join(f"  s{index}: {{networks: [big]}}\n" for index in range(300))
+    spec, _ = _import_text(tmp_path, f"services:\n{services}  t: {{}}\nnetworks:\n  big: {{}}\n")
+    assert spec["networks"] == {"proj_big": {"subnet": "172.17.0.0/23"}, "proj_default": {"subnet": "172.17.2.0/24"}}
+
+
 def test_what_the_loader_refuses_is_left_out_at_its_compose_line(tmp_path):
     spec, notes = _import_text(tmp_path, """
 services:

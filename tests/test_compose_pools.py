@@ -7,7 +7,7 @@ from ipaddress import IPv4Network, ip_network
 
 import pytest
 
-from reconciler.compose.pools import DEFAULT_POOLS, Pool, PoolError, choose_subnet, effective_pools
+from reconciler.compose.pools import DEFAULT_POOLS, Pool, PoolError, choose_subnet, effective_pools, size_for
 from tests.docker_vectors import load_vectors
 
 VECTORS = load_vectors("ipam-pools")
@@ -69,3 +69,9 @@ def test_the_defaults_give_a_24_then_a_16_for_bridge_skipping_the_file_s_network
     assert choose_subnet(DEFAULT_POOLS, everything_172) == IPv4Network("192.168.0.0/20")  # the pool's own size
     with pytest.raises(PoolError, match="fully subnetted"):
         choose_subnet(DEFAULT_POOLS, [*everything_172, IPv4Network("192.168.0.0/16")], 24)
+
+
+@pytest.mark.parametrize("addresses, expected", [(0, 24), (253, 24), (254, 23), (509, 23), (510, 22), (70000, 15)])
+def test_a_network_gets_a_24_unless_its_containers_need_more(addresses, expected):
+    assert size_for(addresses) == expected
+    assert size_for(addresses, 16) == min(expected, 16)

@@ -52,6 +52,15 @@ NETWORK_SIZE = 24  # what `netreconcile import` asks for a network without a sub
 DEFAULT_BRIDGE_SIZE = 16  # ... and for one named `bridge`, Docker's default bridge
 
 
+def size_for(addresses: int, largest: int = NETWORK_SIZE) -> int:
+    """The prefix length of the smallest subnet, `largest` at most, that holds `addresses`
+    beside its network, gateway and broadcast addresses."""
+    size = largest
+    while size > 1 and (1 << (32 - size)) - 3 < addresses:
+        size -= 1
+    return size
+
+
 def effective_pools(pools: Iterable[Pool]) -> list[Pool]:
     """The pools sorted by address, each overlapping one before it dropped (the first listed wins)."""
     kept: list[Pool] = []

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, ip_network
 from typing import Any
 
 from reconciler import drivers
 from reconciler.compose.interpolate import Note, compose_path
-from reconciler.compose.pools import DEFAULT_BRIDGE_SIZE, DEFAULT_POOLS, NETWORK_SIZE, PoolError, choose_subnet
+from reconciler.compose.pools import (
+    DEFAULT_BRIDGE_SIZE, DEFAULT_POOLS, NETWORK_SIZE, PoolError, choose_subnet, size_for,
+)
 from reconciler.spec.document import Document, PathKey
 from reconciler.spec.ports import PortError, parse_port
 from reconciler.spec.types import Location
@@ -150,7 +153,7 @@ class _Translator:
             container = self._container(service)
             if container is not None:
                 containers[self.container_names[service]] = container
-        self.result.spec["networks"] = self._networks()
+        self.result.spec["networks"] = self._networks(containers)
         self.result.spec["containers"] = containers
         return self.result
 
@@ -204,8 +207,9 @@ class _Translator:
         self.networks[key] = network
         return network
 
-    def _networks(self) -> dict[str, Any]:
+    def _networks(self, containers: dict[str, dict[str, Any]]) -> dict[str, Any]:
         built: dict[str, dict[str, Any]] = {}
+        attached = Counter(network for container in containers.values() for network in container.get("networks", ()))
         for network in self.networks.values():
             if network.usable:
                 built[network.name] = self._network(network)
@@ -216,7 +220,8 @@ class _Translator:
             spec = built.get(network.name)
             if spec is None or "subnet" in spec:
                 continue
-            size = DEFAULT_BRIDGE_SIZE if network.name == DOCKER_BRIDGE_NETWORK else NETWORK_SIZE
+            largest = DEFAULT_BRIDGE_SIZE if network.name == DOCKER_BRIDGE_NETWORK else NETWORK_SIZE
+            size = size_for(attached[network.name] + len(spec.get("aux_addresses", ())), largest)
             try:
                 subnet = choose_subnet(DEFAULT_POOLS, taken, size)
             except PoolError as error:
