@@ -165,6 +165,35 @@ def plan_command(context: Context, spec_path: str, output: str, detailed_exitcod
     return _exit_code(plan, detailed_exitcode)
 
 
+@main.command("import")
+@click.argument("compose_path", metavar="COMPOSE_FILE", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "output_path", metavar="SPEC", default=None,
+              help="Write the spec to SPEC (atomically; never through a link) instead of stdout.")
+@click.option("--env-file", metavar="FILE", default=None,
+              help="Variables for interpolation (default: the .env beside COMPOSE_FILE); the environment wins.")
+def import_command(compose_path: str, output_path: str | None, env_file: str | None) -> int:
+    """Translate the networking of a Compose file into a spec; what the spec cannot say is
+    listed on stderr, one line per key.
+
+    Example: netreconcile import compose.yaml -o spec.yaml
+    """
+    from reconciler.compose.importer import import_compose
+    from reconciler.kernel.specfile import write_spec_file
+
+    try:
+        result = import_compose(compose_path, env_file)
+        for note in result.notes:
+            click.echo(str(note), err=True)
+        if output_path is None:
+            click.echo(result.text, nl=False)
+        else:
+            write_spec_file(output_path, result.text)
+    except NetreconcileError as error:
+        click.echo(f"error: {error}", err=True)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
 @main.command()
 @SPEC
 @OUTPUT

@@ -57,6 +57,9 @@ LAYERS = {
     "dns.config": PURE,  # per namespace: name table, upstreams
     "dns.answering": PURE,  # a query in, an answer or "forward" out
     "graphviz": IO,  # runs Graphviz's dot for graph -o svg
+    "compose": PURE,  # netreconcile import: interpolation, translation, subnet pools
+    "compose.reader": IO,  # reads the Compose and env files
+    "compose.importer": IO,  # runs the stages, checks the result with the spec loader
 }
 # Modules outside the writer that may import one writer module: where apply starts.
 WRITER_ENTRY_POINTS = {

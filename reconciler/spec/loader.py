@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from typing import Any
 
 from reconciler.errors import SpecError
@@ -41,6 +42,7 @@ def load_spec_text(text: str, filename: str) -> Spec:
     """Validate spec `text`; `filename` is used in locations. Raises only `SpecError`."""
     if len(text) > MAX_SPEC_SIZE:
         fail(Location(filename, 1, 1), TOO_LARGE)
+    _refuse_compose_file(text, filename)
     doc = parse_yaml(text, filename)
     if doc.data is None and not doc.problems:
         fail(Location(filename, 1, 1), "the spec is empty")
@@ -49,6 +51,22 @@ def load_spec_text(text: str, filename: str) -> Spec:
     if doc.problems:
         raise SpecError(doc.problems)
     return spec
+
+
+_COMPOSE_SERVICES = re.compile(r"^services[ \t]*:", re.MULTILINE)
+_SPEC_CONTAINERS = re.compile(r"^containers[ \t]*:", re.MULTILINE)
+COMPOSE_HINT = ("this is a Compose file (top-level services:, no containers:), not a netreconcile spec: "
+                "translate it with `netreconcile import {file} -o spec.yaml`")
+
+
+def _refuse_compose_file(text: str, filename: str) -> None:
+    """A Compose file gets one line saying what it is and what to run, instead of a
+    problem per key (found in the text, so that Compose's YAML anchors do not hide it)."""
+    services = _COMPOSE_SERVICES.search(text)
+    if services is None or _SPEC_CONTAINERS.search(text):
+        return
+    line = text.count("\n", 0, services.start()) + 1
+    fail(Location(filename, line, 1), COMPOSE_HINT.format(file=filename))
 
 
 def _not_supported_rule(path: PathKey) -> str | None:

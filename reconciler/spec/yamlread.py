@@ -42,12 +42,17 @@ TOO_LARGE = f"the spec is larger than {MAX_SPEC_SIZE // (1024 * 1024)} MiB"
 MAX_NESTING = 32  # the spec needs 6 levels of nodes; the schema checks recurse per level
 
 
-def read_text(filename: str) -> str:
+def read_bytes(filename: str) -> bytes:
+    """The file's bytes, one more than MAX_SPEC_SIZE at most (so that a larger file shows)."""
     try:
         with open(filename, "rb") as f:
-            data = f.read(MAX_SPEC_SIZE + 1)
+            return f.read(MAX_SPEC_SIZE + 1)
     except OSError as e:
         raise SourceError(f"cannot read {filename}: {e.strerror or e}") from None
+
+
+def read_text(filename: str) -> str:
+    data = read_bytes(filename)
     if len(data) > MAX_SPEC_SIZE:
         fail(Location(filename, 0, 0), TOO_LARGE)
     try:
