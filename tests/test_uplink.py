@@ -1,0 +1,178 @@
+"""Bridge networks with an uplink (`uplink:`, `gateway_on_host: false`) in throwaway namespaces.
+
+The "LAN" is a namespace of its own holding the router address 203.0.113.129/25, joined
+to the sandbox host namespace by an unmanaged veth pair whose host end, `lan0`, is the
+uplink. Containers on network `office` get LAN addresses; the LAN reaches them at those
+addresses (no NAT), and their default route goes to the router.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import eventually, netns_names, sh
+from tests.test_rollback import snapshot
+
+pytestmark = pytest.mark.kernel
+
+ROUTER = "203.0.113.129"
+OFFICE = """\
+version: 1
+networks:
+  office:
+    bridge: "@of"
+    uplink: {uplink}
+    subnet: 203.0.113.128/25
+    gateway: 203.0.113.129
+    gateway_on_host: false
+containers:
+  "@web":
+    networks: [office]
+"""
+WITHOUT_UPLINK = OFFICE.replace("    uplink: {uplink}\n", "")
+
+
+class Lan:
+    """The sandbox host namespace with an uplink veth into a LAN namespace holding the router."""
+
+    def __init__(self, sandbox, uplink: str = "lan0"):
+        self.sandbox = sandbox
+        self.uplink = uplink
+        self.netns = sandbox.name("lan")
+        if sandbox.host not in netns_names():
+            sh(f"ip netns add {sandbox.host}")
+            sh(f"ip -n {sandbox.host} link set lo up")
+        sh(f"ip netns add {self.netns}")
+        sh(f"ip -n {sandbox.host} link add {uplink} type veth peer name router0 netns {self.netns}")
+        sh(f"ip -n {self.netns} addr add {ROUTER}/25 dev router0")
+        sh(f"ip -n {self.netns} link set router0 up")
+        sh(f"ip -n {self.netns} link set lo up")
+
+    def spec(self, text: str = OFFICE):
+        return self.sandbox.write_spec(text.format(uplink=self.uplink))
+
+    def link(self) -> dict:
+        return self.sandbox.links(self.sandbox.host)[self.uplink]
+
+    def ping_from_lan(self, address: str) -> bool:
+        return "1 received" in sh(f"ip netns exec {self.netns} ping -c1 -W2 {address}", check=False)
+
+
+@pytest.fixture
+def lan(sandbox):
+    return Lan(sandbox)
+
+
+def released(link: dict) -> bool:
+    return "master" not in link and "UP" in link["flags"]
+
+
+def test_a_container_on_the_lan_is_reached_at_its_own_address_and_routes_through_the_router(sandbox, lan):
+    spec = lan.spec()
+    sandbox.apply(spec)
+    bridge = sandbox.name("of")
+    assert lan.link()["master"] == bridge and "UP" in lan.link()["flags"]
+    assert sandbox.addresses(sandbox.host).get(bridge, []) == []  # gateway_on_host: false: no address on the bridge
+    assert sandbox.addresses(sandbox.name("web"))["eth0"] == ["203.0.113.130/25"]
+    assert sandbox.in_ns("web", "ip route show default").startswith(f"default via {ROUTER} dev eth0")
+    assert eventually(lambda: lan.ping_from_lan("203.0.113.130"), "the LAN reaches the container")
+    assert "1 received" in sandbox.in_ns("web", f"ping -c1 -W2 {ROUTER}")
+    table = sandbox.host_sh("nft list table inet netreconcile")
+    assert "masquerade" not in table
+    assert sandbox.apply(spec)["actions"] == []
+    status = sandbox.run("status", spec=spec)
+    assert status.code == 0 and f"lan0 (uplink of network office): used, not owned" in status.stdout
+
+
+def test_destroy_releases_the_uplink_and_leaves_it_up(sandbox, lan):
+    spec = lan.spec()
+    sandbox.apply(spec)
+    result = sandbox.run("destroy", spec=spec)
+    assert result.code == 0, result.stderr
+    assert released(lan.link())
+
+
+def test_removing_the_uplink_from_the_spec_releases_it(sandbox, lan):
+    sandbox.apply(lan.spec())
+    actions = sandbox.apply(lan.spec(WITHOUT_UPLINK))["actions"]
+    assert [(a["op"], a["kind"], a["name"]) for a in actions] == [
+        ("delete", "uplink", f"lan0 (used, not owned) on {sandbox.name('of')}")]
+    assert released(lan.link())
+    assert sandbox.name("of") in sandbox.links(sandbox.host)
+
+
+def test_an_uplink_released_by_hand_is_drift_that_apply_repairs(sandbox, lan):
+    spec = lan.spec()
+    sandbox.apply(spec)
+    sandbox.host_sh("ip link set lan0 nomaster")
+    status = sandbox.run("status", "--detailed-exitcode", spec=spec)
+    assert status.code == 2 and "+ uplink lan0 (used, not owned)" in status.stdout
+    sandbox.apply(spec)
+    assert lan.link()["master"] == sandbox.name("of")
+    assert eventually(lambda: lan.ping_from_lan("203.0.113.130"), "the LAN reaches the container again")
+
+
+def refused_with_nothing_changed(sandbox, spec, *expected: str) -> str:
+    before = snapshot(sandbox)
+    for command in ("plan", "apply"):
+        result = sandbox.run(command, spec=spec)
+        assert result.code == 1, result.stdout
+        output = result.stdout + result.stderr
+        for text in expected:
+            assert text in output, output
+    assert "nothing was changed" in result.stderr
+    assert snapshot(sandbox) == before
+    return result.stderr
+
+
+def test_an_uplink_with_an_ipv4_address_is_refused_with_nothing_changed(sandbox, lan):
+    sandbox.host_sh("ip addr add 198.51.100.7/24 dev lan0")
+    sandbox.host_sh("ip link set lan0 up")
+    message = refused_with_nothing_changed(
+        sandbox, lan.spec(), "spec.yaml:5:13: uplink lan0 carries the address 198.51.100.7/24",
+        "`ip addr del 198.51.100.7/24 dev lan0`")
+    assert "cut the host's connectivity" in message
+
+
+def test_an_uplink_with_a_global_ipv6_address_is_refused_but_not_for_its_link_local_one(sandbox, lan):
+    sandbox.host_sh("ip link set lan0 up")
+    sandbox.host_sh("ip addr add fe80::7/64 dev lan0")
+    sandbox.apply(lan.spec())  # a link-local address does not count
+    sandbox.run("destroy", spec=lan.spec())
+    sandbox.host_sh("ip addr add 2001:db8:7::7/64 dev lan0 nodad")
+    refused_with_nothing_changed(sandbox, lan.spec(), "uplink lan0 carries the address 2001:db8:7::7/64")
+
+
+def test_an_uplink_with_the_default_route_is_refused_with_nothing_changed(sandbox, lan):
+    sandbox.host_sh("ip link set lan0 up")
+    sandbox.host_sh("ip route add default dev lan0")
+    refused_with_nothing_changed(
+        sandbox, lan.spec(), "uplink lan0 carries the host's default route",
+        "`ip route del default dev lan0`")
+
+
+def test_an_uplink_that_is_a_port_of_a_foreign_bridge_is_refused(sandbox, lan):
+    sandbox.host_sh("ip link add theirs type bridge")
+    sandbox.host_sh("ip link set lan0 master theirs")
+    refused_with_nothing_changed(sandbox, lan.spec(), "uplink lan0 is a port of theirs, which netreconcile does not manage")
+
+
+def test_a_missing_uplink_and_one_of_another_mtu_are_refused(sandbox, lan):
+    missing = Lan.spec(lan, OFFICE.replace("{uplink}", "nosuch0"))
+    refused_with_nothing_changed(sandbox, missing, "uplink nosuch0 does not exist in the host namespace")
+    sandbox.host_sh("ip link set lan0 mtu 1400")
+    refused_with_nothing_changed(sandbox, lan.spec(), "uplink lan0 has MTU 1400 but network 'office' has mtu 1500",
+                                 "`mtu: 1400`")
+
+
+def test_one_of_netreconciles_own_interfaces_is_refused_as_an_uplink(sandbox, lan):
+    spec = lan.spec()
+    sandbox.apply(spec)
+    ports = json.loads(sh(f"ip -n {sandbox.host} -j link show master {sandbox.name('of')}"))
+    veth = next(port["ifname"] for port in ports if port["ifname"] != "lan0")
+    taken = sandbox.write_spec(OFFICE.format(uplink=veth).replace('"@of"', '"@o2"').replace("office", "other")
+                               .replace("@web", "@app"), "other.yaml")
+    result = sandbox.run("plan", spec=taken)
+    assert result.code == 1 and f"uplink {veth} is one of netreconcile's own interfaces" in result.stdout
