@@ -49,6 +49,9 @@ def test_the_uplink_options_are_read():
                                             "interface name"),
     (("    gateway: 203.0.113.129\n", ""), "spec.yaml:6:5: networks.office.gateway_on_host: gateway_on_host: "
                                           "false needs 'gateway': the IPv4 address of the LAN's router"),
+    (("    gateway_on_host: false\n", "    gateway_on_host: false\n    enable_ipv6: true\n    subnet6: fd42:7::/64\n"),
+     "spec.yaml:7:5: networks.office.gateway_on_host: gateway_on_host: false needs 'gateway6': the IPv6 address of "
+     "the LAN's router"),
     (("    gateway_on_host: false\n", "    gateway_on_host: false\n    masquerade: true\n"),
      "spec.yaml:8:5: networks.office.masquerade: masquerade: true needs the host to route"),
     (("    gateway_on_host: false\n", "    gateway_on_host: false\n    internal: true\n"),
