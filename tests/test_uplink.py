@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import eventually, netns_names, sh
 from tests.test_rollback import snapshot
+from tests.test_watch import watching
 
 pytestmark = pytest.mark.kernel
 
@@ -45,10 +46,14 @@ class Lan:
             sh(f"ip netns add {sandbox.host}")
             sh(f"ip -n {sandbox.host} link set lo up")
         sh(f"ip netns add {self.netns}")
-        sh(f"ip -n {sandbox.host} link add {uplink} type veth peer name router0 netns {self.netns}")
+        sh(f"ip -n {self.netns} link set lo up")
+        self.plug()
+
+    def plug(self) -> None:
+        """The veth pair: the uplink in the host namespace, the router's end in the LAN."""
+        sh(f"ip -n {self.sandbox.host} link add {self.uplink} type veth peer name router0 netns {self.netns}")
         sh(f"ip -n {self.netns} addr add {ROUTER}/25 dev router0")
         sh(f"ip -n {self.netns} link set router0 up")
-        sh(f"ip -n {self.netns} link set lo up")
 
     def spec(self, text: str = OFFICE):
         return self.sandbox.write_spec(text.format(uplink=self.uplink))
@@ -176,3 +181,19 @@ def test_one_of_netreconciles_own_interfaces_is_refused_as_an_uplink(sandbox, la
                                .replace("@web", "@app"), "other.yaml")
     result = sandbox.run("plan", spec=taken)
     assert result.code == 1 and f"uplink {veth} is one of netreconcile's own interfaces" in result.stdout
+
+
+def test_watch_refuses_while_the_uplink_is_gone_and_enslaves_it_again_when_it_comes_back(sandbox, lan):
+    text = OFFICE.format(uplink="lan0").replace("version: 1\n", "version: 1\nhost:\n  resolv_conf: {resolv}\n")
+    bridge = sandbox.name("of")
+    with watching(sandbox, text) as watch:
+        watch.start()
+        watch.settle()
+        assert lan.link()["master"] == bridge
+        sandbox.host_sh("ip link del lan0")  # the pair goes: the LAN is unplugged
+        watch.reacts(lambda: "uplink lan0 does not exist in the host namespace" in watch.tail(),
+                     "the pass refuses the missing uplink")
+        lan.plug()
+        watch.reacts(lambda: lan.link().get("master") == bridge, "the uplink that came back is enslaved again")
+        assert eventually(lambda: lan.ping_from_lan("203.0.113.130"), "the LAN reaches the container again")
+        assert watch.stop() == 0
