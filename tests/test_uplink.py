@@ -197,3 +197,11 @@ def test_watch_refuses_while_the_uplink_is_gone_and_enslaves_it_again_when_it_co
         watch.reacts(lambda: lan.link().get("master") == bridge, "the uplink that came back is enslaved again")
         assert eventually(lambda: lan.ping_from_lan("203.0.113.130"), "the LAN reaches the container again")
         assert watch.stop() == 0
+
+
+def test_with_icc_false_containers_reach_the_lan_but_not_each_other(sandbox, lan):
+    text = OFFICE.replace("    gateway_on_host: false\n", "    gateway_on_host: false\n    icc: false\n")
+    sandbox.apply(lan.spec(text + '  "@db":\n    networks: [office]\n'))
+    assert eventually(lambda: lan.ping_from_lan("203.0.113.131"), "the LAN reaches db")
+    assert "1 received" in sandbox.in_ns("web", f"ping -c1 -W2 {ROUTER}")
+    assert "1 received" not in sandbox.in_ns("web", "ping -c1 -W1 203.0.113.131", check=False)

@@ -47,6 +47,8 @@ def test_the_uplink_options_are_read():
 @pytest.mark.parametrize("change, expected", [
     (("uplink: eth2", "uplink: 'no such'"), "spec.yaml:4:13: networks.office.uplink: 'no such' is not a valid "
                                             "interface name"),
+    (("uplink: eth2", "uplink: lo"), "spec.yaml:4:13: networks.office.uplink: 'lo' is not a valid interface name: "
+                                     "the loopback interface cannot be a port of a bridge"),
     (("    gateway: 203.0.113.129\n", ""), "spec.yaml:6:5: networks.office.gateway_on_host: gateway_on_host: "
                                           "false needs 'gateway': the IPv4 address of the LAN's router"),
     (("    gateway_on_host: false\n", "    gateway_on_host: false\n    enable_ipv6: true\n    subnet6: fd42:7::/64\n"),
@@ -161,6 +163,7 @@ def test_destroy_leaves_the_release_to_the_bridge_going():
                                                      "manage; if it is free to move, release it first: "
                                                      "`ip link set eth2 nomaster`"]),
     (UsedInterface("eth2", master="office", master_owned=True, mtu=1500), []),
+    (UsedInterface("eth2", kind="bridge", mtu=1500), ["uplink eth2 is a bridge, and a bridge cannot be a port"]),
     (UsedInterface("eth2", mtu=9000), ["uplink eth2 has MTU 9000 but network 'office' has mtu 1500: set `mtu: "
                                        "9000` on the network, or change the interface's: `ip link set eth2 mtu "
                                        "1500`"]),

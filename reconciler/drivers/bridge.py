@@ -262,6 +262,8 @@ def _lan_options(reader: SectionReader, path: PathKey) -> dict[str, Any]:
     """`uplink` and `gateway_on_host` as NetworkSpec fields, checked, with where the uplink is written."""
     uplink = reader._string((*path, "uplink"))
     issue = ifname_issue(uplink) if uplink is not None else None
+    if uplink == "lo":
+        issue = "the loopback interface cannot be a port of a bridge"
     if issue:
         reader.doc.problem((*path, "uplink"), f"{uplink!r} is not a valid interface name: {issue}")
         uplink = None
@@ -320,6 +322,9 @@ def uplink_refusals(network: NetworkSpec, facts: UsedInterface | None) -> list[s
         return [f"{where}: uplink {name} is one of netreconcile's own interfaces, not a host interface it may "
                 "take as a port"]
     found = []
+    if facts.kind == "bridge":
+        found.append(f"{where}: uplink {name} is a bridge, and a bridge cannot be a port of another bridge: name "
+                     "the interface that leads to the LAN")
     if facts.master and not facts.master_owned:
         found.append(f"{where}: uplink {name} is a port of {facts.master}, which netreconcile does not manage; "
                      f"if it is free to move, release it first: `ip link set {name} nomaster`")
