@@ -88,7 +88,9 @@ def test_a_container_on_the_lan_is_reached_at_its_own_address_and_routes_through
     assert "masquerade" not in table
     assert sandbox.apply(spec)["actions"] == []
     status = sandbox.run("status", spec=spec)
-    assert status.code == 0 and f"lan0 (uplink of network office): used, not owned" in status.stdout
+    assert status.code == 0 and "lan0 (uplink of network office): used, not owned" in status.stdout
+    document = sandbox.run("status", "-o", "json", spec=spec).json()
+    assert document["in_sync"] and document["used_not_owned"] == [{"interface": "lan0", "use": "uplink of network office"}]
 
 
 def test_destroy_releases_the_uplink_and_leaves_it_up(sandbox, lan):

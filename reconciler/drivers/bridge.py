@@ -258,6 +258,7 @@ def _ipv6_switch(netns: str, ifname: str, on: bool) -> tuple[str, str, str]:
     """The sysctl write that turns IPv6 on or off on one interface."""
     return (netns, f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "0" if on else "1")
 
+
 def _lan_options(reader: SectionReader, path: PathKey) -> dict[str, Any]:
     """`uplink` and `gateway_on_host` as NetworkSpec fields, checked, with where the uplink is written."""
     uplink = reader._string((*path, "uplink"))
