@@ -13,6 +13,7 @@ import json
 import pytest
 
 from tests.conftest import eventually, netns_names, sh
+from tests.test_firewall import World
 from tests.test_rollback import snapshot
 from tests.test_watch import watching
 
@@ -201,9 +202,12 @@ def test_watch_refuses_while_the_uplink_is_gone_and_enslaves_it_again_when_it_co
         assert watch.stop() == 0
 
 
-def test_with_icc_false_containers_reach_the_lan_but_not_each_other(sandbox, lan):
+@pytest.mark.parametrize("bridge_nf", [0, 1], ids=["br_netfilter-off", "br_netfilter-on"])
+def test_with_icc_false_containers_reach_the_lan_but_not_each_other(sandbox, lan, bridge_nf):
     text = OFFICE.replace("    gateway_on_host: false\n", "    gateway_on_host: false\n    icc: false\n")
     sandbox.apply(lan.spec(text + '  "@db":\n    networks: [office]\n'))
+    # bridged LAN traffic passes the inet forward chain only with br_netfilter: as bridge to bridge
+    World(sandbox).set_bridge_nf(bridge_nf)
     assert eventually(lambda: lan.ping_from_lan("203.0.113.131"), "the LAN reaches db")
     assert "1 received" in sandbox.in_ns("web", f"ping -c1 -W2 {ROUTER}")
     assert "1 received" not in sandbox.in_ns("web", "ping -c1 -W1 203.0.113.131", check=False)
