@@ -348,7 +348,7 @@ def _carries_the_host(network: NetworkSpec, facts: UsedInterface) -> str:
     commands += [f"ip addr del {cidr} dev {name}" for cidr in facts.addresses]
     text = (f"uplink {name} carries {' and '.join(carried)}: a bridge port cannot keep them, and moving them to "
             f"the bridge {bridge} in the same change would cut the host's connectivity through {name} mid-change, "
-            "so netreconcile moves neither. Move them yourself, from a console or over another "
+            "so netreconcile moves none of them. Move them yourself, from a console or over another "
             "interface, in this order: " + "; ".join(f"`{command}`" for command in commands))
     if network.gateway_on_host:
         after = [_default_route_command("add", version, gateway, bridge) for version, gateway in facts.default_routes]
