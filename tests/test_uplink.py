@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import eventually, netns_names, sh
 from tests.test_firewall import World
-from tests.test_rollback import snapshot
+from tests.test_rollback import run_failing, snapshot
 from tests.test_watch import watching
 
 pytestmark = pytest.mark.kernel
@@ -61,6 +61,12 @@ class Lan:
 
     def link(self) -> dict:
         return self.sandbox.links(self.sandbox.host)[self.uplink]
+
+    def settled(self) -> bool:
+        """Whether the LAN end's carrier (which the kernel's link watch updates a moment after
+        the uplink goes up or down) follows the uplink's state, so that snapshots compare."""
+        linkdown = "linkdown" in sh(f"ip -n {self.netns} route show dev router0")
+        return ("UP" in self.link()["flags"]) != linkdown
 
     def ping_from_lan(self, address: str) -> bool:
         return "1 received" in sh(f"ip netns exec {self.netns} ping -c1 -W2 {address}", check=False)
@@ -116,13 +122,14 @@ def test_an_uplink_released_by_hand_is_drift_that_apply_repairs(sandbox, lan):
     sandbox.apply(spec)
     sandbox.host_sh("ip link set lan0 nomaster")
     status = sandbox.run("status", "--detailed-exitcode", spec=spec)
-    assert status.code == 2 and "+ uplink lan0 (used, not owned)" in status.stdout
+    assert status.code == 2 and "~ uplink lan0 (used, not owned)" in status.stdout
     sandbox.apply(spec)
     assert lan.link()["master"] == sandbox.name("of")
     assert eventually(lambda: lan.ping_from_lan("203.0.113.130"), "the LAN reaches the container again")
 
 
-def refused_with_nothing_changed(sandbox, spec, *expected: str) -> str:
+def refused_with_nothing_changed(sandbox, lan, spec, *expected: str) -> str:
+    eventually(lan.settled, "the LAN end's carrier follows the uplink")
     before = snapshot(sandbox)
     for command in ("plan", "apply"):
         result = sandbox.run(command, spec=spec)
@@ -139,7 +146,7 @@ def test_an_uplink_with_an_ipv4_address_is_refused_with_nothing_changed(sandbox,
     sandbox.host_sh("ip addr add 198.51.100.7/24 dev lan0")
     sandbox.host_sh("ip link set lan0 up")
     message = refused_with_nothing_changed(
-        sandbox, lan.spec(), "spec.yaml:5:13: uplink lan0 carries the address 198.51.100.7/24",
+        sandbox, lan, lan.spec(), "spec.yaml:5:13: uplink lan0 carries the address 198.51.100.7/24",
         "`ip addr del 198.51.100.7/24 dev lan0`")
     assert "cut the host's connectivity" in message
 
@@ -148,30 +155,30 @@ def test_an_uplink_with_a_global_ipv6_address_is_refused_but_not_for_its_link_lo
     sandbox.host_sh("ip link set lan0 up")
     sandbox.host_sh("ip addr add fe80::7/64 dev lan0")
     sandbox.apply(lan.spec())  # a link-local address does not count
-    sandbox.run("destroy", spec=lan.spec())
+    assert sandbox.run("destroy", spec=lan.spec()).code == 0
     sandbox.host_sh("ip addr add 2001:db8:7::7/64 dev lan0 nodad")
-    refused_with_nothing_changed(sandbox, lan.spec(), "uplink lan0 carries the address 2001:db8:7::7/64")
+    refused_with_nothing_changed(sandbox, lan, lan.spec(), "uplink lan0 carries the address 2001:db8:7::7/64")
 
 
 def test_an_uplink_with_the_default_route_is_refused_with_nothing_changed(sandbox, lan):
     sandbox.host_sh("ip link set lan0 up")
     sandbox.host_sh("ip route add default dev lan0")
     refused_with_nothing_changed(
-        sandbox, lan.spec(), "uplink lan0 carries the host's default route",
+        sandbox, lan, lan.spec(), "uplink lan0 carries the host's default route",
         "`ip route del default dev lan0`")
 
 
 def test_an_uplink_that_is_a_port_of_a_foreign_bridge_is_refused(sandbox, lan):
     sandbox.host_sh("ip link add theirs type bridge")
     sandbox.host_sh("ip link set lan0 master theirs")
-    refused_with_nothing_changed(sandbox, lan.spec(), "uplink lan0 is a port of theirs, which netreconcile does not manage")
+    refused_with_nothing_changed(sandbox, lan, lan.spec(), "uplink lan0 is a port of theirs, which netreconcile does not manage")
 
 
 def test_a_missing_uplink_and_one_of_another_mtu_are_refused(sandbox, lan):
     missing = Lan.spec(lan, OFFICE.replace("{uplink}", "nosuch0"))
-    refused_with_nothing_changed(sandbox, missing, "uplink nosuch0 does not exist in the host namespace")
+    refused_with_nothing_changed(sandbox, lan, missing, "uplink nosuch0 does not exist in the host namespace")
     sandbox.host_sh("ip link set lan0 mtu 1400")
-    refused_with_nothing_changed(sandbox, lan.spec(), "uplink lan0 has MTU 1400 but network 'office' has mtu 1500",
+    refused_with_nothing_changed(sandbox, lan, lan.spec(), "uplink lan0 has MTU 1400 but network 'office' has mtu 1500",
                                  "`mtu: 1400`")
 
 
@@ -223,3 +230,15 @@ def test_with_the_gateway_on_the_host_the_bridge_holds_it_and_the_lan_still_reac
     assert eventually(lambda: lan.ping_from_lan("203.0.113.130"), "the LAN reaches the container at its address")
     assert lan.ping_from_lan("203.0.113.254")  # and the host at its address on the bridge
     assert "1 received" in sandbox.in_ns("web", f"ping -c1 -W2 {ROUTER}")
+
+
+def test_an_apply_that_fails_after_enslaving_the_uplink_releases_it_when_rolling_back(sandbox, lan):
+    spec = lan.spec()
+    actions = sandbox.run("plan", "-o", "json", spec=spec).json()["actions"]
+    enslaved = next(number for number, action in enumerate(actions, 1) if action["kind"] == "uplink")
+    eventually(lan.settled, "the LAN end's carrier follows the uplink")
+    before = snapshot(sandbox)
+    result = run_failing(sandbox, spec, enslaved)
+    assert result.returncode == 1 and "rolled back: the host is as it was before" in result.stderr, result.stderr
+    eventually(lan.settled, "the LAN end's carrier follows the uplink")
+    assert snapshot(sandbox) == before  # the uplink released and down again, as it was

@@ -171,7 +171,8 @@ class BridgeDriver:
         return (obj.ifname, "bridge") if isinstance(obj, Bridge) else (obj.host_ifname, "veth")
 
     def master_of(self, obj: KernelObject, changed: Changed) -> str | None:
-        return obj.bridge if isinstance(obj, (Veth, Uplink)) and changed("bridge") else None
+        # an uplink given back to no bridge gets master 0: released
+        return (obj.bridge or None) if isinstance(obj, (Veth, Uplink)) and changed("bridge") else None
 
     def peer_netns(self, obj: KernelObject) -> str | None:
         return obj.netns if isinstance(obj, Veth) else None

@@ -132,6 +132,9 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
         if link.ifname in foreign and link.master in owned_networks:
             objects.append(Uplink(link.ifname, owned_networks[link.master].ifname, link.up))
     used = {link.index: link for link in host_links if link.ifname in uplinks}
+    for link in used.values():  # a named uplink that is a port of nothing, as it is (up or down)
+        if link.ifname in foreign and not link.master:
+            objects.append(Uplink(link.ifname, "", link.up))
     used_addresses: dict[int, list[str]] = {}
     for addr in _addrs(session.host):
         if addr.index in owned_networks:

@@ -221,10 +221,11 @@ def _roll_back(before: State, session: KernelSession, irreversible_done: list[Ac
     from reconciler.kernel.writer import KernelWriter
 
     target = State.of(o for o in before.objects.values() if o.restorable and not any(v is MISSING for v in _identity(o)))
+    uplinks = frozenset(before.used_interfaces)  # given back as they were: released, up or down
     try:
-        undo = plan(target, observe(session))
+        undo = plan(target, observe(session, uplinks=uplinks))
         KernelWriter(session).apply(undo)
-        left = plan(target, observe(session))
+        left = plan(target, observe(session, uplinks=uplinks))
     except (NetreconcileError, OSError) as error:
         outcome = f"rolling back failed too ({error}); run apply again to converge"
     else:

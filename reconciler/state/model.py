@@ -271,7 +271,9 @@ class Uplink(KernelObject):
     """A host interface netreconcile uses but does not own, as a port of a network's bridge
     (the bridge driver's `uplink`). Creating it enslaves the interface and brings it up;
     deleting it releases it: no master, left up, never deleted (so undoing gives it back).
-    Any interface that is not netreconcile's but is a port of one of its bridges is one."""
+    Any interface that is not netreconcile's but is a port of one of its bridges is one, and
+    so is an uplink the spec names that is a port of nothing (`bridge` ""): then undoing an
+    apply that took it gives it back as it was, up or down."""
 
     kind: ClassVar[str] = "uplink"
     rank: ClassVar[int] = 3  # needs its bridge
@@ -290,11 +292,11 @@ class Uplink(KernelObject):
         return f"{self.ifname} (used, not owned) on {self.bridge or 'no bridge'}"
 
     def needs(self) -> set[Token]:
-        return {("bridge", self.bridge)}
+        return {("bridge", self.bridge)} if self.bridge else set()
 
     def goes_with(self) -> set[Token]:
         # a bridge deleted (or replaced) releases its ports: enslaved again when still wanted
-        return {("interface", HOST_NS, self.bridge)}
+        return {("interface", HOST_NS, self.bridge)} if self.bridge else set()
 
 
 @dataclass(frozen=True)
