@@ -27,6 +27,7 @@ from reconciler.run import logs
 from reconciler.run.engine import converge, plan_for
 from reconciler.spec.loader import load_spec
 from reconciler.spec.values import NAME_MAX, name_issue
+from reconciler.state.desired import used_interfaces
 from reconciler.state.plan import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -207,8 +208,10 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
     plan = _read_only_plan(context, spec)
     git = git_status(context.state_dir)
     warnings = _dns_warnings(context, spec)
+    used = used_interfaces(spec)
     if output == "json":
-        document = plan_document(plan, in_sync=not plan.actions, conflicts=list(plan.conflicts))
+        document = plan_document(plan, in_sync=not plan.actions, conflicts=list(plan.conflicts),
+                                 used_not_owned=[{"interface": name, "use": use} for name, use in used.items()])
         if git is not None:
             document["git"] = git
         if warnings:
@@ -220,6 +223,8 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
         _print_plan(plan, output, verb="Drift")
     else:
         click.echo("In sync: the kernel matches the spec.")
+    for name, use in used.items():  # never created, changed beyond their use, or deleted
+        click.echo(f"{name} ({use}): used, not owned")
     if git is not None:
         click.echo(f"Git: {git['repository']} {git['path']}: applied {git['applied'] or 'nothing yet'}, "
                    f"attempted {git['attempted'] or 'nothing yet'}" + (f"; error: {git['error']}" if git["error"] else ""))

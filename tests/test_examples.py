@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.spec.loader import load_spec
-from tests.conftest import sh
+from reconciler.state.desired import used_interfaces
+from tests.conftest import netns_names, sh
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
 
@@ -40,8 +41,23 @@ def applied_example(sandbox, path: Path) -> Path:
     """The example renamed for this sandbox, applied; its path."""
     spec = sandbox.tmp / path.name
     spec.write_text(renamed(path.read_text(), sandbox.prefix))
+    make_lan_interfaces(sandbox, spec)
     assert sandbox.apply(spec)["actions"]
     return spec
+
+
+def make_lan_interfaces(sandbox, spec: Path) -> None:
+    """The host interfaces the example uses but netreconcile never creates (uplinks): each
+    one end of a veth pair whose other end, `lan<N>`, is in the sandbox's LAN namespace."""
+    used = used_interfaces(load_spec(spec))
+    if not used:
+        return
+    if sandbox.host not in netns_names():
+        sh(f"ip netns add {sandbox.host}")
+    sh(f"ip netns add {sandbox.name('lan')}")
+    for number, ifname in enumerate(used):
+        sh(f"ip -n {sandbox.host} link add {ifname} type veth peer name lan{number} netns {sandbox.name('lan')}")
+        sh(f"ip -n {sandbox.name('lan')} link set lan{number} up")
 
 
 def example(name: str) -> Path:
@@ -127,3 +143,17 @@ def test_discovery_example_resolves_as_documented(sandbox):
     assert first_address("api", "ahostsv6", sandbox.name("cache")) == "fd42:61::30"
     assert first_address("web", "ahostsv4", "api") == "10.60.0.3"  # hostname; web has .2
     assert first_address("old", "ahostsv4", sandbox.name("cache")) == ""
+
+
+@pytest.mark.kernel
+def test_lan_uplink_example_puts_containers_on_the_lan_as_documented(sandbox):
+    spec = applied_example(sandbox, example("lan-uplink.yaml"))
+    lan = sandbox.name("lan")
+    sh(f"ip -n {lan} addr add 203.0.113.129/25 dev lan0")  # the router
+    assert sandbox.addresses(sandbox.name("scanner"))["eth0"] == ["203.0.113.130/25"]
+    assert sandbox.in_ns("scanner", "ip route show default").startswith("default via 203.0.113.129 dev eth0")
+    assert "1 received" in sh(f"ip netns exec {lan} ping -c1 -W5 203.0.113.140")
+    assert sandbox.links(sandbox.host)["eth2"]["master"] == f"{sandbox.prefix}b0"
+    assert sandbox.run("destroy", spec=spec).code == 0
+    eth2 = sandbox.links(sandbox.host)["eth2"]
+    assert "master" not in eth2 and "UP" in eth2["flags"]

@@ -115,8 +115,9 @@ class NetworkDriver(Protocol):
         """(namespace, /proc/sys path, value) writes after create (before the mark) or update."""
         ...
 
-    def host_link(self, obj: KernelObject) -> tuple[str, str]:
-        """(interface name, link kind) of the host link `obj` is (journaled while unmarked)."""
+    def host_link(self, obj: KernelObject) -> tuple[str, str] | None:
+        """(interface name, link kind) of the host link `obj` creates (journaled while unmarked);
+        None for an object that creates no link (an interface it only uses)."""
         ...
 
     def master_of(self, obj: KernelObject, changed: Changed) -> str | None:

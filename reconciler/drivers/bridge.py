@@ -6,6 +6,11 @@ It owns the `bridge:` option (the kernel name, the network's name by default) an
 checks, the Bridge and Veth kernel objects, their marks (interface aliases
 `netreconcile:bridge:<network>` and `netreconcile:veth:<container>:<network>`) and the
 netlink requests that create, change and delete them. Pure (see reconciler.drivers.base).
+
+It also owns the LAN options: `uplink:` (an existing host interface made a port of the
+bridge: the Uplink object, never marked, created or deleted; only enslaved and released)
+with the checks that refuse an interface that cannot be taken safely (`uplink_refusals`),
+and `gateway_on_host: false` (the gateway is the LAN's router: the bridge gets no address).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from reconciler.drivers.base import Changed, NextSeq
 from reconciler.kernel import netlink as nl
 from reconciler.spec.document import PathKey, SectionReader
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec
-from reconciler.spec.values import interface_name_issue, name_issue
-from reconciler.state.model import HOST_NS, MISSING, QUIET_IPV6, Address, Bridge, KernelObject, Veth
+from reconciler.spec.values import ifname_issue, interface_name_issue, name_issue
+from reconciler.state.model import (
+    HOST_NS, MISSING, QUIET_IPV6, Address, Bridge, KernelObject, Uplink, UsedInterface, Veth,
+)
 
 OWNER = "netreconcile"
 
@@ -62,7 +69,7 @@ class BridgeDriver:
                 "set 'bridge:' to a valid interface name"
             )
             reader.doc.problem(path, message, at_key=True)
-        return {"bridge": name}
+        return {"bridge": name, **_lan_options(reader, path)}
 
     def host_name(self, network: NetworkSpec) -> str:
         return network.bridge
@@ -74,20 +81,31 @@ class BridgeDriver:
             defaulted_bridge = reader._string((*path, "bridge")) is None
             message = f"bridge name {network.bridge!r} is already used by network {other.name!r}"
             reader.doc.problem(path if defaulted_bridge else (*path, "bridge"), message, at_key=defaulted_bridge)
+        user = reader.uplink_owners.get(network.bridge)
+        if user is not None:
+            defaulted_bridge = reader._string((*path, "bridge")) is None
+            message = f"bridge name {network.bridge!r} is the uplink of {user}"
+            reader.doc.problem(path if defaulted_bridge else (*path, "bridge"), message, at_key=defaulted_bridge)
+        if network.uplink is not None:
+            _check_uplink_unique(reader, (*path, "uplink"), network, earlier)
 
     # --- the desired state ----------------------------------------------------------------------
     def kinds(self) -> tuple[type[KernelObject], ...]:
-        return (Bridge, Veth)
+        return (Bridge, Veth, Uplink)
 
     def network_objects(self, network: NetworkSpec) -> list[KernelObject]:
         source = str(network.location)
+        # with gateway_on_host false the gateways are the LAN's router's: the bridge has no
+        # address, and no IPv6 (its link-local address and MLD would be the host's on the LAN)
         objects: list[KernelObject] = [
-            Bridge(network.bridge, network.name, mac_for(network.gateway), network.mtu, ipv6=network.ipv6,
-                   source=source),
+            Bridge(network.bridge, network.name, mac_for(network.gateway), network.mtu,
+                   ipv6=network.ipv6 and network.gateway_on_host, source=source),
         ]
-        for family in network.families:  # the gateway of each family lives on the bridge
+        for family in network.families if network.gateway_on_host else ():  # each family's gateway is on the bridge
             gateway, subnet = network.gateway_of(family), network.subnet_of(family)
             objects.append(Address(HOST_NS, network.bridge, f"{gateway}/{subnet.prefixlen}", source=source))
+        if network.uplink is not None:
+            objects.append(Uplink(network.uplink, network.bridge, source=str(network.uplink_location or source)))
         return objects
 
     def attachment_objects(self, container: ContainerSpec, network: NetworkSpec, attachment: Attachment,
@@ -147,11 +165,14 @@ class BridgeDriver:
         )
 
     # --- requests -------------------------------------------------------------------------------
-    def host_link(self, obj: KernelObject) -> tuple[str, str]:
+    def host_link(self, obj: KernelObject) -> tuple[str, str] | None:
+        if isinstance(obj, Uplink):
+            return None  # not created: the host's own interface
         return (obj.ifname, "bridge") if isinstance(obj, Bridge) else (obj.host_ifname, "veth")
 
     def master_of(self, obj: KernelObject, changed: Changed) -> str | None:
-        return obj.bridge if isinstance(obj, Veth) and changed("bridge") else None
+        # an uplink given back to no bridge gets master 0: released
+        return (obj.bridge or None) if isinstance(obj, (Veth, Uplink)) and changed("bridge") else None
 
     def peer_netns(self, obj: KernelObject) -> str | None:
         return obj.netns if isinstance(obj, Veth) else None
@@ -159,12 +180,16 @@ class BridgeDriver:
     def create_requests(self, obj: KernelObject, next_seq: NextSeq, master: int, netns_fd: int) -> list[bytes]:
         if isinstance(obj, Bridge):
             return [nl.new_bridge(next_seq(), obj.ifname, obj.mac, obj.mtu)]
+        if isinstance(obj, Uplink):  # enslaved, never created
+            return [nl.set_link(next_seq(), ifname=obj.ifname, master=master, up=obj.up)]
         return [nl.new_veth(next_seq(), obj.host_ifname, master, obj.mtu, obj.peer_ifname, obj.mac, obj.peer_mtu,
                             netns_fd)]
 
     def mark_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
         if isinstance(obj, Bridge):
             return [nl.set_link(next_seq(), ifname=obj.ifname, alias=bridge_alias(obj.network), up=obj.up)]
+        if isinstance(obj, Uplink):
+            return []  # never marked: it is not netreconcile's
         return [nl.set_link(next_seq(), ifname=obj.host_ifname, alias=veth_alias(obj.container, obj.network),
                             up=obj.host_up, hairpin=True if obj.hairpin else None)]
 
@@ -176,6 +201,9 @@ class BridgeDriver:
                 mac=obj.mac if changed("mac") else None,
                 up=obj.up if changed("up") else None,
             )]
+        if isinstance(obj, Uplink):
+            return [nl.set_link(next_seq(), ifname=obj.ifname, master=master if changed("bridge") else None,
+                                up=obj.up if changed("up") else None)]
         requests = []
         if changed("bridge", "mtu", "host_up"):
             requests.append(nl.set_link(
@@ -201,7 +229,9 @@ class BridgeDriver:
         )]
 
     def delete_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
-        return [nl.del_link(next_seq(), ifname=self.host_link(obj)[0])]
+        if isinstance(obj, Uplink):  # released: no master (index 0), left up, never deleted
+            return [nl.set_link(next_seq(), ifname=obj.ifname, master=0)]
+        return [nl.del_link(next_seq(), ifname=obj.ifname if isinstance(obj, Bridge) else obj.host_ifname)]
 
     def settings(self, obj: KernelObject, changed: Changed, creating: bool) -> list[tuple[str, str, str]]:
         """IPv6 on or off: on the bridge as its network wants; on a veth's host end always
@@ -228,5 +258,115 @@ class BridgeDriver:
 def _ipv6_switch(netns: str, ifname: str, on: bool) -> tuple[str, str, str]:
     """The sysctl write that turns IPv6 on or off on one interface."""
     return (netns, f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "0" if on else "1")
+
+
+def _lan_options(reader: SectionReader, path: PathKey) -> dict[str, Any]:
+    """`uplink` and `gateway_on_host` as NetworkSpec fields, checked, with where the uplink is written."""
+    uplink = reader._string((*path, "uplink"))
+    issue = ifname_issue(uplink) if uplink is not None else None
+    if uplink == "lo":
+        issue = "the loopback interface cannot be a port of a bridge"
+    if issue:
+        reader.doc.problem((*path, "uplink"), f"{uplink!r} is not a valid interface name: {issue}")
+        uplink = None
+    if uplink is not None and reader.doc.get((*path, "internal")) is True:
+        reader.doc.problem((*path, "internal"), f"internal: true cannot keep the network off the LAN of uplink "
+                           f"{uplink}: that traffic is bridged, never routed by the host", at_key=True)
+    on_host = reader._bool((*path, "gateway_on_host"), NetworkSpec.gateway_on_host)
+    if not on_host:
+        _check_gateway_off_host(reader, path)
+    return {"uplink": uplink, "gateway_on_host": on_host,
+            "uplink_location": reader._location_if_set((*path, "uplink")) if uplink is not None else None}
+
+
+def _check_gateway_off_host(reader: SectionReader, path: PathKey) -> None:
+    """gateway_on_host: false: the gateways are the LAN router's, so they are given (no
+    default could guess them), and the host routes none of the traffic, so it masquerades none."""
+    needed = [("gateway", "IPv4")] + ([("gateway6", "IPv6")] if reader.doc.get((*path, "enable_ipv6")) is True else [])
+    for key, version in needed:
+        if reader.doc.get((*path, key)) is None:
+            reader.doc.problem((*path, "gateway_on_host"), f"gateway_on_host: false needs '{key}': the {version} "
+                               "address of the LAN's router, where the containers' default route goes",
+                               at_key=True)
+    for key in ("masquerade", "masquerade6"):
+        if reader.doc.get((*path, key)) is True:
+            reader.doc.problem((*path, key), f"{key}: true needs the host to route the network's traffic; with "
+                               "gateway_on_host: false it goes to the LAN's router directly, never masqueraded",
+                               at_key=True)
+
+
+def _check_uplink_unique(reader: SectionReader, path: PathKey, network: NetworkSpec,
+                         earlier: Mapping[str, NetworkSpec]) -> None:
+    """An uplink is a port of one bridge: of no other network, and no bridge itself."""
+    uplink = network.uplink
+    if uplink == network.bridge:
+        reader.doc.problem(path, f"uplink {uplink!r} is the network's own bridge")
+        return
+    other = earlier.get(uplink)
+    if other is not None:
+        reader.doc.problem(path, f"uplink {uplink!r} is the bridge of network {other.name!r}")
+    taken = reader._claim(reader.uplink_owners, uplink, f"network {network.name!r}")
+    if taken:
+        reader.doc.problem(path, f"uplink {taken}: an interface is a port of one bridge only")
+
+
+def uplink_refusals(network: NetworkSpec, facts: UsedInterface | None) -> list[str]:
+    """Why the uplink of `network` cannot be taken as observed (`facts`; None: not looked
+    at), each as 'LOCATION: why': missing, netreconcile's own, a port of a bridge not ours,
+    carrying the host's addresses or default route, or of another MTU than the network's."""
+    if facts is None or network.uplink is None:
+        return []
+    where, name = str(network.uplink_location or network.location), network.uplink
+    if not facts.exists:
+        return [f"{where}: uplink {name} does not exist in the host namespace (netreconcile never creates "
+                "an uplink): name an existing interface"]
+    if facts.owned:
+        return [f"{where}: uplink {name} is one of netreconcile's own interfaces, not a host interface it may "
+                "take as a port"]
+    found = []
+    if facts.kind == "bridge":
+        found.append(f"{where}: uplink {name} is a bridge, and a bridge cannot be a port of another bridge: name "
+                     "the interface that leads to the LAN")
+    if facts.master and not facts.master_owned:
+        found.append(f"{where}: uplink {name} is a port of {facts.master}, which netreconcile does not manage; "
+                     f"if it is free to move, release it first: `ip link set {name} nomaster`")
+    if facts.addresses or facts.default_routes:
+        found.append(f"{where}: {_carries_the_host(network, facts)}")
+    if facts.mtu != network.mtu:
+        found.append(f"{where}: uplink {name} has MTU {facts.mtu} but network {network.name!r} has mtu "
+                     f"{network.mtu}: set `mtu: {facts.mtu}` on the network, or change the interface's: "
+                     f"`ip link set {name} mtu {network.mtu}`")
+    return found
+
+
+def _carries_the_host(network: NetworkSpec, facts: UsedInterface) -> str:
+    """Why an uplink carrying the host's addresses or default route is refused, and the
+    commands that move them safely, in their order."""
+    name, bridge = facts.ifname, network.bridge
+    carried = ([f"the address{'es' if len(facts.addresses) > 1 else ''} {', '.join(facts.addresses)}"]
+               if facts.addresses else []) + (["the host's default route"] if facts.default_routes else [])
+    commands = [_default_route_command("del", version, gateway, name) for version, gateway in facts.default_routes]
+    commands += [f"ip addr del {cidr} dev {name}" for cidr in facts.addresses]
+    text = (f"uplink {name} carries {' and '.join(carried)}: a bridge port cannot keep them, and moving them to "
+            f"the bridge {bridge} in the same change would cut the host's connectivity through {name} mid-change, "
+            "so netreconcile moves none of them. Move them yourself, from a console or over another "
+            "interface, in this order: " + "; ".join(f"`{command}`" for command in commands))
+    if network.gateway_on_host:
+        after = [_default_route_command("add", version, gateway, bridge) for version, gateway in facts.default_routes]
+        text += (f"; `netreconcile apply {network.location.file}`, with the host's address as the network's "
+                 f"`gateway` if the host stays on this LAN (netreconcile puts it on {bridge})")
+        text += "".join(f"; then `{command}`" for command in after)
+    else:
+        text += (f"; `netreconcile apply {network.location.file}`. With gateway_on_host: false the host has no "
+                 f"address on {bridge} (one added by hand is drift and is removed): it keeps its own connectivity "
+                 "on another interface")
+    return text + " (README: \"Containers on the LAN\")"
+
+
+def _default_route_command(verb: str, version: int, gateway: str, ifname: str) -> str:
+    family = "-6 " if version == 6 else ""
+    via = f" via {gateway}" if gateway else ""
+    return f"ip {family}route {verb} default{via} dev {ifname}"
+
 
 BRIDGE = BridgeDriver()

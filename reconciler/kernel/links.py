@@ -38,7 +38,8 @@ class LinkWriter(KindWriter):
         self.session.state.write_pending_links({n: k for n, k in pending.items() if n not in names})
 
     def _create(self, driver: drivers.NetworkDriver, actions: list[Action]) -> None:
-        with self._pending(dict(driver.host_link(a.obj) for a in actions)):
+        made = (driver.host_link(a.obj) for a in actions)
+        with self._pending(dict(link for link in made if link is not None)):
             host = self.session.host
             masters = self._masters(driver, actions)
             self._send(host, [

@@ -6,14 +6,20 @@ decoded by reconciler.kernel.netlink's minimal decoder, a listing of its directo
 /etc/netns/<name>/ and three small file reads (hostname, hosts, resolv.conf). Container files are read relative to directory descriptors and
 never through a symbolic link.
 Only objects netreconcile owns become model objects (host links: those a network driver
-recognises by its mark, or journaled as pending, reconciler.drivers); other host interfaces and
+recognises by its mark, or journaled as pending, reconciler.drivers), and the ports of its
+bridges that are not its own (uplinks: used, not owned); other host interfaces and
 namespaces, and links or other entries where a container's files should be, are
 reported by name so the planner can refuse to take them over; a namespace in the way
-that netreconcile manages for another host namespace is named with that host.
+that netreconcile manages for another host namespace is named with that host. Of the host
+interfaces the spec uses without owning them (`uplinks`), and only of those, the master,
+MTU, addresses and default routes are kept (`UsedInterface`), for the planner to judge
+whether taking them is safe: from the host's link and address dumps read anyway, plus one
+route dump when the spec names one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import pickle
@@ -30,7 +36,7 @@ from reconciler.render import firewall
 from reconciler.state.desired import route_localnet
 from reconciler.state.model import (
     ADDRESS_FAMILIES, FORWARDING, HOST_NS, MISSING, Address, File, Firewall, KernelObject, Leftover, Netns, NetnsAlias, Route,
-    State, Sysctl,
+    State, Sysctl, Uplink, UsedInterface,
 )
 
 # the address families read: those the desired state can have
@@ -101,9 +107,11 @@ def _is_recorded_namespace(session: KernelSession, name: str, cookie: int) -> bo
     return cookie in (0, current)
 
 
-def observe(session: KernelSession, inside_containers: bool = True) -> State:
+def observe(session: KernelSession, inside_containers: bool = True, uplinks: frozenset[str] = frozenset()) -> State:
     """The live state. Without `inside_containers` the container namespaces are only
-    listed, not read: enough to plan their deletion, which takes everything inside."""
+    listed, not read: enough to plan their deletion, which takes everything inside.
+    `uplinks`: host interfaces the spec uses without owning them, observed closely
+    (`State.used_interfaces`)."""
     objects: list[KernelObject] = []
     host_links = _links(session.host)
     by_index = {link.index: link for link in host_links}
@@ -120,9 +128,20 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
             objects.append(driver.observed_network(link, tuple(identity)))
         else:
             owned_attachments[link.index] = (driver, link, tuple(identity))
+    for link in host_links:  # a port of one of our bridges that is not ours: an uplink
+        if link.ifname in foreign and link.master in owned_networks:
+            objects.append(Uplink(link.ifname, owned_networks[link.master].ifname, link.up))
+    used = {link.index: link for link in host_links if link.ifname in uplinks}
+    for link in used.values():  # a named uplink that is a port of nothing, as it is (up or down)
+        if link.ifname in foreign and not link.master:
+            objects.append(Uplink(link.ifname, "", link.up))
+    used_addresses: dict[int, list[str]] = {}
     for addr in _addrs(session.host):
         if addr.index in owned_networks:
             objects.append(Address(HOST_NS, by_index[addr.index].ifname, addr.cidr))
+        elif addr.index in used:
+            used_addresses.setdefault(addr.index, []).append(addr.cidr)
+    used_interfaces = _used_interfaces(session, uplinks, used, used_addresses, by_index, foreign, owned_networks)
 
     present = list_netns()
     record = session.state.recorded_netns()
@@ -149,8 +168,37 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     settings = [*FORWARDING.values()] + [route_localnet(link.ifname) for link in owned_networks.values()]
     objects += [Sysctl(HOST_NS, name, value) for name, value in read_sysctls(session.host_fd, settings).items()]
     objects += observe_firewall(session)
-    return State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned) - half_made,
-                    foreign_files=in_the_way)
+    state = State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned) - half_made,
+                     foreign_files=in_the_way)
+    return dataclasses.replace(state, used_interfaces=used_interfaces) if used_interfaces else state
+
+
+def _used_interfaces(
+    session: KernelSession, names: frozenset[str], used: dict[int, nl.Link], addresses: dict[int, list[str]],
+    by_index: dict[int, nl.Link], foreign: set[str], owned_networks: dict[int, nl.Link],
+) -> dict[str, UsedInterface]:
+    """What decides whether the named host interfaces may be taken as ports (see
+    UsedInterface); a named interface that is absent is observed as such."""
+    found = {name: UsedInterface(name, exists=False) for name in names}
+    routes = _default_routes(session.host, set(used)) if used else {}
+    for index, link in used.items():
+        master = by_index.get(link.master)
+        found[link.ifname] = UsedInterface(
+            link.ifname, owned=link.ifname not in foreign, kind=link.kind, master=master.ifname if master else "",
+            master_owned=link.master in owned_networks, mtu=link.mtu, addresses=tuple(addresses.get(index, ())),
+            default_routes=tuple(routes.get(index, ())),
+        )
+    return found
+
+
+def _default_routes(sock: NetlinkSocket, indexes: set[int]) -> dict[int, list[tuple[int, str]]]:
+    """(IP version, gateway) of the main table's default routes through each of `indexes`."""
+    found: dict[int, list[tuple[int, str]]] = {}
+    for payload in _dump_per_family(sock, nl.dump_routes, nl.RTM_NEWROUTE, OBSERVED_FAMILIES):
+        route = nl.decode_route(payload, OBSERVED_FAMILIES)
+        if route is not None and route.dst == "default" and route.table == nl.RT_TABLE_MAIN and route.oif in indexes:
+            found.setdefault(route.oif, []).append((nl.VERSION_OF_FAMILY[route.family], route.gateway))
+    return found
 
 
 def _observe_aliases(session: KernelSession, owned: dict[str, int], aliases: dict[str, str]) -> list[KernelObject]:

@@ -130,10 +130,18 @@ def render_bridge_table(publications: list[Publication], isolated: list[Port]) -
     allowed = [
         rule for p in publications if p.network.name in isolated_networks for rule in _published_port_rules(p)
     ]
-    dropped = [f'iifname "{port.ifname}" drop' for port in isolated]
+    dropped = [_isolation_rule(port) for port in isolated]
     return _table(BRIDGE_FAMILY, [
         _chain("forward", "type filter hook forward priority filter; policy accept;", allowed + dropped),
     ])
+
+
+def _isolation_rule(port: Port) -> str:
+    """Drop what a container's port sends to other ports of its bridge; with an uplink,
+    except to the uplink: the LAN is the network's way out, as the gateway is otherwise."""
+    if port.network.uplink is not None:
+        return f'iifname "{port.ifname}" oifname != "{port.network.uplink}" drop'
+    return f'iifname "{port.ifname}" drop'
 
 
 def published_families(publications: list[Publication]) -> dict[str, set[int]]:
@@ -226,8 +234,9 @@ def _nat_rules(network: NetworkSpec, published: set[int]) -> list[str]:
 
 def masqueraded(network: NetworkSpec, family: int) -> bool:
     """Whether traffic of `family` leaving the network gets the host's address; never
-    for `internal` networks (nothing leaves), IPv6 unless `masquerade6: false`."""
-    if network.internal or not network.masquerade:
+    for `internal` networks (nothing leaves) nor with `gateway_on_host: false` (the
+    LAN's router routes it, not the host), IPv6 unless `masquerade6: false`."""
+    if network.internal or not network.masquerade or not network.gateway_on_host:
         return False
     return family == 4 or network.masquerade6
 

@@ -23,7 +23,7 @@ from reconciler.kernel.observe import netns_managed_elsewhere, observe
 from reconciler.kernel.session import KernelSession
 from reconciler.render import firewall, resolvconf
 from reconciler.spec.types import HostSpec, Spec
-from reconciler.state.desired import NO_HOST_FILES, HostFiles, build_desired
+from reconciler.state.desired import NO_HOST_FILES, HostFiles, build_desired, used_interfaces
 from reconciler.state.model import MISSING, State, Veth
 from reconciler.state.plan import DELETE, Action, Plan
 from reconciler.state.planner import hold_back, plan
@@ -134,7 +134,7 @@ def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, 
     if spec is None:
         live = observe(session, inside_containers=False)
         return plan(EMPTY_SPEC_STATE, live, destroying=True), live, EMPTY_SPEC_STATE, NO_HOST_FILES
-    live = observe(session)
+    live = observe(session, uplinks=frozenset(used_interfaces(spec)))
     host_files = read_host_files(spec)
     desired = build_desired(spec, live, host_files)
     live = _with_hosts_of_foreign_netns(live, desired, session)
@@ -229,10 +229,11 @@ def _roll_back(before: State, session: KernelSession, irreversible_done: list[Ac
     from reconciler.kernel.writer import KernelWriter
 
     target = State.of(o for o in before.objects.values() if o.restorable and not any(v is MISSING for v in _identity(o)))
+    uplinks = frozenset(before.used_interfaces)  # given back as they were: released, up or down
     try:
-        undo = plan(target, observe(session))
+        undo = plan(target, observe(session, uplinks=uplinks))
         KernelWriter(session).apply(undo)
-        left = plan(target, observe(session))
+        left = plan(target, observe(session, uplinks=uplinks))
     except (NetreconcileError, OSError) as error:
         outcome = f"rolling back failed too ({error}); run apply again to converge"
     else:

@@ -344,6 +344,8 @@ class ContainerSection(NetworkSection):
                 only_internal.add(container.name)
             if any(a.network in ipv6_way_out for a in container.networks):
                 with_ipv6.add(container.name)
+            if container.ports:
+                self._check_published_through_host(container, {network.name: network for network in networks})
         can_take_ipv6 = with_ipv6 | only_internal  # only_internal: reported above for all its entries
         for path, mapping in self.published:
             # an entry without host IP publishes on IPv4 alone there, as Docker without its userland proxy
@@ -359,6 +361,22 @@ class ContainerSection(NetworkSection):
                                        "drops the container's replies addressed back to ::1 (netreconcile has no "
                                        "userland proxy); publish on 127.0.0.1 or on one of the host's IPv6 addresses")
         self._check_moved_range_budget()
+
+    def _check_published_through_host(self, container: ContainerSpec, networks: dict[str, NetworkSpec]) -> None:
+        """Ports are DNATed to the container's address on its gateway network of each family
+        (highest gw_priority, first on a tie, never internal); with gateway_on_host: false
+        the host routes nothing into that network, so nothing can be published there."""
+        for family in sorted({family for mapping in container.ports for family in mapping.families}):
+            candidates = [a for a in container.networks if a.network in networks
+                          and not networks[a.network].internal and family in networks[a.network].families]
+            gateway = max(candidates, key=lambda a: a.gw_priority, default=None)
+            if gateway is not None and not networks[gateway.network].gateway_on_host:
+                message = (f"container {container.name!r} would publish its ports on network {gateway.network!r} "
+                           f"(its IPv{family} default route), which has gateway_on_host: false: the host routes "
+                           "nothing into it, so nothing can be published there; publish through another network "
+                           "with a higher gw_priority")
+                self.doc.problem(("containers", container.name, "ports"), message, at_key=True)
+                return
 
     def _check_moved_range_budget(self) -> None:
         """A range moved to other container ports costs the firewall one map element per

@@ -109,6 +109,7 @@ class SectionReader:
         self.mac_owners: dict[str, str] = {}
         self.links: list[tuple[PathKey, str]] = []  # each link item's path and target name
         self.published: list[tuple[PathKey, PortMapping]] = []  # each ports item's path and mapping
+        self.uplink_owners: dict[str, str] = {}  # host interfaces networks take as a port -> "network 'NAME'"
 
     def _mapping(self, path: PathKey) -> dict[str, Any]:
         value = self.doc.get(path)

@@ -55,7 +55,10 @@ class NetworkSpec:
     gateway6: IPv6Address | None = None  # the first address of subnet6 unless given
     masquerade6: bool = True  # False: the IPv6 prefix is routed, not NATed (Docker's gateway_mode_ipv6=routed)
     discovery: bool = True  # containers on it find each other by name (never on a network named `bridge`)
+    uplink: str | None = None  # a host interface made a port of the bridge (bridge driver); never created or deleted
+    gateway_on_host: bool = True  # False: `gateway` is the LAN's router, the bridge has no address, the host routes nothing
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
+    uplink_location: Location | None = field(default=None, compare=False)  # where `uplink` is written
 
     @property
     def ipv6(self) -> bool:

@@ -6,13 +6,14 @@ interface names and addresses come from `reconciler.state.ipam`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from reconciler import drivers
-from reconciler.drivers.bridge import mac_for, veth_name
+from reconciler.drivers.bridge import mac_for, uplink_refusals, veth_name
 from reconciler.render import firewall, hostsfile, resolvconf
 from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
@@ -63,7 +64,16 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
     for family, setting in FORWARDING.items():
         if forwarding_needed(spec, family):
             objects.append(Sysctl(HOST_NS, setting, "1", source=str(spec.host.location)))
-    return State.of(objects)
+    refusals = [why for network in spec.networks if network.uplink is not None
+                for why in uplink_refusals(network, live.used_interfaces.get(network.uplink))]
+    return dataclasses.replace(State.of(objects), refusals=tuple(refusals))
+
+
+def used_interfaces(spec: Spec) -> dict[str, str]:
+    """The host interfaces the spec uses but netreconcile does not own (never creates or
+    deletes), each with what uses it: the networks' uplinks."""
+    return {network.uplink: f"uplink of network {network.name}" for network in spec.networks
+            if network.uplink is not None}
 
 
 def discovery_sections(
@@ -91,7 +101,13 @@ def forwarding_needed(spec: Spec, family: int = 4) -> bool:
         return spec.host.ip_forward
     if spec.host.ip_forward is False:
         return False
-    return any(not network.internal and family in network.families for network in spec.networks)
+    return any(routed(network) and family in network.families for network in spec.networks)
+
+
+def routed(network: NetworkSpec) -> bool:
+    """Whether the host routes the network's traffic beyond its bridge: not for an internal
+    network (nothing leaves), nor with gateway_on_host false (the LAN's router does)."""
+    return not network.internal and network.gateway_on_host
 
 
 def gateway_attachment(spec: Spec, container: ContainerSpec, family: int = 4) -> Attachment | None:

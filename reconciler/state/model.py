@@ -267,6 +267,39 @@ class Veth(KernelObject):
 
 
 @dataclass(frozen=True)
+class Uplink(KernelObject):
+    """A host interface netreconcile uses but does not own, as a port of a network's bridge
+    (the bridge driver's `uplink`). Creating it enslaves the interface and brings it up;
+    deleting it releases it: no master, left up, never deleted (so undoing gives it back).
+    Any interface that is not netreconcile's but is a port of one of its bridges is one, and
+    so is an uplink the spec names that is a port of nothing (`bridge` ""): then undoing an
+    apply that took it gives it back as it was, up or down."""
+
+    kind: ClassVar[str] = "uplink"
+    rank: ClassVar[int] = 3  # needs its bridge
+    stray_reason: ClassVar[str] = "not in the spec any more: released (no master, left up), never deleted"
+    ifname: str
+    bridge: str  # its master ("" when none)
+    up: bool = True
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("uplink", self.ifname)
+
+    @property
+    def name(self) -> str:
+        return f"{self.ifname} (used, not owned) on {self.bridge or 'no bridge'}"
+
+    def needs(self) -> set[Token]:
+        return {("bridge", self.bridge)} if self.bridge else set()
+
+    def goes_with(self) -> set[Token]:
+        # a bridge deleted (or replaced) releases its ports: enslaved again when still wanted
+        return {("interface", HOST_NS, self.bridge)} if self.bridge else set()
+
+
+@dataclass(frozen=True)
 class Address(KernelObject):
     """An IP address (CIDR) on an interface."""
 
@@ -456,6 +489,23 @@ class Firewall(KernelObject):
 
 
 @dataclass(frozen=True)
+class UsedInterface:
+    """What is observed of a host interface the spec names but netreconcile does not own
+    (an uplink): what decides whether it may be taken. Only interfaces the spec names
+    are looked at this closely."""
+
+    ifname: str
+    exists: bool = True
+    owned: bool = False  # one of netreconcile's own links
+    kind: str = ""  # the kernel's link kind ("" for a physical NIC)
+    master: str = ""  # the interface it is a port of ("" when none)
+    master_owned: bool = False  # that master is one of netreconcile's bridges
+    mtu: int = 0
+    addresses: tuple[str, ...] = ()  # its IPv4 and global IPv6 addresses (CIDR)
+    default_routes: tuple[tuple[int, str], ...] = ()  # (IP version, gateway or "") of host default routes through it
+
+
+@dataclass(frozen=True)
 class State:
     """A set of kernel objects keyed by `key`, plus what is present but not ours.
 
@@ -474,6 +524,11 @@ class State:
     foreign_netns: frozenset[str] = frozenset()
     foreign_netns_hosts: dict[str, str] = field(default_factory=dict)
     foreign_files: frozenset[tuple[str, str]] = frozenset()
+    # observed: host interfaces the spec uses but netreconcile does not own, by name
+    used_interfaces: dict[str, UsedInterface] = field(default_factory=dict)
+    # desired: why the live state forbids building it ("LOCATION: why": an uplink that carries
+    # the host's addresses, say); the planner reports them as conflicts
+    refusals: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, objs, foreign_links=frozenset(), foreign_netns=frozenset(), foreign_files=frozenset()) -> State:

@@ -230,9 +230,9 @@ def _dropped_with(removed: set[tuple], live: State) -> set[tuple]:
 
 
 def _conflicts(desired: State, live: State) -> tuple[str, ...]:
-    if not (live.foreign_files or live.foreign_netns or live.foreign_links):
+    if not (live.foreign_files or live.foreign_netns or live.foreign_links or desired.refusals):
         return ()
-    found = []
+    found = list(desired.refusals)
     in_the_way: dict[str, list[str]] = {}
     for container, what in live.foreign_files:
         in_the_way.setdefault(container, []).append(what)
