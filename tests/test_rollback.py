@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.kernel.nlsocket import NetlinkSocket
 from tests.conftest import REPO, netns_names, sh
 
 pytestmark = pytest.mark.kernel
@@ -140,9 +141,18 @@ BREAK_KINDS = {"veth", "alias", "netns", "bridge"}
 
 
 def namespace_identity(sandbox, short: str) -> dict:
-    path = f"/run/netns/{sandbox.name(short)}"
-    info = os.stat(path)
-    return {"inode": (info.st_dev, info.st_ino), "addresses": json.loads(sh(f"ip -n {sandbox.name(short)} -j addr"))}
+    """The namespace's cookie (its inode number may be given to a new namespace once the
+    old one is freed; a cookie is never reused) and its addresses."""
+    fd = os.open(f"/run/netns/{sandbox.name(short)}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sock = NetlinkSocket.open_in(fd)
+    finally:
+        os.close(fd)
+    try:
+        cookie = sock.netns_cookie()
+    finally:
+        sock.close()
+    return {"cookie": cookie, "addresses": json.loads(sh(f"ip -n {sandbox.name(short)} -j addr"))}
 
 
 def planned(sandbox, spec: Path) -> list[tuple[str, str, str]]:
@@ -195,5 +205,5 @@ def test_a_failure_after_the_break_says_what_cannot_be_undone(sandbox):
     assert f"not undone: namespace {sandbox.name('x')} was deleted" in result.stderr
     assert f"not undone: interface eth1 of container {sandbox.name('keep')}" in result.stderr
     # the rollback made a namespace of that name again: a new one
-    assert namespace_identity(sandbox, "x")["inode"] != x_before["inode"]
+    assert namespace_identity(sandbox, "x")["cookie"] != x_before["cookie"]
     assert sandbox.run("status", "--detailed-exitcode", spec=before_spec).code == 0
