@@ -10,6 +10,7 @@ import pytest
 
 from reconciler.spec.loader import load_spec
 from tests.conftest import sh
+from tests.lan_tools import make_lan
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
 
@@ -37,9 +38,13 @@ def renamed(text: str, prefix: str) -> str:
 
 
 def applied_example(sandbox, path: Path) -> Path:
-    """The example renamed for this sandbox, applied; its path."""
+    """The example renamed for this sandbox, applied; its path. The host interfaces it
+    names as macvlan parents are made first: each a veth pair into a LAN namespace."""
     spec = sandbox.tmp / path.name
     spec.write_text(renamed(path.read_text(), sandbox.prefix))
+    parents = dict.fromkeys(network.parent for network in load_spec(spec).networks if network.parent)
+    for number, parent in enumerate(parents):
+        make_lan(sandbox, parent, short=f"lan{number}")
     assert sandbox.apply(spec)["actions"]
     return spec
 
@@ -94,6 +99,19 @@ def test_network_modes_example_behaves_as_documented(sandbox):
     assert set(sandbox.links(sandbox.name("sealed"))) == {"lo"}
     assert set(sandbox.links(sandbox.name("tool"))) == set(sandbox.links(sandbox.host))
     assert "search corp.example" in (Path("/etc/netns") / sandbox.name("tool") / "resolv.conf").read_text()
+
+
+@pytest.mark.kernel
+def test_lan_macvlan_example_puts_the_containers_on_the_lan(sandbox):
+    applied_example(sandbox, example("lan-macvlan.yaml"))
+    lan = sandbox.name("lan0")
+    sh(f"ip -n {lan} addr add 198.51.100.1/24 dev wire0")
+    web = sandbox.links(sandbox.name("web"))["eth0"]
+    assert web["linkinfo"]["info_kind"] == "macvlan" and web["address"] == "02:42:c6:33:64:0a"
+    assert sandbox.addresses(sandbox.name("api"))["eth0"] == ["198.51.100.2/24"]
+    assert sandbox.in_ns("api", "ip route show default").startswith("default via 198.51.100.1 dev eth0")
+    assert "1 received" in sh(f"ip netns exec {lan} ping -c1 -W5 198.51.100.10")
+    assert "1 received" in sandbox.in_ns("web", "ping -c1 -W5 198.51.100.2")
 
 
 @pytest.mark.kernel

@@ -6,7 +6,9 @@ decoded by reconciler.kernel.netlink's minimal decoder, a listing of its directo
 /etc/netns/<name>/ and three small file reads (hostname, hosts, resolv.conf). Container files are read relative to directory descriptors and
 never through a symbolic link.
 Only objects netreconcile owns become model objects (host links: those a network driver
-recognises by its mark, or journaled as pending, reconciler.drivers); other host interfaces and
+recognises by its mark, or journaled as pending, reconciler.drivers; inside owned container
+namespaces also a driver's own container links, marked or not: a macvlan, whose parent is
+named by the host link its IFLA_LINK leads to); other host interfaces and
 namespaces, and links or other entries where a container's files should be, are
 reported by name so the planner can refuse to take them over; a namespace in the way
 that netreconcile manages for another host namespace is named with that host.
@@ -44,8 +46,8 @@ def recognised(link: nl.Link, pending: dict[str, str]) -> tuple[drivers.NetworkD
     if found is None and pending.get(link.ifname) == link.kind:
         driver = drivers.driver_of_link_kind(link.kind)
         found = (driver, driver.unmarked(link.kind)) if driver is not None else None
-    if found is None or found[1][0] != link.kind:
-        return None
+    if found is None or found[1][0] != link.kind or link.kind not in found[0].link_kinds:
+        return None  # a driver's container link kind in the host namespace is not one it made
     return found
 
 
@@ -134,7 +136,9 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     peers: dict[int, tuple[str, nl.Link]] = {}
     in_the_way: list[tuple[str, str]] = []
     if inside_containers:
-        inside, peers, in_the_way = _read_containers(session, sorted(owned_set) + sorted(aliases), set(aliases))
+        host_names = {index: link.ifname for index, link in by_index.items()}
+        inside, peers, in_the_way = _read_containers(session, sorted(owned_set) + sorted(aliases), set(aliases),
+                                                     host_names)
         objects += inside
         in_the_way += _observe_other_container_dirs(session, set(owned))
     else:
@@ -150,7 +154,7 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     objects += [Sysctl(HOST_NS, name, value) for name, value in read_sysctls(session.host_fd, settings).items()]
     objects += observe_firewall(session)
     return State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned) - half_made,
-                    foreign_files=in_the_way)
+                    foreign_files=in_the_way, host_link_mtus={link.ifname: link.mtu for link in host_links})
 
 
 def _observe_aliases(session: KernelSession, owned: dict[str, int], aliases: dict[str, str]) -> list[KernelObject]:
@@ -178,23 +182,24 @@ PARALLEL_FROM = 200  # container namespaces; below this a second process costs m
 
 
 def _read_containers(
-    session: KernelSession, names: list[str], aliases: set[str],
+    session: KernelSession, names: list[str], aliases: set[str], host_names: dict[int, str],
 ) -> tuple[list[KernelObject], dict, list]:
     """Objects inside the container namespaces and the files of `names` (of `aliases`:
     only the files, their namespace is another's), their veth peers by host-side
-    index, and what is in the way of their files.
+    index, and what is in the way of their files. `host_names`: the host interfaces'
+    names by index, which macvlan parents are found by.
 
     Reading is Python-bound (decoding), so threads do not help; with many namespaces
     a forked child reads half of them on the other CPU and sends the result back."""
     if len(names) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
-        return _read_containers_here(session, names, aliases)
+        return _read_containers_here(session, names, aliases, host_names)
     half = len(names) // 2
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child; its result is checked by the parent
         os.close(reader)
         try:
-            payload = pickle.dumps(("ok", _read_containers_here(session, names[half:], aliases)))
+            payload = pickle.dumps(("ok", _read_containers_here(session, names[half:], aliases, host_names)))
         except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
             payload = pickle.dumps(("error", repr(error)))
         with os.fdopen(writer, "wb") as pipe:
@@ -202,7 +207,7 @@ def _read_containers(
         os._exit(0)
     os.close(writer)
     try:
-        objects, peers, in_the_way = _read_containers_here(session, names[:half], aliases)
+        objects, peers, in_the_way = _read_containers_here(session, names[:half], aliases, host_names)
     finally:
         with os.fdopen(reader, "rb") as pipe:
             payload = pipe.read()
@@ -216,7 +221,7 @@ def _read_containers(
 
 
 def _read_containers_here(
-    session: KernelSession, names: list[str], aliases: set[str],
+    session: KernelSession, names: list[str], aliases: set[str], host_names: dict[int, str],
 ) -> tuple[list[KernelObject], dict, list]:
     objects: list[KernelObject] = []
     peers: dict[int, tuple[str, nl.Link]] = {}
@@ -225,7 +230,7 @@ def _read_containers_here(
     try:
         for name in names:
             if name not in aliases:
-                objects += _observe_container_netns(session.socket(name), name, peers)
+                objects += _observe_container_netns(session.socket(name), name, peers, host_names)
             if etc_fd is not None:
                 found, foreign = _observe_files(etc_fd, session.etc_dir(name), name)
                 objects += found
@@ -236,7 +241,8 @@ def _read_containers_here(
     return objects, peers, in_the_way
 
 
-def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> list[KernelObject]:
+def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict,
+                             host_names: dict[int, str]) -> list[KernelObject]:
     links = _links(sock)
     by_index = {link.index: link for link in links}
     loopback = next((link for link in links if link.ifname == "lo"), None)
@@ -246,6 +252,8 @@ def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> lis
     for link in links:
         if link.kind == "veth" and link.peer_index:
             peers[link.peer_index] = (name, link)
+        elif link.kind and (driver := drivers.driver_of_container_link_kind(link.kind)) is not None:
+            objects.append(_container_link(driver, link, name, host_names))
     families = _families_of(links)
     for addr in _addrs(sock, families):
         link = by_index.get(addr.index)
@@ -264,6 +272,19 @@ def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> lis
         objects.append(Route(name, route.dst, route.gateway, link.ifname if link else MISSING,
                              family=nl.VERSION_OF_FAMILY[route.family]))
     return objects
+
+
+def _container_link(driver: drivers.NetworkDriver, link: nl.Link, netns: str,
+                    host_names: dict[int, str]) -> KernelObject:
+    """A driver's link in owned namespace `netns`: ours whether marked or not (a run cut
+    between create and mark leaves it unmarked, with an identity the planner replaces).
+    Its lower link is a host interface when it is in another namespace (netreconcile
+    makes it from the host's); one in the container's own namespace is no parent of ours."""
+    mark = driver.parse_mark(link.alias)
+    if mark is None or mark[0] != link.kind:
+        mark = driver.unmarked(link.kind)
+    parent = host_names.get(link.peer_index, MISSING) if link.link_netnsid >= 0 else MISSING
+    return driver.observed_container_link(link, tuple(mark[1:]), netns, parent)
 
 
 CONTAINER_FILES = ("hostname", "hosts", "resolv.conf")

@@ -14,6 +14,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Callable
 
+from reconciler import drivers
 from reconciler.errors import (
     ConflictError, KernelError, NetreconcileError, PrerequisiteError, Problem, SpecError, UsageError,
     VerifyError,
@@ -129,10 +130,20 @@ def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, 
     live = observe(session)
     host_files = read_host_files(spec)
     desired = build_desired(spec, live, host_files)
+    check_live_needs(spec, desired, live)
     live = _with_hosts_of_foreign_netns(live, desired, session)
     result = plan(desired, live)
     check_firewall(result, session)
     return result, live, desired, host_files
+
+
+def check_live_needs(spec: Spec, desired: State, live: State) -> None:
+    """Refuse (SpecError, at the spec lines) a spec whose networks need what the live host
+    lacks (a macvlan's parent), before anything is changed."""
+    problems = [problem for network in spec.networks
+                for problem in drivers.driver_for(network.driver).live_problems(network, desired, live)]
+    if problems:
+        raise SpecError(problems)
 
 
 def _verify(desired: State, session: KernelSession, destroying: bool, held: frozenset[tuple]) -> None:

@@ -55,7 +55,10 @@ class NetworkSpec:
     gateway6: IPv6Address | None = None  # the first address of subnet6 unless given
     masquerade6: bool = True  # False: the IPv6 prefix is routed, not NATed (Docker's gateway_mode_ipv6=routed)
     discovery: bool = True  # containers on it find each other by name (never on a network named `bridge`)
+    parent: str = ""  # driver macvlan: the host interface its containers' interfaces are made on
+    macvlan_mode: str = "bridge"  # driver macvlan: bridge, private, vepa or passthru
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
+    parent_location: Location | None = field(default=None, compare=False)  # None: not in the spec
 
     @property
     def ipv6(self) -> bool:

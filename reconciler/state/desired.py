@@ -84,24 +84,28 @@ def discovery_sections(
 
 def forwarding_needed(spec: Spec, family: int = 4) -> bool:
     """Whether the host forwards IP version `family`: for IPv4 host.ip_forward as given,
-    else whether some network reaches beyond its bridge; for IPv6 whether some IPv6
-    network does, unless host.ip_forward is false (which, like Docker's
+    else whether some network reaches beyond its bridge through the host (a macvlan
+    network's traffic does not cross it); for IPv6 whether some IPv6 network does, unless host.ip_forward is false (which, like Docker's
     --ip-forward=false, covers both)."""
     if family == 4 and spec.host.ip_forward is not None:
         return spec.host.ip_forward
     if spec.host.ip_forward is False:
         return False
-    return any(not network.internal and family in network.families for network in spec.networks)
+    return any(not network.internal and family in network.families and drivers.through_host(network.driver)
+               for network in spec.networks)
 
 
-def gateway_attachment(spec: Spec, container: ContainerSpec, family: int = 4) -> Attachment | None:
+def gateway_attachment(spec: Spec, container: ContainerSpec, family: int = 4,
+                       through_host: bool = False) -> Attachment | None:
     """The network that gives the container its default route of IP version `family`:
     of its networks with that version, the one with the highest gw_priority, the first
     listed on a tie; never an internal one (no way out). Its IPv4 network, when it has
-    IPv6, is therefore its IPv6 one too."""
+    IPv6, is therefore its IPv6 one too. `through_host`: of the networks whose traffic
+    goes through the host only (where ports can be published)."""
     candidates = [
         a for a in container.networks
         if not spec.network(a.network).internal and family in spec.network(a.network).families
+        and (not through_host or drivers.through_host(spec.network(a.network).driver))
     ]
     return max(candidates, key=lambda a: a.gw_priority, default=None)  # max keeps the first of equals
 
@@ -111,13 +115,13 @@ PublishedFamily = tuple[int, Attachment, tuple[PortMapping, ...]]
 
 def published_attachments(spec: Spec, container: ContainerSpec) -> list[PublishedFamily]:
     """Per IP family the container publishes ports of: the family, its gateway network of
-    that family and those ports (the entries whose families include it). A family without
-    a gateway network publishes nothing: an IPv4-only container gets no IPv6 binding
-    (Docker without its userland proxy)."""
+    that family among those whose traffic goes through the host, and those ports (the
+    entries whose families include it). A family without such a network publishes nothing:
+    an IPv4-only container gets no IPv6 binding (Docker without its userland proxy)."""
     found = []
     for family in (4, 6):
         mappings = tuple(m for m in container.ports if family in m.families)
-        attachment = gateway_attachment(spec, container, family) if mappings else None
+        attachment = gateway_attachment(spec, container, family, through_host=True) if mappings else None
         if attachment is not None:
             found.append((family, attachment, mappings))
     return found
@@ -149,18 +153,21 @@ def bridge_ports(spec: Spec) -> list[firewall.Port]:
     return [
         firewall.Port(spec.network(a.network), veth_name(container.name, a.network))
         for container in spec.containers for a in container.networks
+        if drivers.through_host(spec.network(a.network).driver)
     ]
 
 
 def firewall_objects(
     spec: Spec, addresses: Mapping[tuple[str, str], IPv4Address], addresses6: Mapping[tuple[str, str], IPv6Address],
 ) -> list[KernelObject]:
-    """The nftables tables, and route_localnet on bridges that publish IPv4 ports."""
-    if not spec.networks:
+    """The nftables tables, and route_localnet on bridges that publish IPv4 ports; none
+    without a network whose traffic goes through the host (macvlan networks have no rules)."""
+    networks = [network for network in spec.networks if drivers.through_host(network.driver)]
+    if not networks:
         return []
     published = publications(spec, addresses, addresses6)
-    tables = firewall.render(list(spec.networks), published, bridge_ports(spec))
-    source = str(spec.networks[0].location)
+    tables = firewall.render(networks, published, bridge_ports(spec))
+    source = str(networks[0].location)
     objects: list[KernelObject] = [Firewall(HOST_NS, firewall.normalize(tables), source=source)]
     for name in dict.fromkeys(p.network.name for p in published if p.family == 4):
         network = spec.network(name)

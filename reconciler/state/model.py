@@ -267,6 +267,54 @@ class Veth(KernelObject):
 
 
 @dataclass(frozen=True)
+class Macvlan(KernelObject):
+    """A macvlan interface of a container: made directly in its namespace on the host
+    link `parent` (which netreconcile uses but never owns, changes or deletes)."""
+
+    kind: ClassVar[str] = "macvlan"
+    rank: ClassVar[int] = 3
+    in_break: ClassVar[bool] = True
+    irreversible: ClassVar[bool] = True  # made again, it is a new interface under the container's processes
+    replace_on: ClassVar[tuple[str, ...]] = ("container", "network", "parent", "mode")
+    container: str  # MISSING for an unmarked one (a run cut between create and mark)
+    network: str
+    netns: str
+    ifname: str
+    parent: str  # the host link it is on (MISSING when not found)
+    mode: str  # bridge, private, vepa or passthru (MISSING when unknown)
+    mac: str
+    mtu: int
+    up: bool = True
+    ipv6: bool = False  # IPv6 on the interface: on exactly for a network with IPv6
+    # whether its namespace makes new interfaces with IPv6 on (as Veth.netns_ipv6)
+    netns_ipv6: bool = field(default=False, compare=False)
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("macvlan", self.netns, self.ifname)
+
+    @property
+    def name(self) -> str:
+        return f"{self.container}:{self.ifname} on {self.network} (parent {self.parent}, {self.mode})"
+
+    def needs(self) -> set[Token]:
+        return {("netns", self.netns), ("vlan", self.parent)}  # the VLAN link netreconcile makes, if it does
+
+    def provides(self) -> set[Token]:
+        return {self.key, ("interface", self.netns, self.ifname)}
+
+    def holds(self) -> set[Token]:
+        return {("link", self.netns, self.ifname)}
+
+    def takes_along(self) -> set[Token]:
+        return {("interface", self.netns, self.ifname)}
+
+    def goes_with(self) -> set[Token]:
+        return {("netns", self.netns)}
+
+
+@dataclass(frozen=True)
 class Address(KernelObject):
     """An IP address (CIDR) on an interface."""
 
@@ -466,7 +514,8 @@ class State:
     is ever changed or followed; the planner reports a conflict when the spec wants one
     of the names. `foreign_netns_hosts` names, for foreign namespaces netreconcile manages
     for another host namespace, that host namespace ("" for the root one), so the
-    conflict can say so.
+    conflict can say so. `host_link_mtus` has the MTU of every host-namespace interface,
+    owned or not: what a macvlan parent is checked against.
     """
 
     objects: dict[tuple, KernelObject] = field(default_factory=dict)
@@ -474,16 +523,18 @@ class State:
     foreign_netns: frozenset[str] = frozenset()
     foreign_netns_hosts: dict[str, str] = field(default_factory=dict)
     foreign_files: frozenset[tuple[str, str]] = frozenset()
+    host_link_mtus: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, objs, foreign_links=frozenset(), foreign_netns=frozenset(), foreign_files=frozenset()) -> State:
+    def of(cls, objs, foreign_links=frozenset(), foreign_netns=frozenset(), foreign_files=frozenset(),
+           host_link_mtus=None) -> State:
         objects: dict[tuple, KernelObject] = {}
         for obj in objs:
             if obj.key in objects:
                 raise ValueError(f"duplicate object {obj.key}")
             objects[obj.key] = obj
         return cls(objects, foreign_links=frozenset(foreign_links), foreign_netns=frozenset(foreign_netns),
-                   foreign_files=frozenset(foreign_files))
+                   foreign_files=frozenset(foreign_files), host_link_mtus=dict(host_link_mtus or {}))
 
     def of_kind(self, kind_type: type) -> list:
         return [o for o in self.objects.values() if isinstance(o, kind_type)]

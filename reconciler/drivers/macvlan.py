@@ -1,0 +1,219 @@
+"""The macvlan driver (Docker's `macvlan`): containers on the LAN of an existing host
+interface, the network's `parent`. Per attachment one macvlan interface on the parent,
+made directly in the container's namespace (never moved), with the container's address
+and MAC; the network has nothing of its own in the host namespace, and its traffic never
+crosses the host's IP stack (no firewall, NAT or published ports: `through_host` is off).
+
+It owns the `parent:` and `macvlan_mode:` options and their checks (Docker's parent rules:
+an interface name, or NAME.VID for an 802.1Q subinterface; not the loopback), the check
+that the parent exists in the host namespace and is not netreconcile's own (`live_problems`),
+the Macvlan kernel object, its mark (interface alias `netreconcile:macvlan:<container>:<network>`,
+set in the container's namespace) and the netlink requests that create, change and delete
+it. The parent is only ever used: netreconcile never changes (promiscuity, state, MTU) or
+deletes it. Pure (see reconciler.drivers.base).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from reconciler.drivers.base import Changed, NextSeq
+from reconciler.drivers.interfaces import container_ipv6_settings
+from reconciler.errors import Problem
+from reconciler.kernel import netlink as nl
+from reconciler.spec.document import PathKey, SectionReader
+from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec
+from reconciler.spec.values import ifname_issue
+from reconciler.state.model import HOST_NS, MISSING, KernelObject, Macvlan, State
+
+OWNER = "netreconcile"
+MODES = tuple(nl.MACVLAN_MODES)  # Docker's: bridge, private, vepa, passthru
+DEFAULT_MODE = "bridge"
+VLAN_IDS = range(1, 4095)  # 802.1Q: 0 means untagged, 4095 is reserved
+# options of other drivers that mean nothing here: the traffic does not go through the host
+NOT_THROUGH_HOST = {
+    "icc": "traffic between its containers does not go through the host, which cannot filter it",
+    "masquerade": "its traffic does not go through the host, which cannot masquerade it",
+    "masquerade6": "its traffic does not go through the host, which cannot masquerade it",
+    "internal": ("its containers are on the parent's LAN (Docker's internal macvlan has no parent, a dummy "
+                 "link, which this kernel lacks)"),
+}
+
+
+def macvlan_alias(container: str, network: str) -> str:
+    return f"{OWNER}:macvlan:{container}:{network}"
+
+
+def parent_issue(name: str) -> str | None:
+    """What makes `name` no usable parent (Docker's TestValidateSubLink rules), if anything:
+    an interface name, or NAME.VID (exactly one dot, an integer VLAN id 1-4094); never the
+    loopback, which the kernel refuses as a macvlan's lower link."""
+    issue = ifname_issue(name)
+    if issue:
+        return issue
+    if name == "lo":
+        return "the loopback interface cannot carry macvlan interfaces (the kernel refuses it)"
+    if "." not in name:
+        return None
+    base, *vids = name.split(".")
+    if len(vids) != 1:
+        return "an 802.1Q parent is NAME.VID, with exactly one dot"
+    if not vids[0].isdigit() or int(vids[0]) not in VLAN_IDS:
+        return f"the VLAN id {vids[0]!r} of an 802.1Q parent NAME.VID is not an integer from 1 to 4094"
+    return ifname_issue(base)
+
+
+class MacvlanDriver:
+    """`driver: macvlan` (see the module docstring)."""
+
+    name = "macvlan"
+    link_kinds = ("", "")  # nothing of its own in the host namespace
+    options = ("parent", "macvlan_mode")
+    container_link_kind = "macvlan"
+    through_host = False
+
+    # --- the spec -------------------------------------------------------------------------------
+    def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
+        for key, why in NOT_THROUGH_HOST.items():
+            if reader.doc.get((*path, key)) is not None:
+                reader.doc.problem((*path, key), f"'{key}' does not apply to a macvlan network: {why}", at_key=True)
+        parent = reader._string((*path, "parent"))
+        if parent is None:
+            if reader.doc.get((*path, "parent")) is None:
+                reader.doc.problem(path, "a macvlan network needs 'parent': the existing host interface its "
+                                         "containers' interfaces are made on", at_key=True)
+        else:
+            issue = parent_issue(parent)
+            if issue:
+                reader.doc.problem((*path, "parent"), f"{parent!r} is not a valid macvlan parent: {issue}")
+        mode = reader._string((*path, "macvlan_mode"))
+        return {
+            "bridge": "",
+            "parent": parent or "",
+            "macvlan_mode": mode if mode in MODES else DEFAULT_MODE,  # another value is the schema's to report
+            "parent_location": reader._location_if_set((*path, "parent")),
+        }
+
+    def host_name(self, network: NetworkSpec) -> str | None:
+        return None  # the parent is shared, not claimed
+
+    def check_unique(self, reader: SectionReader, path: PathKey, network: NetworkSpec,
+                     earlier: Mapping[str, NetworkSpec]) -> None:
+        return None
+
+    # --- the desired state ----------------------------------------------------------------------
+    def live_problems(self, network: NetworkSpec, desired: State, live: State) -> list[Problem]:
+        """The parent must be a host interface that is there and not netreconcile's own,
+        with an MTU no smaller than the network's."""
+        parent = network.parent
+        where = network.parent_location or network.location
+        owned = parent not in live.foreign_links or ("link", HOST_NS, parent) in _host_links_held(desired)
+        mtu = live.host_link_mtus.get(parent)
+        base = parent.partition(".")[0]
+        if mtu is None and base != parent and base not in live.host_link_mtus:
+            issue = f"parent {parent}: {base} does not exist in the host namespace"
+        elif mtu is None:
+            issue = f"parent {parent} does not exist in the host namespace"
+        elif owned:
+            issue = f"parent {parent} is an interface netreconcile manages; a parent must be one it does not own"
+        elif network.mtu > mtu:
+            issue = (f"mtu {network.mtu} is larger than the MTU {mtu} of parent {parent}: set the network's "
+                     f"mtu to {mtu} or less")
+        else:
+            return []
+        return [Problem(where, "", f"network {network.name}: {issue}; nothing was changed")]
+
+    def kinds(self) -> tuple[type[KernelObject], ...]:
+        return (Macvlan,)
+
+    def network_objects(self, network: NetworkSpec) -> list[KernelObject]:
+        return []
+
+    def attachment_objects(self, container: ContainerSpec, network: NetworkSpec, attachment: Attachment,
+                           mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False) -> list[KernelObject]:
+        return [Macvlan(
+            container=container.name,
+            network=network.name,
+            netns=container.name,
+            ifname=ifname,
+            parent=network.parent,
+            mode=network.macvlan_mode,
+            mac=mac,
+            mtu=network.mtu,
+            ipv6=network.ipv6,
+            netns_ipv6=netns_ipv6,
+            source=str(attachment.location),
+        )]
+
+    # --- the live state -------------------------------------------------------------------------
+    def parse_mark(self, alias: str) -> tuple[str, ...] | None:
+        parts = alias.split(":")
+        if len(parts) == 4 and parts[0] == OWNER and parts[1] == "macvlan":
+            return ("macvlan", parts[2], parts[3])
+        return None
+
+    def unmarked(self, link_kind: str) -> tuple[str, ...]:
+        """The identity of a macvlan in an owned namespace that a run stopped before marking:
+        ours, and replaced."""
+        return ("macvlan", MISSING, MISSING)
+
+    def observed_network(self, link: nl.Link, identity: tuple[str, ...]) -> KernelObject:
+        raise TypeError("the macvlan driver has no host links")
+
+    def observed_attachment(self, link: nl.Link, identity: tuple[str, ...], netns: str, peer: nl.Link | None,
+                            master: str) -> KernelObject:
+        raise TypeError("the macvlan driver has no host links")
+
+    def observed_container_link(self, link: nl.Link, identity: tuple[str, ...], netns: str,
+                                parent: str) -> KernelObject:
+        container, network = identity
+        return Macvlan(container, network, netns, link.ifname, parent, link.macvlan_mode or MISSING, link.mac,
+                       link.mtu, link.up, ipv6=link.ipv6)
+
+    # --- requests -------------------------------------------------------------------------------
+    def host_link(self, obj: KernelObject) -> tuple[str, str] | None:
+        return None  # made in the container's namespace: nothing to journal in the host's
+
+    def link_netns(self, obj: KernelObject) -> str:
+        return obj.netns
+
+    def master_of(self, obj: KernelObject, changed: Changed) -> str | None:
+        return obj.parent if changed("parent") else None  # a new parent replaces it: only on create
+
+    def peer_netns(self, obj: KernelObject) -> str | None:
+        return obj.netns
+
+    def create_requests(self, obj: KernelObject, next_seq: NextSeq, master: int, netns_fd: int) -> list[bytes]:
+        return [nl.new_macvlan(next_seq(), obj.ifname, master, obj.mode, obj.mac, obj.mtu, netns_fd)]
+
+    def mark_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
+        return [nl.set_link(next_seq(), ifname=obj.ifname, alias=macvlan_alias(obj.container, obj.network),
+                            up=obj.up)]
+
+    def update_requests(self, obj: KernelObject, next_seq: NextSeq, changed: Changed, master: int) -> list[bytes]:
+        if not changed("mtu", "mac", "up"):
+            return []
+        return [nl.set_link(
+            next_seq(), ifname=obj.ifname,
+            mtu=obj.mtu if changed("mtu") else None,
+            mac=obj.mac if changed("mac") else None,
+            up=obj.up if changed("up") else None,
+        )]
+
+    def peer_requests(self, obj: KernelObject, next_seq: NextSeq, changed: Changed, creating: bool) -> list[bytes]:
+        return []  # the macvlan is the container's side itself
+
+    def delete_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
+        return [nl.del_link(next_seq(), ifname=obj.ifname)]
+
+    def settings(self, obj: KernelObject, changed: Changed, creating: bool) -> list[tuple[str, str, str]]:
+        """IPv6 on the interface as its network wants (as on a veth's peer)."""
+        return container_ipv6_settings(obj.netns, obj.ifname, obj.ipv6, obj.netns_ipv6, changed, creating)
+
+
+def _host_links_held(desired: State) -> set:
+    """The host interface names the desired state's objects hold (the bridges it makes)."""
+    return {name for obj in desired.objects.values() for name in obj.holds() if name[:2] == ("link", HOST_NS)}
+
+
+MACVLAN = MacvlanDriver()

@@ -1,0 +1,22 @@
+"""A "LAN" for kernel tests of containers on the LAN: a namespace standing for the LAN
+(its router address on it), joined to the sandbox's host namespace by an unmanaged veth
+pair whose host end is the interface netreconcile is given (a macvlan parent)."""
+
+from __future__ import annotations
+
+from tests.conftest import sh
+
+
+def make_lan(sandbox, parent: str, router: str | None = None, short: str = "lan") -> str:
+    """The LAN namespace's name (cleaned up with the sandbox); `router`: its address (CIDR)."""
+    lan = sandbox.name(short)
+    if not sh(f"ip netns list | grep -w {sandbox.host} || true").strip():
+        sh(f"ip netns add {sandbox.host}")
+    sh(f"ip netns add {lan}")
+    sh(f"ip -n {sandbox.host} link add {parent} type veth peer name wire0 netns {lan}")
+    sh(f"ip -n {sandbox.host} link set {parent} up")
+    sh(f"ip -n {lan} link set wire0 up")
+    sh(f"ip -n {lan} link set lo up")
+    if router is not None:
+        sh(f"ip -n {lan} addr add {router} dev wire0")
+    return lan
