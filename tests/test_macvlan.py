@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from reconciler.kernel.support import vlan_supported
 from tests.conftest import eventually, netns_names, sh
 from tests.lan_tools import make_lan
 
@@ -41,6 +42,12 @@ def parent_facts(sandbox, parent: str) -> dict:
     (link,) = json.loads(sh(f"ip -n {sandbox.host} -j -d link show {parent}"))
     return {key: link.get(key) for key in ("ifindex", "mtu", "flags", "address", "ifalias", "master", "promiscuity",
                                            "operstate")}
+
+
+def host_as_it_is(sandbox) -> tuple:
+    """The sandbox's namespaces and the host namespace's links (other tests' namespaces come and go)."""
+    return (sorted(name for name in netns_names() if name.startswith(sandbox.prefix)),
+            sandbox.host_sh("ip -o link show"))
 
 
 def test_macvlan_containers_are_on_the_lan_and_the_parent_is_left_as_it_was(sandbox):
@@ -80,17 +87,24 @@ def test_macvlan_containers_are_on_the_lan_and_the_parent_is_left_as_it_was(sand
     assert not {sandbox.name("a"), sandbox.name("b")} & netns_names()
 
 
-def test_a_missing_parent_fails_at_plan_time_at_its_line_with_nothing_changed(sandbox):
+WITHOUT_8021Q = pytest.mark.skipif(vlan_supported(), reason="this kernel has 802.1Q support; the case is of one "
+                                   "without it")
+
+
+@pytest.mark.parametrize(("parent", "message"), [
+    ("nope0", "network lan: parent nope0 does not exist in the host namespace; nothing was changed"),
+    pytest.param("lan0.10", "network lan: parent lan0.10: the kernel has no 802.1Q VLAN support (module 8021q); "
+                 "nothing was changed", marks=WITHOUT_8021Q, id="vlan-without-8021q"),
+])
+def test_a_parent_the_host_cannot_give_fails_at_plan_time_at_its_line_with_nothing_changed(sandbox, parent, message):
     make_lan(sandbox, "lan0")
-    spec = sandbox.write_spec(LAN.format(parent="nope0"))
-    mine = lambda: sorted(name for name in netns_names() if name.startswith(sandbox.prefix))  # noqa: E731
-    before = mine(), sandbox.host_sh("ip -o link show")
+    spec = sandbox.write_spec(LAN.format(parent=parent))
+    before = host_as_it_is(sandbox)
     for command in ("plan", "apply"):
         result = sandbox.run(command, spec=spec)
         assert result.code == 1, result.stdout
-        assert (f"{spec}:5:13: network lan: parent nope0 does not exist in the host namespace; "
-                "nothing was changed") in result.stderr
-    assert (mine(), sandbox.host_sh("ip -o link show")) == before
+        assert f"{spec}:5:13: {message}" in result.stderr
+    assert host_as_it_is(sandbox) == before
 
 
 def test_a_parent_larger_mtu_than_the_parents_is_refused(sandbox):

@@ -6,18 +6,20 @@ replace-or-update choice, the requests (the codec's bytes) and their decoding.""
 from __future__ import annotations
 
 import dataclasses
+import os
 import struct
 
 import pytest
 
 from reconciler import drivers
-from reconciler.drivers.macvlan import MACVLAN, macvlan_alias
+from reconciler.drivers.macvlan import MACVLAN, macvlan_alias, vlan_alias
 from reconciler.errors import SpecError
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.observe import _container_link
+from reconciler.kernel.support import vlan_supported
 from reconciler.spec.loader import load_spec_text
 from reconciler.state.desired import build_desired
-from reconciler.state.model import HOST_NS, MISSING, Bridge, Firewall, Macvlan, Route, State, Sysctl, Veth
+from reconciler.state.model import HOST_NS, MISSING, Bridge, Firewall, Macvlan, Route, State, Sysctl, Veth, Vlan
 from reconciler.state.planner import plan
 from tests.docker_vectors import load_vectors
 
@@ -293,3 +295,115 @@ def test_a_link_netnsid_is_decoded_signed():
     body = nl.ifinfomsg(3) + nl.attr_str(nl.IFLA_IFNAME, "eth0") + nl.attr(nl.IFLA_LINK_NETNSID, struct.pack("=i", 0))
     assert nl.decode_link(body).link_netnsid == 0
     assert nl.decode_link(nl.ifinfomsg(3)).macvlan_mode == ""
+
+
+# --- 802.1Q parents ---------------------------------------------------------------------------
+
+TRUNK = """\
+version: 1
+networks:
+  ten: {driver: macvlan, parent: eth1.10, subnet: 203.0.113.0/26}
+  also_ten: {driver: macvlan, parent: eth1.10, subnet: 203.0.113.64/26}
+containers:
+  web:
+    networks: [ten]
+  db:
+    networks: [also_ten]
+"""
+
+
+def test_a_vlan_parent_the_host_lacks_is_made_once_before_the_macvlans_and_deleted_with_the_last_network():
+    desired = build_desired(load_spec_text(TRUNK, FILE), host(eth1=1500))
+    (vlan,) = desired.of_kind(Vlan)
+    assert vlan == Vlan("eth1.10", "eth1", 10, "eth1.10")
+    made = [(a.op, a.kind) for a in plan(desired, host(eth1=1500)).actions if a.kind in ("vlan", "macvlan")]
+    assert made == [("create", "vlan"), ("create", "macvlan"), ("create", "macvlan")]
+    # the containers stay but leave the networks: the kernel deletes the macvlans with the VLAN link
+    left = "version: 1\nnetworks:\n  x: {subnet: 10.9.0.0/24}\ncontainers:\n  web: {networks: [x]}\n  db: {networks: [x]}\n"
+    gone = [(a.op, a.kind) for a in plan(build_desired(load_spec_text(left, FILE), desired), desired).actions
+            if a.kind in ("vlan", "macvlan")]
+    assert gone == [("delete", "vlan")]
+    # one container leaves, the other stays: its macvlan goes, the VLAN link stays
+    one_left = TRUNK.replace("  db:\n    networks: [also_ten]\n", "  db:\n    networks: [x]\n").replace(
+        "containers:", "  x: {subnet: 10.9.0.0/24}\ncontainers:")
+    changed = [(a.op, a.kind) for a in plan(build_desired(load_spec_text(one_left, FILE), desired), desired).actions
+               if a.kind in ("vlan", "macvlan")]
+    assert changed == [("delete", "macvlan")]
+    # destroy: the namespaces take their macvlans; the VLAN link goes after them
+    destroyed = [(a.op, a.kind) for a in plan(State(), desired, destroying=True).actions]
+    assert destroyed.index(("delete", "vlan")) > max(i for i, a in enumerate(destroyed) if a[1] == "netns")
+
+
+def test_a_vlan_link_one_network_still_uses_stays():
+    desired = build_desired(load_spec_text(TRUNK, FILE), host(eth1=1500))
+    one = TRUNK.replace("  also_ten: {driver: macvlan, parent: eth1.10, subnet: 203.0.113.64/26}\n", "").replace(
+        "  db:\n    networks: [also_ten]\n", "")
+    assert not [a for a in plan(build_desired(load_spec_text(one, FILE), desired), desired).actions
+                if a.kind == "vlan"]
+
+
+def test_a_vlan_parent_the_host_has_is_used_and_never_taken_over():
+    live = host(eth1=1500, **{"eth1.10": 1500})
+    desired = build_desired(load_spec_text(TRUNK, FILE), live)
+    assert desired.of_kind(Vlan) == []
+    result = plan(desired, live)
+    assert result.conflicts == () and not [a for a in result.actions if a.kind == "vlan"]
+    assert live_problems(TRUNK, live) == []
+
+
+def test_a_vlan_parent_needs_its_link_and_the_kernels_8021q():
+    assert live_problems(TRUNK, host(eth2=1500)) == [
+        f"spec.yaml:{line}:{col}: network {name}: parent eth1.10: eth1 does not exist in the host namespace; "
+        "nothing was changed" for name, line, col in (("ten", 3, 34), ("also_ten", 4, 39))]
+    no_8021q = dataclasses.replace(host(eth1=1500), unsupported_link_kinds=frozenset({"vlan"}))
+    assert live_problems(TRUNK, no_8021q)[0] == (
+        "spec.yaml:3:34: network ten: parent eth1.10: the kernel has no 802.1Q VLAN support (module 8021q); "
+        "nothing was changed")
+    assert live_problems(TRUNK.replace("subnet: 203.0.113.0/26", "subnet: 203.0.113.0/26, mtu: 9000"),
+                         host(eth1=1500))[0] == (
+        "spec.yaml:3:34: network ten: parent eth1.10: mtu 9000 is larger than the MTU 1500 of parent eth1: set the "
+        "network's mtu to 1500 or less; nothing was changed")
+    made = build_desired(load_spec_text(TRUNK, FILE), host(eth1=1500))
+    ours = State.of([*made.of_kind(Vlan)], foreign_links={"eth1"}, host_link_mtus={"eth1": 1500, "eth1.10": 1500})
+    assert live_problems(TRUNK, ours) == []  # the VLAN link it made is a parent of its own making
+
+
+VLAN_OBJ = Vlan("eth1.10", "eth1", 10, "eth1.10")
+
+
+def test_vlan_requests_are_the_codecs_bytes_and_decode_back():
+    seq = _counter()
+    assert MACVLAN.host_link(VLAN_OBJ) == ("eth1.10", "vlan") and MACVLAN.link_netns(VLAN_OBJ) == HOST_NS
+    assert MACVLAN.master_of(VLAN_OBJ, EVERYTHING) == "eth1" and MACVLAN.peer_netns(VLAN_OBJ) is None
+    (create,) = MACVLAN.create_requests(VLAN_OBJ, seq, 4, -1)
+    assert create == nl.new_vlan(1, "eth1.10", 4, 10)
+    assert MACVLAN.mark_requests(VLAN_OBJ, seq) == [
+        nl.set_link(2, ifname="eth1.10", alias="netreconcile:vlan:eth1.10", up=True)]
+    assert MACVLAN.delete_requests(VLAN_OBJ, seq) == [nl.del_link(3, ifname="eth1.10")]
+    assert MACVLAN.settings(VLAN_OBJ, EVERYTHING, creating=True) == []
+    kind, flags, _, payload = next(nl.messages(create))
+    assert kind == nl.RTM_NEWLINK and flags & nl.NLM_F_CREATE and flags & nl.NLM_F_EXCL
+    link = nl.decode_link(payload)
+    assert (link.ifname, link.kind, link.vlan_id, link.peer_index) == ("eth1.10", "vlan", 10, 4)
+    assert nl.IFLA_NET_NS_FD not in nl.attrs(payload, 16)  # made in the host namespace
+    # observed back: the mark gives its identity, IFLA_LINK its link
+    marked = dataclasses.replace(link, alias=vlan_alias("eth1.10"))
+    found = drivers.parse_mark(marked.alias)
+    assert found == (MACVLAN, ("vlan", "eth1.10"))
+    assert MACVLAN.observed_network(marked, ("eth1.10",), "eth1") == dataclasses.replace(VLAN_OBJ, up=False)
+    assert drivers.driver_of_link_kind("vlan") is MACVLAN
+    assert MACVLAN.unmarked("vlan") == ("vlan", MISSING)
+
+
+def test_8021q_support_is_the_loaded_module_or_one_the_kernel_can_load(tmp_path):
+    proc = tmp_path / "vlan-config"
+    modules = tmp_path / "modules"
+    release = modules / os.uname().release
+    release.mkdir(parents=True)
+    (release / "modules.dep").write_text("kernel/net/bridge/bridge.ko: kernel/net/802/stp.ko\n")
+    assert not vlan_supported(str(proc), str(modules))
+    (release / "modules.builtin").write_text("kernel/net/8021q/8021q.ko\n")
+    assert vlan_supported(str(proc), str(modules))
+    (release / "modules.builtin").unlink()
+    proc.write_text("VLAN Dev name\t | VLAN ID\n")
+    assert vlan_supported(str(proc), str(modules))

@@ -98,8 +98,9 @@ class NetworkDriver(Protocol):
         ours, with an identity that makes the planner replace it."""
         ...
 
-    def observed_network(self, link: Any, identity: tuple[str, ...]) -> KernelObject:
-        """The live object of a marked host link of the network kind."""
+    def observed_network(self, link: Any, identity: tuple[str, ...], lower: str) -> KernelObject:
+        """The live object of a marked host link of the network kind (`lower`: the name of
+        the host link its IFLA_LINK leads to, MISSING for none)."""
         ...
 
     def observed_attachment(self, link: Any, identity: tuple[str, ...], netns: str, peer: Any,

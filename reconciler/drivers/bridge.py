@@ -131,7 +131,7 @@ class BridgeDriver:
         ours, with an identity that makes the planner replace it."""
         return ("bridge", MISSING) if link_kind == "bridge" else ("veth", MISSING, MISSING)
 
-    def observed_network(self, link: nl.Link, identity: tuple[str, ...]) -> KernelObject:
+    def observed_network(self, link: nl.Link, identity: tuple[str, ...], lower: str) -> KernelObject:
         return Bridge(link.ifname, identity[0], link.mac, link.mtu, link.up, ipv6=link.ipv6)
 
     def observed_attachment(self, link: nl.Link, identity: tuple[str, ...], netns: str, peer: nl.Link | None,

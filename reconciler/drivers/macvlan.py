@@ -10,7 +10,13 @@ that the parent exists in the host namespace and is not netreconcile's own (`liv
 the Macvlan kernel object, its mark (interface alias `netreconcile:macvlan:<container>:<network>`,
 set in the container's namespace) and the netlink requests that create, change and delete
 it. The parent is only ever used: netreconcile never changes (promiscuity, state, MTU) or
-deletes it. Pure (see reconciler.drivers.base).
+deletes it.
+
+A parent NAME.VID the host lacks is made: the network's one host object is then a Vlan
+link on NAME (marked `netreconcile:vlan:<NAME.VID>`), shared by every network on that
+parent and deleted with the last of them; one the host has is used and never deleted.
+The kernel must support 802.1Q (module 8021q: reconciler.kernel.support). Pure (see
+reconciler.drivers.base).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from reconciler.kernel import netlink as nl
 from reconciler.spec.document import PathKey, SectionReader
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec
 from reconciler.spec.values import ifname_issue
-from reconciler.state.model import HOST_NS, MISSING, KernelObject, Macvlan, State
+from reconciler.state.model import HOST_NS, MISSING, KernelObject, Macvlan, State, Vlan
 
 OWNER = "netreconcile"
 MODES = tuple(nl.MACVLAN_MODES)  # Docker's: bridge, private, vepa, passthru
@@ -42,6 +48,16 @@ NOT_THROUGH_HOST = {
 
 def macvlan_alias(container: str, network: str) -> str:
     return f"{OWNER}:macvlan:{container}:{network}"
+
+
+def vlan_alias(ifname: str) -> str:
+    return f"{OWNER}:vlan:{ifname}"
+
+
+def split_vlan(parent: str) -> tuple[str, int] | None:
+    """(NAME, VID) of a valid 802.1Q parent NAME.VID, else None."""
+    base, dot, vid = parent.partition(".")
+    return (base, int(vid)) if dot and vid.isdigit() else None
 
 
 def parent_issue(name: str) -> str | None:
@@ -67,7 +83,7 @@ class MacvlanDriver:
     """`driver: macvlan` (see the module docstring)."""
 
     name = "macvlan"
-    link_kinds = ("", "")  # nothing of its own in the host namespace
+    link_kinds = ("vlan", "")  # in the host namespace only the VLAN links it makes as parents
     options = ("parent", "macvlan_mode")
     container_link_kind = "macvlan"
     through_host = False
@@ -103,31 +119,26 @@ class MacvlanDriver:
 
     # --- the desired state ----------------------------------------------------------------------
     def live_problems(self, network: NetworkSpec, desired: State, live: State) -> list[Problem]:
-        """The parent must be a host interface that is there and not netreconcile's own,
-        with an MTU no smaller than the network's."""
-        parent = network.parent
-        where = network.parent_location or network.location
-        owned = parent not in live.foreign_links or ("link", HOST_NS, parent) in _host_links_held(desired)
-        mtu = live.host_link_mtus.get(parent)
-        base = parent.partition(".")[0]
-        if mtu is None and base != parent and base not in live.host_link_mtus:
-            issue = f"parent {parent}: {base} does not exist in the host namespace"
-        elif mtu is None:
-            issue = f"parent {parent} does not exist in the host namespace"
-        elif owned:
-            issue = f"parent {parent} is an interface netreconcile manages; a parent must be one it does not own"
-        elif network.mtu > mtu:
-            issue = (f"mtu {network.mtu} is larger than the MTU {mtu} of parent {parent}: set the network's "
-                     f"mtu to {mtu} or less")
-        else:
+        """The parent must be a host interface that is there and not netreconcile's own (a
+        VLAN link it made as a parent aside), with an MTU no smaller than the network's. A
+        parent NAME.VID the host lacks is made on NAME: NAME must be there and not
+        netreconcile's, and the kernel must make VLAN links."""
+        issue = _parent_issue_on(network, desired, live)
+        if issue is None:
             return []
+        where = network.parent_location or network.location
         return [Problem(where, "", f"network {network.name}: {issue}; nothing was changed")]
 
     def kinds(self) -> tuple[type[KernelObject], ...]:
         return (Macvlan,)
 
     def network_objects(self, network: NetworkSpec) -> list[KernelObject]:
-        return []
+        vlan = split_vlan(network.parent)
+        if vlan is None:
+            return []
+        base, vlan_id = vlan
+        source = str(network.parent_location or network.location)
+        return [Vlan(network.parent, base, vlan_id, marked_as=network.parent, source=source)]
 
     def attachment_objects(self, container: ContainerSpec, network: NetworkSpec, attachment: Attachment,
                            mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False) -> list[KernelObject]:
@@ -150,15 +161,17 @@ class MacvlanDriver:
         parts = alias.split(":")
         if len(parts) == 4 and parts[0] == OWNER and parts[1] == "macvlan":
             return ("macvlan", parts[2], parts[3])
+        if len(parts) == 3 and parts[0] == OWNER and parts[1] == "vlan":
+            return ("vlan", parts[2])
         return None
 
     def unmarked(self, link_kind: str) -> tuple[str, ...]:
-        """The identity of a macvlan in an owned namespace that a run stopped before marking:
-        ours, and replaced."""
-        return ("macvlan", MISSING, MISSING)
+        """The identity of a link that a run stopped before marking (a macvlan in an owned
+        namespace, a journaled VLAN link): ours, and replaced."""
+        return ("vlan", MISSING) if link_kind == "vlan" else ("macvlan", MISSING, MISSING)
 
-    def observed_network(self, link: nl.Link, identity: tuple[str, ...]) -> KernelObject:
-        raise TypeError("the macvlan driver has no host links")
+    def observed_network(self, link: nl.Link, identity: tuple[str, ...], lower: str) -> KernelObject:
+        return Vlan(link.ifname, lower, link.vlan_id, identity[0], link.up)
 
     def observed_attachment(self, link: nl.Link, identity: tuple[str, ...], netns: str, peer: nl.Link | None,
                             master: str) -> KernelObject:
@@ -172,25 +185,35 @@ class MacvlanDriver:
 
     # --- requests -------------------------------------------------------------------------------
     def host_link(self, obj: KernelObject) -> tuple[str, str] | None:
-        return None  # made in the container's namespace: nothing to journal in the host's
+        # a macvlan is made in the container's namespace: nothing to journal in the host's
+        return (obj.ifname, "vlan") if isinstance(obj, Vlan) else None
 
     def link_netns(self, obj: KernelObject) -> str:
-        return obj.netns
+        return HOST_NS if isinstance(obj, Vlan) else obj.netns
 
     def master_of(self, obj: KernelObject, changed: Changed) -> str | None:
-        return obj.parent if changed("parent") else None  # a new parent replaces it: only on create
+        # a new parent (or a VLAN link's new link) replaces it: only on create
+        if isinstance(obj, Vlan):
+            return obj.link if changed("link") else None
+        return obj.parent if changed("parent") else None
 
     def peer_netns(self, obj: KernelObject) -> str | None:
-        return obj.netns
+        return None if isinstance(obj, Vlan) else obj.netns
 
     def create_requests(self, obj: KernelObject, next_seq: NextSeq, master: int, netns_fd: int) -> list[bytes]:
+        if isinstance(obj, Vlan):
+            return [nl.new_vlan(next_seq(), obj.ifname, master, obj.vlan_id)]
         return [nl.new_macvlan(next_seq(), obj.ifname, master, obj.mode, obj.mac, obj.mtu, netns_fd)]
 
     def mark_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
+        if isinstance(obj, Vlan):
+            return [nl.set_link(next_seq(), ifname=obj.ifname, alias=vlan_alias(obj.ifname), up=obj.up)]
         return [nl.set_link(next_seq(), ifname=obj.ifname, alias=macvlan_alias(obj.container, obj.network),
                             up=obj.up)]
 
     def update_requests(self, obj: KernelObject, next_seq: NextSeq, changed: Changed, master: int) -> list[bytes]:
+        if isinstance(obj, Vlan):
+            return [nl.set_link(next_seq(), ifname=obj.ifname, up=obj.up)] if changed("up") else []
         if not changed("mtu", "mac", "up"):
             return []
         return [nl.set_link(
@@ -207,13 +230,43 @@ class MacvlanDriver:
         return [nl.del_link(next_seq(), ifname=obj.ifname)]
 
     def settings(self, obj: KernelObject, changed: Changed, creating: bool) -> list[tuple[str, str, str]]:
-        """IPv6 on the interface as its network wants (as on a veth's peer)."""
+        """IPv6 on a macvlan as its network wants (as on a veth's peer); a VLAN link is left
+        as the kernel makes it."""
+        if isinstance(obj, Vlan):
+            return []
         return container_ipv6_settings(obj.netns, obj.ifname, obj.ipv6, obj.netns_ipv6, changed, creating)
 
 
-def _host_links_held(desired: State) -> set:
-    """The host interface names the desired state's objects hold (the bridges it makes)."""
-    return {name for obj in desired.objects.values() for name in obj.holds() if name[:2] == ("link", HOST_NS)}
+def _parent_issue_on(network: NetworkSpec, desired: State, live: State) -> str | None:
+    parent = network.parent
+    if parent in live.host_link_mtus:
+        ours = parent not in live.foreign_links and ("vlan", parent) not in live.objects
+        return _owned_or_mtu_issue(network, parent, ours or _made_by_the_spec(parent, desired),
+                                   live.host_link_mtus[parent])
+    vlan = split_vlan(parent)
+    if vlan is None:
+        return f"parent {parent} does not exist in the host namespace"
+    base = vlan[0]
+    if base not in live.host_link_mtus:
+        return f"parent {parent}: {base} does not exist in the host namespace"
+    if "vlan" in live.unsupported_link_kinds:
+        return f"parent {parent}: the kernel has no 802.1Q VLAN support (module 8021q)"
+    ours = base not in live.foreign_links or _made_by_the_spec(base, desired)
+    issue = _owned_or_mtu_issue(network, base, ours, live.host_link_mtus[base])
+    return f"parent {parent}: {issue}" if issue else None
+
+
+def _owned_or_mtu_issue(network: NetworkSpec, name: str, ours: bool, mtu: int) -> str | None:
+    if ours:
+        return f"parent {name} is an interface netreconcile manages; a parent must be one it does not own"
+    if network.mtu > mtu:
+        return f"mtu {network.mtu} is larger than the MTU {mtu} of parent {name}: set the network's mtu to {mtu} or less"
+    return None
+
+
+def _made_by_the_spec(name: str, desired: State) -> bool:
+    """Whether the desired state makes host interface `name` (a bridge), other than as a VLAN parent."""
+    return any(("link", HOST_NS, name) in obj.holds() for obj in desired.objects.values() if not isinstance(obj, Vlan))
 
 
 MACVLAN = MacvlanDriver()

@@ -321,7 +321,7 @@ def _mac(data: bytes | None) -> str:
 _LINK_FIELDS = frozenset({IFLA_IFNAME, IFLA_MTU, IFLA_ADDRESS, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_LINK,
                           IFLA_AF_SPEC, IFLA_LINK_NETNSID})
 _INFO_FIELDS = frozenset({IFLA_INFO_KIND, IFLA_INFO_SLAVE_DATA})
-_MACVLAN_FIELDS = frozenset({IFLA_MACVLAN_MODE})
+_INFO_DATA = frozenset({IFLA_INFO_DATA})
 _BRPORT_FIELDS = frozenset({IFLA_BRPORT_MODE})
 _AF_INET6 = frozenset({socket.AF_INET6})
 _INET6_CONF = frozenset({IFLA_INET6_CONF})
@@ -343,6 +343,7 @@ class Link:
     # IFLA_LINK_NETNSID: the id (in this namespace) of the namespace `peer_index` is in; -1: this one
     link_netnsid: int = -1
     macvlan_mode: str = ""  # a macvlan's mode (bridge, private, vepa, passthru); "" for other kinds or unknown
+    vlan_id: int = 0  # an 802.1Q VLAN link's id; 0 for other kinds
 
 
 def decode_link(payload: bytes) -> Link:
@@ -364,15 +365,26 @@ def decode_link(payload: bytes) -> Link:
         ipv6=_ipv6_enabled(found.get(IFLA_AF_SPEC)),
         hairpin=_hairpin(info.get(IFLA_INFO_SLAVE_DATA)),
         link_netnsid=struct.unpack("=i", netnsid[:4])[0] if netnsid else -1,
-        # only a macvlan's info data is read: a veth-only namespace pays nothing for it
+        # only a macvlan's or vlan's info data is read: a veth-only namespace pays nothing for it
         macvlan_mode=_macvlan_mode(found[IFLA_LINKINFO]) if kind == "macvlan" else "",
+        vlan_id=_vlan_id(found[IFLA_LINKINFO]) if kind == "vlan" else 0,
     )
 
 
+def _info_data(linkinfo: bytes, attribute: int) -> bytes | None:
+    """One attribute of the kind-specific data in IFLA_LINKINFO."""
+    data = attrs(linkinfo, 0, _INFO_DATA).get(IFLA_INFO_DATA)
+    return attrs(data, 0, frozenset({attribute})).get(attribute) if data else None
+
+
 def _macvlan_mode(linkinfo: bytes) -> str:
-    data = attrs(linkinfo, 0, frozenset({IFLA_INFO_DATA})).get(IFLA_INFO_DATA)
-    mode = attrs(data, 0, _MACVLAN_FIELDS).get(IFLA_MACVLAN_MODE) if data else None
+    mode = _info_data(linkinfo, IFLA_MACVLAN_MODE)
     return MACVLAN_MODE_NAMES.get(_u32(mode), "") if mode else ""  # "": unknown (source mode), or unreadable
+
+
+def _vlan_id(linkinfo: bytes) -> int:
+    vlan_id = _info_data(linkinfo, IFLA_VLAN_ID)
+    return struct.unpack("=H", vlan_id[:2])[0] if vlan_id else 0
 
 
 def _hairpin(slave_data: bytes | None) -> bool:

@@ -28,6 +28,7 @@ from reconciler.kernel import netlink as nl
 from reconciler.kernel import nft
 from reconciler.kernel.nlsocket import NetlinkSocket, entered
 from reconciler.kernel.session import NETNS_DIR, KernelSession, open_container_dir
+from reconciler.kernel.support import unsupported_link_kinds
 from reconciler.render import firewall
 from reconciler.state.desired import route_localnet
 from reconciler.state.model import (
@@ -119,7 +120,8 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
         driver, (link_kind, *identity) = found
         if link_kind == driver.link_kinds[0]:
             owned_networks[link.index] = link
-            objects.append(driver.observed_network(link, tuple(identity)))
+            lower = by_index.get(link.peer_index) if link.link_netnsid < 0 else None
+            objects.append(driver.observed_network(link, tuple(identity), lower.ifname if lower else MISSING))
         else:
             owned_attachments[link.index] = (driver, link, tuple(identity))
     for addr in _addrs(session.host):
@@ -154,7 +156,8 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     objects += [Sysctl(HOST_NS, name, value) for name, value in read_sysctls(session.host_fd, settings).items()]
     objects += observe_firewall(session)
     return State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned) - half_made,
-                    foreign_files=in_the_way, host_link_mtus={link.ifname: link.mtu for link in host_links})
+                    foreign_files=in_the_way, host_link_mtus={link.ifname: link.mtu for link in host_links},
+                    unsupported_link_kinds=unsupported_link_kinds())
 
 
 def _observe_aliases(session: KernelSession, owned: dict[str, int], aliases: dict[str, str]) -> list[KernelObject]:

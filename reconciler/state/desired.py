@@ -47,9 +47,7 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
     addresses6 = assign_addresses(spec, live, interfaces, family=6)
     host_resolv = resolvconf.parse(host_files.resolv_conf, host_files.resolv_conf_path)
     sections = discovery_sections(spec, addresses, addresses6)
-    objects: list[KernelObject] = []
-    for network in spec.networks:
-        objects += network_objects(network)
+    objects: list[KernelObject] = list(host_objects(spec, live).values())
     for container in spec.containers:
         if container.mode in ("bridge", "none"):
             objects += container_objects(spec, container, addresses, interfaces, addresses6)
@@ -177,6 +175,20 @@ def firewall_objects(
 
 def network_objects(network: NetworkSpec) -> list[KernelObject]:
     return drivers.driver_for(network.driver).network_objects(network)
+
+
+def host_objects(spec: Spec, live: State) -> dict[tuple, KernelObject]:
+    """The networks' objects by key: one that several networks want (a VLAN link two
+    macvlan networks share as parent) once, as the first wants it; one wanted only where
+    the host lacks it (`made_if_absent`) not where the host has a link of its name that
+    is not netreconcile's (it is used as it is)."""
+    present = {("link", HOST_NS, name) for name in live.foreign_links}
+    found: dict[tuple, KernelObject] = {}
+    for network in spec.networks:
+        for obj in network_objects(network):
+            if not (obj.made_if_absent and obj.holds() & present):
+                found.setdefault(obj.key, obj)
+    return found
 
 
 def has_ipv6(spec: Spec, container: ContainerSpec) -> bool:

@@ -75,6 +75,9 @@ class KernelObject:
     deletable: ClassVar[bool] = True
     # whether it stands for a container (its `netns`) to the mass-deletion guard
     is_container: ClassVar[bool] = False
+    # whether the spec wants it only where the host lacks a link of its name: one that is
+    # there and not ours is used instead (never a conflict, never taken over)
+    made_if_absent: ClassVar[bool] = False
 
     def needs(self) -> set[Token]:
         """What must exist first, in the terms of `provides`."""
@@ -215,6 +218,39 @@ class Bridge(KernelObject):
 
 
 @dataclass(frozen=True)
+class Vlan(KernelObject):
+    """An 802.1Q VLAN link NAME.VID in the host namespace, on host link NAME: made for
+    the macvlan networks whose parent it is when the host lacks it (`made_if_absent`),
+    deleted with the last of them. One the host has already is used, never taken over."""
+
+    kind: ClassVar[str] = "vlan"
+    rank: ClassVar[int] = 0  # before the macvlans on it; deleted after them
+    in_break: ClassVar[bool] = True
+    made_if_absent: ClassVar[bool] = True
+    replace_on: ClassVar[tuple[str, ...]] = ("marked_as", "link", "vlan_id")
+    ifname: str
+    link: str  # the host link it tags frames on (MISSING when not found)
+    vlan_id: int
+    marked_as: str  # the name its mark gives (MISSING: unmarked, a run cut between create and mark)
+    up: bool = True
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("vlan", self.ifname)
+
+    @property
+    def name(self) -> str:
+        return f"{self.ifname} (VLAN {self.vlan_id} on {self.link})"
+
+    def holds(self) -> set[Token]:
+        return {("link", HOST_NS, self.ifname)}
+
+    def takes_along(self) -> set[Token]:
+        return {("interface", HOST_NS, self.ifname)}
+
+
+@dataclass(frozen=True)
 class Veth(KernelObject):
     """A veth pair: host end on a bridge, peer end inside a container namespace."""
 
@@ -311,7 +347,7 @@ class Macvlan(KernelObject):
         return {("interface", self.netns, self.ifname)}
 
     def goes_with(self) -> set[Token]:
-        return {("netns", self.netns)}
+        return {("netns", self.netns), ("interface", HOST_NS, self.parent)}  # the kernel deletes it with its parent
 
 
 @dataclass(frozen=True)
@@ -515,7 +551,8 @@ class State:
     of the names. `foreign_netns_hosts` names, for foreign namespaces netreconcile manages
     for another host namespace, that host namespace ("" for the root one), so the
     conflict can say so. `host_link_mtus` has the MTU of every host-namespace interface,
-    owned or not: what a macvlan parent is checked against.
+    owned or not: what a macvlan parent is checked against. `unsupported_link_kinds` are
+    the kinds of link the kernel cannot make ("vlan" without 802.1Q support).
     """
 
     objects: dict[tuple, KernelObject] = field(default_factory=dict)
@@ -524,17 +561,19 @@ class State:
     foreign_netns_hosts: dict[str, str] = field(default_factory=dict)
     foreign_files: frozenset[tuple[str, str]] = frozenset()
     host_link_mtus: dict[str, int] = field(default_factory=dict)
+    unsupported_link_kinds: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, objs, foreign_links=frozenset(), foreign_netns=frozenset(), foreign_files=frozenset(),
-           host_link_mtus=None) -> State:
+           host_link_mtus=None, unsupported_link_kinds=frozenset()) -> State:
         objects: dict[tuple, KernelObject] = {}
         for obj in objs:
             if obj.key in objects:
                 raise ValueError(f"duplicate object {obj.key}")
             objects[obj.key] = obj
         return cls(objects, foreign_links=frozenset(foreign_links), foreign_netns=frozenset(foreign_netns),
-                   foreign_files=frozenset(foreign_files), host_link_mtus=dict(host_link_mtus or {}))
+                   foreign_files=frozenset(foreign_files), host_link_mtus=dict(host_link_mtus or {}),
+                   unsupported_link_kinds=frozenset(unsupported_link_kinds))
 
     def of_kind(self, kind_type: type) -> list:
         return [o for o in self.objects.values() if isinstance(o, kind_type)]
