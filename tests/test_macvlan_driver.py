@@ -407,3 +407,22 @@ def test_8021q_support_is_the_loaded_module_or_one_the_kernel_can_load(tmp_path)
     (release / "modules.builtin").unlink()
     proc.write_text("VLAN Dev name\t | VLAN ID\n")
     assert vlan_supported(str(proc), str(modules))
+
+
+def test_a_macvlans_interface_name_is_sticky_when_the_container_leaves_another_network():
+    both = MIXED.replace("networks: {lan: {gw_priority: 10}, front: {}}", "networks: [front, lan]").replace(
+        "    ports: ['8080:80']\n", "")
+    first = build_desired(load_spec_text(both, FILE), State())
+    assert [m.ifname for m in first.of_kind(Macvlan)] == ["eth1"]
+    only_lan = both.replace("networks: [front, lan]", "networks: [lan]")
+    after = build_desired(load_spec_text(only_lan, FILE), first)
+    assert [m.ifname for m in after.of_kind(Macvlan)] == ["eth1"]
+    assert not [a for a in plan(after, first).actions if a.kind == "macvlan"]
+
+
+def test_a_rollback_names_a_deleted_macvlan_as_a_lost_container_interface():
+    from reconciler.run.engine import _what_is_lost
+
+    assert _what_is_lost(MACVLAN_OBJ) == (
+        "interface eth0 of container web (a macvlan on eth1) was deleted; one made again under its name is a new "
+        "interface, and what ran through the old one was cut off")

@@ -25,7 +25,7 @@ from reconciler.kernel.session import KernelSession
 from reconciler.render import firewall, resolvconf
 from reconciler.spec.types import HostSpec, Spec
 from reconciler.state.desired import NO_HOST_FILES, HostFiles, build_desired
-from reconciler.state.model import MISSING, State, Veth
+from reconciler.state.model import MISSING, Macvlan, State, Veth
 from reconciler.state.plan import DELETE, Action, Plan
 from reconciler.state.planner import hold_back, plan
 
@@ -254,10 +254,11 @@ def _roll_back(before: State, session: KernelSession, irreversible_done: list[Ac
 
 
 def _what_is_lost(obj) -> str:
-    if isinstance(obj, Veth):
-        return (f"interface {obj.peer_ifname} of container {obj.container} (host end {obj.host_ifname}) was "
-                "deleted; one made again under its name is a new interface, and what ran through the old one "
-                "was cut off")
+    if isinstance(obj, (Veth, Macvlan)):
+        ifname, what = ((obj.peer_ifname, f"host end {obj.host_ifname}") if isinstance(obj, Veth)
+                        else (obj.ifname, f"a macvlan on {obj.parent}"))
+        return (f"interface {ifname} of container {obj.container} ({what}) was deleted; one made again under its "
+                "name is a new interface, and what ran through the old one was cut off")
     return (f"namespace {obj.netns} was deleted; one made again under its name is a new, empty namespace, "
             "and processes still running in the old one have lost their network")
 

@@ -108,6 +108,11 @@ class KernelObject:
         terms of `provides`): a route goes when its interface loses an address."""
         return set()
 
+    def container_interface(self) -> tuple[str, str, str] | None:
+        """(container, network, interface name) when it is a container's interface on a
+        network, found where its mark says (what keeps interface names sticky)."""
+        return None
+
     @property
     def key(self) -> tuple:
         raise NotImplementedError
@@ -292,6 +297,11 @@ class Veth(KernelObject):
     def provides(self) -> set[Token]:
         return {self.key, ("interface", self.netns, self.peer_ifname)}
 
+    def container_interface(self) -> tuple[str, str, str] | None:
+        if self.netns != self.container or self.peer_ifname == MISSING:
+            return None
+        return (self.container, self.network, self.peer_ifname)
+
     def holds(self) -> set[Token]:
         return {("link", HOST_NS, self.host_ifname), ("link", self.netns, self.peer_ifname)}
 
@@ -339,6 +349,9 @@ class Macvlan(KernelObject):
 
     def provides(self) -> set[Token]:
         return {self.key, ("interface", self.netns, self.ifname)}
+
+    def container_interface(self) -> tuple[str, str, str] | None:
+        return (self.container, self.network, self.ifname) if self.netns == self.container else None
 
     def holds(self) -> set[Token]:
         return {("link", self.netns, self.ifname)}
