@@ -136,3 +136,18 @@ def test_a_macvlan_deleted_by_hand_or_left_unmarked_is_made_again(sandbox):
     assert sandbox.links(sandbox.name("b"))["eth0"]["linkinfo"]["info_data"]["mode"] == "bridge"
     assert eventually(lambda: ping(sandbox, lan, "198.51.100.10"), "the router reaches a again")
     assert eventually(lambda: ping(sandbox, lan, "198.51.100.11"), "the router reaches b again")
+
+
+def test_a_dual_stack_macvlan_network_reaches_the_router_over_ipv6(sandbox):
+    lan = make_lan(sandbox, "lan0", router="198.51.100.1/24")
+    sh(f"ip -n {lan} addr add fd42:51::1/64 dev wire0 nodad")
+    spec = sandbox.write_spec(LAN.format(parent="lan0").replace(
+        "    gateway: 198.51.100.1\n", "    gateway: 198.51.100.1\n    enable_ipv6: true\n    subnet6: fd42:51::/64\n"))
+    sandbox.apply(spec)
+    assert "default via fd42:51::1 dev eth0" in sandbox.in_ns("a", "ip -6 route")
+    assert sandbox.in_ns("a", "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6").strip() == "0"
+    assert eventually(lambda: "1 received" in sandbox.in_ns("a", "ping -6 -c1 -W2 fd42:51::1", check=False),
+                      "a reaches the router over IPv6")
+    assert eventually(lambda: "1 received" in sh(f"ip netns exec {lan} ping -6 -c1 -W2 fd42:51::3", check=False),
+                      "the router reaches b at its own IPv6 address")
+    assert sandbox.apply(spec)["actions"] == []
