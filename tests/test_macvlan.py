@@ -151,3 +151,38 @@ def test_a_dual_stack_macvlan_network_reaches_the_router_over_ipv6(sandbox):
     assert eventually(lambda: "1 received" in sh(f"ip netns exec {lan} ping -6 -c1 -W2 fd42:51::3", check=False),
                       "the router reaches b at its own IPv6 address")
     assert sandbox.apply(spec)["actions"] == []
+
+
+def test_a_host_shim_lets_the_host_reach_its_macvlan_containers(sandbox):
+    lan = make_lan(sandbox, "lan0", router="198.51.100.1/24")
+    plain = sandbox.write_spec(LAN.format(parent="lan0"))
+    sandbox.apply(plain)
+    # without the shim the host has no way to them through lan0 (a macvlan property)
+    assert "1 received" not in sandbox.host_sh("ping -c1 -W1 198.51.100.10", check=False)
+    spec = sandbox.write_spec(LAN.format(parent="lan0").replace("    gateway: 198.51.100.1\n",
+                                                                 "    gateway: 198.51.100.1\n    host_shim: true\n"),
+                              "shim.yaml")
+    sandbox.apply(spec)
+    shims = [link for link in sandbox.links(sandbox.host).values() if link.get("ifalias") == "netreconcile:shim:lan"]
+    (shim,) = shims
+    assert shim["linkinfo"]["info_kind"] == "macvlan" and shim["linkinfo"]["info_data"]["mode"] == "bridge"
+    assert sandbox.addresses(sandbox.host)[shim["ifname"]] == ["198.51.100.254/32"]
+    routes = sandbox.host_sh(f"ip route show dev {shim['ifname']}")
+    assert "198.51.100.10 proto static scope link" in routes and "198.51.100.11 proto static scope link" in routes
+    assert eventually(lambda: "1 received" in sandbox.host_sh("ping -c1 -W2 198.51.100.10", check=False),
+                      "the host reaches a through the shim")
+    assert eventually(lambda: "1 received" in sandbox.host_sh("ping -c1 -W2 198.51.100.11", check=False),
+                      "the host reaches b through the shim")
+    assert eventually(lambda: ping(sandbox, sandbox.name("a"), "198.51.100.254"), "a reaches the host's shim")
+    assert sandbox.apply(spec)["actions"] == []
+    # a route deleted by hand is drift, and is put back
+    sandbox.host_sh(f"ip route del 198.51.100.11/32 dev {shim['ifname']}")
+    drift = sandbox.run("status", "-o", "json", spec=spec).json()
+    assert [(a["op"], a["kind"], a["name"]) for a in drift["actions"]] == [
+        ("create", "route", f"198.51.100.11/32 dev {shim['ifname']} in host")]
+    sandbox.apply(spec)
+    # without host_shim again: the shim, its address and its routes go; lan0 is as it was
+    sandbox.apply(plain)
+    assert shim["ifname"] not in sandbox.links(sandbox.host)
+    assert "198.51.100.1" not in sandbox.host_sh("ip route show")
+    assert ping(sandbox, lan, "198.51.100.10")

@@ -12,14 +12,16 @@ import struct
 import pytest
 
 from reconciler import drivers
-from reconciler.drivers.macvlan import MACVLAN, macvlan_alias, vlan_alias
+from reconciler.drivers.macvlan import MACVLAN, macvlan_alias, shim_name, vlan_alias
 from reconciler.errors import SpecError
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.observe import _container_link
 from reconciler.kernel.support import vlan_supported
 from reconciler.spec.loader import load_spec_text
 from reconciler.state.desired import build_desired
-from reconciler.state.model import HOST_NS, MISSING, Bridge, Firewall, Macvlan, Route, State, Sysctl, Veth, Vlan
+from reconciler.state.model import (
+    HOST_NS, MISSING, Bridge, Firewall, Macvlan, Route, Shim, State, Sysctl, Veth, Vlan,
+)
 from reconciler.state.planner import plan
 from tests.docker_vectors import load_vectors
 
@@ -426,3 +428,55 @@ def test_a_rollback_names_a_deleted_macvlan_as_a_lost_container_interface():
     assert _what_is_lost(MACVLAN_OBJ) == (
         "interface eth0 of container web (a macvlan on eth1) was deleted; one made again under its name is a new "
         "interface, and what ran through the old one was cut off")
+
+
+# --- the host shim ----------------------------------------------------------------------------
+
+def test_a_host_shim_is_a_host_macvlan_with_the_last_address_and_a_route_to_each_container():
+    desired = build_desired(load_spec_text(spec_text(host_shim="true"), FILE), State())
+    shim = shim_name("lan")
+    assert desired.of_kind(Shim) == [Shim(shim, "lan", "eth1", "bridge", "02:42:c6:33:64:fe", 1500)]
+    assert ("address", HOST_NS, shim, "198.51.100.254/32") in desired.objects
+    (to_web,) = [r for r in desired.of_kind(Route) if r.netns == HOST_NS]
+    assert (to_web.dst, to_web.gateway, to_web.ifname, to_web.name) == (
+        "198.51.100.2/32", "", shim, f"198.51.100.2/32 dev {shim} in host")
+    order = [(a.op, a.kind, getattr(a.obj, "netns", None)) for a in plan(desired, State()).actions]
+    assert order.index(("create", "shim", None)) < order.index(("create", "address", HOST_NS)) < order.index(
+        ("create", "route", HOST_NS))
+
+
+def test_the_host_shims_address_is_reserved_and_needs_bridge_mode():
+    assert problems(spec_text(host_shim="true", macvlan_mode="vepa")) == [
+        "spec.yaml:7:5: networks.lan.host_shim: a host shim reaches the containers only in macvlan_mode bridge, "
+        "not vepa"]
+    assert problems(spec_text(host_shim="true", gateway="198.51.100.254")) == [
+        "spec.yaml:7:5: networks.lan.host_shim: the host shim's address 198.51.100.254 (the last of the subnet) is "
+        "the gateway; give the gateway another address"]
+    static = spec_text(host_shim="true").replace("networks: [lan]", "networks: {lan: {ipv4_address: 198.51.100.254}}")
+    assert problems(static) == [
+        "spec.yaml:10:36: containers.web.networks.lan.ipv4_address: 198.51.100.254 is the host shim's address of "
+        "network 'lan' (host_shim: the last of its subnet)"]
+
+
+def test_shim_requests_and_observation():
+    shim = Shim("shim1234567", "lan", "eth1", "bridge", "02:42:c6:33:64:fe", 1500)
+    seq = _counter()
+    assert MACVLAN.host_link(shim) == ("shim1234567", "macvlan") and MACVLAN.link_netns(shim) == HOST_NS
+    assert MACVLAN.master_of(shim, EVERYTHING) == "eth1" and MACVLAN.peer_netns(shim) is None
+    (create,) = MACVLAN.create_requests(shim, seq, 4, -1)
+    assert create == nl.new_macvlan(1, "shim1234567", 4, "bridge", shim.mac, 1500, -1)
+    assert nl.IFLA_NET_NS_FD not in nl.attrs(next(nl.messages(create))[3], 16)  # made in the host namespace
+    assert MACVLAN.mark_requests(shim, seq) == [
+        nl.set_link(2, ifname="shim1234567", alias="netreconcile:shim:lan", up=True)]
+    link = nl.decode_link(next(nl.messages(create))[3])
+    assert drivers.parse_mark("netreconcile:shim:lan") == (MACVLAN, ("macvlan", "lan"))
+    assert MACVLAN.observed_network(link, ("lan",), "eth1") == dataclasses.replace(shim, up=False)
+    # a host macvlan with a container's mark, or journaled unmarked, is a shim to replace
+    assert MACVLAN.observed_network(link, ("web", "lan"), "eth1").network is MISSING
+
+
+def test_a_route_on_a_link_has_no_gateway_and_link_scope():
+    kind, _, _, payload = next(nl.messages(nl.replace_route(3, "198.51.100.10/32", "", 7)))
+    route = nl.decode_route(payload)
+    assert (kind, route.dst, route.gateway, route.oif) == (nl.RTM_NEWROUTE, "198.51.100.10/32", "", 7)
+    assert payload[6] == nl.RT_SCOPE_LINK

@@ -13,7 +13,8 @@ A driver owns everything about one kind of network that is not the same for ever
 - how it recognises its own live objects: the marks (interface aliases) it writes and
   parses, and the host link kinds it journals as pending between creation and mark
   (`parse_mark`, `unmarked`, `link_kinds`, `host_link`, `observed_network`,
-  `observed_attachment`); an attachment that is one link inside the container
+  `observed_attachment`; the routes through some of its host links, `routed_link_kinds`,
+  are read as its own too); an attachment that is one link inside the container
   (`container_link_kind`: a macvlan) is read there (`observed_container_link`), and is
   ours by being in an owned namespace, marked or not;
 - the netlink requests that create, update and delete its objects: pure functions that
@@ -27,6 +28,7 @@ descriptor, sequence numbers) are passed in.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from typing import Any, Callable, Mapping, Protocol
 
 from reconciler.errors import Problem
@@ -42,9 +44,13 @@ class NetworkDriver(Protocol):
     """One network driver; `name` is its `driver:` value in the spec."""
 
     name: str
-    # the kinds of host-namespace link it creates: (the network's, an attachment's), "" for
-    # none; kept in the pending-links journal between creation and mark
-    link_kinds: tuple[str, str]
+    # the kinds of host-namespace link it creates, kept in the pending-links journal between
+    # creation and mark; of these, the one that is an attachment's ("" for none: the others
+    # are the network's)
+    link_kinds: tuple[str, ...]
+    attachment_link_kind: str
+    # the kinds of its host links whose routes (in the main table, not the kernel's) are its own
+    routed_link_kinds: tuple[str, ...]
     # the kind of link an attachment is inside the container ("" when it is a host link's peer)
     container_link_kind: str
     # the network keys it reads (read_options): no other driver's network may have them
@@ -61,7 +67,8 @@ class NetworkDriver(Protocol):
 
     def check_unique(self, reader: SectionReader, path: PathKey, network: NetworkSpec,
                      earlier: Mapping[str, NetworkSpec]) -> None:
-        """Report a host-wide name of `network` that an earlier network (by that name) has."""
+        """Report a host-wide name of `network` that an earlier network (by that name) has,
+        and what else the built `network` cannot have (an address two of its uses claim)."""
         ...
 
     def host_name(self, network: NetworkSpec) -> str | None:
@@ -74,9 +81,10 @@ class NetworkDriver(Protocol):
         ...
 
     def attachment_objects(self, container: ContainerSpec, network: NetworkSpec, attachment: Attachment,
-                           mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False) -> list[KernelObject]:
-        """The objects that give `container` the interface `ifname` on `network`
-        (`netns_ipv6`: whether the container's namespace makes interfaces with IPv6 on)."""
+                           mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False,
+                           address: IPv4Address | None = None) -> list[KernelObject]:
+        """The objects that give `container` the interface `ifname` with `address` on
+        `network` (`netns_ipv6`: whether the container's namespace makes interfaces with IPv6 on)."""
         ...
 
     def live_problems(self, network: NetworkSpec, desired: State, live: State) -> list[Problem]:

@@ -50,6 +50,8 @@ class BridgeDriver:
 
     name = "bridge"
     link_kinds = ("bridge", "veth")
+    attachment_link_kind = "veth"
+    routed_link_kinds: tuple[str, ...] = ()
     options = ("bridge",)
     container_link_kind = ""  # an attachment is the peer of a host link
     through_host = True
@@ -99,7 +101,8 @@ class BridgeDriver:
         return objects
 
     def attachment_objects(self, container: ContainerSpec, network: NetworkSpec, attachment: Attachment,
-                           mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False) -> list[KernelObject]:
+                           mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False,
+                           address: IPv4Address | None = None) -> list[KernelObject]:
         return [Veth(
             host_ifname=veth_name(container.name, network.name),
             container=container.name,

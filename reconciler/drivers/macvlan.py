@@ -15,22 +15,30 @@ deletes it.
 A parent NAME.VID the host lacks is made: the network's one host object is then a Vlan
 link on NAME (marked `netreconcile:vlan:<NAME.VID>`), shared by every network on that
 parent and deleted with the last of them; one the host has is used and never deleted.
-The kernel must support 802.1Q (module 8021q: reconciler.kernel.support). Pure (see
-reconciler.drivers.base).
+The kernel must support 802.1Q (module 8021q: reconciler.kernel.support).
+
+The host cannot reach the containers through the parent (a macvlan property). With
+`host_shim: true` the network has a macvlan of the host's on the parent, the Shim
+(`shim` + 7 hex characters, marked `netreconcile:shim:<network>`), with the subnet's
+last host address (/32) and a host route to each container's address through it. Pure
+(see reconciler.drivers.base).
 """
 
 from __future__ import annotations
 
+import hashlib
+from ipaddress import IPv4Address
 from typing import Any, Mapping
 
 from reconciler.drivers.base import Changed, NextSeq
+from reconciler.drivers.bridge import mac_for
 from reconciler.drivers.interfaces import container_ipv6_settings
 from reconciler.errors import Problem
 from reconciler.kernel import netlink as nl
 from reconciler.spec.document import PathKey, SectionReader
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec
 from reconciler.spec.values import ifname_issue
-from reconciler.state.model import HOST_NS, MISSING, KernelObject, Macvlan, State, Vlan
+from reconciler.state.model import HOST_NS, MISSING, Address, KernelObject, Macvlan, Route, Shim, State, Vlan
 
 OWNER = "netreconcile"
 MODES = tuple(nl.MACVLAN_MODES)  # Docker's: bridge, private, vepa, passthru
@@ -52,6 +60,15 @@ def macvlan_alias(container: str, network: str) -> str:
 
 def vlan_alias(ifname: str) -> str:
     return f"{OWNER}:vlan:{ifname}"
+
+
+def shim_alias(network: str) -> str:
+    return f"{OWNER}:shim:{network}"
+
+
+def shim_name(network: str) -> str:
+    """The host shim's interface name: 'shim' + 7 hex characters, stable per network."""
+    return "shim" + hashlib.sha256(network.encode()).hexdigest()[:7]
 
 
 def split_vlan(parent: str) -> tuple[str, int] | None:
@@ -83,8 +100,11 @@ class MacvlanDriver:
     """`driver: macvlan` (see the module docstring)."""
 
     name = "macvlan"
-    link_kinds = ("vlan", "")  # in the host namespace only the VLAN links it makes as parents
-    options = ("parent", "macvlan_mode")
+    # in the host namespace: the VLAN links it makes as parents, and host shims
+    link_kinds = ("vlan", "macvlan")
+    attachment_link_kind = ""
+    routed_link_kinds = ("macvlan",)  # the routes to the containers through a host shim
+    options = ("parent", "macvlan_mode", "host_shim")
     container_link_kind = "macvlan"
     through_host = False
 
@@ -103,10 +123,16 @@ class MacvlanDriver:
             if issue:
                 reader.doc.problem((*path, "parent"), f"{parent!r} is not a valid macvlan parent: {issue}")
         mode = reader._string((*path, "macvlan_mode"))
+        mode = mode if mode in MODES else DEFAULT_MODE  # another value is the schema's to report
+        host_shim = reader._bool((*path, "host_shim"), False)
+        if host_shim and mode != DEFAULT_MODE:
+            reader.doc.problem((*path, "host_shim"), f"a host shim reaches the containers only in macvlan_mode "
+                               f"bridge, not {mode}", at_key=True)
         return {
             "bridge": "",
             "parent": parent or "",
-            "macvlan_mode": mode if mode in MODES else DEFAULT_MODE,  # another value is the schema's to report
+            "macvlan_mode": mode,
+            "host_shim": host_shim,
             "parent_location": reader._location_if_set((*path, "parent")),
         }
 
@@ -115,7 +141,9 @@ class MacvlanDriver:
 
     def check_unique(self, reader: SectionReader, path: PathKey, network: NetworkSpec,
                      earlier: Mapping[str, NetworkSpec]) -> None:
-        return None
+        if network.host_shim and network.shim_address == network.gateway:
+            reader.doc.problem((*path, "host_shim"), f"the host shim's address {network.shim_address} (the last of "
+                               "the subnet) is the gateway; give the gateway another address", at_key=True)
 
     # --- the desired state ----------------------------------------------------------------------
     def live_problems(self, network: NetworkSpec, desired: State, live: State) -> list[Problem]:
@@ -130,19 +158,32 @@ class MacvlanDriver:
         return [Problem(where, "", f"network {network.name}: {issue}; nothing was changed")]
 
     def kinds(self) -> tuple[type[KernelObject], ...]:
-        return (Macvlan,)
+        return (Macvlan, Vlan, Shim)
 
     def network_objects(self, network: NetworkSpec) -> list[KernelObject]:
-        vlan = split_vlan(network.parent)
-        if vlan is None:
-            return []
-        base, vlan_id = vlan
         source = str(network.parent_location or network.location)
-        return [Vlan(network.parent, base, vlan_id, marked_as=network.parent, source=source)]
+        objects: list[KernelObject] = []
+        vlan = split_vlan(network.parent)
+        if vlan is not None:
+            base, vlan_id = vlan
+            objects.append(Vlan(network.parent, base, vlan_id, marked_as=network.parent, source=source))
+        if network.shim_address is not None:
+            shim = shim_name(network.name)
+            objects += [
+                Shim(shim, network.name, network.parent, DEFAULT_MODE, mac_for(network.shim_address), network.mtu,
+                     source=source),
+                Address(HOST_NS, shim, f"{network.shim_address}/32", source=source),
+            ]
+        return objects
 
     def attachment_objects(self, container: ContainerSpec, network: NetworkSpec, attachment: Attachment,
-                           mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False) -> list[KernelObject]:
-        return [Macvlan(
+                           mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False,
+                           address: IPv4Address | None = None) -> list[KernelObject]:
+        to_container = []
+        if network.host_shim and address is not None:  # the host reaches it through the shim
+            to_container.append(Route(HOST_NS, f"{address}/32", "", shim_name(network.name),
+                                      source=str(attachment.location)))
+        return to_container + [Macvlan(
             container=container.name,
             network=network.name,
             netns=container.name,
@@ -163,6 +204,8 @@ class MacvlanDriver:
             return ("macvlan", parts[2], parts[3])
         if len(parts) == 3 and parts[0] == OWNER and parts[1] == "vlan":
             return ("vlan", parts[2])
+        if len(parts) == 3 and parts[0] == OWNER and parts[1] == "shim":
+            return ("macvlan", parts[2])  # a host shim is a link of kind macvlan
         return None
 
     def unmarked(self, link_kind: str) -> tuple[str, ...]:
@@ -171,6 +214,9 @@ class MacvlanDriver:
         return ("vlan", MISSING) if link_kind == "vlan" else ("macvlan", MISSING, MISSING)
 
     def observed_network(self, link: nl.Link, identity: tuple[str, ...], lower: str) -> KernelObject:
+        if link.kind == "macvlan":  # a host shim; a container's mark on it (or none) makes it one to replace
+            network = identity[0] if len(identity) == 1 else MISSING
+            return Shim(link.ifname, network, lower, link.macvlan_mode or MISSING, link.mac, link.mtu, link.up)
         return Vlan(link.ifname, lower, link.vlan_id, identity[0], link.up)
 
     def observed_attachment(self, link: nl.Link, identity: tuple[str, ...], netns: str, peer: nl.Link | None,
@@ -179,17 +225,19 @@ class MacvlanDriver:
 
     def observed_container_link(self, link: nl.Link, identity: tuple[str, ...], netns: str,
                                 parent: str) -> KernelObject:
-        container, network = identity
+        container, network = identity if len(identity) == 2 else (MISSING, MISSING)  # a shim's mark: not ours here
         return Macvlan(container, network, netns, link.ifname, parent, link.macvlan_mode or MISSING, link.mac,
                        link.mtu, link.up, ipv6=link.ipv6)
 
     # --- requests -------------------------------------------------------------------------------
     def host_link(self, obj: KernelObject) -> tuple[str, str] | None:
         # a macvlan is made in the container's namespace: nothing to journal in the host's
-        return (obj.ifname, "vlan") if isinstance(obj, Vlan) else None
+        if isinstance(obj, Vlan):
+            return (obj.ifname, "vlan")
+        return (obj.ifname, "macvlan") if isinstance(obj, Shim) else None
 
     def link_netns(self, obj: KernelObject) -> str:
-        return HOST_NS if isinstance(obj, Vlan) else obj.netns
+        return HOST_NS if isinstance(obj, (Vlan, Shim)) else obj.netns
 
     def master_of(self, obj: KernelObject, changed: Changed) -> str | None:
         # a new parent (or a VLAN link's new link) replaces it: only on create
@@ -198,7 +246,7 @@ class MacvlanDriver:
         return obj.parent if changed("parent") else None
 
     def peer_netns(self, obj: KernelObject) -> str | None:
-        return None if isinstance(obj, Vlan) else obj.netns
+        return None if isinstance(obj, (Vlan, Shim)) else obj.netns
 
     def create_requests(self, obj: KernelObject, next_seq: NextSeq, master: int, netns_fd: int) -> list[bytes]:
         if isinstance(obj, Vlan):
@@ -208,6 +256,8 @@ class MacvlanDriver:
     def mark_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
         if isinstance(obj, Vlan):
             return [nl.set_link(next_seq(), ifname=obj.ifname, alias=vlan_alias(obj.ifname), up=obj.up)]
+        if isinstance(obj, Shim):
+            return [nl.set_link(next_seq(), ifname=obj.ifname, alias=shim_alias(obj.network), up=obj.up)]
         return [nl.set_link(next_seq(), ifname=obj.ifname, alias=macvlan_alias(obj.container, obj.network),
                             up=obj.up)]
 
@@ -230,9 +280,9 @@ class MacvlanDriver:
         return [nl.del_link(next_seq(), ifname=obj.ifname)]
 
     def settings(self, obj: KernelObject, changed: Changed, creating: bool) -> list[tuple[str, str, str]]:
-        """IPv6 on a macvlan as its network wants (as on a veth's peer); a VLAN link is left
-        as the kernel makes it."""
-        if isinstance(obj, Vlan):
+        """IPv6 on a macvlan as its network wants (as on a veth's peer); a VLAN link or a
+        host shim is left as the kernel makes it."""
+        if not isinstance(obj, Macvlan):
             return []
         return container_ipv6_settings(obj.netns, obj.ifname, obj.ipv6, obj.netns_ipv6, changed, creating)
 

@@ -132,7 +132,8 @@ def new_macvlan(
     seq: int, ifname: str, parent: int, mode: str, mac: str, mtu: int, netns_fd: int,
 ) -> bytes:
     """A macvlan on the host link with index `parent`, created directly inside the
-    namespace of `netns_fd` (sent on a host-namespace socket, where `parent` is)."""
+    namespace of `netns_fd` (sent on a host-namespace socket, where `parent` is); with
+    `netns_fd` -1 in the namespace of the socket."""
     info = nested(
         IFLA_LINKINFO,
         attr_str(IFLA_INFO_KIND, "macvlan"),
@@ -142,7 +143,7 @@ def new_macvlan(
         ifinfomsg()
         + attr_str(IFLA_IFNAME, ifname)
         + attr_u32(IFLA_LINK, parent)
-        + attr_u32(IFLA_NET_NS_FD, netns_fd)
+        + (attr_u32(IFLA_NET_NS_FD, netns_fd) if netns_fd >= 0 else b"")
         + attr(IFLA_ADDRESS, mac_bytes(mac))
         + attr_u32(IFLA_MTU, mtu)
         + info
@@ -237,7 +238,12 @@ def _rtmsg(dst: str, family: int, scope: int = RT_SCOPE_UNIVERSE, protocol: int 
 
 
 def replace_route(seq: int, dst: str, gateway: str, oif: int) -> bytes:
-    """A route via `gateway`, of the gateway's family."""
+    """A route via `gateway`, of the gateway's family; without one (""), a route to the
+    CIDR `dst` directly on the link `oif` (scope link)."""
+    if not gateway:
+        head, dst_attr = _rtmsg(dst, family_of(dst), scope=RT_SCOPE_LINK)
+        body = head + dst_attr + attr_u32(RTA_OIF, oif)
+        return message(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq, body)
     head, dst_attr = _rtmsg(dst, family_of(gateway))
     body = head + dst_attr + attr(RTA_GATEWAY, _packed(gateway)) + attr_u32(RTA_OIF, oif)
     return message(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq, body)

@@ -110,7 +110,7 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     objects: list[KernelObject] = []
     host_links = _links(session.host)
     by_index = {link.index: link for link in host_links}
-    owned_networks, owned_attachments, foreign = {}, {}, set()
+    owned_networks, owned_attachments, routed, foreign = {}, {}, {}, set()
     pending = session.state.pending_links()
     for link in host_links:
         found = recognised(link, pending)
@@ -118,8 +118,10 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
             foreign.add(link.ifname)
             continue
         driver, (link_kind, *identity) = found
-        if link_kind == driver.link_kinds[0]:
+        if link_kind != driver.attachment_link_kind:
             owned_networks[link.index] = link
+            if link.kind in driver.routed_link_kinds:
+                routed[link.index] = link
             lower = by_index.get(link.peer_index) if link.link_netnsid < 0 else None
             objects.append(driver.observed_network(link, tuple(identity), lower.ifname if lower else MISSING))
         else:
@@ -127,6 +129,8 @@ def observe(session: KernelSession, inside_containers: bool = True) -> State:
     for addr in _addrs(session.host):
         if addr.index in owned_networks:
             objects.append(Address(HOST_NS, by_index[addr.index].ifname, addr.cidr))
+    if routed:  # one more dump, only on a host with such links
+        objects += _routes(session.host, HOST_NS, routed, nl.IPV4_ONLY)
 
     present = list_netns()
     record = session.state.recorded_netns()
@@ -262,6 +266,14 @@ def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict,
         link = by_index.get(addr.index)
         if link is not None and link.ifname != "lo":
             objects.append(Address(name, link.ifname, addr.cidr))
+    return objects + _routes(sock, name, by_index, families, every_link=True)
+
+
+def _routes(sock: NetlinkSocket, netns: str, links: dict[int, nl.Link], families: frozenset[int],
+            every_link: bool = False) -> list[KernelObject]:
+    """The main-table unicast routes of `netns` that are not the kernel's, through `links`
+    (`every_link`: through any interface, one not found named MISSING)."""
+    objects: list[KernelObject] = []
     for payload in _dump_per_family(sock, nl.dump_routes, nl.RTM_NEWROUTE, families):
         route = nl.decode_route(payload, families)
         if (
@@ -269,10 +281,11 @@ def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict,
             or route.table != nl.RT_TABLE_MAIN
             or route.protocol == nl.RTPROT_KERNEL
             or route.type != nl.RTN_UNICAST
+            or not (every_link or route.oif in links)
         ):
             continue
-        link = by_index.get(route.oif)
-        objects.append(Route(name, route.dst, route.gateway, link.ifname if link else MISSING,
+        link = links.get(route.oif)
+        objects.append(Route(netns, route.dst, route.gateway, link.ifname if link else MISSING,
                              family=nl.VERSION_OF_FAMILY[route.family]))
     return objects
 

@@ -216,7 +216,7 @@ def container_objects(
         source = str(attachment.location)
         objects += drivers.driver_for(network.driver).attachment_objects(
             container, network, attachment, attachment.mac_address or mac_for(address), ifname,
-            hairpin=attachment.network in hairpin_on, netns_ipv6=ipv6,
+            hairpin=attachment.network in hairpin_on, netns_ipv6=ipv6, address=address,
         )
         for family in network.families:
             mine, subnet = by_family[family][(container.name, network.name)], network.subnet_of(family)

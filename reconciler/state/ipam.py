@@ -138,6 +138,8 @@ def _assign_in_network(
     subnet: IPNetwork = network.subnet_of(family)
     aux = [address for address in network.aux_addresses if address.version == family]
     taken: set[IPAddress] = {*reserved_addresses(subnet), network.gateway_of(family), *aux}
+    if family == 4 and network.shim_address is not None:
+        taken.add(network.shim_address)
     assigned: dict[tuple[str, str], IPAddress] = {}
     dynamic: list[tuple[ContainerSpec, Attachment]] = []
     for container, attachment in members:

@@ -191,8 +191,22 @@ class NetnsAlias(KernelObject):
         return {("files", self.netns)}  # the namespace is another's; the files are the alias's
 
 
+class _HostLink:
+    """What an interface netreconcile makes in the host namespace (`ifname`) declares: it
+    holds its name there, and what lives on it goes with it."""
+
+    def provides(self) -> set[Token]:
+        return {self.key, ("interface", HOST_NS, self.ifname)}
+
+    def holds(self) -> set[Token]:
+        return {("link", HOST_NS, self.ifname)}
+
+    def takes_along(self) -> set[Token]:
+        return {("interface", HOST_NS, self.ifname)}
+
+
 @dataclass(frozen=True)
-class Bridge(KernelObject):
+class Bridge(_HostLink, KernelObject):
     """A Linux bridge in the host namespace, owned by one network."""
 
     kind: ClassVar[str] = "bridge"
@@ -215,15 +229,9 @@ class Bridge(KernelObject):
     def name(self) -> str:
         return self.ifname
 
-    def holds(self) -> set[Token]:
-        return {("link", HOST_NS, self.ifname)}
-
-    def takes_along(self) -> set[Token]:
-        return {("interface", HOST_NS, self.ifname)}
-
 
 @dataclass(frozen=True)
-class Vlan(KernelObject):
+class Vlan(_HostLink, KernelObject):
     """An 802.1Q VLAN link NAME.VID in the host namespace, on host link NAME: made for
     the macvlan networks whose parent it is when the host lacks it (`made_if_absent`),
     deleted with the last of them. One the host has already is used, never taken over."""
@@ -247,12 +255,6 @@ class Vlan(KernelObject):
     @property
     def name(self) -> str:
         return f"{self.ifname} (VLAN {self.vlan_id} on {self.link})"
-
-    def holds(self) -> set[Token]:
-        return {("link", HOST_NS, self.ifname)}
-
-    def takes_along(self) -> set[Token]:
-        return {("interface", HOST_NS, self.ifname)}
 
 
 @dataclass(frozen=True)
@@ -364,6 +366,40 @@ class Macvlan(KernelObject):
 
 
 @dataclass(frozen=True)
+class Shim(_HostLink, KernelObject):
+    """A macvlan network's `host_shim`: a macvlan interface of the host's on the parent
+    (bridge mode), through which the host reaches the network's containers, which the
+    parent itself cannot."""
+
+    kind: ClassVar[str] = "shim"
+    rank: ClassVar[int] = 0
+    in_break: ClassVar[bool] = True
+    replace_on: ClassVar[tuple[str, ...]] = ("network", "parent", "mode")
+    ifname: str
+    network: str  # MISSING for an unmarked one
+    parent: str  # MISSING when not found
+    mode: str
+    mac: str
+    mtu: int
+    up: bool = True
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("shim", self.ifname)
+
+    @property
+    def name(self) -> str:
+        return f"{self.ifname} (host shim of {self.network} on {self.parent})"
+
+    def needs(self) -> set[Token]:
+        return {("vlan", self.parent)}
+
+    def goes_with(self) -> set[Token]:
+        return {("interface", HOST_NS, self.parent)}
+
+
+@dataclass(frozen=True)
 class Address(KernelObject):
     """An IP address (CIDR) on an interface."""
 
@@ -429,7 +465,8 @@ class Route(KernelObject):
 
     @property
     def name(self) -> str:
-        return f"{self.dst} via {self.gateway} dev {self.ifname} in {self.netns or 'host'}"
+        via = f" via {self.gateway}" if self.gateway else ""  # a route on the link (to a macvlan through a shim)
+        return f"{self.dst}{via} dev {self.ifname} in {self.netns or 'host'}"
 
     def needs(self) -> set[Token]:
         return _interface_needs(self.netns, self.ifname) | {("addresses", self.netns, self.ifname, self.family)}
@@ -444,10 +481,10 @@ class Route(KernelObject):
 
 
 def _interface_needs(netns: str, ifname: str) -> set[Token]:
-    """What an address or route on interface `ifname` of `netns` needs: a bridge in the
-    host namespace, else the namespace and the interface a veth puts there."""
+    """What an address or route on interface `ifname` of `netns` needs: the interface (a
+    bridge or a macvlan shim in the host namespace), and the namespace it is in."""
     if netns == HOST_NS:
-        return {("bridge", ifname)}
+        return {("interface", HOST_NS, ifname)}
     return {("netns", netns), ("interface", netns, ifname)}
 
 
