@@ -13,10 +13,16 @@ def make_lan(sandbox, parent: str, router: str | None = None, short: str = "lan"
     if not sh(f"ip netns list | grep -w {sandbox.host} || true").strip():
         sh(f"ip netns add {sandbox.host}")
     sh(f"ip netns add {lan}")
+    sh(f"ip -n {lan} link set lo up")
+    plug_in(sandbox, parent, lan, router)
+    return lan
+
+
+def plug_in(sandbox, parent: str, lan: str, router: str | None = None) -> None:
+    """(Again) the veth pair between the host's `parent` and the LAN's `wire0`, up, with
+    the router's address (CIDR) on `wire0` if given."""
     sh(f"ip -n {sandbox.host} link add {parent} type veth peer name wire0 netns {lan}")
     sh(f"ip -n {sandbox.host} link set {parent} up")
     sh(f"ip -n {lan} link set wire0 up")
-    sh(f"ip -n {lan} link set lo up")
     if router is not None:
         sh(f"ip -n {lan} addr add {router} dev wire0")
-    return lan

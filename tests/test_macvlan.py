@@ -12,7 +12,8 @@ import pytest
 
 from reconciler.kernel.support import vlan_supported
 from tests.conftest import eventually, netns_names, sh
-from tests.lan_tools import make_lan
+from tests.lan_tools import make_lan, plug_in
+from tests.test_watch import watching
 
 pytestmark = pytest.mark.kernel
 
@@ -186,3 +187,21 @@ def test_a_host_shim_lets_the_host_reach_its_macvlan_containers(sandbox):
     assert shim["ifname"] not in sandbox.links(sandbox.host)
     assert "198.51.100.1" not in sandbox.host_sh("ip route show")
     assert ping(sandbox, lan, "198.51.100.10")
+
+
+def test_watch_reports_a_parent_that_goes_away_and_rebuilds_the_containers_when_it_returns(sandbox):
+    lan = make_lan(sandbox, "lan0", router="198.51.100.1/24")
+    text = LAN.format(parent="lan0").replace("{", "{{").replace("}", "}}")
+    with watching(sandbox, text.replace("version: 1\n", "version: 1\nhost:\n  resolv_conf: {resolv}\n")) as watch:
+        watch.start()
+        watch.settle()
+        assert eventually(lambda: ping(sandbox, lan, "198.51.100.10"), "the router reaches a")
+        sandbox.host_sh("ip link del lan0")  # the kernel deletes the macvlans on it too
+        watch.reacts(lambda: "network lan: parent lan0 does not exist in the host namespace" in watch.tail(),
+                     "watch reports the missing parent")
+        assert "eth0" not in sandbox.links(sandbox.name("a"))
+        plug_in(sandbox, "lan0", lan, router="198.51.100.1/24")
+        watch.reacts(lambda: "eth0" in sandbox.links(sandbox.name("a")) and "eth0" in sandbox.links(sandbox.name("b")),
+                     "the containers' macvlans are made again on the returned parent")
+        assert eventually(lambda: ping(sandbox, lan, "198.51.100.11"), "the router reaches b again")
+        assert watch.stop() == 0
