@@ -10,7 +10,8 @@ import pytest
 
 from reconciler.spec.loader import load_spec
 from reconciler.state.desired import used_interfaces
-from tests.conftest import netns_names, sh
+from tests.conftest import sh
+from tests.lan_tools import make_lan
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
 
@@ -38,7 +39,8 @@ def renamed(text: str, prefix: str) -> str:
 
 
 def applied_example(sandbox, path: Path) -> Path:
-    """The example renamed for this sandbox, applied; its path."""
+    """The example renamed for this sandbox, applied; its path. The host interfaces it
+    names as macvlan parents are made first: each a veth pair into a LAN namespace."""
     spec = sandbox.tmp / path.name
     spec.write_text(renamed(path.read_text(), sandbox.prefix))
     make_lan_interfaces(sandbox, spec)
@@ -47,17 +49,11 @@ def applied_example(sandbox, path: Path) -> Path:
 
 
 def make_lan_interfaces(sandbox, spec: Path) -> None:
-    """The host interfaces the example uses but netreconcile never creates (uplinks): each
-    one end of a veth pair whose other end, `lan<N>`, is in the sandbox's LAN namespace."""
-    used = used_interfaces(load_spec(spec))
-    if not used:
-        return
-    if sandbox.host not in netns_names():
-        sh(f"ip netns add {sandbox.host}")
-    sh(f"ip netns add {sandbox.name('lan')}")
-    for number, ifname in enumerate(used):
-        sh(f"ip -n {sandbox.host} link add {ifname} type veth peer name lan{number} netns {sandbox.name('lan')}")
-        sh(f"ip -n {sandbox.name('lan')} link set lan{number} up")
+    """The host interfaces the example uses but netreconcile never creates (uplinks and
+    macvlan parents): each one end of a veth pair into a LAN namespace of its own."""
+    parents = [network.parent for network in load_spec(spec).networks if network.parent]
+    for number, ifname in enumerate(dict.fromkeys([*used_interfaces(load_spec(spec)), *parents])):
+        make_lan(sandbox, ifname, short=f"lan{number}")
 
 
 def example(name: str) -> Path:
@@ -113,6 +109,19 @@ def test_network_modes_example_behaves_as_documented(sandbox):
 
 
 @pytest.mark.kernel
+def test_lan_macvlan_example_puts_the_containers_on_the_lan(sandbox):
+    applied_example(sandbox, example("lan-macvlan.yaml"))
+    lan = sandbox.name("lan0")
+    sh(f"ip -n {lan} addr add 198.51.100.1/24 dev wire0")
+    web = sandbox.links(sandbox.name("web"))["eth0"]
+    assert web["linkinfo"]["info_kind"] == "macvlan" and web["address"] == "02:42:c6:33:64:0a"
+    assert sandbox.addresses(sandbox.name("api"))["eth0"] == ["198.51.100.2/24"]
+    assert sandbox.in_ns("api", "ip route show default").startswith("default via 198.51.100.1 dev eth0")
+    assert "1 received" in sh(f"ip netns exec {lan} ping -c1 -W5 198.51.100.10")
+    assert "1 received" in sandbox.in_ns("web", "ping -c1 -W5 198.51.100.2")
+
+
+@pytest.mark.kernel
 def test_dual_stack_example_addresses_are_as_documented(sandbox):
     applied_example(sandbox, example("dual-stack.yaml"))
 
@@ -148,8 +157,8 @@ def test_discovery_example_resolves_as_documented(sandbox):
 @pytest.mark.kernel
 def test_lan_uplink_example_puts_containers_on_the_lan_as_documented(sandbox):
     spec = applied_example(sandbox, example("lan-uplink.yaml"))
-    lan = sandbox.name("lan")
-    sh(f"ip -n {lan} addr add 203.0.113.129/25 dev lan0")  # the router
+    lan = sandbox.name("lan0")
+    sh(f"ip -n {lan} addr add 203.0.113.129/25 dev wire0")  # the router
     assert sandbox.addresses(sandbox.name("scanner"))["eth0"] == ["203.0.113.130/25"]
     assert sandbox.in_ns("scanner", "ip route show default").startswith("default via 203.0.113.129 dev eth0")
     assert "1 received" in sh(f"ip netns exec {lan} ping -c1 -W5 203.0.113.140")

@@ -70,14 +70,14 @@ WRITER_ENTRY_POINTS = {
 # the requests of their objects, the writer sends them.
 CODEC_USERS = {"drivers"}
 REQUEST_BUILDERS = {
-    "new_bridge", "new_veth", "set_link", "del_link", "new_addr", "del_addr", "replace_route", "del_route",
+    "new_bridge", "new_veth", "new_macvlan", "new_vlan", "set_link", "del_link", "new_addr", "del_addr", "replace_route", "del_route",
 }
 # what the codec may use of an I/O module: its constants (AF_INET) and these pure conversions
 CODEC_CONSTANT_MODULES = {"socket": {"inet_aton", "inet_ntoa", "inet_pton", "inet_ntop"}}
 # Modules that define the writing functions (the transport, the codec, the record) and may name them.
 WRITING_DEFINERS = {"kernel.netlink", "kernel.nlsocket", "kernel.nft", "kernel.statedir"}
 WRITING_CALLS = {
-    "new_bridge", "new_veth", "set_link", "del_link", "new_addr", "del_addr", "replace_route", "del_route",
+    "new_bridge", "new_veth", "new_macvlan", "new_vlan", "set_link", "del_link", "new_addr", "del_addr", "replace_route", "del_route",
     "execute", "unshare", "mount", "umount2", "setns", "create_netns", "bind_netns", "delete_netns",
     "write_netns_record", "write_pending_links", "write_atomically", "load_ruleset", "unlink_regular",
 }

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from reconciler.drivers.base import NetworkDriver
 from reconciler.drivers.bridge import BRIDGE
+from reconciler.drivers.macvlan import MACVLAN
 
-DRIVERS: dict[str, NetworkDriver] = {driver.name: driver for driver in (BRIDGE,)}
+DRIVERS: dict[str, NetworkDriver] = {driver.name: driver for driver in (BRIDGE, MACVLAN)}
 
 
 def names() -> tuple[str, ...]:
@@ -37,4 +38,15 @@ def parse_mark(alias: str) -> tuple[NetworkDriver, tuple[str, ...]] | None:
 
 def driver_of_link_kind(link_kind: str) -> NetworkDriver | None:
     """The driver that creates host links of `link_kind` (for the pending-links journal)."""
-    return next((driver for driver in DRIVERS.values() if link_kind in driver.link_kinds), None)
+    return next((driver for driver in DRIVERS.values() if link_kind and link_kind in driver.link_kinds), None)
+
+
+def driver_of_container_link_kind(link_kind: str) -> NetworkDriver | None:
+    """The driver whose attachments are links of `link_kind` inside the container."""
+    return next((driver for driver in DRIVERS.values() if link_kind and link_kind == driver.container_link_kind),
+                None)
+
+
+def through_host(network_driver: str) -> bool:
+    """Whether the traffic of networks of driver `network_driver` goes through the host's IP stack."""
+    return DRIVERS[network_driver].through_host

@@ -20,12 +20,14 @@ from ipaddress import IPv4Address
 from typing import Any, Mapping
 
 from reconciler.drivers.base import Changed, NextSeq
+from reconciler.drivers.interfaces import container_ipv6_settings, ipv6_switch
+from reconciler.errors import Problem
 from reconciler.kernel import netlink as nl
 from reconciler.spec.document import PathKey, SectionReader
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec
 from reconciler.spec.values import ifname_issue, interface_name_issue, name_issue
 from reconciler.state.model import (
-    HOST_NS, MISSING, QUIET_IPV6, Address, Bridge, KernelObject, Uplink, UsedInterface, Veth,
+    HOST_NS, MISSING, Address, Bridge, KernelObject, State, Uplink, UsedInterface, Veth,
 )
 
 OWNER = "netreconcile"
@@ -55,6 +57,11 @@ class BridgeDriver:
 
     name = "bridge"
     link_kinds = ("bridge", "veth")
+    attachment_link_kind = "veth"
+    routed_link_kinds: tuple[str, ...] = ()
+    options = ("bridge",)
+    container_link_kind = ""  # an attachment is the peer of a host link
+    through_host = True
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
@@ -90,6 +97,9 @@ class BridgeDriver:
             _check_uplink_unique(reader, (*path, "uplink"), network, earlier)
 
     # --- the desired state ----------------------------------------------------------------------
+    def live_problems(self, network: NetworkSpec, desired: State, live: State) -> list[Problem]:
+        return []  # it makes everything it uses
+
     def kinds(self) -> tuple[type[KernelObject], ...]:
         return (Bridge, Veth, Uplink)
 
@@ -109,7 +119,8 @@ class BridgeDriver:
         return objects
 
     def attachment_objects(self, container: ContainerSpec, network: NetworkSpec, attachment: Attachment,
-                           mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False) -> list[KernelObject]:
+                           mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False,
+                           address: IPv4Address | None = None) -> list[KernelObject]:
         return [Veth(
             host_ifname=veth_name(container.name, network.name),
             container=container.name,
@@ -141,7 +152,7 @@ class BridgeDriver:
         ours, with an identity that makes the planner replace it."""
         return ("bridge", MISSING) if link_kind == "bridge" else ("veth", MISSING, MISSING)
 
-    def observed_network(self, link: nl.Link, identity: tuple[str, ...]) -> KernelObject:
+    def observed_network(self, link: nl.Link, identity: tuple[str, ...], lower: str) -> KernelObject:
         return Bridge(link.ifname, identity[0], link.mac, link.mtu, link.up, ipv6=link.ipv6)
 
     def observed_attachment(self, link: nl.Link, identity: tuple[str, ...], netns: str, peer: nl.Link | None,
@@ -164,11 +175,18 @@ class BridgeDriver:
             hairpin=link.hairpin,
         )
 
+    def observed_container_link(self, link: nl.Link, identity: tuple[str, ...], netns: str,
+                                parent: str) -> KernelObject:
+        raise TypeError("the bridge driver has no links of its own inside containers")
+
     # --- requests -------------------------------------------------------------------------------
     def host_link(self, obj: KernelObject) -> tuple[str, str] | None:
         if isinstance(obj, Uplink):
             return None  # not created: the host's own interface
         return (obj.ifname, "bridge") if isinstance(obj, Bridge) else (obj.host_ifname, "veth")
+
+    def link_netns(self, obj: KernelObject) -> str:
+        return HOST_NS  # a veth is marked, changed and deleted by its host end
 
     def master_of(self, obj: KernelObject, changed: Changed) -> str | None:
         # an uplink given back to no bridge gets master 0: released
@@ -241,23 +259,14 @@ class BridgeDriver:
         its namespace's default, so creating writes only what differs from it: the host
         namespace's is taken to be on (the kernel's default), the peer's is `netns_ipv6`."""
         if isinstance(obj, Bridge):
-            return [_ipv6_switch(HOST_NS, obj.ifname, obj.ipv6)] if changed("ipv6") else []
+            return [ipv6_switch(HOST_NS, obj.ifname, obj.ipv6)] if changed("ipv6") else []
         if not isinstance(obj, Veth):
             return []
         writes = []
         if changed("host_ipv6"):
-            writes.append(_ipv6_switch(HOST_NS, obj.host_ifname, obj.host_ipv6))
-        if changed("ipv6") and not (creating and obj.ipv6 == obj.netns_ipv6):
-            if obj.ipv6:  # made before its namespace had IPv6: without the quiet defaults
-                writes += [(obj.netns, f"/proc/sys/net/ipv6/conf/{obj.peer_ifname}/{setting}", value)
-                           for setting, value in QUIET_IPV6]
-            writes.append(_ipv6_switch(obj.netns, obj.peer_ifname, obj.ipv6))
-        return writes
-
-
-def _ipv6_switch(netns: str, ifname: str, on: bool) -> tuple[str, str, str]:
-    """The sysctl write that turns IPv6 on or off on one interface."""
-    return (netns, f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "0" if on else "1")
+            writes.append(ipv6_switch(HOST_NS, obj.host_ifname, obj.host_ipv6))
+        return writes + container_ipv6_settings(obj.netns, obj.peer_ifname, obj.ipv6, obj.netns_ipv6, changed,
+                                                creating)
 
 
 def _lan_options(reader: SectionReader, path: PathKey) -> dict[str, Any]:

@@ -1,7 +1,8 @@
-"""Host links of the network drivers (bridges and veth pairs for the bridge driver): the driver
-builds the requests (reconciler.drivers), this writer sends them. Links are created unmarked and
-journaled as pending until marked, updated in place, deleted; an attachment's peer is created
-directly inside its namespace, never moved.
+"""Links of the network drivers (bridges and veth pairs for the bridge driver, macvlans in
+containers for the macvlan driver): the driver builds the requests (reconciler.drivers), this
+writer sends them. Links are created unmarked from the host namespace (host links journaled as
+pending until marked), marked, updated in place and deleted in the namespace they are in; an
+attachment's peer, or a macvlan, is created directly inside its namespace, never moved.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import errno
 import functools
 
 from reconciler import drivers
-from reconciler.kernel.batch import KindWriter, Operation, changed
+from reconciler.kernel.batch import KindWriter, Operation, apply_error, changed
 from reconciler.state.model import HOST_NS
 from reconciler.state.plan import CREATE, DELETE, UPDATE, Action
 
 
 class LinkWriter(KindWriter):
-    """The kinds of every network driver (bridge, veth)."""
+    """The kinds of every network driver (bridge, veth, macvlan)."""
 
     def operations(self) -> dict[tuple[str, str], Operation]:
         table: dict[tuple[str, str], Operation] = {}
@@ -38,8 +39,8 @@ class LinkWriter(KindWriter):
         self.session.state.write_pending_links({n: k for n, k in pending.items() if n not in names})
 
     def _create(self, driver: drivers.NetworkDriver, actions: list[Action]) -> None:
-        made = (driver.host_link(a.obj) for a in actions)
-        with self._pending(dict(link for link in made if link is not None)):
+        host_links = (driver.host_link(a.obj) for a in actions)
+        with self._pending(dict(link for link in host_links if link is not None)):
             host = self.session.host
             masters = self._masters(driver, actions)
             self._send(host, [
@@ -50,29 +51,40 @@ class LinkWriter(KindWriter):
                 )
             ])
             self._settings(driver, actions, creating=True)
-            self._send(host, [(a, request) for a in actions for request in driver.mark_requests(a.obj, host.next_seq)])
+            self._send_in_link_netns(driver, actions, lambda a, seq: driver.mark_requests(a.obj, seq))
             self._send_to_peers(driver, actions, creating=True)
 
     def _update(self, driver: drivers.NetworkDriver, actions: list[Action]) -> None:
-        host = self.session.host
         masters = self._masters(driver, actions)
-        self._send(host, [
-            (a, request) for a in actions
-            for request in driver.update_requests(a.obj, host.next_seq, _changed(a),
-                                                  masters.get(driver.master_of(a.obj, _changed(a)), 0))
-        ])
+        self._send_in_link_netns(driver, actions, lambda a, seq: driver.update_requests(
+            a.obj, seq, _changed(a), masters.get(driver.master_of(a.obj, _changed(a)), 0)))
         self._settings(driver, actions, creating=False)
         self._send_to_peers(driver, actions, creating=False)
 
     def _delete(self, driver: drivers.NetworkDriver, actions: list[Action]) -> None:
-        host = self.session.host
-        self._send(host, [(a, request) for a in actions for request in driver.delete_requests(a.obj, host.next_seq)],
-                   ignore=(errno.ENODEV,))
+        self._send_in_link_netns(driver, actions, lambda a, seq: driver.delete_requests(a.obj, seq),
+                                 ignore=(errno.ENODEV,))
+
+    def _send_in_link_netns(self, driver: drivers.NetworkDriver, actions: list[Action], build,
+                            ignore: tuple[int, ...] = ()) -> None:
+        """The requests `build(action, next_seq)` of each action, sent in the namespace its link is in."""
+        per_netns: dict[str, list[Action]] = {}
+        for action in actions:
+            per_netns.setdefault(driver.link_netns(action.obj), []).append(action)
+        for netns, group in per_netns.items():
+            sock = self._socket(netns)
+            self._send(sock, [(a, request) for a in group for request in build(a, sock.next_seq)], ignore=ignore)
 
     def _masters(self, driver: drivers.NetworkDriver, actions: list[Action]) -> dict[str, int]:
-        """Indexes of the host interfaces the created or changed links go under."""
-        wanted = {name for a in actions if (name := driver.master_of(a.obj, _changed(a))) is not None}
-        return self._indexes(HOST_NS, wanted, actions) if wanted else {}
+        """Indexes of the host interfaces the created or changed links go under or are made on."""
+        wanted = [(a, name) for a in actions if (name := driver.master_of(a.obj, _changed(a))) is not None]
+        if not wanted:
+            return {}
+        found = self._indexes(HOST_NS, {name for _, name in wanted}, actions)
+        for action, name in wanted:
+            if name not in found:  # gone since the plan checked it
+                raise apply_error(action, errno.ENODEV, f"host interface {name} not found")
+        return found
 
     def _peer_fd(self, driver: drivers.NetworkDriver, action: Action) -> int:
         netns = driver.peer_netns(action.obj)

@@ -33,7 +33,13 @@ NLA_TYPE_MASK = 0x3FFF
 # link attributes
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC, IFLA_NET_NS_FD = 18, 20, 26, 28
+IFLA_LINK_NETNSID = 37  # the namespace IFLA_LINK's index is in, when it is another one
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_DATA = 1, 2, 5
+IFLA_MACVLAN_MODE = 1  # in a macvlan's info data (u32)
+IFLA_VLAN_ID = 1  # in a vlan's info data (u16)
+# the kernel's macvlan modes (include/uapi/linux/if_link.h, enum macvlan_mode)
+MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8}
+MACVLAN_MODE_NAMES = {value: name for name, value in MACVLAN_MODES.items()}
 IFLA_BRPORT_MODE = 4  # a bridge port's hairpin mode (u8), in its slave data
 VETH_INFO_PEER = 1
 IFLA_INET6_CONF = 2
@@ -122,6 +128,40 @@ def new_veth(
     return message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, body)
 
 
+def new_macvlan(
+    seq: int, ifname: str, parent: int, mode: str, mac: str, mtu: int, netns_fd: int,
+) -> bytes:
+    """A macvlan on the host link with index `parent`, created directly inside the
+    namespace of `netns_fd` (sent on a host-namespace socket, where `parent` is); with
+    `netns_fd` -1 in the namespace of the socket."""
+    info = nested(
+        IFLA_LINKINFO,
+        attr_str(IFLA_INFO_KIND, "macvlan"),
+        nested(IFLA_INFO_DATA, attr_u32(IFLA_MACVLAN_MODE, MACVLAN_MODES[mode])),
+    )
+    body = (
+        ifinfomsg()
+        + attr_str(IFLA_IFNAME, ifname)
+        + attr_u32(IFLA_LINK, parent)
+        + (attr_u32(IFLA_NET_NS_FD, netns_fd) if netns_fd >= 0 else b"")
+        + attr(IFLA_ADDRESS, mac_bytes(mac))
+        + attr_u32(IFLA_MTU, mtu)
+        + info
+    )
+    return message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, body)
+
+
+def new_vlan(seq: int, ifname: str, parent: int, vlan_id: int) -> bytes:
+    """An 802.1Q VLAN link `ifname` tagging `vlan_id` on the link with index `parent`."""
+    info = nested(
+        IFLA_LINKINFO,
+        attr_str(IFLA_INFO_KIND, "vlan"),
+        nested(IFLA_INFO_DATA, attr(IFLA_VLAN_ID, struct.pack("=H", vlan_id))),
+    )
+    body = ifinfomsg() + attr_str(IFLA_IFNAME, ifname) + attr_u32(IFLA_LINK, parent) + info
+    return message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, body)
+
+
 def set_link(
     seq: int, *, index: int = 0, ifname: str | None = None, up: bool | None = None,
     mtu: int | None = None, mac: str | None = None, master: int | None = None, alias: str | None = None,
@@ -198,7 +238,12 @@ def _rtmsg(dst: str, family: int, scope: int = RT_SCOPE_UNIVERSE, protocol: int 
 
 
 def replace_route(seq: int, dst: str, gateway: str, oif: int) -> bytes:
-    """A route via `gateway`, of the gateway's family."""
+    """A route via `gateway`, of the gateway's family; without one (""), a route to the
+    CIDR `dst` directly on the link `oif` (scope link)."""
+    if not gateway:
+        head, dst_attr = _rtmsg(dst, family_of(dst), scope=RT_SCOPE_LINK)
+        body = head + dst_attr + attr_u32(RTA_OIF, oif)
+        return message(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq, body)
     head, dst_attr = _rtmsg(dst, family_of(gateway))
     body = head + dst_attr + attr(RTA_GATEWAY, _packed(gateway)) + attr_u32(RTA_OIF, oif)
     return message(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq, body)
@@ -280,8 +325,9 @@ def _mac(data: bytes | None) -> str:
 
 
 _LINK_FIELDS = frozenset({IFLA_IFNAME, IFLA_MTU, IFLA_ADDRESS, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_LINK,
-                          IFLA_AF_SPEC})
+                          IFLA_AF_SPEC, IFLA_LINK_NETNSID})
 _INFO_FIELDS = frozenset({IFLA_INFO_KIND, IFLA_INFO_SLAVE_DATA})
+_INFO_DATA = frozenset({IFLA_INFO_DATA})
 _BRPORT_FIELDS = frozenset({IFLA_BRPORT_MODE})
 _AF_INET6 = frozenset({socket.AF_INET6})
 _INET6_CONF = frozenset({IFLA_INET6_CONF})
@@ -297,15 +343,21 @@ class Link:
     master: int
     kind: str
     alias: str
-    peer_index: int  # IFLA_LINK: a veth's peer ifindex (in the peer's namespace)
+    peer_index: int  # IFLA_LINK: a veth's peer ifindex (in the peer's namespace), a macvlan's parent's
     ipv6: bool  # IPv6 enabled on the device (False when disabled or absent)
     hairpin: bool  # a bridge port in hairpin mode
+    # IFLA_LINK_NETNSID: the id (in this namespace) of the namespace `peer_index` is in; -1: this one
+    link_netnsid: int = -1
+    macvlan_mode: str = ""  # a macvlan's mode (bridge, private, vepa, passthru); "" for other kinds or unknown
+    vlan_id: int = 0  # an 802.1Q VLAN link's id; 0 for other kinds
 
 
 def decode_link(payload: bytes) -> Link:
     _, _, index, flags, _ = _IFINFO.unpack_from(payload)
     found = attrs(payload, _IFINFO.size, _LINK_FIELDS)
     info = attrs(found.get(IFLA_LINKINFO, b""), 0, _INFO_FIELDS)
+    kind = _cstr(info.get(IFLA_INFO_KIND))
+    netnsid = found.get(IFLA_LINK_NETNSID)
     return Link(
         index=index,
         ifname=_cstr(found.get(IFLA_IFNAME)),
@@ -313,12 +365,32 @@ def decode_link(payload: bytes) -> Link:
         mtu=_u32(found.get(IFLA_MTU)),
         mac=_mac(found.get(IFLA_ADDRESS)),
         master=_u32(found.get(IFLA_MASTER)),
-        kind=_cstr(info.get(IFLA_INFO_KIND)),
+        kind=kind,
         alias=_cstr(found.get(IFLA_IFALIAS)),
         peer_index=_u32(found.get(IFLA_LINK)),
         ipv6=_ipv6_enabled(found.get(IFLA_AF_SPEC)),
         hairpin=_hairpin(info.get(IFLA_INFO_SLAVE_DATA)),
+        link_netnsid=struct.unpack("=i", netnsid[:4])[0] if netnsid else -1,
+        # only a macvlan's or vlan's info data is read: a veth-only namespace pays nothing for it
+        macvlan_mode=_macvlan_mode(found[IFLA_LINKINFO]) if kind == "macvlan" else "",
+        vlan_id=_vlan_id(found[IFLA_LINKINFO]) if kind == "vlan" else 0,
     )
+
+
+def _info_data(linkinfo: bytes, attribute: int) -> bytes | None:
+    """One attribute of the kind-specific data in IFLA_LINKINFO."""
+    data = attrs(linkinfo, 0, _INFO_DATA).get(IFLA_INFO_DATA)
+    return attrs(data, 0, frozenset({attribute})).get(attribute) if data else None
+
+
+def _macvlan_mode(linkinfo: bytes) -> str:
+    mode = _info_data(linkinfo, IFLA_MACVLAN_MODE)
+    return MACVLAN_MODE_NAMES.get(_u32(mode), "") if mode else ""  # "": unknown (source mode), or unreadable
+
+
+def _vlan_id(linkinfo: bytes) -> int:
+    vlan_id = _info_data(linkinfo, IFLA_VLAN_ID)
+    return struct.unpack("=H", vlan_id[:2])[0] if vlan_id else 0
 
 
 def _hairpin(slave_data: bytes | None) -> bool:

@@ -6,8 +6,10 @@ decoded by reconciler.kernel.netlink's minimal decoder, a listing of its directo
 /etc/netns/<name>/ and three small file reads (hostname, hosts, resolv.conf). Container files are read relative to directory descriptors and
 never through a symbolic link.
 Only objects netreconcile owns become model objects (host links: those a network driver
-recognises by its mark, or journaled as pending, reconciler.drivers), and the ports of its
-bridges that are not its own (uplinks: used, not owned); other host interfaces and
+recognises by its mark, or journaled as pending, reconciler.drivers; inside owned container
+namespaces also a driver's own container links, marked or not: a macvlan, whose parent is
+named by the host link its IFLA_LINK leads to), and the ports of its bridges that are not
+its own (uplinks: used, not owned); other host interfaces and
 namespaces, and links or other entries where a container's files should be, are
 reported by name so the planner can refuse to take them over; a namespace in the way
 that netreconcile manages for another host namespace is named with that host. Of the host
@@ -32,6 +34,7 @@ from reconciler.kernel import netlink as nl
 from reconciler.kernel import nft
 from reconciler.kernel.nlsocket import NetlinkSocket, entered
 from reconciler.kernel.session import NETNS_DIR, KernelSession, open_container_dir
+from reconciler.kernel.support import unsupported_link_kinds
 from reconciler.render import firewall
 from reconciler.state.desired import route_localnet
 from reconciler.state.model import (
@@ -50,8 +53,8 @@ def recognised(link: nl.Link, pending: dict[str, str]) -> tuple[drivers.NetworkD
     if found is None and pending.get(link.ifname) == link.kind:
         driver = drivers.driver_of_link_kind(link.kind)
         found = (driver, driver.unmarked(link.kind)) if driver is not None else None
-    if found is None or found[1][0] != link.kind:
-        return None
+    if found is None or found[1][0] != link.kind or link.kind not in found[0].link_kinds:
+        return None  # a driver's container link kind in the host namespace is not one it made
     return found
 
 
@@ -115,7 +118,7 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
     objects: list[KernelObject] = []
     host_links = _links(session.host)
     by_index = {link.index: link for link in host_links}
-    owned_networks, owned_attachments, foreign = {}, {}, set()
+    owned_networks, owned_attachments, routed, foreign = {}, {}, {}, set()
     pending = session.state.pending_links()
     for link in host_links:
         found = recognised(link, pending)
@@ -123,9 +126,12 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
             foreign.add(link.ifname)
             continue
         driver, (link_kind, *identity) = found
-        if link_kind == driver.link_kinds[0]:
+        if link_kind != driver.attachment_link_kind:
             owned_networks[link.index] = link
-            objects.append(driver.observed_network(link, tuple(identity)))
+            if link.kind in driver.routed_link_kinds:
+                routed[link.index] = link
+            lower = by_index.get(link.peer_index) if link.link_netnsid < 0 else None
+            objects.append(driver.observed_network(link, tuple(identity), lower.ifname if lower else MISSING))
         else:
             owned_attachments[link.index] = (driver, link, tuple(identity))
     for link in host_links:  # a port of one of our bridges that is not ours: an uplink
@@ -142,6 +148,8 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
         elif addr.index in used:
             used_addresses.setdefault(addr.index, []).append(addr.cidr)
     used_interfaces = _used_interfaces(session, uplinks, used, used_addresses, by_index, foreign, owned_networks)
+    if routed:  # one more dump, only on a host with such links
+        objects += _routes(session.host, HOST_NS, routed, nl.IPV4_ONLY)
 
     present = list_netns()
     record = session.state.recorded_netns()
@@ -153,7 +161,9 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
     peers: dict[int, tuple[str, nl.Link]] = {}
     in_the_way: list[tuple[str, str]] = []
     if inside_containers:
-        inside, peers, in_the_way = _read_containers(session, sorted(owned_set) + sorted(aliases), set(aliases))
+        host_names = {index: link.ifname for index, link in by_index.items()}
+        inside, peers, in_the_way = _read_containers(session, sorted(owned_set) + sorted(aliases), set(aliases),
+                                                     host_names)
         objects += inside
         in_the_way += _observe_other_container_dirs(session, set(owned))
     else:
@@ -169,7 +179,8 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
     objects += [Sysctl(HOST_NS, name, value) for name, value in read_sysctls(session.host_fd, settings).items()]
     objects += observe_firewall(session)
     state = State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned) - half_made,
-                     foreign_files=in_the_way)
+                     foreign_files=in_the_way, host_link_mtus={link.ifname: link.mtu for link in host_links},
+                     unsupported_link_kinds=unsupported_link_kinds())
     return dataclasses.replace(state, used_interfaces=used_interfaces) if used_interfaces else state
 
 
@@ -226,23 +237,24 @@ PARALLEL_FROM = 200  # container namespaces; below this a second process costs m
 
 
 def _read_containers(
-    session: KernelSession, names: list[str], aliases: set[str],
+    session: KernelSession, names: list[str], aliases: set[str], host_names: dict[int, str],
 ) -> tuple[list[KernelObject], dict, list]:
     """Objects inside the container namespaces and the files of `names` (of `aliases`:
     only the files, their namespace is another's), their veth peers by host-side
-    index, and what is in the way of their files.
+    index, and what is in the way of their files. `host_names`: the host interfaces'
+    names by index, which macvlan parents are found by.
 
     Reading is Python-bound (decoding), so threads do not help; with many namespaces
     a forked child reads half of them on the other CPU and sends the result back."""
     if len(names) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
-        return _read_containers_here(session, names, aliases)
+        return _read_containers_here(session, names, aliases, host_names)
     half = len(names) // 2
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child; its result is checked by the parent
         os.close(reader)
         try:
-            payload = pickle.dumps(("ok", _read_containers_here(session, names[half:], aliases)))
+            payload = pickle.dumps(("ok", _read_containers_here(session, names[half:], aliases, host_names)))
         except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
             payload = pickle.dumps(("error", repr(error)))
         with os.fdopen(writer, "wb") as pipe:
@@ -250,7 +262,7 @@ def _read_containers(
         os._exit(0)
     os.close(writer)
     try:
-        objects, peers, in_the_way = _read_containers_here(session, names[:half], aliases)
+        objects, peers, in_the_way = _read_containers_here(session, names[:half], aliases, host_names)
     finally:
         with os.fdopen(reader, "rb") as pipe:
             payload = pipe.read()
@@ -264,7 +276,7 @@ def _read_containers(
 
 
 def _read_containers_here(
-    session: KernelSession, names: list[str], aliases: set[str],
+    session: KernelSession, names: list[str], aliases: set[str], host_names: dict[int, str],
 ) -> tuple[list[KernelObject], dict, list]:
     objects: list[KernelObject] = []
     peers: dict[int, tuple[str, nl.Link]] = {}
@@ -273,7 +285,7 @@ def _read_containers_here(
     try:
         for name in names:
             if name not in aliases:
-                objects += _observe_container_netns(session.socket(name), name, peers)
+                objects += _observe_container_netns(session.socket(name), name, peers, host_names)
             if etc_fd is not None:
                 found, foreign = _observe_files(etc_fd, session.etc_dir(name), name)
                 objects += found
@@ -284,7 +296,8 @@ def _read_containers_here(
     return objects, peers, in_the_way
 
 
-def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> list[KernelObject]:
+def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict,
+                             host_names: dict[int, str]) -> list[KernelObject]:
     links = _links(sock)
     by_index = {link.index: link for link in links}
     loopback = next((link for link in links if link.ifname == "lo"), None)
@@ -294,11 +307,21 @@ def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> lis
     for link in links:
         if link.kind == "veth" and link.peer_index:
             peers[link.peer_index] = (name, link)
+        elif link.kind and (driver := drivers.driver_of_container_link_kind(link.kind)) is not None:
+            objects.append(_container_link(driver, link, name, host_names))
     families = _families_of(links)
     for addr in _addrs(sock, families):
         link = by_index.get(addr.index)
         if link is not None and link.ifname != "lo":
             objects.append(Address(name, link.ifname, addr.cidr))
+    return objects + _routes(sock, name, by_index, families, every_link=True)
+
+
+def _routes(sock: NetlinkSocket, netns: str, links: dict[int, nl.Link], families: frozenset[int],
+            every_link: bool = False) -> list[KernelObject]:
+    """The main-table unicast routes of `netns` that are not the kernel's, through `links`
+    (`every_link`: through any interface, one not found named MISSING)."""
+    objects: list[KernelObject] = []
     for payload in _dump_per_family(sock, nl.dump_routes, nl.RTM_NEWROUTE, families):
         route = nl.decode_route(payload, families)
         if (
@@ -306,12 +329,26 @@ def _observe_container_netns(sock: NetlinkSocket, name: str, peers: dict) -> lis
             or route.table != nl.RT_TABLE_MAIN
             or route.protocol == nl.RTPROT_KERNEL
             or route.type != nl.RTN_UNICAST
+            or not (every_link or route.oif in links)
         ):
             continue
-        link = by_index.get(route.oif)
-        objects.append(Route(name, route.dst, route.gateway, link.ifname if link else MISSING,
+        link = links.get(route.oif)
+        objects.append(Route(netns, route.dst, route.gateway, link.ifname if link else MISSING,
                              family=nl.VERSION_OF_FAMILY[route.family]))
     return objects
+
+
+def _container_link(driver: drivers.NetworkDriver, link: nl.Link, netns: str,
+                    host_names: dict[int, str]) -> KernelObject:
+    """A driver's link in owned namespace `netns`: ours whether marked or not (a run cut
+    between create and mark leaves it unmarked, with an identity the planner replaces).
+    Its lower link is a host interface when it is in another namespace (netreconcile
+    makes it from the host's); one in the container's own namespace is no parent of ours."""
+    mark = driver.parse_mark(link.alias)
+    if mark is None or mark[0] != link.kind:
+        mark = driver.unmarked(link.kind)
+    parent = host_names.get(link.peer_index, MISSING) if link.link_netnsid >= 0 else MISSING
+    return driver.observed_container_link(link, tuple(mark[1:]), netns, parent)
 
 
 CONTAINER_FILES = ("hostname", "hosts", "resolv.conf")

@@ -14,6 +14,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Callable
 
+from reconciler import drivers
 from reconciler.errors import (
     ConflictError, KernelError, NetreconcileError, PrerequisiteError, Problem, SpecError, UsageError,
     VerifyError,
@@ -24,7 +25,7 @@ from reconciler.kernel.session import KernelSession
 from reconciler.render import firewall, resolvconf
 from reconciler.spec.types import HostSpec, Spec
 from reconciler.state.desired import NO_HOST_FILES, HostFiles, build_desired, used_interfaces
-from reconciler.state.model import MISSING, State, Veth
+from reconciler.state.model import MISSING, Macvlan, State, Veth
 from reconciler.state.plan import DELETE, Action, Plan
 from reconciler.state.planner import hold_back, plan
 
@@ -137,10 +138,20 @@ def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, 
     live = observe(session, uplinks=frozenset(used_interfaces(spec)))
     host_files = read_host_files(spec)
     desired = build_desired(spec, live, host_files)
+    check_live_needs(spec, desired, live)
     live = _with_hosts_of_foreign_netns(live, desired, session)
     result = plan(desired, live)
     check_firewall(result, session)
     return result, live, desired, host_files
+
+
+def check_live_needs(spec: Spec, desired: State, live: State) -> None:
+    """Refuse (SpecError, at the spec lines) a spec whose networks need what the live host
+    lacks (a macvlan's parent), before anything is changed."""
+    problems = [problem for network in spec.networks
+                for problem in drivers.driver_for(network.driver).live_problems(network, desired, live)]
+    if problems:
+        raise SpecError(problems)
 
 
 def _verify(desired: State, session: KernelSession, destroying: bool, held: frozenset[tuple]) -> None:
@@ -252,10 +263,11 @@ def _roll_back(before: State, session: KernelSession, irreversible_done: list[Ac
 
 
 def _what_is_lost(obj) -> str:
-    if isinstance(obj, Veth):
-        return (f"interface {obj.peer_ifname} of container {obj.container} (host end {obj.host_ifname}) was "
-                "deleted; one made again under its name is a new interface, and what ran through the old one "
-                "was cut off")
+    if isinstance(obj, (Veth, Macvlan)):
+        ifname, what = ((obj.peer_ifname, f"host end {obj.host_ifname}") if isinstance(obj, Veth)
+                        else (obj.ifname, f"a macvlan on {obj.parent}"))
+        return (f"interface {ifname} of container {obj.container} ({what}) was deleted; one made again under its "
+                "name is a new interface, and what ran through the old one was cut off")
     return (f"namespace {obj.netns} was deleted; one made again under its name is a new, empty namespace, "
             "and processes still running in the old one have lost their network")
 

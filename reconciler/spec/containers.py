@@ -8,6 +8,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
+from reconciler import drivers
 from reconciler.render.hostsfile import ExtraHostError, extra_host_from_mapping, parse_extra_host, validate_hostname
 from reconciler.render.resolvconf import validate_dns_search
 from reconciler.spec.document import PathKey, dotted, show
@@ -335,10 +336,19 @@ class ContainerSection(NetworkSection):
         the port on every address of its IP version), every publisher has a network with a
         way out, and one of IPv6 if an entry publishes on IPv6 only."""
         internal = {network.name for network in networks if network.internal}
-        ipv6_way_out = {network.name for network in networks if network.ipv6 and not network.internal}
+        beside_host = {network.name for network in networks if not drivers.through_host(network.driver)}
+        ipv6_way_out = {network.name for network in networks
+                        if network.ipv6 and not network.internal and network.name not in beside_host}
         only_internal, with_ipv6 = set(), set()
         for container in containers:
-            if container.ports and container.networks and all(a.network in internal for a in container.networks):
+            if container.ports and container.networks and all(a.network in beside_host for a in container.networks):
+                message = (f"container {container.name!r} is only on macvlan networks, whose traffic does not go "
+                           "through the host: its ports cannot be published (it is reachable on the LAN at its "
+                           "own address)")
+                self.doc.problem(("containers", container.name, "ports"), message, at_key=True)
+                only_internal.add(container.name)
+            elif container.ports and container.networks and all(
+                    a.network in internal | beside_host for a in container.networks):
                 message = f"container {container.name!r} is only on internal networks: its ports cannot be published"
                 self.doc.problem(("containers", container.name, "ports"), message, at_key=True)
                 only_internal.add(container.name)

@@ -72,7 +72,9 @@ class _EarlierNetworks:
         self._order: dict[int, int] = {}  # id(network) -> its place in the spec
 
     def add(self, network: NetworkSpec) -> None:
-        self.by_host_name.setdefault(drivers.driver_for(network.driver).host_name(network), network)
+        host_name = drivers.driver_for(network.driver).host_name(network)
+        if host_name is not None:
+            self.by_host_name.setdefault(host_name, network)
         self._order[id(network)] = len(self._order)
         for version in network.families:
             self._subnets[version].add(network.subnet_of(version), network)
@@ -130,6 +132,7 @@ class NetworkSection(SectionReader):
 
     def _network(self, path: PathKey) -> NetworkSpec | None:
         driver = self._driver(path)
+        self._check_other_drivers_options(path, driver)
         options = driver.read_options(self, path)
         subnet = self._subnet((*path, "subnet"), 4)
         if subnet is None:
@@ -150,6 +153,13 @@ class NetworkSection(SectionReader):
             **ipv6,
             **options,
         )
+
+    def _check_other_drivers_options(self, path: PathKey, driver: drivers.NetworkDriver) -> None:
+        for other in drivers.DRIVERS.values():
+            for key in other.options:
+                if key not in driver.options and self.doc.get((*path, key)) is not None:
+                    self.doc.problem((*path, key), f"'{key}' is an option of driver {other.name}, and this network's "
+                                     f"driver is {driver.name}", at_key=True)
 
     def _ipv6_settings(self, path: PathKey) -> dict[str, Any]:
         """enable_ipv6, subnet6, gateway6 and masquerade6 as NetworkSpec fields: the last

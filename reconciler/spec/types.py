@@ -57,8 +57,12 @@ class NetworkSpec:
     discovery: bool = True  # containers on it find each other by name (never on a network named `bridge`)
     uplink: str | None = None  # a host interface made a port of the bridge (bridge driver); never created or deleted
     gateway_on_host: bool = True  # False: `gateway` is the LAN's router, the bridge has no address, the host routes nothing
+    parent: str = ""  # driver macvlan: the host interface its containers' interfaces are made on
+    macvlan_mode: str = "bridge"  # driver macvlan: bridge, private, vepa or passthru
+    host_shim: bool = False  # driver macvlan: the host gets a macvlan of its own on the parent (`shim_address`)
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
     uplink_location: Location | None = field(default=None, compare=False)  # where `uplink` is written
+    parent_location: Location | None = field(default=None, compare=False)  # None: not in the spec
 
     @property
     def ipv6(self) -> bool:
@@ -72,6 +76,11 @@ class NetworkSpec:
     def gateway_of(self, family: int) -> IPv4Address | IPv6Address | None:
         """The gateway of IP version `family` (4 or 6), None when the network has none."""
         return self.gateway if family == 4 else self.gateway6 if self.ipv6 else None
+
+    @property
+    def shim_address(self) -> IPv4Address | None:
+        """The host shim's address (`host_shim`): the subnet's last host address, reserved."""
+        return self.subnet.broadcast_address - 1 if self.host_shim else None
 
     @property
     def families(self) -> tuple[int, ...]:

@@ -150,6 +150,8 @@ def reserved_issue(address: IPAddress, network: NetworkSpec) -> str | None:
         return f"{address} is the gateway of network {network.name!r}"
     if address in network.aux_addresses:
         return f"{address} is reserved in aux_addresses of network {network.name!r}"
+    if address == network.shim_address:
+        return f"{address} is the host shim's address of network {network.name!r} (host_shim: the last of its subnet)"
     return None
 
 

@@ -48,9 +48,7 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
     addresses6 = assign_addresses(spec, live, interfaces, family=6)
     host_resolv = resolvconf.parse(host_files.resolv_conf, host_files.resolv_conf_path)
     sections = discovery_sections(spec, addresses, addresses6)
-    objects: list[KernelObject] = []
-    for network in spec.networks:
-        objects += network_objects(network)
+    objects: list[KernelObject] = list(host_objects(spec, live).values())
     for container in spec.containers:
         if container.mode in ("bridge", "none"):
             objects += container_objects(spec, container, addresses, interfaces, addresses6)
@@ -94,8 +92,8 @@ def discovery_sections(
 
 def forwarding_needed(spec: Spec, family: int = 4) -> bool:
     """Whether the host forwards IP version `family`: for IPv4 host.ip_forward as given,
-    else whether some network reaches beyond its bridge; for IPv6 whether some IPv6
-    network does, unless host.ip_forward is false (which, like Docker's
+    else whether some network reaches beyond its bridge through the host (a macvlan
+    network's traffic does not cross it); for IPv6 whether some IPv6 network does, unless host.ip_forward is false (which, like Docker's
     --ip-forward=false, covers both)."""
     if family == 4 and spec.host.ip_forward is not None:
         return spec.host.ip_forward
@@ -105,19 +103,23 @@ def forwarding_needed(spec: Spec, family: int = 4) -> bool:
 
 
 def routed(network: NetworkSpec) -> bool:
-    """Whether the host routes the network's traffic beyond its bridge: not for an internal
-    network (nothing leaves), nor with gateway_on_host false (the LAN's router does)."""
-    return not network.internal and network.gateway_on_host
+    """Whether the host routes the network's traffic beyond it: not for an internal
+    network (nothing leaves), nor with gateway_on_host false (the LAN's router does), nor
+    for a driver whose traffic never crosses the host's IP stack (macvlan)."""
+    return not network.internal and network.gateway_on_host and drivers.through_host(network.driver)
 
 
-def gateway_attachment(spec: Spec, container: ContainerSpec, family: int = 4) -> Attachment | None:
+def gateway_attachment(spec: Spec, container: ContainerSpec, family: int = 4,
+                       through_host: bool = False) -> Attachment | None:
     """The network that gives the container its default route of IP version `family`:
     of its networks with that version, the one with the highest gw_priority, the first
     listed on a tie; never an internal one (no way out). Its IPv4 network, when it has
-    IPv6, is therefore its IPv6 one too."""
+    IPv6, is therefore its IPv6 one too. `through_host`: of the networks whose traffic
+    goes through the host only (where ports can be published)."""
     candidates = [
         a for a in container.networks
         if not spec.network(a.network).internal and family in spec.network(a.network).families
+        and (not through_host or drivers.through_host(spec.network(a.network).driver))
     ]
     return max(candidates, key=lambda a: a.gw_priority, default=None)  # max keeps the first of equals
 
@@ -127,13 +129,13 @@ PublishedFamily = tuple[int, Attachment, tuple[PortMapping, ...]]
 
 def published_attachments(spec: Spec, container: ContainerSpec) -> list[PublishedFamily]:
     """Per IP family the container publishes ports of: the family, its gateway network of
-    that family and those ports (the entries whose families include it). A family without
-    a gateway network publishes nothing: an IPv4-only container gets no IPv6 binding
-    (Docker without its userland proxy)."""
+    that family among those whose traffic goes through the host, and those ports (the
+    entries whose families include it). A family without such a network publishes nothing:
+    an IPv4-only container gets no IPv6 binding (Docker without its userland proxy)."""
     found = []
     for family in (4, 6):
         mappings = tuple(m for m in container.ports if family in m.families)
-        attachment = gateway_attachment(spec, container, family) if mappings else None
+        attachment = gateway_attachment(spec, container, family, through_host=True) if mappings else None
         if attachment is not None:
             found.append((family, attachment, mappings))
     return found
@@ -165,18 +167,21 @@ def bridge_ports(spec: Spec) -> list[firewall.Port]:
     return [
         firewall.Port(spec.network(a.network), veth_name(container.name, a.network))
         for container in spec.containers for a in container.networks
+        if drivers.through_host(spec.network(a.network).driver)
     ]
 
 
 def firewall_objects(
     spec: Spec, addresses: Mapping[tuple[str, str], IPv4Address], addresses6: Mapping[tuple[str, str], IPv6Address],
 ) -> list[KernelObject]:
-    """The nftables tables, and route_localnet on bridges that publish IPv4 ports."""
-    if not spec.networks:
+    """The nftables tables, and route_localnet on bridges that publish IPv4 ports; none
+    without a network whose traffic goes through the host (macvlan networks have no rules)."""
+    networks = [network for network in spec.networks if drivers.through_host(network.driver)]
+    if not networks:
         return []
     published = publications(spec, addresses, addresses6)
-    tables = firewall.render(list(spec.networks), published, bridge_ports(spec))
-    source = str(spec.networks[0].location)
+    tables = firewall.render(networks, published, bridge_ports(spec))
+    source = str(networks[0].location)
     objects: list[KernelObject] = [Firewall(HOST_NS, firewall.normalize(tables), source=source)]
     for name in dict.fromkeys(p.network.name for p in published if p.family == 4):
         network = spec.network(name)
@@ -186,6 +191,20 @@ def firewall_objects(
 
 def network_objects(network: NetworkSpec) -> list[KernelObject]:
     return drivers.driver_for(network.driver).network_objects(network)
+
+
+def host_objects(spec: Spec, live: State) -> dict[tuple, KernelObject]:
+    """The networks' objects by key: one that several networks want (a VLAN link two
+    macvlan networks share as parent) once, as the first wants it; one wanted only where
+    the host lacks it (`made_if_absent`) not where the host has a link of its name that
+    is not netreconcile's (it is used as it is)."""
+    present = {("link", HOST_NS, name) for name in live.foreign_links}
+    found: dict[tuple, KernelObject] = {}
+    for network in spec.networks:
+        for obj in network_objects(network):
+            if not (obj.made_if_absent and obj.holds() & present):
+                found.setdefault(obj.key, obj)
+    return found
 
 
 def has_ipv6(spec: Spec, container: ContainerSpec) -> bool:
@@ -213,7 +232,7 @@ def container_objects(
         source = str(attachment.location)
         objects += drivers.driver_for(network.driver).attachment_objects(
             container, network, attachment, attachment.mac_address or mac_for(address), ifname,
-            hairpin=attachment.network in hairpin_on, netns_ipv6=ipv6,
+            hairpin=attachment.network in hairpin_on, netns_ipv6=ipv6, address=address,
         )
         for family in network.families:
             mine, subnet = by_family[family][(container.name, network.name)], network.subnet_of(family)

@@ -17,7 +17,7 @@ IPNetwork = Union[IPv4Network, IPv6Network]
 
 from reconciler.errors import Problem, SpecError
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
-from reconciler.state.model import HOST_NS, Address, State, Veth
+from reconciler.state.model import HOST_NS, Address, State
 
 
 def container_ifname(index: int) -> str:
@@ -28,10 +28,8 @@ def assign_interfaces(spec: Spec, live: State) -> dict[tuple[str, str], str]:
     """The container-side interface name per (container, network): `interface_name`
     when given, else the name the kernel shows it already has, else the lowest free
     ethN, so that joining or leaving a network never renames the other interfaces."""
-    existing = {
-        (veth.container, veth.network): veth.peer_ifname
-        for veth in live.of_kind(Veth) if veth.netns == veth.container and veth.peer_ifname != "?"
-    }
+    interfaces = (obj.container_interface() for obj in live.objects.values())
+    existing = {(container, network): ifname for container, network, ifname in filter(None, interfaces)}
     result: dict[tuple[str, str], str] = {}
     for container in spec.containers:
         taken = {a.interface_name for a in container.networks if a.interface_name}
@@ -140,6 +138,8 @@ def _assign_in_network(
     subnet: IPNetwork = network.subnet_of(family)
     aux = [address for address in network.aux_addresses if address.version == family]
     taken: set[IPAddress] = {*reserved_addresses(subnet), network.gateway_of(family), *aux}
+    if family == 4 and network.shim_address is not None:
+        taken.add(network.shim_address)
     assigned: dict[tuple[str, str], IPAddress] = {}
     dynamic: list[tuple[ContainerSpec, Attachment]] = []
     for container, attachment in members:

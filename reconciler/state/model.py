@@ -75,6 +75,9 @@ class KernelObject:
     deletable: ClassVar[bool] = True
     # whether it stands for a container (its `netns`) to the mass-deletion guard
     is_container: ClassVar[bool] = False
+    # whether the spec wants it only where the host lacks a link of its name: one that is
+    # there and not ours is used instead (never a conflict, never taken over)
+    made_if_absent: ClassVar[bool] = False
 
     def needs(self) -> set[Token]:
         """What must exist first, in the terms of `provides`."""
@@ -104,6 +107,11 @@ class KernelObject:
         """What, when deleted, makes the kernel drop it although it stays wanted (in the
         terms of `provides`): a route goes when its interface loses an address."""
         return set()
+
+    def container_interface(self) -> tuple[str, str, str] | None:
+        """(container, network, interface name) when it is a container's interface on a
+        network, found where its mark says (what keeps interface names sticky)."""
+        return None
 
     @property
     def key(self) -> tuple:
@@ -183,8 +191,22 @@ class NetnsAlias(KernelObject):
         return {("files", self.netns)}  # the namespace is another's; the files are the alias's
 
 
+class _HostLink:
+    """What an interface netreconcile makes in the host namespace (`ifname`) declares: it
+    holds its name there, and what lives on it goes with it."""
+
+    def provides(self) -> set[Token]:
+        return {self.key, ("interface", HOST_NS, self.ifname)}
+
+    def holds(self) -> set[Token]:
+        return {("link", HOST_NS, self.ifname)}
+
+    def takes_along(self) -> set[Token]:
+        return {("interface", HOST_NS, self.ifname)}
+
+
 @dataclass(frozen=True)
-class Bridge(KernelObject):
+class Bridge(_HostLink, KernelObject):
     """A Linux bridge in the host namespace, owned by one network."""
 
     kind: ClassVar[str] = "bridge"
@@ -207,11 +229,32 @@ class Bridge(KernelObject):
     def name(self) -> str:
         return self.ifname
 
-    def holds(self) -> set[Token]:
-        return {("link", HOST_NS, self.ifname)}
 
-    def takes_along(self) -> set[Token]:
-        return {("interface", HOST_NS, self.ifname)}
+@dataclass(frozen=True)
+class Vlan(_HostLink, KernelObject):
+    """An 802.1Q VLAN link NAME.VID in the host namespace, on host link NAME: made for
+    the macvlan networks whose parent it is when the host lacks it (`made_if_absent`),
+    deleted with the last of them. One the host has already is used, never taken over."""
+
+    kind: ClassVar[str] = "vlan"
+    rank: ClassVar[int] = 0  # before the macvlans on it; deleted after them
+    in_break: ClassVar[bool] = True
+    made_if_absent: ClassVar[bool] = True
+    replace_on: ClassVar[tuple[str, ...]] = ("marked_as", "link", "vlan_id")
+    ifname: str
+    link: str  # the host link it tags frames on (MISSING when not found)
+    vlan_id: int
+    marked_as: str  # the name its mark gives (MISSING: unmarked, a run cut between create and mark)
+    up: bool = True
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("vlan", self.ifname)
+
+    @property
+    def name(self) -> str:
+        return f"{self.ifname} (VLAN {self.vlan_id} on {self.link})"
 
 
 @dataclass(frozen=True)
@@ -256,6 +299,11 @@ class Veth(KernelObject):
     def provides(self) -> set[Token]:
         return {self.key, ("interface", self.netns, self.peer_ifname)}
 
+    def container_interface(self) -> tuple[str, str, str] | None:
+        if self.netns != self.container or self.peer_ifname == MISSING:
+            return None
+        return (self.container, self.network, self.peer_ifname)
+
     def holds(self) -> set[Token]:
         return {("link", HOST_NS, self.host_ifname), ("link", self.netns, self.peer_ifname)}
 
@@ -297,6 +345,91 @@ class Uplink(KernelObject):
     def goes_with(self) -> set[Token]:
         # a bridge deleted (or replaced) releases its ports: enslaved again when still wanted
         return {("interface", HOST_NS, self.bridge)} if self.bridge else set()
+
+
+@dataclass(frozen=True)
+class Macvlan(KernelObject):
+    """A macvlan interface of a container: made directly in its namespace on the host
+    link `parent` (which netreconcile uses but never owns, changes or deletes)."""
+
+    kind: ClassVar[str] = "macvlan"
+    rank: ClassVar[int] = 3
+    in_break: ClassVar[bool] = True
+    irreversible: ClassVar[bool] = True  # made again, it is a new interface under the container's processes
+    replace_on: ClassVar[tuple[str, ...]] = ("container", "network", "parent", "mode")
+    container: str  # MISSING for an unmarked one (a run cut between create and mark)
+    network: str
+    netns: str
+    ifname: str
+    parent: str  # the host link it is on (MISSING when not found)
+    mode: str  # bridge, private, vepa or passthru (MISSING when unknown)
+    mac: str
+    mtu: int
+    up: bool = True
+    ipv6: bool = False  # IPv6 on the interface: on exactly for a network with IPv6
+    # whether its namespace makes new interfaces with IPv6 on (as Veth.netns_ipv6)
+    netns_ipv6: bool = field(default=False, compare=False)
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("macvlan", self.netns, self.ifname)
+
+    @property
+    def name(self) -> str:
+        return f"{self.container}:{self.ifname} on {self.network} (parent {self.parent}, {self.mode})"
+
+    def needs(self) -> set[Token]:
+        return {("netns", self.netns), ("vlan", self.parent)}  # the VLAN link netreconcile makes, if it does
+
+    def provides(self) -> set[Token]:
+        return {self.key, ("interface", self.netns, self.ifname)}
+
+    def container_interface(self) -> tuple[str, str, str] | None:
+        return (self.container, self.network, self.ifname) if self.netns == self.container else None
+
+    def holds(self) -> set[Token]:
+        return {("link", self.netns, self.ifname)}
+
+    def takes_along(self) -> set[Token]:
+        return {("interface", self.netns, self.ifname)}
+
+    def goes_with(self) -> set[Token]:
+        return {("netns", self.netns), ("interface", HOST_NS, self.parent)}  # the kernel deletes it with its parent
+
+
+@dataclass(frozen=True)
+class Shim(_HostLink, KernelObject):
+    """A macvlan network's `host_shim`: a macvlan interface of the host's on the parent
+    (bridge mode), through which the host reaches the network's containers, which the
+    parent itself cannot."""
+
+    kind: ClassVar[str] = "shim"
+    rank: ClassVar[int] = 0
+    in_break: ClassVar[bool] = True
+    replace_on: ClassVar[tuple[str, ...]] = ("network", "parent", "mode")
+    ifname: str
+    network: str  # MISSING for an unmarked one
+    parent: str  # MISSING when not found
+    mode: str
+    mac: str
+    mtu: int
+    up: bool = True
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("shim", self.ifname)
+
+    @property
+    def name(self) -> str:
+        return f"{self.ifname} (host shim of {self.network} on {self.parent})"
+
+    def needs(self) -> set[Token]:
+        return {("vlan", self.parent)}
+
+    def goes_with(self) -> set[Token]:
+        return {("interface", HOST_NS, self.parent)}
 
 
 @dataclass(frozen=True)
@@ -365,7 +498,8 @@ class Route(KernelObject):
 
     @property
     def name(self) -> str:
-        return f"{self.dst} via {self.gateway} dev {self.ifname} in {self.netns or 'host'}"
+        via = f" via {self.gateway}" if self.gateway else ""  # a route on the link (to a macvlan through a shim)
+        return f"{self.dst}{via} dev {self.ifname} in {self.netns or 'host'}"
 
     def needs(self) -> set[Token]:
         return _interface_needs(self.netns, self.ifname) | {("addresses", self.netns, self.ifname, self.family)}
@@ -380,10 +514,10 @@ class Route(KernelObject):
 
 
 def _interface_needs(netns: str, ifname: str) -> set[Token]:
-    """What an address or route on interface `ifname` of `netns` needs: a bridge in the
-    host namespace, else the namespace and the interface a veth puts there."""
+    """What an address or route on interface `ifname` of `netns` needs: the interface (a
+    bridge or a macvlan shim in the host namespace), and the namespace it is in."""
     if netns == HOST_NS:
-        return {("bridge", ifname)}
+        return {("interface", HOST_NS, ifname)}
     return {("netns", netns), ("interface", netns, ifname)}
 
 
@@ -516,7 +650,9 @@ class State:
     is ever changed or followed; the planner reports a conflict when the spec wants one
     of the names. `foreign_netns_hosts` names, for foreign namespaces netreconcile manages
     for another host namespace, that host namespace ("" for the root one), so the
-    conflict can say so.
+    conflict can say so. `host_link_mtus` has the MTU of every host-namespace interface,
+    owned or not: what a macvlan parent is checked against. `unsupported_link_kinds` are
+    the kinds of link the kernel cannot make ("vlan" without 802.1Q support).
     """
 
     objects: dict[tuple, KernelObject] = field(default_factory=dict)
@@ -529,16 +665,20 @@ class State:
     # desired: why the live state forbids building it ("LOCATION: why": an uplink that carries
     # the host's addresses, say); the planner reports them as conflicts
     refusals: tuple[str, ...] = ()
+    host_link_mtus: dict[str, int] = field(default_factory=dict)
+    unsupported_link_kinds: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, objs, foreign_links=frozenset(), foreign_netns=frozenset(), foreign_files=frozenset()) -> State:
+    def of(cls, objs, foreign_links=frozenset(), foreign_netns=frozenset(), foreign_files=frozenset(),
+           host_link_mtus=None, unsupported_link_kinds=frozenset()) -> State:
         objects: dict[tuple, KernelObject] = {}
         for obj in objs:
             if obj.key in objects:
                 raise ValueError(f"duplicate object {obj.key}")
             objects[obj.key] = obj
         return cls(objects, foreign_links=frozenset(foreign_links), foreign_netns=frozenset(foreign_netns),
-                   foreign_files=frozenset(foreign_files))
+                   foreign_files=frozenset(foreign_files), host_link_mtus=dict(host_link_mtus or {}),
+                   unsupported_link_kinds=frozenset(unsupported_link_kinds))
 
     def of_kind(self, kind_type: type) -> list:
         return [o for o in self.objects.values() if isinstance(o, kind_type)]

@@ -1,0 +1,27 @@
+"""What the drivers' interfaces share: the sysctl writes that turn IPv6 on or off on one,
+and those that give a container interface with IPv6 the quiet defaults its namespace gives
+the interfaces it makes (reconciler.state.model.QUIET_IPV6). Pure."""
+
+from __future__ import annotations
+
+from reconciler.drivers.base import Changed
+from reconciler.state.model import QUIET_IPV6
+
+
+def ipv6_switch(netns: str, ifname: str, on: bool) -> tuple[str, str, str]:
+    """The sysctl write that turns IPv6 on or off on one interface."""
+    return (netns, f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "0" if on else "1")
+
+
+def container_ipv6_settings(netns: str, ifname: str, ipv6: bool, netns_ipv6: bool, changed: Changed,
+                            creating: bool) -> list[tuple[str, str, str]]:
+    """IPv6 on the container interface `ifname` as its network wants (`ipv6`). A made
+    interface takes its namespace's default (`netns_ipv6`), so creating writes only what
+    differs from it; one turned on later was made without the quiet defaults."""
+    if not changed("ipv6") or (creating and ipv6 == netns_ipv6):
+        return []
+    writes = []
+    if ipv6:
+        writes += [(netns, f"/proc/sys/net/ipv6/conf/{ifname}/{setting}", value) for setting, value in QUIET_IPV6]
+    writes.append(ipv6_switch(netns, ifname, ipv6))
+    return writes
