@@ -27,7 +27,7 @@ from reconciler.run import logs
 from reconciler.run.engine import converge, plan_for
 from reconciler.spec.loader import load_spec
 from reconciler.spec.values import NAME_MAX, name_issue
-from reconciler.state.desired import used_interfaces
+from reconciler.state.desired import used_not_owned
 from reconciler.state.plan import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -208,7 +208,7 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
     plan = _read_only_plan(context, spec)
     git = git_status(context.state_dir)
     warnings = _dns_warnings(context, spec)
-    used = used_interfaces(spec)
+    used = used_not_owned(spec)
     if output == "json":
         document = plan_document(plan, in_sync=not plan.actions, conflicts=list(plan.conflicts),
                                  used_not_owned=[{"interface": name, "use": use} for name, use in used.items()])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.spec.loader import load_spec
-from reconciler.state.desired import used_interfaces
+from reconciler.state.desired import used_not_owned
 from tests.conftest import sh
 from tests.lan_tools import make_lan
 
@@ -51,8 +51,7 @@ def applied_example(sandbox, path: Path) -> Path:
 def make_lan_interfaces(sandbox, spec: Path) -> None:
     """The host interfaces the example uses but netreconcile never creates (uplinks and
     macvlan parents): each one end of a veth pair into a LAN namespace of its own."""
-    parents = [network.parent for network in load_spec(spec).networks if network.parent]
-    for number, ifname in enumerate(dict.fromkeys([*used_interfaces(load_spec(spec)), *parents])):
+    for number, ifname in enumerate(used_not_owned(load_spec(spec))):
         make_lan(sandbox, ifname, short=f"lan{number}")
 
 

@@ -78,6 +78,8 @@ def test_macvlan_containers_are_on_the_lan_and_the_parent_is_left_as_it_was(sand
     assert sandbox.host_sh("nft list tables") == ""  # no rules: the traffic does not cross the host
 
     assert sandbox.apply(spec)["actions"] == []
+    status = sandbox.run("status", spec=spec)
+    assert status.code == 0 and "lan0 (parent of macvlan network lan): used, not owned" in status.stdout
     # the kernel counts its own promiscuity for macvlan MACs on a parent without unicast
     # filtering (a veth); netreconcile sets no flag (`flags` shows the user's PROMISC)
     assert {**parent_facts(sandbox, "lan0"), "promiscuity": 0} == before

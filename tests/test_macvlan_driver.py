@@ -18,7 +18,7 @@ from reconciler.kernel import netlink as nl
 from reconciler.kernel.observe import _container_link
 from reconciler.kernel.support import vlan_supported
 from reconciler.spec.loader import load_spec_text
-from reconciler.state.desired import build_desired
+from reconciler.state.desired import build_desired, used_not_owned
 from reconciler.state.model import (
     HOST_NS, MISSING, Bridge, Firewall, Macvlan, Route, Shim, State, Sysctl, Veth, Vlan,
 )
@@ -208,13 +208,25 @@ def test_the_parent_must_be_there_not_ours_and_not_smaller_than_the_mtu():
         "to 1500 or less; nothing was changed"]
 
 
-def test_a_parent_the_spec_makes_its_own_bridge_is_refused():
-    text = MIXED.replace("parent: eth1", "parent: br-front").replace("{subnet: 10.1.0.0/24}",
-                                                                     "{subnet: 10.1.0.0/24, bridge: br-front}")
-    desired = build_desired(load_spec_text(text, FILE), State())
-    assert live_problems(text, host(**{"br-front": 1500}), desired) == [
-        "spec.yaml:3:34: network lan: parent br-front is an interface netreconcile manages; a parent must be one it "
-        "does not own; nothing was changed"]
+@pytest.mark.parametrize("bridge_first", [False, True])
+def test_a_parent_the_spec_makes_its_own_bridge_is_refused(bridge_first):
+    networks = ["  lan: {driver: macvlan, parent: br-front, subnet: 198.51.100.0/24}\n",
+                "  front: {subnet: 10.1.0.0/24, bridge: br-front}\n"]
+    text = "version: 1\nnetworks:\n" + "".join(networks[::-1] if bridge_first else networks) + "containers: {}\n"
+    with pytest.raises(SpecError) as error:
+        load_spec_text(text, FILE)
+    assert ("parent br-front is the bridge of network 'front'" if bridge_first
+            else "bridge name 'br-front' is the parent of network 'lan'") in str(error.value)
+
+
+def test_macvlan_networks_share_a_parent_but_not_in_passthru_mode():
+    two = ("version: 1\nnetworks:\n  a: {{driver: macvlan, parent: eth1, subnet: 198.51.100.0/25{mode}}}\n"
+           "  b: {{driver: macvlan, parent: eth1, subnet: 198.51.100.128/25}}\ncontainers: {{}}\n")
+    load_spec_text(two.format(mode=""), FILE)
+    with pytest.raises(SpecError) as error:
+        load_spec_text(two.format(mode=", macvlan_mode: passthru"), FILE)
+    assert ("networks.b.parent: parent eth1 is already the passthru parent of network 'a': in passthru mode a "
+            "parent serves one network only") in str(error.value)
 
 
 # --- the plan ---------------------------------------------------------------------------------
@@ -480,3 +492,16 @@ def test_a_route_on_a_link_has_no_gateway_and_link_scope():
     route = nl.decode_route(payload)
     assert (kind, route.dst, route.gateway, route.oif) == (nl.RTM_NEWROUTE, "198.51.100.10/32", "", 7)
     assert payload[6] == nl.RT_SCOPE_LINK
+
+
+def test_status_lists_parents_and_the_link_of_a_vlan_parent_as_used_not_owned():
+    spec = load_spec_text(
+        "version: 1\nnetworks:\n"
+        "  lan: {driver: macvlan, parent: eth1, subnet: 198.51.100.0/24}\n"
+        "  trunk10: {driver: macvlan, parent: eth1.10, subnet: 203.0.113.0/25}\n"
+        "  office: {uplink: eth2, subnet: 203.0.113.128/25}\n"
+        "containers: {}\n", "spec.yaml")
+    assert used_not_owned(spec) == {
+        "eth1": "parent of macvlan network lan, link of the 802.1Q parent eth1.10 of macvlan network trunk10",
+        "eth2": "uplink of network office",
+    }

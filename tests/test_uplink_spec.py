@@ -11,7 +11,7 @@ from reconciler.errors import SpecError
 from reconciler.kernel import netlink as nl
 from reconciler.render import firewall
 from reconciler.spec.loader import load_spec_text
-from reconciler.state.desired import build_desired, forwarding_needed, used_interfaces
+from reconciler.state.desired import build_desired, forwarding_needed, uplinks, used_not_owned
 from reconciler.state.model import HOST_NS, Address, Bridge, State, Uplink, UsedInterface
 from reconciler.state.plan import CREATE, DELETE, UPDATE
 from reconciler.state.planner import plan
@@ -75,9 +75,13 @@ def test_ports_are_published_through_another_network_with_a_higher_gw_priority()
 
 @pytest.mark.parametrize("networks, expected", [
     ("  other: {uplink: eth2, subnet: 10.9.0.0/24}\n",
-     "spec.yaml:8:19: networks.other.uplink: uplink eth2 is already used by network 'office'"),
+     "spec.yaml:8:19: networks.other.uplink: uplink eth2 is already the uplink of network 'office': an uplink "
+     "serves one network only"),
     ("  other: {bridge: eth2, subnet: 10.9.0.0/24}\n",
      "spec.yaml:8:19: networks.other.bridge: bridge name 'eth2' is the uplink of network 'office'"),
+    ("  other: {driver: macvlan, parent: eth2, subnet: 10.9.0.0/24}\n",
+     "spec.yaml:8:36: networks.other.parent: parent eth2 is already the uplink of network 'office': a bridge port "
+     "cannot be a macvlan parent"),
     ("  other: {uplink: office, subnet: 10.9.0.0/24}\n",
      "spec.yaml:8:19: networks.other.uplink: uplink 'office' is the bridge of network 'office'"),
     ("  other: {uplink: other, subnet: 10.9.0.0/24}\n",
@@ -98,7 +102,8 @@ def test_the_desired_state_enslaves_the_uplink_and_puts_no_address_on_the_bridge
     route = desired.objects[("route", "web", 4, "default")]
     assert (route.gateway, route.ifname) == ("203.0.113.129", "eth0")
     assert desired.objects[("address", "web", "eth0", "203.0.113.130/25")]  # the router's address is never given
-    assert not forwarding_needed(spec) and used_interfaces(spec) == {"eth2": "uplink of network office"}
+    assert not forwarding_needed(spec) and uplinks(spec) == {"eth2"}
+    assert used_not_owned(spec) == {"eth2": "uplink of network office"}
     on_host = load_spec_text(SPEC.replace("    gateway_on_host: false\n", ""), "spec.yaml")
     assert ("address", HOST_NS, "office", "203.0.113.129/25") in build_desired(on_host, State()).objects
     assert forwarding_needed(on_host)

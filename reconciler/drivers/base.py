@@ -75,6 +75,11 @@ class NetworkDriver(Protocol):
         """The host-wide name `check_unique` compares (the bridge's interface name); None: none."""
         ...
 
+    def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:
+        """The host interfaces `network` uses but netreconcile never creates or deletes (an
+        uplink, a macvlan parent), each with what uses it: `status` lists them as used, not owned."""
+        ...
+
     # --- the desired state ----------------------------------------------------------------------
     def network_objects(self, network: NetworkSpec) -> list[KernelObject]:
         """The host-side objects of a network."""

@@ -81,6 +81,9 @@ class BridgeDriver:
     def host_name(self, network: NetworkSpec) -> str:
         return network.bridge
 
+    def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:
+        return {network.uplink: f"uplink of network {network.name}"} if network.uplink is not None else {}
+
     def check_unique(self, reader: SectionReader, path: PathKey, network: NetworkSpec,
                      earlier: Mapping[str, NetworkSpec]) -> None:
         other = earlier.get(network.bridge)
@@ -88,10 +91,10 @@ class BridgeDriver:
             defaulted_bridge = reader._string((*path, "bridge")) is None
             message = f"bridge name {network.bridge!r} is already used by network {other.name!r}"
             reader.doc.problem(path if defaulted_bridge else (*path, "bridge"), message, at_key=defaulted_bridge)
-        user = reader.uplink_owners.get(network.bridge)
+        user = reader.interface_users.get(network.bridge)
         if user is not None:
             defaulted_bridge = reader._string((*path, "bridge")) is None
-            message = f"bridge name {network.bridge!r} is the uplink of {user}"
+            message = f"bridge name {network.bridge!r} is the {user[1]} of network {user[0]!r}"
             reader.doc.problem(path if defaulted_bridge else (*path, "bridge"), message, at_key=defaulted_bridge)
         if network.uplink is not None:
             _check_uplink_unique(reader, (*path, "uplink"), network, earlier)
@@ -314,9 +317,10 @@ def _check_uplink_unique(reader: SectionReader, path: PathKey, network: NetworkS
     other = earlier.get(uplink)
     if other is not None:
         reader.doc.problem(path, f"uplink {uplink!r} is the bridge of network {other.name!r}")
-    taken = reader._claim(reader.uplink_owners, uplink, f"network {network.name!r}")
-    if taken:
-        reader.doc.problem(path, f"uplink {taken}: an interface is a port of one bridge only")
+    user = reader.interface_users.setdefault(uplink, (network.name, "uplink"))
+    if user[0] != network.name:
+        reader.doc.problem(path, f"uplink {uplink} is already the {user[1]} of network {user[0]!r}: an uplink "
+                                 "serves one network only")
 
 
 def uplink_refusals(network: NetworkSpec, facts: UsedInterface | None) -> list[str]:

@@ -139,8 +139,28 @@ class MacvlanDriver:
     def host_name(self, network: NetworkSpec) -> str | None:
         return None  # the parent is shared, not claimed
 
+    def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:
+        """The parent; of an 802.1Q parent NAME.VID the link NAME, which netreconcile never
+        owns (NAME.VID it makes when the host lacks it, and then owns)."""
+        vlan = split_vlan(network.parent)
+        if vlan is not None:
+            return {vlan[0]: f"link of the 802.1Q parent {network.parent} of macvlan network {network.name}"}
+        return {network.parent: f"parent of macvlan network {network.name}"}
+
     def check_unique(self, reader: SectionReader, path: PathKey, network: NetworkSpec,
                      earlier: Mapping[str, NetworkSpec]) -> None:
+        bridge_network = earlier.get(network.parent)
+        if bridge_network is not None:
+            reader.doc.problem((*path, "parent"), f"parent {network.parent} is the bridge of network "
+                               f"{bridge_network.name!r}, which netreconcile makes; a parent is a host interface")
+        role = "passthru parent" if network.macvlan_mode == "passthru" else "parent"
+        user = reader.interface_users.setdefault(network.parent, (network.name, role))
+        # macvlan networks may share a parent, as on Docker, but not in passthru mode (the
+        # one macvlan takes the parent over) and not with a bridge that has it as its uplink
+        if user[0] != network.name and "passthru" in user[1] + role or user[1] == "uplink":
+            reader.doc.problem((*path, "parent"), f"parent {network.parent} is already the {user[1]} of network "
+                               f"{user[0]!r}: " + ("a bridge port cannot be a macvlan parent" if user[1] == "uplink"
+                                                    else "in passthru mode a parent serves one network only"))
         if network.host_shim and network.shim_address == network.gateway:
             reader.doc.problem((*path, "host_shim"), f"the host shim's address {network.shim_address} (the last of "
                                "the subnet) is the gateway; give the gateway another address", at_key=True)

@@ -24,7 +24,7 @@ from reconciler.kernel.observe import netns_managed_elsewhere, observe
 from reconciler.kernel.session import KernelSession
 from reconciler.render import firewall, resolvconf
 from reconciler.spec.types import HostSpec, Spec
-from reconciler.state.desired import NO_HOST_FILES, HostFiles, build_desired, used_interfaces
+from reconciler.state.desired import NO_HOST_FILES, HostFiles, build_desired, uplinks
 from reconciler.state.model import MISSING, Macvlan, State, Veth
 from reconciler.state.plan import DELETE, Action, Plan
 from reconciler.state.planner import hold_back, plan
@@ -135,7 +135,7 @@ def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, 
     if spec is None:
         live = observe(session, inside_containers=False)
         return plan(EMPTY_SPEC_STATE, live, destroying=True), live, EMPTY_SPEC_STATE, NO_HOST_FILES
-    live = observe(session, uplinks=frozenset(used_interfaces(spec)))
+    live = observe(session, uplinks=uplinks(spec))
     host_files = read_host_files(spec)
     desired = build_desired(spec, live, host_files)
     check_live_needs(spec, desired, live)

@@ -109,7 +109,8 @@ class SectionReader:
         self.mac_owners: dict[str, str] = {}
         self.links: list[tuple[PathKey, str]] = []  # each link item's path and target name
         self.published: list[tuple[PathKey, PortMapping]] = []  # each ports item's path and mapping
-        self.uplink_owners: dict[str, str] = {}  # host interfaces networks take as a port -> "network 'NAME'"
+        # host interfaces networks use -> (network, role): "uplink", "parent" or "passthru parent"
+        self.interface_users: dict[str, tuple[str, str]] = {}
 
     def _mapping(self, path: PathKey) -> dict[str, Any]:
         value = self.doc.get(path)

@@ -67,11 +67,19 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
     return dataclasses.replace(State.of(objects), refusals=tuple(refusals))
 
 
-def used_interfaces(spec: Spec) -> dict[str, str]:
+def uplinks(spec: Spec) -> frozenset[str]:
+    """The networks' uplinks: the host interfaces the spec makes ports of its bridges."""
+    return frozenset(network.uplink for network in spec.networks if network.uplink is not None)
+
+
+def used_not_owned(spec: Spec) -> dict[str, str]:
     """The host interfaces the spec uses but netreconcile does not own (never creates or
-    deletes), each with what uses it: the networks' uplinks."""
-    return {network.uplink: f"uplink of network {network.name}" for network in spec.networks
-            if network.uplink is not None}
+    deletes: uplinks, macvlan parents), each with what uses it, by the networks' drivers."""
+    used: dict[str, str] = {}
+    for network in spec.networks:
+        for ifname, use in drivers.driver_for(network.driver).used_interfaces(network).items():
+            used[ifname] = f"{used[ifname]}, {use}" if ifname in used else use
+    return used
 
 
 def discovery_sections(
