@@ -16,6 +16,7 @@ from reconciler.drivers.macvlan import MACVLAN, macvlan_alias, shim_name, vlan_a
 from reconciler.errors import SpecError
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.observe import _container_link
+from reconciler.kernel import support
 from reconciler.kernel.support import vlan_supported
 from reconciler.spec.loader import load_spec_text
 from reconciler.state.desired import build_desired, used_not_owned
@@ -417,6 +418,8 @@ def test_8021q_support_is_the_loaded_module_or_one_the_kernel_can_load(tmp_path)
     (release / "modules.dep").write_text("kernel/net/bridge/bridge.ko: kernel/net/802/stp.ko\n")
     assert not vlan_supported(str(proc), str(modules))
     (release / "modules.builtin").write_text("kernel/net/8021q/8021q.ko\n")
+    assert not vlan_supported(str(proc), str(modules))  # the lists are read once per process
+    support._module_listed.cache_clear()
     assert vlan_supported(str(proc), str(modules))
     (release / "modules.builtin").unlink()
     proc.write_text("VLAN Dev name\t | VLAN ID\n")

@@ -8,6 +8,7 @@ the first request for a link of kind vlan. netreconcile never loads modules.
 
 from __future__ import annotations
 
+import functools
 import os
 
 VLAN_PROC = "/proc/net/vlan/config"
@@ -16,8 +17,14 @@ VLAN_MODULE = "/8021q.ko"  # as modules.dep and modules.builtin list it (kernel/
 
 
 def vlan_supported(proc_file: str = VLAN_PROC, modules_dir: str = MODULES_DIR) -> bool:
-    if os.path.exists(proc_file):
-        return True
+    return os.path.exists(proc_file) or _module_listed(modules_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def _module_listed(modules_dir: str) -> bool:
+    """Whether the running kernel's module lists name 8021q: read once per process (every
+    observation asks, and modules.dep is thousands of lines; a module installed later is
+    seen once loaded, by /proc)."""
     release = os.uname().release
     for listing in ("modules.dep", "modules.builtin"):
         try:
