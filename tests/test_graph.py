@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "specs"
 DOCS = REPO / "docs"
 DRAWN_SPECS = ["quickstart.yaml", "network-modes.yaml", "two-networks.yaml", "dual-stack.yaml",
-               "published-ports.yaml", "discovery.yaml"]
+               "published-ports.yaml", "discovery.yaml", "lan-macvlan.yaml", "lan-uplink.yaml"]
 REGENERATE = ("python3 -m reconciler graph specs/quickstart.yaml > docs/quickstart.dot && "
               "dot -Tsvg docs/quickstart.dot > docs/quickstart.svg")
 
@@ -139,6 +139,18 @@ def test_the_quickstart_shows_addresses_interfaces_macs_ports_and_links():
     assert nodes[titles["bridge"]][0] == ["bridge", "bridge docker0", "172.17.0.0/16 gw 172.17.0.1"]
     assert (titles["host namespace"], "==>", titles["qs-web"], ["*:8080 -> 80/tcp"]) in edges
     assert (titles["qs-web"], "-.->", titles["qs-db"], ["link as database"]) in edges
+
+
+def test_networks_on_the_lan_show_their_parent_or_uplink():
+    for name, network, lines in (
+            ("lan-macvlan.yaml", "lan", ["lan", "macvlan", "198.51.100.0/24 gw 198.51.100.1"]),
+            ("lan-uplink.yaml", "office", ["office", "bridge br-office", "uplink eth2"])):
+        nodes, _ = parse_mermaid(netreconcile("graph", "-o", "mermaid", str(SPECS / name)).stdout)
+        titles = {lines[0]: node_id for node_id, (lines, _) in nodes.items()}
+        drawn = nodes[titles[network]][0]
+        assert all(line in drawn for line in lines) and not any("None" in line for line in drawn), drawn
+    nodes, _ = parse_mermaid(netreconcile("graph", "-o", "mermaid", str(SPECS / "lan-macvlan.yaml")).stdout)
+    assert any(line.startswith("parent lan0 (bridge)") for lines, _ in nodes.values() for line in lines)
 
 
 def test_ports_on_a_host_address_and_udp_are_drawn_from_the_host():

@@ -160,7 +160,12 @@ class _Builder:
         return self.ids.of("ctr", name)
 
     def _network_lines(self, network: NetworkSpec) -> list[str]:
-        lines = [network.name, f"{network.driver} {drivers.driver_for(network.driver).host_name(network)}"]
+        host_name = drivers.driver_for(network.driver).host_name(network)
+        lines = [network.name, f"{network.driver} {host_name}" if host_name else network.driver]
+        if network.parent:
+            lines.append(f"parent {network.parent} ({network.macvlan_mode})")
+        if network.uplink:
+            lines.append(f"uplink {network.uplink}")
         for family in network.families:
             lines.append(f"{network.subnet_of(family)} gw {network.gateway_of(family)}")
         flags = [flag for flag, on in (("internal", network.internal), ("icc off", not network.icc),
