@@ -13,6 +13,7 @@ from reconciler.spec.loader import load_spec
 from reconciler.state.desired import build_desired
 from reconciler.state.model import State
 from tests.conftest import sh
+from tests.lan_tools import make_lan
 
 pytestmark = pytest.mark.kernel
 
@@ -150,3 +151,42 @@ def test_the_human_tables_hold_the_document():
                                                        "qs-cache, qs-db, qs-web")
     assert ("qs-web", "port", "*:8080 -> 80/tcp", str(spec.container("qs-web").location)) in \
         inventory.detail_rows(document)
+
+
+MACVLAN_SPEC = """\
+version: 1
+networks:
+  lan:
+    driver: macvlan
+    parent: lan0
+    subnet: 198.51.100.0/24
+  front:
+    bridge: "@fr"
+    subnet: 203.0.113.0/24
+containers:
+  "@a":
+    networks:
+      front: {}
+      lan: {ipv4_address: 198.51.100.10}
+"""
+
+
+def test_show_lists_macvlan_interfaces_with_their_parent(sandbox):
+    make_lan(sandbox, "lan0")
+    spec = sandbox.write_spec(MACVLAN_SPEC)
+    sandbox.apply(spec)
+    document = sandbox.run("show", "-o", "json", spec=spec).json()
+    a = next(c for c in document["containers"] if c["name"] == sandbox.name("a"))
+    interfaces = {i["name"]: i for i in a["interfaces"]}
+    assert [i["name"] for i in a["interfaces"]] == ["eth0", "eth1"]
+    kernel = kernel_interfaces(sandbox.name("a"))
+    assert interfaces["eth1"]["network"] == "lan" and interfaces["eth1"]["parent"] == "lan0"
+    assert interfaces["eth1"]["mode"] == "bridge" and "host_end" not in interfaces["eth1"]
+    assert interfaces["eth1"]["mac"] == kernel["eth1"]["mac"] == "02:42:c6:33:64:0a"
+    assert [x["address"] for x in interfaces["eth1"]["addresses"]] == kernel["eth1"]["addresses"]
+    assert interfaces["eth0"]["bridge"] == sandbox.name("fr")
+    lan = next(n for n in document["networks"] if n["name"] == "lan")
+    assert (lan["driver"], lan["bridge"], lan["parent"], lan["containers"]) == ("macvlan", None, "lan0",
+                                                                               [sandbox.name("a")])
+    table = sandbox.run("show", spec=spec)
+    assert table.code == 0 and "parent lan0" in table.stdout

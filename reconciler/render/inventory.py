@@ -17,8 +17,8 @@ from ipaddress import ip_interface
 
 from reconciler.render import graph
 from reconciler.spec.types import ContainerSpec, Spec
-from reconciler.state.model import HOST_NS, Address, Bridge, File, Firewall, KernelObject, Netns, NetnsAlias, Route, \
-    State, Veth
+from reconciler.state.model import HOST_NS, Address, Bridge, File, Firewall, KernelObject, Macvlan, Netns, NetnsAlias, \
+    Route, State, Veth
 
 
 class _Kernel:
@@ -29,16 +29,17 @@ class _Kernel:
         self.live, self.desired = live, desired
         self.addresses: dict[tuple[str, str], list[Address]] = {}
         self.in_netns: dict[str, list[KernelObject]] = {}  # routes and files, by namespace
-        self.veths_of_container: dict[str, list[Veth]] = {}
-        self.veths_of_network: dict[str, list[Veth]] = {}
+        # a container's interfaces on networks: veths (bridge networks) and macvlans
+        self.attachments_of_container: dict[str, list[Veth | Macvlan]] = {}
+        self.attachments_of_network: dict[str, list[Veth | Macvlan]] = {}
         for obj in live.objects.values():
             if isinstance(obj, Address):
                 self.addresses.setdefault((obj.netns, obj.ifname), []).append(obj)
             elif isinstance(obj, (Route, File)):
                 self.in_netns.setdefault(obj.netns, []).append(obj)
-            elif isinstance(obj, Veth):
-                self.veths_of_container.setdefault(obj.container, []).append(obj)
-                self.veths_of_network.setdefault(obj.network, []).append(obj)
+            elif isinstance(obj, (Veth, Macvlan)):
+                self.attachments_of_container.setdefault(obj.container, []).append(obj)
+                self.attachments_of_network.setdefault(obj.network, []).append(obj)
 
     def source(self, obj: KernelObject) -> str | None:
         """The spec location of the desired object `obj` is; None when the spec lacks it."""
@@ -75,17 +76,21 @@ def _networks(spec: Spec, kernel: _Kernel) -> list[dict]:
     bridges = {bridge.network: bridge for bridge in kernel.live.of_kind(Bridge)}
     in_spec = {n.name: n for n in spec.networks}
     documents = []
-    for name in sorted(set(in_spec) | set(bridges)):
+    macvlan_networks = {m.network for m in kernel.live.of_kind(Macvlan)}
+    for name in sorted(set(in_spec) | set(bridges) | macvlan_networks):
         network = in_spec.get(name)
         bridge = bridges.get(name)
+        attached = kernel.attachments_of_network.get(name, ())
         document = {
-            **_presence(name, network, bridge),
-            "driver": network.driver if network is not None else bridge.kind,
-            "bridge": bridge.ifname if bridge is not None else network.bridge,
+            **_presence(name, network, bridge or next(iter(attached), None)),
+            "driver": network.driver if network is not None else bridge.kind if bridge is not None else "macvlan",
+            "bridge": bridge.ifname if bridge is not None else (network.bridge or None) if network is not None else None,
             "subnets": [str(network.subnet_of(f)) for f in network.families] if network is not None else [],
             "gateways": kernel.address_documents(HOST_NS, bridge.ifname) if bridge is not None else [],
-            "containers": sorted({v.container for v in kernel.veths_of_network.get(name, ())}),
+            "containers": sorted({a.container for a in attached}),
         }
+        if network is not None and network.parent:
+            document |= {"parent": network.parent, "macvlan_mode": network.macvlan_mode}
         if bridge is not None:
             document |= {"mac": bridge.mac, "mtu": bridge.mtu, "up": bridge.up}
         documents.append(document)
@@ -131,14 +136,23 @@ def _mode_of(namespace: Netns | NetnsAlias | None) -> str:
 
 def _interfaces(kernel: _Kernel, name: str) -> list[dict]:
     documents = []
-    for veth in sorted(kernel.veths_of_container.get(name, ()), key=lambda v: str(v.peer_ifname)):
-        documents.append({
-            "name": str(veth.peer_ifname), "network": veth.network, "mac": veth.mac, "mtu": veth.peer_mtu,
-            "up": veth.peer_up, "host_end": veth.host_ifname, "bridge": veth.bridge,
-            "addresses": kernel.address_documents(name, str(veth.peer_ifname)),
-            "source": kernel.source(veth),
-        })
+    for attachment in sorted(kernel.attachments_of_container.get(name, ()), key=lambda a: str(_ifname(a))):
+        ifname = str(_ifname(attachment))
+        document = {"name": ifname, "network": attachment.network, "mac": attachment.mac}
+        if isinstance(attachment, Macvlan):
+            document |= {"mtu": attachment.mtu, "up": attachment.up, "parent": str(attachment.parent),
+                         "mode": str(attachment.mode)}
+        else:
+            document |= {"mtu": attachment.peer_mtu, "up": attachment.peer_up, "host_end": attachment.host_ifname,
+                         "bridge": attachment.bridge}
+        documents.append(document | {"addresses": kernel.address_documents(name, ifname),
+                                     "source": kernel.source(attachment)})
     return documents
+
+
+def _ifname(attachment: Veth | Macvlan) -> str:
+    """The container's name of the interface: a veth's peer, a macvlan itself."""
+    return attachment.peer_ifname if isinstance(attachment, Veth) else attachment.ifname
 
 
 def _firewall_matches(live: State, desired: State) -> bool:
@@ -177,7 +191,7 @@ def _state_note(document: dict) -> str:
 
 def network_rows(document: dict) -> list[tuple[str, ...]]:
     return [
-        (n["name"] + _state_note(n), n["bridge"], _text(n["subnets"]), _text(g["address"] for g in n["gateways"]),
+        (n["name"] + _state_note(n), n["bridge"] or f"parent {n.get('parent', '?')}", _text(n["subnets"]), _text(g["address"] for g in n["gateways"]),
          _text(n["containers"]), n["source"] or "-")
         for n in document["networks"]
     ]
