@@ -477,3 +477,14 @@ def test_the_spec_produced_always_validates(tmp_path, document):
         assert "subnet" in str(error).splitlines()[0], error
         return
     load_spec_text(result.text, "imported.yaml")
+
+
+def test_a_macvlan_network_without_a_parent_is_an_internal_bridge_network(tmp_path):
+    """Docker makes a dummy parent for it and forces it internal; this kernel has no
+    dummy links, so the import keeps what Docker keeps: a network closed to the outside."""
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services:\n  a:\n    networks: [front]\nnetworks:\n  front:\n    driver: macvlan\n")
+    result = import_compose(str(compose), environment={})
+    network = next(iter(_yaml(result.text)["networks"].values()))
+    assert network.get("driver", "bridge") == "bridge" and network["internal"] is True
+    assert any("macvlan without driver_opts.parent" in str(note) for note in result.notes)

@@ -238,9 +238,14 @@ class _Translator:
         self.origin(spec_path, path)
         spec: dict[str, Any] = {}
         options = settings.get("driver_opts") if isinstance(settings.get("driver_opts"), dict) else {}
-        if settings.get("driver") == MACVLAN:
+        if settings.get("driver") == MACVLAN and options.get("parent"):
             self._macvlan(network, spec, options)
         else:
+            if settings.get("driver") == MACVLAN:  # Docker then makes a dummy parent and forces internal
+                self.note((*path, "driver"), "macvlan without driver_opts.parent: Docker would make a dummy parent "
+                                             "and an internal network; imported as an internal bridge network")
+                spec["internal"] = True
+                self.origin((*spec_path, "internal"), (*path, "driver"))
             self._bridge_options(network, spec, options)
         for key, value in settings.items():
             key_path = (*path, key)
