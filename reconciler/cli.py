@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 import time
@@ -22,7 +23,7 @@ from reconciler.errors import (
 )
 from reconciler.kernel.session import ETC_NETNS_DIR, KernelSession, netns_path
 from reconciler.kernel.statedir import StateDir, state_root
-from reconciler.render.plantext import STYLES, action_line, plan_document, summary_line
+from reconciler.render.plantext import STYLES, action_line, outcome_line, plan_document, summary_line
 from reconciler.run import logs
 from reconciler.run.engine import converge, plan_for
 from reconciler.spec.loader import load_spec
@@ -124,11 +125,14 @@ def _global_options(command):
               help="Use network namespace NAME as the host (created if absent) instead of the current one.")
 @click.option("--state-dir", metavar="DIR", default=None, help="State directory.")
 @click.option("--etc-netns", metavar="DIR", default=None, help="Directory of container files (default /etc/netns).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log informational messages too (one-shot commands log warnings and errors only).")
 @click.version_option(version=__version__, prog_name="netreconcile")
 @click.pass_context
-def main(ctx, host_netns, state_dir, etc_netns):
+def main(ctx, host_netns, state_dir, etc_netns, verbose):
     """netreconcile: declarative Docker-style container networking."""
-    logs.configure()
+    # stderr, so that a command's output stays clean; watch, sync and dns log their passes
+    logs.configure(logging.INFO if verbose else logging.WARNING)
     ctx.obj = {"host_netns": host_netns, "state_dir": state_dir, "etc_netns": etc_netns}
 
 
@@ -371,8 +375,6 @@ def watch(context: Context, spec_path: str, resync: float, debounce: int, metric
 
 def _watch(context: Context, source, resync: float, debounce: int, metrics_port: int | None, metrics_address: str,
            verbose: bool, force: bool, lock_timeout: float, spec=None) -> int:
-    import logging
-
     from reconciler.run.watch import Watcher
 
     logs.configure(logging.DEBUG if verbose else logging.INFO, stream=sys.stdout)
@@ -392,7 +394,7 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
     from reconciler.kernel.lock import host_lock, keeper_lock
 
     def lock():
-        return host_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.info(message))
+        return host_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.warning(message))
 
     def start_resolver():
         from reconciler.dns.metrics import ResolverMetrics
@@ -406,7 +408,7 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
                       resync=resync, debounce=debounce / 1000, metrics=metrics, lock=lock, force=force, spec=spec,
                       start_resolver=start_resolver)
     # for its whole life, so that destroy refuses to run while this would undo it
-    with keeper_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.info(message)):
+    with keeper_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.warning(message)):
         return watcher.run()
 
 
@@ -529,7 +531,7 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
         nonlocal progress
         shown.append(plan)
         if output == "text":
-            _print_plan(plan, output)
+            _print_plan(plan, output, verb="Destroy" if command == "destroy" else "Plan")
             if sys.stdout.isatty() and len(plan.actions) >= PROGRESS_THRESHOLD:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -577,10 +579,7 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
     if output == "json":
         click.echo(json.dumps({**plan_document(outcome.plan, applied=outcome.applied), **extra}, indent=2))
     elif outcome.plan.actions:
-        verb = "Destroy complete" if command == "destroy" else "Apply complete"
-        counts = outcome.plan.counts()
-        click.echo(f"{verb}: {counts['create']} created, {counts['update']} updated, {counts['delete']} deleted; "
-                   "verified.")
+        click.echo(outcome_line(outcome.plan, destroying=command == "destroy"))
     return EXIT_OK
 
 

@@ -57,6 +57,18 @@ def action_line(action: Action) -> str:
 
 def summary_line(plan: Plan, verb: str = "Plan") -> str:
     counts = plan.counts()
+    if verb == "Destroy":  # everything managed goes: what stays is no drift from a spec
+        if not plan.actions:
+            return "Nothing to remove: netreconcile manages nothing in this host namespace."
+        return f"Destroy: {counts[DELETE]} to remove."
     if not plan.actions:
         return "No changes. The kernel matches the spec."
     return f"{verb}: {counts[CREATE]} to create, {counts[UPDATE]} to update, {counts[DELETE]} to delete."
+
+
+def outcome_line(plan: Plan, destroying: bool) -> str:
+    """What apply or destroy says once the plan is carried out and verified."""
+    counts = plan.counts()
+    if destroying:
+        return f"Destroy complete: {counts[DELETE]} removed; verified."
+    return f"Apply complete: {counts[CREATE]} created, {counts[UPDATE]} updated, {counts[DELETE]} deleted; verified."

@@ -35,6 +35,9 @@ SHOWN_RULE_CHANGES = 3
 GUARD_SHOWN = 10
 
 
+REMOVED_BY_DESTROY = "removed by destroy"
+
+
 def plan(desired: State, live: State, destroying: bool = False) -> Plan:
     """Actions that turn `live` into `desired`, and whether they are safe to run without
     --force (`Plan.guard`, see mass_deletion; never for `destroying`: removing everything
@@ -63,7 +66,7 @@ def plan(desired: State, live: State, destroying: bool = False) -> Plan:
         elif key in taken_over:
             reason = "its address goes to another interface, and the two must not hold it at once"
         else:
-            reason = obj.stray_reason
+            reason = REMOVED_BY_DESTROY if destroying else obj.stray_reason
         deletions.append(Action(DELETE, obj, reason))
     gone = removed | vanishing
     routes_dropped = _dropped_with(removed - vanishing, live)

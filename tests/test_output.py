@@ -1,0 +1,53 @@
+"""What the one-shot commands print (issue 18, "output that reads well"): no log lines
+among a command's own output unless -v, and destroy speaks of removing, not of drift
+from a spec. Kernel tests in a sandbox."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.kernel
+
+SPEC = """\
+version: 1
+networks:
+  front:
+    bridge: "@br"
+    subnet: 203.0.113.0/24
+containers:
+  "@web":
+    networks: [front]
+"""
+
+
+def log_lines(stderr: str) -> list[dict]:
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def test_one_shot_commands_log_warnings_and_errors_only_unless_verbose(sandbox):
+    spec = sandbox.write_spec(SPEC)
+    quiet = sandbox.run("apply", spec=spec)
+    assert quiet.code == 0 and quiet.stderr == ""
+    assert quiet.stdout.splitlines()[-1].startswith("Apply complete: ")
+    verbose = sandbox.run("-v", "apply", spec=spec)
+    assert verbose.code == 0
+    events = log_lines(verbose.stderr)
+    assert [e["event"] for e in events] == ["reconcile"] and events[0]["outcome"] == "ok"
+    assert "No changes. The kernel matches the spec." in verbose.stdout
+
+
+def test_destroy_speaks_of_removing(sandbox):
+    spec = sandbox.write_spec(SPEC)
+    sandbox.apply(spec)
+    destroyed = sandbox.run("destroy", spec=spec)
+    assert destroyed.code == 0, destroyed.stderr
+    lines = destroyed.stdout.splitlines()
+    assert f"- netns {sandbox.name('web')}: removed by destroy" in lines
+    assert not any("not in the spec" in line for line in lines)
+    assert "Destroy: " in destroyed.stdout and lines[-1].startswith("Destroy complete: ")
+    assert lines[-1].endswith(" removed; verified.")
+    again = sandbox.run("destroy", spec=spec)
+    assert again.code == 0
+    assert again.stdout.strip() == "Nothing to remove: netreconcile manages nothing in this host namespace."
