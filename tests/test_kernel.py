@@ -103,7 +103,7 @@ def test_changed_static_address_changes_only_that_address(sandbox):
     touched = {(a["op"], a["kind"]) for a in actions}
     assert touched == {("delete", "address"), ("create", "address"), ("update", "veth"), ("create", "route"),
                        ("update", "file")}
-    assert all(sandbox.name("db") in a["name"] for a in actions if a["kind"] != "file")
+    assert all(sandbox.name("db") in a["description"] for a in actions if a["kind"] != "file")
     # db's own files, and the discovery section of every container on front, which names db's address
     assert {a["name"] for a in actions if a["kind"] == "file"} == {
         f"{sandbox.name(c)}/hosts" for c in ("web", "db", "cache")}

@@ -128,7 +128,7 @@ def test_a_macvlan_deleted_by_hand_or_left_unmarked_is_made_again(sandbox):
     sandbox.in_ns("b", "ip link del eth0")
     sandbox.host_sh(f"ip link add link lan0 name eth0 netns {sandbox.name('b')} type macvlan mode private")
     drift = sandbox.run("status", "-o", "json", spec=spec).json()
-    macvlans = sorted((a["op"], a["name"]) for a in drift["actions"] if a["kind"] == "macvlan")
+    macvlans = sorted((a["op"], a["description"]) for a in drift["actions"] if a["kind"] == "macvlan")
     assert macvlans == [
         ("create", f"{sandbox.name('a')}:eth0 on lan (parent lan0, bridge)"),
         ("create", f"{sandbox.name('b')}:eth0 on lan (parent lan0, bridge)"),
@@ -181,7 +181,7 @@ def test_a_host_shim_lets_the_host_reach_its_macvlan_containers(sandbox):
     # a route deleted by hand is drift, and is put back
     sandbox.host_sh(f"ip route del 198.51.100.11/32 dev {shim['ifname']}")
     drift = sandbox.run("status", "-o", "json", spec=spec).json()
-    assert [(a["op"], a["kind"], a["name"]) for a in drift["actions"]] == [
+    assert [(a["op"], a["kind"], a["description"]) for a in drift["actions"]] == [
         ("create", "route", f"198.51.100.11/32 dev {shim['ifname']} in host")]
     sandbox.apply(spec)
     # without host_shim again: the shim, its address and its routes go; lan0 is as it was

@@ -24,4 +24,5 @@ def test_missing_reads_as_a_question_mark_in_plan_text_and_json():
     desired = State.of([NetnsAlias("web2", "web")])
     action = next(a for a in plan(desired, live).actions if a.op == "delete")
     assert action_line(action) == "- alias web2 -> ?: replaced: target '?' -> 'web'"
-    assert json.dumps(action_document(action)["name"]) == '"web2 -> ?"'
+    assert json.dumps(action_document(action)["description"]) == '"web2 -> ?"'
+    assert action_document(action)["name"] == "web2"

@@ -156,7 +156,8 @@ def namespace_identity(sandbox, short: str) -> dict:
 
 
 def planned(sandbox, spec: Path) -> list[tuple[str, str, str]]:
-    return [(a["op"], a["kind"], a["name"]) for a in sandbox.run("plan", "-o", "json", spec=spec).json()["actions"]]
+    return [(a["op"], a["kind"], a["description"])
+            for a in sandbox.run("plan", "-o", "json", spec=spec).json()["actions"]]
 
 
 def test_the_break_comes_last(sandbox):

@@ -111,8 +111,8 @@ def test_destroy_releases_the_uplink_and_leaves_it_up(sandbox, lan):
 def test_removing_the_uplink_from_the_spec_releases_it(sandbox, lan):
     sandbox.apply(lan.spec())
     actions = sandbox.apply(lan.spec(WITHOUT_UPLINK))["actions"]
-    assert [(a["op"], a["kind"], a["name"]) for a in actions] == [
-        ("delete", "uplink", f"lan0 (used, not owned) on {sandbox.name('of')}")]
+    assert [(a["op"], a["kind"], a["name"], a["description"]) for a in actions] == [
+        ("delete", "uplink", "lan0", f"lan0 (used, not owned) on {sandbox.name('of')}")]
     assert released(lan.link())
     assert sandbox.name("of") in sandbox.links(sandbox.host)
 

@@ -16,7 +16,8 @@ def action_document(action: Action) -> dict:
     document = {
         "op": action.op,
         "kind": action.kind,
-        "name": action.obj.name,
+        "name": action.obj.own_name,
+        "description": action.obj.name,
         "reason": action.reason,
         "source": action.source,
     }

@@ -121,6 +121,11 @@ class KernelObject:
     def name(self) -> str:
         raise NotImplementedError
 
+    @property
+    def own_name(self) -> str:
+        """What the object is called, without the description `name` gives (JSON's "name")."""
+        return self.name
+
     def differences(self, other: KernelObject) -> tuple[tuple[str, object, object], ...]:
         """(field, self's value, other's value) for every compared field that differs."""
         return tuple(
@@ -180,6 +185,10 @@ class NetnsAlias(KernelObject):
     @property
     def name(self) -> str:
         return f"{self.netns} -> {self.target or 'host'}"
+
+    @property
+    def own_name(self) -> str:
+        return self.netns
 
     def needs(self) -> set[Token]:
         return {("netns", self.target)} if self.target != HOST_NS else set()
@@ -256,6 +265,10 @@ class Vlan(_HostLink, KernelObject):
     def name(self) -> str:
         return f"{self.ifname} (VLAN {self.vlan_id} on {self.link})"
 
+    @property
+    def own_name(self) -> str:
+        return self.ifname
+
 
 @dataclass(frozen=True)
 class Veth(KernelObject):
@@ -292,6 +305,10 @@ class Veth(KernelObject):
     @property
     def name(self) -> str:
         return f"{self.host_ifname} ({self.container}:{self.peer_ifname} on {self.network})"
+
+    @property
+    def own_name(self) -> str:
+        return self.host_ifname
 
     def needs(self) -> set[Token]:
         return {("bridge", self.bridge)} | ({("netns", self.netns)} if self.netns != HOST_NS else set())
@@ -339,6 +356,10 @@ class Uplink(KernelObject):
     def name(self) -> str:
         return f"{self.ifname} (used, not owned) on {self.bridge or 'no bridge'}"
 
+    @property
+    def own_name(self) -> str:
+        return self.ifname
+
     def needs(self) -> set[Token]:
         return {("bridge", self.bridge)} if self.bridge else set()
 
@@ -378,6 +399,10 @@ class Macvlan(KernelObject):
     @property
     def name(self) -> str:
         return f"{self.container}:{self.ifname} on {self.network} (parent {self.parent}, {self.mode})"
+
+    @property
+    def own_name(self) -> str:
+        return f"{self.netns}:{self.ifname}"
 
     def needs(self) -> set[Token]:
         return {("netns", self.netns), ("vlan", self.parent)}  # the VLAN link netreconcile makes, if it does
@@ -425,6 +450,10 @@ class Shim(_HostLink, KernelObject):
     def name(self) -> str:
         return f"{self.ifname} (host shim of {self.network} on {self.parent})"
 
+    @property
+    def own_name(self) -> str:
+        return self.ifname
+
     def needs(self) -> set[Token]:
         return {("vlan", self.parent)}
 
@@ -456,6 +485,10 @@ class Address(KernelObject):
     def name(self) -> str:
         where = self.netns or "host"
         return f"{self.cidr} on {where}:{self.ifname}"
+
+    @property
+    def own_name(self) -> str:
+        return self.cidr
 
     def needs(self) -> set[Token]:
         return _interface_needs(self.netns, self.ifname)
@@ -500,6 +533,10 @@ class Route(KernelObject):
     def name(self) -> str:
         via = f" via {self.gateway}" if self.gateway else ""  # a route on the link (to a macvlan through a shim)
         return f"{self.dst}{via} dev {self.ifname} in {self.netns or 'host'}"
+
+    @property
+    def own_name(self) -> str:
+        return self.dst
 
     def needs(self) -> set[Token]:
         return _interface_needs(self.netns, self.ifname) | {("addresses", self.netns, self.ifname, self.family)}
@@ -594,6 +631,10 @@ class Sysctl(KernelObject):
     def name(self) -> str:
         return f"{self.setting} in {self.netns or 'host'}"
 
+    @property
+    def own_name(self) -> str:
+        return self.setting
+
     def needs(self) -> set[Token]:
         if self.setting.startswith("net/ipv4/conf/"):  # a setting of an interface: of a bridge
             return {("bridge", self.setting.split("/")[3])}
@@ -620,6 +661,10 @@ class Firewall(KernelObject):
     @property
     def name(self) -> str:
         return f"netreconcile tables in {self.netns or 'host'}"
+
+    @property
+    def own_name(self) -> str:
+        return "netreconcile"
 
 
 @dataclass(frozen=True)
