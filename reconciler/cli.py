@@ -562,7 +562,7 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
                     progress.stop()
             if command == "destroy":  # verified: nothing is managed there any more
                 held.retire()
-        outcome_name = "ok"
+        outcome_name = "applied" if outcome.plan.actions else "noop"  # as watch's passes and their metric
     except ConflictError as error:
         raise ConflictError(f"{error}\nnothing was changed") from None
     finally:

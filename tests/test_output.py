@@ -34,7 +34,7 @@ def test_one_shot_commands_log_warnings_and_errors_only_unless_verbose(sandbox):
     verbose = sandbox.run("-v", "apply", spec=spec)
     assert verbose.code == 0
     events = log_lines(verbose.stderr)
-    assert [e["event"] for e in events] == ["reconcile"] and events[0]["outcome"] == "ok"
+    assert [e["event"] for e in events] == ["reconcile"] and events[0]["outcome"] == "noop"
     assert "No changes. The kernel matches the spec." in verbose.stdout
 
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -264,6 +265,19 @@ def test_a_host_resolv_conf_change_reaches_every_container(watch):
 
     watch.reacts(updated, "both containers' resolv.conf")
     assert watch.stop() == 0
+
+
+def test_the_log_lines_and_the_metric_name_passes_alike(watch):
+    watch.start()
+    watch.settle()
+    watch.barrier()
+    text = urllib.request.urlopen(f"http://127.0.0.1:{watch.port}/metrics", timeout=5).read().decode()
+    counted = {outcome: float(value) for outcome, value in
+               re.findall(r'^netreconcile_passes_total\{outcome="([^"]+)"\} (\S+)$', text, re.M)}
+    logged = Counter(line["outcome"] for line in watch.passes())
+    assert logged["applied"] >= 1 and logged["noop"] >= 1
+    assert {outcome: float(count) for outcome, count in logged.items()} == \
+        {outcome: value for outcome, value in counted.items() if value}
 
 
 def test_nothing_changing_means_no_passes_and_sigterm_exits_cleanly(watch):

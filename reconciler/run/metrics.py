@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 class WatchMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.passes = Counter("netreconcile_passes", "Reconcile passes run, by outcome (ok, noop, interrupted, "
+        self.passes = Counter("netreconcile_passes", "Reconcile passes run, by outcome (applied, noop, interrupted, "
                               "error, invalid_spec, refused, host_missing)", ["outcome"], registry=self.registry)
         self.actions = Counter("netreconcile_actions_applied", "Actions applied, by kind", ["kind"],
                                registry=self.registry)

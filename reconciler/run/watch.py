@@ -179,7 +179,7 @@ class Watcher:
         except VerifyError as error:
             self.verify_misses += 1
             if self.verify_misses <= VERIFY_RETRIES:  # most likely changed while we applied: look again
-                log.info("pass", trigger=trigger, outcome="changed during the pass",
+                log.info("pass", trigger=trigger, outcome="interrupted",
                          duration_ms=_ms(self.clock() - started), detail=str(error))
                 self.scheduler.trigger("changed during the pass", self.clock())
                 self._count("interrupted", self.clock() - started)
@@ -199,7 +199,7 @@ class Watcher:
         level = log.info if plan.actions else log.debug
         level("pass", trigger=trigger, outcome="applied" if plan.actions else "noop", duration_ms=_ms(duration),
               actions=kinds, drift=drift and bool(plan.actions), **({"held": held} if held else {}))
-        self._count("ok" if plan.actions else "noop", duration, plan, drift)
+        self._count("applied" if plan.actions else "noop", duration, plan, drift)
         return True
 
     def _serve_dns(self, outcome: Outcome) -> None:
@@ -235,7 +235,7 @@ class Watcher:
                              f"again once the namespace exists (ip netns add {self.host_netns}, or netreconcile "
                              "apply); stop the watch (SIGTERM) if the host is gone for good")
             self._count("host_missing")
-        log.debug("pass", trigger=trigger, outcome="host namespace missing")
+        log.debug("pass", trigger=trigger, outcome="host_missing")
         return True
 
     def _failed(self, trigger: str, error: NetreconcileError, started: float) -> bool:
