@@ -151,7 +151,12 @@ LOCK_TIMEOUT = click.option("--lock-timeout", type=click.FloatRange(min=0), defa
 @SPEC
 @_global_options
 def validate(context: Context, spec_path: str) -> int:
-    """Check SPEC and report every problem with its location."""
+    """Check SPEC and report every problem with its location.
+
+    \b
+    Example:
+      netreconcile validate specs/quickstart.yaml
+    """
     spec = load_spec(spec_path)
     click.echo(f"{spec_path}: valid ({len(spec.networks)} network(s), {len(spec.containers)} container(s))")
     return EXIT_OK
@@ -163,7 +168,13 @@ def validate(context: Context, spec_path: str) -> int:
 @DETAILED
 @_global_options
 def plan_command(context: Context, spec_path: str, output: str, detailed_exitcode: bool) -> int:
-    """Show what apply would change; changes nothing."""
+    """Show what apply would change; changes nothing.
+
+    \b
+    Example:
+      netreconcile --host-netns nr-demo plan specs/quickstart.yaml
+      netreconcile plan -o json --detailed-exitcode spec.yaml   # exit 2: changes pending
+    """
     spec = load_spec(spec_path)
     plan = _read_only_plan(context, spec)
     _print_plan(plan, output)
@@ -205,7 +216,12 @@ def import_command(compose_path: str, output_path: str | None, env_file: str | N
 @DETAILED
 @_global_options
 def status(context: Context, spec_path: str, output: str, detailed_exitcode: bool) -> int:
-    """Report drift between the kernel and SPEC; changes nothing."""
+    """Report drift between the kernel and SPEC; changes nothing.
+
+    \b
+    Example:
+      netreconcile --host-netns nr-demo status --detailed-exitcode specs/quickstart.yaml
+    """
     from reconciler.run.sources import git_status
 
     spec = load_spec(spec_path)
@@ -323,7 +339,13 @@ def show(context: Context, spec_path: str, output: str) -> int:
 @LOCK_TIMEOUT
 @_global_options
 def apply(context: Context, spec_path: str, output: str, force: bool, no_rollback: bool, lock_timeout: float) -> int:
-    """Converge the kernel on SPEC, then verify; undo everything if that fails."""
+    """Converge the kernel on SPEC, then verify; undo everything if that fails.
+
+    \b
+    Example:
+      netreconcile --host-netns nr-demo apply specs/quickstart.yaml
+      netreconcile -v apply -o json spec.yaml
+    """
     spec = load_spec(spec_path)
     return _converge(context, spec, output, "apply", force=force, lock_timeout=lock_timeout,
                      rollback=not no_rollback)
@@ -335,7 +357,12 @@ def apply(context: Context, spec_path: str, output: str, force: bool, no_rollbac
 @LOCK_TIMEOUT
 @_global_options
 def destroy(context: Context, spec_path: str, output: str, lock_timeout: float) -> int:
-    """Remove everything netreconcile manages in the host namespace of SPEC."""
+    """Remove everything netreconcile manages in the host namespace of SPEC.
+
+    \b
+    Example:
+      netreconcile --host-netns nr-demo destroy specs/quickstart.yaml
+    """
     from reconciler.kernel.lock import no_keeper
 
     load_spec(spec_path)
@@ -363,7 +390,12 @@ def destroy(context: Context, spec_path: str, output: str, lock_timeout: float) 
 @_global_options
 def watch(context: Context, spec_path: str, resync: float, debounce: int, metrics_port: int | None,
           metrics_address: str, verbose: bool, force: bool, lock_timeout: float) -> int:
-    """Apply SPEC, then keep the kernel converged: on spec, resolv.conf, kernel and firewall changes."""
+    """Apply SPEC, then keep the kernel converged: on spec, resolv.conf, kernel and firewall changes.
+
+    \b
+    Example:
+      netreconcile --host-netns nr-demo watch --metrics-port 9642 specs/quickstart.yaml
+    """
     from reconciler.run.sources import FileSource
 
     source = FileSource(spec_path)
@@ -421,7 +453,12 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
 @_global_options
 def dns_command(context: Context, spec_path: str, metrics_port: int | None, metrics_address: str) -> int:
     """Serve DNS at 127.0.0.11 in every container of SPEC that uses the resolver (host.dns_resolver),
-    until SIGTERM; SIGHUP re-reads SPEC."""
+    until SIGTERM; SIGHUP re-reads SPEC.
+
+    \b
+    Example:
+      netreconcile --host-netns nr-demo dns specs/dns-resolver.yaml
+    """
     from reconciler.dns.metrics import ResolverMetrics
     from reconciler.run.resolver import run_resolver
 
@@ -453,7 +490,8 @@ def _serve_metrics(registry, port: int, address: str) -> None:
               help="Quiet time after the last kernel event before a repair pass (not --once).")
 @click.option("--metrics-port", type=click.IntRange(min=1, max=65535), default=None, metavar="PORT",
               help="Serve Prometheus metrics on this port (not --once).")
-@click.option("--metrics-address", default="127.0.0.1", show_default=True, metavar="ADDRESS")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True, metavar="ADDRESS",
+              help="Address the metrics are served on (0.0.0.0: every address).")
 @click.option("--verbose", "-v", is_flag=True, help="Also log passes that find nothing to do.")
 @OUTPUT
 @FORCE
@@ -462,7 +500,13 @@ def _serve_metrics(registry, port: int, address: str) -> None:
 def sync(context: Context, repository: str, spec_path: str, ref: str | None, interval: float, once: bool,
          debounce: int, metrics_port: int | None, metrics_address: str, verbose: bool, output: str, force: bool,
          lock_timeout: float) -> int:
-    """Converge on the spec at FILE in git repository REPO (path or URL), at the head of --ref."""
+    """Converge on the spec at FILE in git repository REPO (path or URL), at the head of --ref.
+
+    \b
+    Example:
+      netreconcile sync https://git.example.com/net/hosts.git --path specs/host-a.yaml --once
+      netreconcile sync /srv/git/hosts.git --path specs/host-a.yaml --ref main --interval 60
+    """
     from reconciler.run.sources import GitSource, git_status
 
     _require_root()

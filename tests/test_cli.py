@@ -7,6 +7,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import click
+
 from tests.conftest import netns_names
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -79,3 +81,15 @@ def test_a_system_error_nobody_translated_is_a_one_line_error_not_a_traceback(tm
                              "nr-never-made", "status", str(spec)], capture_output=True, text=True)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
+
+
+def test_every_command_help_has_an_example_and_every_option_a_description():
+    from click.testing import CliRunner
+
+    from reconciler.cli import main
+
+    assert len(main.commands) >= 11
+    for name, command in main.commands.items():
+        result = CliRunner().invoke(main, [name, "--help"])
+        assert result.exit_code == 0 and "Example:" in result.output, name
+        assert all(option.help for option in command.params if isinstance(option, click.Option)), name
