@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -93,3 +94,16 @@ def test_every_command_help_has_an_example_and_every_option_a_description():
         result = CliRunner().invoke(main, [name, "--help"])
         assert result.exit_code == 0 and "Example:" in result.output, name
         assert all(option.help for option in command.params if isinstance(option, click.Option)), name
+
+
+def test_shell_completion_completes_commands_and_options():
+    """Click's own completion, as README's "Shell completion" sets it up."""
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_NETRECONCILE_COMPLETE": "bash_complete", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split()) - 1)}
+        result = subprocess.run([sys.executable, "-c", "from reconciler.cli import main; main(prog_name='netreconcile')"],
+                                env=env, capture_output=True, text=True, timeout=60)
+        return [line.split(",", 1)[1] for line in result.stdout.splitlines()]
+
+    assert complete("netreconcile ap") == ["apply"]
+    assert {"--output", "--force", "--host-netns"} <= set(complete("netreconcile apply --"))
