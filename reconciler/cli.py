@@ -40,13 +40,15 @@ log = logs.get_logger()
 
 
 class Context:
-    def __init__(self, host_netns: str | None, state_dir: str | None, etc_netns: str | None = None):
+    def __init__(self, host_netns: str | None, state_dir: str | None, etc_netns: str | None = None,
+                 verbose: bool = False):
         if host_netns is not None and name_issue(host_netns):
             raise UsageError(f"--host-netns {host_netns!r} is not a valid namespace name "
                              f"(1-{NAME_MAX} of [A-Za-z0-9_.-], starting with a letter or digit)")
         self.host_netns = host_netns
         self.state_dir = StateDir(state_dir or state_root(), host_netns)
         self.etc_netns = etc_netns or os.environ.get("NETRECONCILE_ETC_NETNS", ETC_NETNS_DIR)
+        self.verbose = verbose  # the global -v
 
     def session(self) -> KernelSession:
         return KernelSession(self.host_netns, self.state_dir, self.etc_netns)
@@ -98,7 +100,7 @@ def _global_options(command):
         started = time.monotonic()
         try:
             context = Context(host_netns_local or parent.get("host_netns"), state_dir_local or parent.get("state_dir"),
-                              etc_netns_local or parent.get("etc_netns"))
+                              etc_netns_local or parent.get("etc_netns"), verbose=parent.get("verbose", False))
             code = command(context, **kwargs)
         except SpecError as error:
             for problem in error.problems:
@@ -133,7 +135,7 @@ def main(ctx, host_netns, state_dir, etc_netns, verbose):
     """netreconcile: declarative Docker-style container networking."""
     # stderr, so that a command's output stays clean; watch, sync and dns log their passes
     logs.configure(logging.INFO if verbose else logging.WARNING)
-    ctx.obj = {"host_netns": host_netns, "state_dir": state_dir, "etc_netns": etc_netns}
+    ctx.obj = {"host_netns": host_netns, "state_dir": state_dir, "etc_netns": etc_netns, "verbose": verbose}
 
 
 SPEC = click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
@@ -575,8 +577,11 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
         nonlocal progress
         shown.append(plan)
         if output == "text":
-            _print_plan(plan, output, verb="Destroy" if command == "destroy" else "Plan")
-            if sys.stdout.isatty() and len(plan.actions) >= PROGRESS_THRESHOLD:
+            verb = "Destroy" if command == "destroy" else "Plan"
+            long_on_terminal = sys.stdout.isatty() and len(plan.actions) >= PROGRESS_THRESHOLD
+            # on a terminal, a long plan is a summary to watch the bar under, not 2000 lines
+            _print_plan(plan, output, verb=verb, list_actions=context.verbose or not long_on_terminal)
+            if long_on_terminal:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
                 progress = Progress(TextColumn("applying", markup=False), BarColumn(), MofNCompleteColumn(),
@@ -648,7 +653,7 @@ def _print_warnings(warnings: list[str]) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-def _print_plan(plan: Plan, output: str, verb: str = "Plan") -> None:
+def _print_plan(plan: Plan, output: str, verb: str = "Plan", list_actions: bool = True) -> None:
     if output == "json":
         click.echo(json.dumps(plan_document(plan, conflicts=list(plan.conflicts)), indent=2))
         return
@@ -661,6 +666,9 @@ def _print_plan(plan: Plan, output: str, verb: str = "Plan") -> None:
         console.print(Text.assemble(("conflict:", "red"), f" {conflict}"))
     if plan.guard:
         console.print(f"warning: {plan.guard}; apply refuses this without --force", style="yellow")
+    if not list_actions:
+        console.print(f"{summary_line(plan, verb)} (`netreconcile plan`, or -v, lists them)")
+        return
     for action in plan.actions:
         console.print(action_line(action), style=STYLES[action.op])
     console.print(summary_line(plan, verb))

@@ -5,6 +5,10 @@ from a spec. Kernel tests in a sandbox."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 
 import pytest
 
@@ -51,3 +55,37 @@ def test_destroy_speaks_of_removing(sandbox):
     again = sandbox.run("destroy", spec=spec)
     assert again.code == 0
     assert again.stdout.strip() == "Nothing to remove: netreconcile manages nothing in this host namespace."
+
+
+def on_a_terminal(sandbox, *args: str, spec) -> str:
+    """What the command prints with a terminal as its stdout (a pseudo-terminal)."""
+    main, secondary = pty.openpty()
+    command = [sys.executable, "-m", "reconciler", "--host-netns", sandbox.host, "--state-dir",
+               str(sandbox.state_dir), *args, str(spec)]
+    try:
+        process = subprocess.Popen(command, stdout=secondary, stderr=subprocess.PIPE, env={**os.environ,
+                                   "COLUMNS": "200", "TERM": "dumb"})
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the other side closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=600) == 0, process.stderr.read()
+    finally:
+        os.close(main)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_a_long_apply_on_a_terminal_shows_the_summary_not_every_line(sandbox):
+    many = SPEC + "".join(f'  "@c{n}":\n    networks: [front]\n' for n in range(8))
+    spec = sandbox.write_spec(many)
+    shown = on_a_terminal(sandbox, "apply", spec=spec)
+    assert "Plan: " in shown and "(`netreconcile plan`, or -v, lists them)" in shown
+    assert "+ netns" not in shown and "Apply complete:" in shown
+    destroyed = on_a_terminal(sandbox, "-v", "destroy", spec=spec)
+    assert f"- netns {sandbox.name('c0')}: removed by destroy" in destroyed
