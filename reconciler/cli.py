@@ -248,8 +248,12 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
     for name, use in used.items():  # never created, changed beyond their use, or deleted
         click.echo(f"{name} ({use}): used, not owned")
     if git is not None:
+        error = ""
+        if git["error"]:
+            where = f"at commit {git['error_commit']}" if git["error_commit"] else "before any commit was read"
+            error = f"; error {where}: {git['error']}"
         click.echo(f"Git: {git['repository']} {git['path']}: applied {git['applied'] or 'nothing yet'}, "
-                   f"attempted {git['attempted'] or 'nothing yet'}" + (f"; error: {git['error']}" if git["error"] else ""))
+                   f"attempted {git['attempted'] or 'nothing yet'}{error}")
     return _exit_code(plan, detailed_exitcode)
 
 

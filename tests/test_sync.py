@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -134,6 +135,68 @@ def test_the_sync_loop_fetches_new_commits_and_repairs_drift_on_kernel_events(sa
         veth = next(name for name in sandbox.links(sandbox.host) if name.startswith("veth"))
         sandbox.host_sh(f"ip link del {veth}")
         eventually(lambda: veth in sandbox.links(sandbox.host), "the deleted veth repaired")
+        loop.send_signal(signal.SIGTERM)
+        assert loop.wait(timeout=10) == 0
+    finally:
+        if loop.poll() is None:
+            loop.kill()
+            loop.wait()
+
+
+def test_status_pairs_an_error_with_the_commit_it_belongs_to(sandbox, repo):
+    good = repo.commit(BASE)
+    assert sync(sandbox, repo).code == 0
+    missing = sync(sandbox, repo, "--ref", "prod")
+    assert missing.code == 1
+    status = git_status(sandbox, repo)
+    # the ref's error came before any commit was read: not the (good) commit attempted before
+    assert (status["attempted"], status["error_commit"]) == (good, None)
+    assert "has no branch or tag 'prod'" in status["error"]
+    text = sandbox.run("status", spec=repo.path / "specs" / "host.yaml").stdout
+    assert "error before any commit was read: " in text
+    bad = repo.commit(MORE.replace("172.25.0.0/24", "172.25.0.0/33"), "broken")
+    assert sync(sandbox, repo).code == 1
+    status = git_status(sandbox, repo, spec_text=BASE)
+    assert (status["attempted"], status["error_commit"]) == (bad, bad)
+
+
+def test_a_rewritten_branch_is_followed_with_a_warning(sandbox, repo):
+    first = repo.commit(BASE, "one container")
+    assert sync(sandbox, repo).code == 0
+    # a force push: the branch moves to a commit on another line of history
+    unrelated = Repository(repo.path.parent / "other-line", sandbox)
+    other = unrelated.commit(MORE, "rewritten")
+    porcelain.fetch(str(repo.path), str(unrelated.path))
+    repo_refs = porcelain.open_repo(str(repo.path))
+    with repo_refs:
+        repo_refs.refs[b"HEAD"] = other.encode()
+    result = sync(sandbox, repo)
+    assert result.code == 0, result.stderr
+    warnings = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert [(w["level"], w["applied"], w["commit"]) for w in warnings] == [("warning", first[:12], other[:12])]
+    assert "history was rewritten" in warnings[0]["event"]
+    assert result.json()["git"]["applied"] == other
+    assert sandbox.name("db") in netns_names()
+    assert sync(sandbox, repo).stderr == ""  # followed: no warning the next time
+
+
+def test_the_sync_loop_names_a_new_commit_as_its_trigger(sandbox, repo, tmp_path):
+    repo.commit(BASE)
+    log_file = tmp_path / "sync.log"
+    command = [sys.executable, "-m", "reconciler", "--host-netns", sandbox.host, "--state-dir",
+               str(sandbox.state_dir), "sync", str(repo.path), "--path", "specs/host.yaml", "--interval", "1"]
+    with open(log_file, "w") as out:
+        loop = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        eventually(lambda: sandbox.name("web") in netns_names(), "the first commit applied")
+        second = repo.commit(MORE, "add db")
+
+        def pass_of_the_new_commit() -> list[dict]:
+            lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+            return [line for line in lines if line.get("event") == "pass" and line.get("commit") == second[:12]]
+
+        eventually(pass_of_the_new_commit, "a pass for the new commit")
+        assert pass_of_the_new_commit()[0]["trigger"] == "git"
         loop.send_signal(signal.SIGTERM)
         assert loop.wait(timeout=10) == 0
     finally:

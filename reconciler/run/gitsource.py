@@ -22,6 +22,9 @@ class Revision:
     ref: str  # the ref it was resolved from, e.g. refs/heads/main
     text: str  # the spec file's content at that commit
     path: str  # the spec file's path in the tree
+    # the commit applied before, when this one does not descend from it (the branch's history
+    # was rewritten: a force push); None otherwise, or when that cannot be told
+    rewritten_from: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -29,8 +32,9 @@ class Revision:
         return f"{self.commit[:12]}:{self.path}"
 
 
-def fetch(repository: str, path: str, ref: str | None, cache_root: Path) -> Revision:
-    """Fetch `repository`, resolve `ref` and read `path` at that commit."""
+def fetch(repository: str, path: str, ref: str | None, cache_root: Path, applied: str | None = None) -> Revision:
+    """Fetch `repository`, resolve `ref` and read `path` at that commit; say whether it
+    descends from the commit `applied` before."""
     from dulwich.client import get_transport_and_path
     from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
     from dulwich.repo import Repo
@@ -50,7 +54,21 @@ def fetch(repository: str, path: str, ref: str | None, cache_root: Path) -> Revi
         refs = {name.decode(): sha.decode() for name, sha in result.refs.items() if sha}
         symrefs = {name.decode(): value.decode() for name, value in (result.symrefs or {}).items()}
         ref_name, commit = _resolve(repository, ref, refs, symrefs)
-        return Revision(commit, ref_name, _read(target, repository, commit, path), path)
+        rewritten = applied if applied and not _descends(target, commit, applied) else None
+        return Revision(commit, ref_name, _read(target, repository, commit, path), path, rewritten)
+
+
+def _descends(repo, commit: str, ancestor: str) -> bool:
+    """Whether `commit` is `ancestor` or has it in its history; True when that cannot be
+    told (the ancestor is not in the cache): no warning without knowing."""
+    from dulwich.graph import can_fast_forward
+
+    if commit == ancestor:
+        return True
+    try:
+        return can_fast_forward(repo, ancestor.encode(), commit.encode())
+    except KeyError:
+        return True
 
 
 def _location(repository: str) -> str:

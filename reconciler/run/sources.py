@@ -11,9 +11,11 @@ import datetime
 
 from reconciler.errors import NetreconcileError, SourceError, SpecError
 from reconciler.kernel.statedir import StateDir
-from reconciler.run import gitsource
+from reconciler.run import gitsource, logs
 from reconciler.spec.loader import load_spec, load_spec_text
 from reconciler.spec.types import Spec
+
+log = logs.get_logger()
 
 
 class FileSource:
@@ -30,6 +32,10 @@ class FileSource:
 
     def files(self) -> dict[str, str]:
         return {self.path: "spec"}
+
+    def current(self) -> dict[str, str]:
+        """What a pass's log line says of the spec it converged on."""
+        return {}
 
     def converged(self) -> None:
         pass
@@ -56,11 +62,16 @@ class GitSource:
         self.attempt: tuple[str | None, str | None] = (None, None)  # the newest commit tried, and its error
 
     def load(self) -> Spec:
+        applied = self.revision.commit if self.revision else (self.state.git_record() or {}).get("applied")
         try:
-            revision = gitsource.fetch(self.repository, self.path, self.ref, self.state.git_cache)
+            revision = gitsource.fetch(self.repository, self.path, self.ref, self.state.git_cache, applied)
         except SourceError as error:
-            self._attempted(self.attempt[0], str(error))
+            self._attempted(None, str(error))  # no commit was read: the error is the fetch's
             raise
+        if revision.rewritten_from:
+            log.warning("sync: the branch's history was rewritten: its head does not descend from the applied "
+                        "commit; following it", ref=revision.ref, applied=revision.rewritten_from[:12],
+                        commit=revision.commit[:12])
         if self.revision is not None and revision.commit == self.revision.commit and self.spec is not None:
             self.attempt = (revision.commit, None)
             return self.spec
@@ -75,6 +86,9 @@ class GitSource:
 
     def files(self) -> dict[str, str]:
         return {}
+
+    def current(self) -> dict[str, str]:
+        return {"commit": self.revision.commit[:12]} if self.revision is not None else {}
 
     def converged(self) -> None:
         """The kernel matches the current (last valid) commit."""
@@ -94,6 +108,8 @@ class GitSource:
         old = self.state.git_record() or {}
         attempted, error = self.attempt
         facts = {"repository": self.repository, "path": self.path, "ref": self.ref, "error": error,
+                 # the commit the error belongs to: None for one met before any commit was read
+                 "error_commit": attempted if error else None,
                  "attempted": attempted or old.get("attempted"), "applied": old.get("applied")}
         if applied is not None:
             facts.update({"applied": applied, "applied_ref": self.revision.ref if self.revision else None})
@@ -112,5 +128,6 @@ def git_status(state: StateDir) -> dict | None:
     if record is None:
         return None
     return {"applied": record.get("applied"), "attempted": record.get("attempted"), "error": record.get("error"),
+            "error_commit": record.get("error_commit"),
             "repository": record.get("repository"), "path": record.get("path"),
             "applied_at": record.get("applied_at"), "attempted_at": record.get("attempted_at")}

@@ -43,7 +43,7 @@ SIGNAL_POLL = 0.2  # seconds: how soon a signal is noticed while waiting
 # another pass at once; only this many in a row count as failures (with backoff)
 VERIFY_RETRIES = 3
 # triggers that mean the input changed; anything else that leads to actions is drift
-INPUT_CHANGES = frozenset({"start", "spec", "resolv.conf", "hosts", "sighup"})
+INPUT_CHANGES = frozenset({"start", "spec", "resolv.conf", "hosts", "sighup", "git"})
 
 log = logs.get_logger()
 
@@ -151,10 +151,14 @@ class Watcher:
         trigger = ",".join(reasons)
         asked = set(reasons)
         if asked & self.source.reload_on and not (self.spec is not None and asked == {"start"}):
+            before = self.source.current()
             if not self._reload_spec() and (self.spec is None or asked == {"spec"}):
                 # nothing to converge on yet, or only the (now invalid) file asked: nothing changes
                 self._count("invalid_spec")
                 return True
+            if before and self.source.current() != before:  # a new commit: what the pass is for
+                reasons = (*(r for r in reasons if r not in ("resync", "retry")), "git")
+                trigger = ",".join(reasons)
         if self._host_missing(trigger):
             return True
         started = self.clock()
@@ -198,7 +202,8 @@ class Watcher:
         held = dict(sorted(Counter(a.kind for a in outcome.held).items()))
         level = log.info if plan.actions else log.debug
         level("pass", trigger=trigger, outcome="applied" if plan.actions else "noop", duration_ms=_ms(duration),
-              actions=kinds, drift=drift and bool(plan.actions), **({"held": held} if held else {}))
+              actions=kinds, drift=drift and bool(plan.actions), **({"held": held} if held else {}),
+              **self.source.current())
         self._count("applied" if plan.actions else "noop", duration, plan, drift)
         return True
 
