@@ -620,8 +620,9 @@ def _converge(context: Context, spec, output: str, command: str, on_done=None, f
         raise ConflictError(f"{error}\nnothing was changed") from None
     finally:
         counts = shown[0].counts() if shown else {}
-        log.info("reconcile", command=command, host_netns=context.host_netns or "", outcome=outcome_name,
-                 duration_ms=round((time.monotonic() - started) * 1000, 1), **counts)
+        (log.error if outcome_name == "error" else log.info)(  # a failure is an error whatever -v says
+            "reconcile", command=command, host_netns=context.host_netns or "", outcome=outcome_name,
+            duration_ms=round((time.monotonic() - started) * 1000, 1), **counts)
     extra = on_done() if on_done is not None else {}
     warnings = _dns_warnings(context, spec)
     if warnings:

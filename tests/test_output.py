@@ -89,3 +89,14 @@ def test_a_long_apply_on_a_terminal_shows_the_summary_not_every_line(sandbox):
     assert "+ netns" not in shown and "Apply complete:" in shown
     destroyed = on_a_terminal(sandbox, "-v", "destroy", spec=spec)
     assert f"- netns {sandbox.name('c0')}: removed by destroy" in destroyed
+
+
+def test_a_failed_apply_logs_at_error_level_without_verbose(sandbox):
+    spec = sandbox.write_spec(SPEC)
+    command = [sys.executable, "-m", "reconciler", "--host-netns", sandbox.host, "--state-dir",
+               str(sandbox.state_dir), "apply", str(spec)]
+    failed = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "NETRECONCILE_FAIL_AFTER": "3"})  # fault injection
+    assert failed.returncode == 1
+    events = log_lines(failed.stderr)
+    assert [(e["event"], e["level"], e["outcome"]) for e in events] == [("reconcile", "error", "error")]
