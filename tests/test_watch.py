@@ -237,7 +237,8 @@ def test_an_object_changed_back_again_and_again_is_reported_as_a_fight(watch):
     fights = watch.reacts(lambda: [line for line in watch.lines() if line.get("event") == "another tool keeps changing "
                                  "this back"], "a warning about the fight")
     assert fights[0]["kind"] == "veth" and fights[0]["object"].startswith(veth)
-    assert any(line.get("event") == "backing off" for line in watch.lines())
+    # logged right after the warning: wait for it too rather than read the output between the two
+    watch.reacts(lambda: [line for line in watch.lines() if line.get("event") == "backing off"], "backing off")
     assert watch.stop() == 0
 
 
