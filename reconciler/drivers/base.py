@@ -75,6 +75,12 @@ class NetworkDriver(Protocol):
         """The host-wide name `check_unique` compares (the bridge's interface name); None: none."""
         ...
 
+    def max_attachments(self, network: NetworkSpec) -> tuple[int, str] | None:
+        """How many containers the kernel lets the network hold, and why (validate refuses
+        more at the network's line, rather than an apply finding out at the next one);
+        None: no limit of the driver's own."""
+        ...
+
     def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:
         """The host interfaces `network` uses but netreconcile never creates or deletes (an
         uplink, a macvlan parent), each with what uses it: `status` lists them as used, not owned."""

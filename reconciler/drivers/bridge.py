@@ -31,6 +31,8 @@ from reconciler.state.model import (
 )
 
 OWNER = "netreconcile"
+# ports a Linux bridge holds: BR_MAX_PORTS (net/bridge/br_private.h) is 1024 port numbers, and 0 is none
+BRIDGE_MAX_PORTS = 1023
 
 
 def bridge_alias(network: str) -> str:
@@ -80,6 +82,13 @@ class BridgeDriver:
 
     def host_name(self, network: NetworkSpec) -> str:
         return network.bridge
+
+    def max_attachments(self, network: NetworkSpec) -> tuple[int, str] | None:
+        uplink = network.uplink is not None
+        why = (f"a Linux bridge holds at most {BRIDGE_MAX_PORTS} ports (the kernel's BR_MAX_PORTS: 1024 port "
+               "numbers, 0 reserved)"
+               + (", and its uplink takes one" if uplink else ""))
+        return BRIDGE_MAX_PORTS - uplink, why
 
     def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:
         return {network.uplink: f"uplink of network {network.name}"} if network.uplink is not None else {}

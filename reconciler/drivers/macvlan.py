@@ -139,6 +139,9 @@ class MacvlanDriver:
     def host_name(self, network: NetworkSpec) -> str | None:
         return None  # the parent is shared, not claimed
 
+    def max_attachments(self, network: NetworkSpec) -> tuple[int, str] | None:
+        return None  # a parent takes thousands of macvlans
+
     def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:
         """The parent; of an 802.1Q parent NAME.VID the link NAME, which netreconcile never
         owns (NAME.VID it makes when the host lacks it, and then owns)."""

@@ -245,6 +245,10 @@ class NetworkSection(SectionReader):
         attached = Counter(a.network for container in containers for a in container.networks)
         for network in networks:
             count = attached[network.name]
+            limit = drivers.driver_for(network.driver).max_attachments(network)
+            if limit is not None and count > limit[0]:
+                self.doc.problem(("networks", network.name), f"{count} containers are attached but {limit[1]}: "
+                                 "spread the containers over several networks", at_key=True)
             for version in network.families:  # every attached container gets an address of each
                 free = free_addresses(network, version)
                 if count > free:
