@@ -314,6 +314,50 @@ def show(context: Context, spec_path: str, output: str) -> int:
 @main.command()
 @SPEC
 @OUTPUT
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=1.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for answers; a probe that should fail waits this long once for all.")
+@_global_options
+def check(context: Context, spec_path: str, output: str, timeout: float) -> int:
+    """Probe every container's networking from inside its namespace: its gateway, the names it
+    should resolve, its published ports, the neighbours it should (and should not) reach.
+    Changes nothing; exits 1 if a probe fails.
+
+    \b
+    Example:
+      netreconcile --host-netns nr-demo check specs/quickstart.yaml
+      netreconcile --host-netns nr-demo check -o json specs/quickstart.yaml | jq '.results[] | select(.result == "failed")'
+    """
+    from reconciler.kernel.observe import observe
+    from reconciler.kernel.probing import run_probes
+    from reconciler.render.probetable import probe_document
+    from reconciler.state.probes import plan_probes
+
+    spec = load_spec(spec_path)
+    _require_root()
+    with context.read_only_session() as session:
+        live = observe(session)
+    results = run_probes(plan_probes(spec, live), context.host_netns, context.etc_netns, timeout)
+    document = probe_document(results)
+    if output == "json":
+        click.echo(json.dumps(document, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Column, Table
+        from rich.text import Text
+
+        table = Table(*(Column(name, overflow="fold") for name in ("container", "probe", "result", "detail")))
+        for row in document["results"]:
+            table.add_row(Text(row["container"]), Text(row["probe"]),
+                          Text(row["result"], style="red" if row["result"] == "failed" else ""), Text(row["detail"]))
+        console = Console(highlight=False, markup=False, emoji=False)
+        console.print(table)
+        console.print(document["summary"])
+    return EXIT_ERROR if document["failed"] else EXIT_OK
+
+
+@main.command()
+@SPEC
+@OUTPUT
 @FORCE
 @NO_ROLLBACK
 @LOCK_TIMEOUT

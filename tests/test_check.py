@@ -1,0 +1,132 @@
+"""`netreconcile check` in a throwaway host namespace: healthy, then broken by hand.
+
+The probes run inside the sandbox's namespaces; these tests break what a probe must
+notice (a container's default route, netreconcile's nftables table) and look for the
+failing container and probe by name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import eventually, sh
+
+pytestmark = pytest.mark.kernel
+
+TESTS = Path(__file__).resolve().parent
+
+SPEC = """\
+version: 1
+networks:
+  front:
+    bridge: "@fr"
+    subnet: 203.0.113.0/24
+  back:
+    bridge: "@bk"
+    subnet: 198.51.100.0/24
+    icc: false
+containers:
+  "@web":
+    networks:
+      front: {aliases: [www]}
+    ports: ["8080:80", "8081:81"]
+    links: ["@api:backend"]
+    extra_hosts: ["printer:203.0.113.200"]
+  "@api":
+    networks: [front]
+  "@db":
+    networks: [back]
+  "@cache":
+    networks: [back]
+"""
+
+
+def results_of(run) -> dict[tuple[str, str], dict]:
+    return {(row["container"], row["probe"]): row for row in run.json()["results"]}
+
+
+@pytest.fixture
+def listener(sandbox):
+    """A TCP server on port 80 of @web, until the test ends."""
+    servers = []
+
+    def serve(short: str, port: int) -> None:
+        netns = sandbox.name(short)
+        servers.append(subprocess.Popen(
+            ["ip", "netns", "exec", netns, sys.executable, str(TESTS / "echo_server.py"), "tcp", "0.0.0.0", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        eventually(lambda: f"0.0.0.0:{port} " in sh(f"ip netns exec {netns} ss -H -ltn"), f"a listener in {netns}")
+
+    yield serve
+    for server in servers:
+        server.terminate()
+        server.wait()
+
+
+@pytest.fixture
+def healthy(sandbox, listener):
+    spec = sandbox.write_spec(SPEC)
+    sandbox.apply(spec)
+    listener("web", 80)
+    return spec
+
+
+def test_a_healthy_sandbox_passes_with_icc_blocked_and_a_port_without_listener(sandbox, healthy):
+    run = sandbox.run("check", "-o", "json", spec=healthy)
+    assert run.code == 0, run.stdout + run.stderr
+    results = results_of(run)
+    web, api, db, cache = (sandbox.name(short) for short in ("web", "api", "db", "cache"))
+    assert not [row for row in results.values() if row["result"] == "failed"]
+    assert results[(web, "gateway 203.0.113.1")]["result"] == "ok"
+    assert results[(db, "gateway 198.51.100.1")]["result"] == "ok"
+    for name in ("www", "backend", api, "printer", web):
+        assert results[(web, f"name {name}")]["result"] == "ok", name
+    assert results[(web, f"reach {api} on front")]["result"] == "ok"
+    assert results[(db, f"reach {cache} on back")]["result"] == "blocked as expected"
+    assert "icc: false" in results[(db, f"reach {cache} on back")]["detail"]
+    isolation = [row for (container, probe), row in results.items()
+                 if container == web and probe.endswith(" on back")]
+    assert [row["result"] for row in isolation] == ["blocked as expected"]
+    assert results[(web, "port 127.0.0.1:8080->80/tcp")]["result"] == "ok"
+    assert results[(web, "port 127.0.0.1:8081->81/tcp")]["result"] == "no listener"
+
+
+def test_json_shape(sandbox, healthy):
+    document = sandbox.run("check", "-o", "json", spec=healthy).json()
+    assert set(document) == {"results", "counts", "failed", "summary"}
+    assert document["failed"] == 0 and sum(document["counts"].values()) == len(document["results"])
+    for row in document["results"]:
+        assert set(row) == {"container", "probe", "result", "detail"}
+        assert row["result"] in ("ok", "failed", "blocked as expected", "no listener")
+
+
+def test_text_output_is_a_table(sandbox, healthy):
+    run = sandbox.run("check", spec=healthy)
+    assert run.code == 0, run.stdout + run.stderr
+    assert "container" in run.stdout and "blocked as expected" in run.stdout and "no listener" in run.stdout
+
+
+def test_a_deleted_default_route_fails_naming_the_container_and_probe(sandbox, healthy):
+    sh(f"ip -n {sandbox.name('api')} route del default")
+    run = sandbox.run("check", "-o", "json", spec=healthy)
+    assert run.code == 1
+    failed = [(row["container"], row["probe"]) for row in run.json()["results"] if row["result"] == "failed"]
+    assert failed == [(sandbox.name("api"), "gateway 203.0.113.1")]
+    text = sandbox.run("check", spec=healthy)
+    assert text.code == 1 and sandbox.name("api") in text.stdout and "no default route" in text.stdout
+
+
+def test_a_deleted_nft_table_fails_isolation_and_the_published_port(sandbox, healthy):
+    sandbox.host_sh("nft delete table inet netreconcile")
+    run = sandbox.run("check", "-o", "json", spec=healthy)
+    assert run.code == 1
+    results = results_of(run)
+    web = sandbox.name("web")
+    assert results[(web, "port 127.0.0.1:8080->80/tcp")]["result"] == "failed"
+    assert "accepts a connection from the host" in results[(web, "port 127.0.0.1:8080->80/tcp")]["detail"]
+    broken = [probe for (container, probe), row in results.items()
+              if row["result"] == "failed" and probe.startswith("reach ")]
+    assert broken, "the networks are no longer kept apart: an isolation probe must fail"
