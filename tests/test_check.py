@@ -130,3 +130,43 @@ def test_a_deleted_nft_table_fails_isolation_and_the_published_port(sandbox, hea
     broken = [probe for (container, probe), row in results.items()
               if row["result"] == "failed" and probe.startswith("reach ")]
     assert broken, "the networks are no longer kept apart: an isolation probe must fail"
+
+
+DNS_SPEC = """\
+version: 1
+host:
+  dns_resolver: true
+  resolv_conf: {resolv_conf}
+networks:
+  front: {{bridge: "@fr", subnet: 203.0.113.0/24}}
+containers:
+  "@a": {{networks: [front]}}
+  "@b":
+    networks:
+      front: {{aliases: [bee]}}
+"""
+
+
+def test_the_embedded_resolver_is_asked_from_inside_the_namespace(sandbox):
+    from tests.test_dns_resolver import Resolver, ask
+
+    resolv_conf = sandbox.tmp / "resolv.conf"
+    resolv_conf.write_text("nameserver 198.51.100.53\n")
+    spec = sandbox.write_spec(DNS_SPEC.format(resolv_conf=resolv_conf))
+    sandbox.apply(spec)
+    a = sandbox.name("a")
+
+    unserved = sandbox.run("check", "-o", "json", spec=spec)
+    assert unserved.code == 1
+    row = results_of(unserved)[(a, f"dns {a}")]
+    assert row["result"] == "failed" and "127.0.0.11" in row["detail"]
+    assert results_of(unserved)[(a, "name bee")]["result"] == "ok"  # /etc/hosts answers without the resolver
+
+    resolver = Resolver(sandbox, spec)
+    try:
+        eventually(lambda: ask(sandbox, "a", a).get("answers"), "the resolver answers", context=resolver.log)
+        served = sandbox.run("check", "-o", "json", spec=spec)
+        assert served.code == 0, served.stdout + served.stderr
+        assert results_of(served)[(a, f"dns {a}")]["result"] == "ok"
+    finally:
+        resolver.stop()

@@ -59,8 +59,17 @@ def run_probes(probes: list[Probe], host_netns: str | None, etc_netns: str, time
             pending.update(made)
     try:
         _exchange(list(pending.values()), timeout)
-        return [_name_result(probe, etc_netns) if isinstance(probe, NameProbe) else pending[probe].result()
-                for probe in probes]
+        lookups: dict[str, dict[str, IPv4Address] | OSError] = {}
+        results = []
+        for probe in probes:
+            if isinstance(probe, NameProbe):
+                path = os.path.join(etc_netns, probe.container, "hosts")
+                if path not in lookups:
+                    lookups[path] = _hosts_lookup(path)
+                results.append(_name_result(probe, path, lookups[path]))
+            else:
+                results.append(pending[probe].result())
+        return results
     finally:
         for item in pending.values():
             item.close()
@@ -376,27 +385,36 @@ def _exchange(pending: list[_Pending], timeout: float) -> None:
             waiting = [item for item in waiting if not item.done()]
 
 
-def _name_result(probe: NameProbe, etc_netns: str) -> ProbeResult:
-    """The name looked up in the container's /etc/hosts as glibc's files source does: the
-    first line with an IPv4 address that names it (case-insensitive)."""
-    path = os.path.join(etc_netns, probe.container, "hosts")
-    expected = ", ".join(map(str, probe.expected))
+def _hosts_lookup(path: str) -> dict[str, IPv4Address] | OSError:
+    """What glibc's files source answers for an IPv4 lookup from one hosts file: per name
+    (lowercased), the address of the first line with an IPv4 address naming it."""
     try:
         with open(path, encoding="utf-8", errors="replace") as hosts:
             text = hosts.read()
     except OSError as error:
-        return ProbeResult(probe.container, probe.label, FAILED, f"{path}: {error.strerror}")
-    wanted = probe.name.lower()
+        return error
+    found: dict[str, IPv4Address] = {}
     for line in text.splitlines():
         fields = line.split("#", 1)[0].split()
-        if len(fields) < 2 or wanted not in (name.lower() for name in fields[1:]):
+        if len(fields) < 2:
             continue
         try:
             address = IPv4Address(fields[0])
         except ValueError:
             continue
-        if address in probe.expected:
-            return ProbeResult(probe.container, probe.label, OK, f"{address} ({probe.source}, from {path})")
-        return ProbeResult(probe.container, probe.label, FAILED,
-                           f"resolves to {address} in {path}, expected {expected} ({probe.source})")
-    return ProbeResult(probe.container, probe.label, FAILED, f"not in {path}; expected {expected} ({probe.source})")
+        for name in fields[1:]:
+            found.setdefault(name.lower(), address)
+    return found
+
+
+def _name_result(probe: NameProbe, path: str, lookup: dict[str, IPv4Address] | OSError) -> ProbeResult:
+    expected = ", ".join(map(str, probe.expected))
+    if isinstance(lookup, OSError):
+        return ProbeResult(probe.container, probe.label, FAILED, f"{path}: {lookup.strerror}")
+    address = lookup.get(probe.name.lower())
+    if address is None:
+        return ProbeResult(probe.container, probe.label, FAILED, f"not in {path}; expected {expected} ({probe.source})")
+    if address in probe.expected:
+        return ProbeResult(probe.container, probe.label, OK, f"{address} ({probe.source}, from {path})")
+    return ProbeResult(probe.container, probe.label, FAILED,
+                       f"resolves to {address} in {path}, expected {expected} ({probe.source})")
