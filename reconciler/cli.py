@@ -398,23 +398,31 @@ def destroy(context: Context, spec_path: str, output: str, lock_timeout: float) 
 @click.option("--metrics-address", default="127.0.0.1", show_default=True, metavar="ADDRESS",
               help="Address the metrics are served on (0.0.0.0: every address).")
 @click.option("--verbose", "-v", is_flag=True, help="Also log passes that find nothing to do.")
+@click.option("--check-interval", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="Also run check's health probes this often: one log line per round, and Prometheus gauges "
+                   "(netreconcile_check_*) with --metrics-port.")
 @FORCE
 @LOCK_TIMEOUT
 @_global_options
 def watch(context: Context, spec_path: str, resync: float, debounce: int, metrics_port: int | None,
-          metrics_address: str, verbose: bool, force: bool, lock_timeout: float) -> int:
-    """Apply SPEC, then keep the kernel converged: on spec, resolv.conf, kernel and firewall changes."""
+          metrics_address: str, verbose: bool, check_interval: float | None, force: bool, lock_timeout: float) -> int:
+    """Apply SPEC, then keep the kernel converged: on spec, resolv.conf, kernel and firewall changes.
+
+    \b
+    Example:
+      netreconcile --host-netns nr-demo watch specs/quickstart.yaml --metrics-port 9108 --check-interval 30
+    """
     from reconciler.run.sources import FileSource
 
     source = FileSource(spec_path)
     spec = source.load()  # an unreadable or invalid spec is refused before anything is made or served
     _require_root()
     return _watch(context, source, resync, debounce, metrics_port, metrics_address, verbose, force, lock_timeout,
-                  spec=spec)
+                  spec=spec, check_interval=check_interval)
 
 
 def _watch(context: Context, source, resync: float, debounce: int, metrics_port: int | None, metrics_address: str,
-           verbose: bool, force: bool, lock_timeout: float, spec=None) -> int:
+           verbose: bool, force: bool, lock_timeout: float, spec=None, check_interval: float | None = None) -> int:
     import logging
 
     from reconciler.run.watch import Watcher
@@ -449,9 +457,21 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
     watcher = Watcher(source, context.session, prepare_host, context.host_netns, context.etc_netns,
                       resync=resync, debounce=debounce / 1000, metrics=metrics, lock=lock, force=force, spec=spec,
                       start_resolver=start_resolver)
+    checks = None
+    if check_interval is not None:
+        from reconciler.run.checks import CheckLoop, CheckMetrics
+
+        checks = CheckLoop(check_interval, lambda: watcher.spec, context.session, lock, context.host_netns,
+                           context.etc_netns, CheckMetrics(metrics.registry) if metrics is not None else None)
     # for its whole life, so that destroy refuses to run while this would undo it
     with keeper_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.info(message)):
-        return watcher.run()
+        if checks is not None:
+            checks.start()
+        try:
+            return watcher.run()
+        finally:
+            if checks is not None:
+                checks.stop()
 
 
 @main.command("dns")

@@ -170,3 +170,44 @@ def test_the_embedded_resolver_is_asked_from_inside_the_namespace(sandbox):
         assert results_of(served)[(a, f"dns {a}")]["result"] == "ok"
     finally:
         resolver.stop()
+
+
+WATCH_SPEC = """\
+version: 1
+host:
+  resolv_conf: {resolv}
+networks:
+  front: {{bridge: "@fr", subnet: 203.0.113.0/24}}
+  back: {{bridge: "@bk", subnet: 198.51.100.0/24, icc: false}}
+containers:
+  "@web":
+    networks: [front]
+    ports: ["8080:80"]
+  "@api": {{networks: [front]}}
+  "@db": {{networks: [back]}}
+  "@cache": {{networks: [back]}}
+"""
+
+
+def test_watch_runs_the_probes_periodically_and_exports_gauges(sandbox):
+    from tests.test_watch import Watch
+
+    watch = Watch(sandbox, WATCH_SPEC, extra=("--check-interval", "1"))
+    try:
+        watch.start()
+        watch.reacts(lambda: watch.metric("netreconcile_check_last_run_timestamp_seconds") > 0, "a check round")
+        assert watch.metric('netreconcile_check_probes{result="failed"}') == 0
+        assert watch.metric('netreconcile_check_probes{result="no listener"}') == 1
+        assert watch.metric('netreconcile_check_probes{result="blocked as expected"}') >= 2
+        # something watch does not repair: a rule inside @api's namespace that drops its pings
+        sandbox.in_ns("api", "nft add table ip t")
+        sandbox.in_ns("api", "nft 'add chain ip t out { type filter hook output priority 0; policy drop; }'")
+        api = sandbox.name("api")
+        watch.reacts(lambda: watch.metric(f'netreconcile_check_failures{{container="{api}",kind="gateway"}}') == 1,
+                     "the api's gateway probe failing in the gauges")
+        assert any(line.get("event") == "check" and line.get("outcome") == "failed" for line in watch.lines())
+        assert watch.stop() == 0
+    finally:
+        if watch.process is not None and watch.process.poll() is None:
+            watch.process.kill()
+            watch.process.wait()
