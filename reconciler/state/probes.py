@@ -31,7 +31,8 @@ from ipaddress import IPv4Address
 from reconciler import drivers
 from reconciler.drivers.bridge import veth_name
 from reconciler.spec.types import ContainerSpec, Spec
-from reconciler.state.desired import _extra_hosts, _link_entries, gateway_attachment, publications
+# the builders of the hosts file's extra_hosts and link lines: a name is expected where the file puts it
+from reconciler.state.desired import _extra_hosts, _link_entries, gateway_attachment, publications, uses_resolver
 from reconciler.state.discovery import names_in_scope
 from reconciler.state.ipam import assign_addresses, assign_interfaces
 from reconciler.state.model import State
@@ -121,8 +122,10 @@ def plan_probes(spec: Spec, live: State) -> list[Probe]:
         expected = _expected_names(spec, origin, scopes[container.name], addresses, addresses6)
         probes += [NameProbe(container.name, name, found, source) for name, (found, source) in expected.items()]
         if container.mode == "bridge":
-            if spec.host.dns_resolver and expected.get(container.name, (None, ""))[1] == "discovery":
-                probes.append(DnsProbe(container.name, container.name, expected[container.name][0]))
+            own = dict(scopes[container.name]).get(container.name, ())
+            if uses_resolver(spec, container) and any(address.version == 4 for address in own):
+                probes.append(DnsProbe(container.name, container.name,
+                                       tuple(address for address in own if address.version == 4)))
             probes += ports.get(container.name, [])
             probes += _reach_probes(spec, container, addresses, neighbours)
     return probes
