@@ -83,3 +83,22 @@ def test_document_counts_only_failed_as_failures():
     assert document["counts"] == {"blocked as expected": 1, "no listener": 1, "ok": 1}
     assert document["summary"] == "3 probe(s): 1 blocked as expected, 1 no listener, 1 ok"
     assert probe_document([ProbeResult("a", "gateway", "failed", "")])["failed"] == 1
+
+
+def test_no_isolation_probe_from_a_container_whose_way_out_is_a_lan_router():
+    spec = load_spec_text("""\
+version: 1
+networks:
+  office: {uplink: eth2, subnet: 203.0.113.128/25, gateway: 203.0.113.129, gateway_on_host: false}
+  back: {subnet: 198.51.100.0/24}
+containers:
+  printer: {networks: [office]}
+  scanner: {networks: [office]}
+  db: {networks: [back]}
+""", "spec.yaml")
+    probes = plan_probes(spec, State())
+    printer = [p for p in probes if p.container == "printer"]
+    assert GatewayProbe("printer", IPv4Address("203.0.113.129"), "office") in printer
+    assert {(p.target, p.should_answer) for p in printer if isinstance(p, ReachProbe)} == {("scanner", True)}
+    assert ("printer", False) in {(p.target, p.should_answer) for p in probes
+                                  if isinstance(p, ReachProbe) and p.container == "db"}

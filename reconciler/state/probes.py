@@ -15,7 +15,8 @@ container with a namespace of its own (bridge mode):
 - reach: per network of a driver whose traffic crosses the host (bridge), the next
   container of that network (in spec order, wrapping) answers a ping unless the network
   has `icc: false` (then the ping must go unanswered), and the first container of the
-  next bridge network it is not on must not answer (networks are kept apart). One
+  next bridge network it is not on must not answer (networks are kept apart; not
+  probed from a container whose way out is a LAN router, `gateway_on_host: false`). One
   neighbour per network keeps the probes O(containers), not O(containers squared).
 
 A container joining another's namespace shares its routes and interfaces: only its own
@@ -218,7 +219,9 @@ def _reach_probes(spec: Spec, container: ContainerSpec, addresses: Mapping, neig
         if target is not None:
             probes.append(ReachProbe(container.name, target.name, network.name, addresses[(target.name, network.name)],
                                      network.icc, "same network" if network.icc else "icc: false"))
-    if gateway_attachment(spec, container) is None:  # no route out: nothing to keep apart
+    gateway = gateway_attachment(spec, container)
+    # no way out, or one through the LAN's router (gateway_on_host: false), which the spec does not rule
+    if gateway is None or not spec.network(gateway.network).gateway_on_host:
         return probes
     for network in neighbours.networks:
         if network.name in mine:
