@@ -211,3 +211,18 @@ def test_watch_runs_the_probes_periodically_and_exports_gauges(sandbox):
         if watch.process is not None and watch.process.poll() is None:
             watch.process.kill()
             watch.process.wait()
+
+
+def test_before_apply_every_probe_fails_naming_what_is_missing_and_nothing_is_made(sandbox):
+    from tests.conftest import netns_names
+
+    spec = sandbox.write_spec(SPEC)
+    run = sandbox.run("check", "-o", "json", spec=spec)
+    assert run.code == 1, run.stderr
+    rows = run.json()["results"]
+    assert rows and all(row["result"] == "failed" for row in rows)
+    web = sandbox.name("web")
+    details = {row["probe"]: row["detail"] for row in rows if row["container"] == web}
+    assert f"namespace {web}" in details["gateway 203.0.113.1"]
+    assert "hosts" in details["name www"]
+    assert not {name for name in netns_names() if name.startswith(sandbox.prefix)}

@@ -102,3 +102,18 @@ containers:
     assert {(p.target, p.should_answer) for p in printer if isinstance(p, ReachProbe)} == {("scanner", True)}
     assert ("printer", False) in {(p.target, p.should_answer) for p in probes
                                   if isinstance(p, ReachProbe) and p.container == "db"}
+
+
+def test_the_open_files_limit_is_raised_for_many_sockets():
+    import resource
+
+    from reconciler.kernel.probing import _allow_descriptors
+
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, before[1]))
+        _allow_descriptors(2000)
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert soft == resource.RLIM_INFINITY or soft >= min(2000, before[1])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, before)

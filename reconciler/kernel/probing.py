@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import resource
 import selectors
 import socket
 import struct
@@ -22,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from reconciler.errors import KernelError, PrerequisiteError
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.nlsocket import NetlinkSocket, entered
 from reconciler.kernel.session import netns_path
@@ -41,10 +43,6 @@ class ProbeResult:
     result: str
     detail: str
 
-    @property
-    def failed(self) -> bool:
-        return self.result == FAILED
-
 
 def run_probes(probes: list[Probe], host_netns: str | None, etc_netns: str, timeout: float = 1.0,
                workers: int = WORKERS) -> list[ProbeResult]:
@@ -53,6 +51,7 @@ def run_probes(probes: list[Probe], host_netns: str | None, etc_netns: str, time
     for probe in probes:
         if not isinstance(probe, NameProbe):
             by_netns.setdefault(_netns_of(probe, host_netns), []).append(probe)
+    _allow_descriptors(len(by_netns) + 2 * sum(isinstance(p, PortProbe) for p in probes))
     pending: dict[Probe, _Pending] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for made in pool.map(_prepare, by_netns.items()):
@@ -75,6 +74,16 @@ def run_probes(probes: list[Probe], host_netns: str | None, etc_netns: str, time
             item.close()
 
 
+def _allow_descriptors(sockets: int) -> None:
+    """Every socket stays open until the deadline: raise this process's soft limit of
+    open files (often 1024) toward its hard one when 1000 containers need more."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = sockets + 256  # and what the process has open already
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard),
+                                                    hard))
+
+
 def _netns_of(probe: Probe, host_netns: str | None) -> str:
     """Port probes connect from the host namespace ("" for the current one)."""
     return (host_netns or "") if isinstance(probe, PortProbe) else probe.container
@@ -86,19 +95,27 @@ def _prepare(item: tuple[str, list[Probe]]) -> dict[Probe, _Pending]:
         fd = os.open(netns_path(netns), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW) if netns else None
     except OSError as error:
         return {probe: _Broken(probe, f"namespace {netns}: {error.strerror}") for probe in probes}
+    made: dict[Probe, _Pending] = {}
     try:
         if fd is None:
-            return _make(probes)
-        with entered(fd):
-            return _make(probes)
+            _make(probes, made)
+        else:
+            with entered(fd):
+                _make(probes, made)
+    except (OSError, KernelError, PrerequisiteError) as error:  # e.g. out of file descriptors
+        for item in made.values():
+            item.close()
+        why = getattr(error, "strerror", None) or str(error)
+        return {probe: _Broken(probe, f"cannot probe from {netns or 'the host namespace'}: {why}")
+                for probe in probes}
     finally:
         if fd is not None:
             os.close(fd)
+    return made
 
 
-def _make(probes: list[Probe]) -> dict[Probe, _Pending]:
-    """The sockets of one namespace's probes, made while inside it."""
-    made: dict[Probe, _Pending] = {}
+def _make(probes: list[Probe], made: dict[Probe, _Pending]) -> None:
+    """The sockets of one namespace's probes, made while inside it, into `made`."""
     icmp = None
     for probe in probes:
         if isinstance(probe, PortProbe):
@@ -112,7 +129,6 @@ def _make(probes: list[Probe]) -> dict[Probe, _Pending]:
                 made[probe] = _Ping(probe, icmp, probe.gateway, route=_default_gateway())
             else:
                 made[probe] = _Ping(probe, icmp, probe.address)
-    return made
 
 
 def _default_gateway() -> str | None:
