@@ -75,6 +75,9 @@ def main() -> int:
                 wait_for_idle()
                 log(f"check, round {round_number + 1}")
                 result = runner.run(base + ["check", "-o", "json", str(spec)])
+                if result.code == 1 and result.stdout.startswith("{"):  # probes failed: say which
+                    failed = [row for row in json.loads(result.stdout)["results"] if row["result"] == "failed"]
+                    log(f"{len(failed)} probe(s) failed after {result.seconds:.2f} s, e.g. {failed[:5]}")
                 check(result, "check")
                 document = json.loads(result.stdout)
                 runs.append({"seconds": result.seconds, "max_rss_mb": result.max_rss_mb,

@@ -82,8 +82,10 @@ def test_a_healthy_sandbox_passes_with_icc_blocked_and_a_port_without_listener(s
     assert not [row for row in results.values() if row["result"] == "failed"]
     assert results[(web, "gateway 203.0.113.1")]["result"] == "ok"
     assert results[(db, "gateway 198.51.100.1")]["result"] == "ok"
+    names = results[(web, "names")]
+    assert names["result"] == "ok" and names["detail"].startswith("all 5 as the spec says")
     for name in ("www", "backend", api, "printer", web):
-        assert results[(web, f"name {name}")]["result"] == "ok", name
+        assert name in names["detail"]
     assert results[(web, f"reach {api} on front")]["result"] == "ok"
     assert results[(db, f"reach {cache} on back")]["result"] == "blocked as expected"
     assert "icc: false" in results[(db, f"reach {cache} on back")]["detail"]
@@ -160,7 +162,7 @@ def test_the_embedded_resolver_is_asked_from_inside_the_namespace(sandbox):
     assert unserved.code == 1
     row = results_of(unserved)[(a, f"dns {a}")]
     assert row["result"] == "failed" and "127.0.0.11" in row["detail"]
-    assert results_of(unserved)[(a, "name bee")]["result"] == "ok"  # /etc/hosts answers without the resolver
+    assert results_of(unserved)[(a, "names")]["result"] == "ok"  # /etc/hosts answers without the resolver
 
     resolver = Resolver(sandbox, spec)
     try:
@@ -224,5 +226,5 @@ def test_before_apply_every_probe_fails_naming_what_is_missing_and_nothing_is_ma
     web = sandbox.name("web")
     details = {row["probe"]: row["detail"] for row in rows if row["container"] == web}
     assert f"namespace {web}" in details["gateway 203.0.113.1"]
-    assert "hosts" in details["name www"]
+    assert "hosts" in details["names"] and "www" in details["names"]
     assert not {name for name in netns_names() if name.startswith(sandbox.prefix)}

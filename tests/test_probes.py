@@ -117,3 +117,16 @@ def test_the_open_files_limit_is_raised_for_many_sockets():
         assert soft == resource.RLIM_INFINITY or soft >= min(2000, before[1])
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, before)
+
+
+def test_names_are_one_result_per_container_naming_the_wrong_ones():
+    from reconciler.kernel.probing import _names_summary
+
+    right = [ProbeResult("c", f"name n{index}", "ok", "") for index in range(8)]
+    wrong = ProbeResult("c", "name www", "failed", "resolves to 203.0.113.99 in hosts, expected 203.0.113.10")
+    summary = _names_summary("c", right)
+    assert (summary.probe, summary.result) == ("names", "ok")
+    assert summary.detail == "all 8 as the spec says in its /etc/hosts: n0, n1, n2, n3, n4, n5 and 2 more"
+    failed = _names_summary("c", [*right, wrong])
+    assert failed.result == "failed"
+    assert failed.detail == "1 of 9 wrong: www: resolves to 203.0.113.99 in hosts, expected 203.0.113.10"

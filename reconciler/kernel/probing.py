@@ -59,16 +59,20 @@ def run_probes(probes: list[Probe], host_netns: str | None, etc_netns: str, time
     try:
         _exchange(list(pending.values()), timeout)
         lookups: dict[str, dict[str, IPv4Address] | OSError] = {}
-        results = []
+        names: dict[str, list[ProbeResult]] = {}  # per container, its names' results
+        results: list[ProbeResult | str] = []  # a container's name: where its names' summary goes
         for probe in probes:
             if isinstance(probe, NameProbe):
                 path = os.path.join(etc_netns, probe.container, "hosts")
                 if path not in lookups:
                     lookups[path] = _hosts_lookup(path)
-                results.append(_name_result(probe, path, lookups[path]))
+                if probe.container not in names:
+                    names[probe.container] = []
+                    results.append(probe.container)
+                names[probe.container].append(_name_result(probe, path, lookups[path]))
             else:
                 results.append(pending[probe].result())
-        return results
+        return [_names_summary(item, names[item]) if isinstance(item, str) else item for item in results]
     finally:
         for item in pending.values():
             item.close()
@@ -434,3 +438,20 @@ def _name_result(probe: NameProbe, path: str, lookup: dict[str, IPv4Address] | O
         return ProbeResult(probe.container, probe.label, OK, f"{address} ({probe.source}, from {path})")
     return ProbeResult(probe.container, probe.label, FAILED,
                        f"resolves to {address} in {path}, expected {expected} ({probe.source})")
+
+
+SHOWN_NAMES = 6  # a container sees every name of its networks: a thousand on a big one
+
+
+def _names_summary(container: str, rows: list[ProbeResult]) -> ProbeResult:
+    """One result for all of a container's names, so that the output grows with the
+    containers, not with containers times names: the wrong ones, or the first few right ones."""
+    failed = [row for row in rows if row.result == FAILED]
+    label = "names"
+    if failed:
+        shown = "; ".join(f"{row.probe.removeprefix('name ')}: {row.detail}" for row in failed[:SHOWN_NAMES])
+        more = f"; and {len(failed) - SHOWN_NAMES} more" if len(failed) > SHOWN_NAMES else ""
+        return ProbeResult(container, label, FAILED, f"{len(failed)} of {len(rows)} wrong: {shown}{more}")
+    shown = ", ".join(row.probe.removeprefix("name ") for row in rows[:SHOWN_NAMES])
+    more = f" and {len(rows) - SHOWN_NAMES} more" if len(rows) > SHOWN_NAMES else ""
+    return ProbeResult(container, label, OK, f"all {len(rows)} as the spec says in its /etc/hosts: {shown}{more}")
