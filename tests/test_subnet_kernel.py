@@ -63,6 +63,10 @@ def test_the_chosen_subnet_skips_the_hosts_networks_and_sticks(sandbox) -> None:
     assert default_gateway(sandbox, "web") == "172.18.1.1"
     sandbox.in_ns("web", "ping -c 1 -W 5 172.18.1.3")
     assert sandbox.apply(spec)["actions"] == []
+    shown = sandbox.run("show", "-o", "json", spec=spec)
+    assert [network["subnets"] for network in shown.json()["networks"]] == [["172.18.1.0/24"]], shown.stderr
+    drawn = sandbox.run("graph", "--live", "-o", "mermaid", spec=spec)
+    assert "172.18.1.0/24 gw 172.18.1.1" in drawn.stdout, drawn.stderr
 
     # a VPN's route over the chosen subnet appears: the choice is read back from the bridge
     sandbox.host_sh(f"ip route add 172.18.1.0/25 via {ROUTER}")
