@@ -72,6 +72,11 @@ def test_a_network_named_bridge_gets_a_16_like_dockers_default_bridge() -> None:
     assert chosen(text, host("172.17.5.0/24")) == {"bridge": ("172.18.0.0/16", "172.18.0.1")}
 
 
+def test_a_network_named_bridge_chooses_first_wherever_it_is_written() -> None:
+    text = ONE.replace("  front: {}\n", "  front: {}\n  bridge: {bridge: br-x}\n")
+    assert chosen(text) == {"front": ("172.18.0.0/24", "172.18.0.1"), "bridge": ("172.17.0.0/16", "172.17.0.1")}
+
+
 def test_after_the_172_pools_come_the_20s_of_192_168() -> None:
     assert chosen(ONE, host("172.16.0.0/12")) == {"front": ("192.168.0.0/24", "192.168.0.1")}
     assert chosen(ONE.replace("front", "bridge"), host("172.16.0.0/12")) == {"bridge": ("192.168.0.0/16",

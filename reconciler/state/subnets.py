@@ -3,9 +3,9 @@ avoiding the host's networks, and kept once made.
 
 A bridge network without `subnet:` gets the first free block of Docker's default pools
 (reconciler.compose.pools, which `netreconcile import` uses too): a /24, a /16 for a
-network named `bridge` (Docker's default bridge), larger when more containers are attached
-than it holds. Free means: overlapping no other network of the spec and no network of the
-host namespace (`State.host_networks`: its routes and the addresses of interfaces
+network named `bridge` (Docker's default bridge, which exists before any other network
+and so chooses first), larger when more containers are attached than it holds. Free
+means: overlapping no other network of the spec and no network of the host namespace (`State.host_networks`: its routes and the addresses of interfaces
 netreconcile does not own, observed by the caller). A subnet shadowing a VPN or an office
 LAN is Docker's most reported complaint.
 
@@ -61,10 +61,11 @@ def with_chosen_subnets(spec: Spec, live: State) -> Spec:
             taken.append(found[0])
     host = [subnet for subnet in (ip_network(cidr, strict=False) for cidr in live.host_networks)
             if subnet.version == 4]
-    resolved, problems = [], []
-    for network in spec.networks:
+    chosen: dict[str, NetworkSpec] = {}
+    problems = []
+    # Docker's default bridge exists before any other network of a Docker host: it chooses first
+    for network in sorted(spec.networks, key=lambda network: network.name != DEFAULT_BRIDGE_NAME):
         if network.subnet is not None:
-            resolved.append(network)
             continue
         if network.name in kept:
             subnet, gateway = kept[network.name]
@@ -77,10 +78,10 @@ def with_chosen_subnets(spec: Spec, live: State) -> Spec:
                 continue
             gateway = subnet.network_address + 1
             taken.append(subnet)
-        resolved.append(dataclasses.replace(network, subnet=subnet, gateway=gateway, subnet_chosen=True))
+        chosen[network.name] = dataclasses.replace(network, subnet=subnet, gateway=gateway, subnet_chosen=True)
     if problems:
         raise SpecError(problems)
-    return dataclasses.replace(spec, networks=tuple(resolved))
+    return dataclasses.replace(spec, networks=tuple(chosen.get(network.name, network) for network in spec.networks))
 
 
 def _bridge_addresses(live: State) -> dict[str, list[str]]:
