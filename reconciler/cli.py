@@ -301,7 +301,8 @@ def show(context: Context, spec_path: str, output: str) -> int:
     _require_root()
     with context.read_only_session() as session:
         _, live, desired = plan_and_states(spec, session)
-    document = inventory.inventory(with_chosen_subnets(spec, live), live, desired, context.host_netns or "", NETNS_DIR, context.etc_netns)
+    document = inventory.inventory(with_chosen_subnets(spec, live), live, desired, context.host_netns or "", NETNS_DIR,
+                                   context.etc_netns)
     if output == "json":
         click.echo(json.dumps(document, indent=2))
         return EXIT_OK

@@ -512,8 +512,8 @@ def test_a_macvlan_network_without_a_parent_is_an_internal_bridge_network(tmp_pa
 
 
 def test_a_macvlan_network_whose_parent_cannot_be_one_is_an_internal_bridge_network(tmp_path):
-    spec, notes = _import_text(tmp_path, "services:\n  a:\n    networks: [lan]\nnetworks:\n  lan:\n    driver: macvlan\n"
-                                         "    driver_opts: {parent: toolongbridgename1}\n")
+    spec, notes = _import_text(tmp_path, "services:\n  a:\n    networks: [lan]\nnetworks:\n  lan:\n"
+                                         "    driver: macvlan\n    driver_opts: {parent: toolongbridgename1}\n")
     assert spec["networks"] == {"proj_lan": {"internal": True}}  # its subnet chosen at plan time
     assert notes == ["7:19: networks.lan.driver_opts.parent: 'toolongbridgename1' cannot be a macvlan parent (at "
                      "most 15 characters); imported as an internal bridge network"]

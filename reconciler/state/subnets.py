@@ -5,9 +5,10 @@ A bridge network without `subnet:` gets the first free block of Docker's default
 (reconciler.compose.pools, which `netreconcile import` uses too): a /24, a /16 for a
 network named `bridge` (Docker's default bridge, which exists before any other network
 and so chooses first), larger when more containers are attached than it holds. Free
-means: overlapping no other network of the spec and no network of the host namespace (`State.host_networks`: its routes and the addresses of interfaces
-netreconcile does not own, observed by the caller). A subnet shadowing a VPN or an office
-LAN is Docker's most reported complaint.
+means: overlapping no other network of the spec and no network of the host namespace
+(`State.host_networks`: its routes and the addresses of interfaces netreconcile does not
+own, observed by the caller). A subnet shadowing a VPN or an office LAN is Docker's most
+reported complaint.
 
 The choice sticks as addresses do: once the network's bridge has its gateway address,
 the subnet (and gateway) are read back from it, so a host route that appears later over
@@ -23,7 +24,9 @@ from collections import Counter
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network, ip_interface, ip_network
 
-from reconciler.compose.pools import DEFAULT_BRIDGE_SIZE, DEFAULT_POOLS, NETWORK_SIZE, PoolError, choose_subnet, size_for
+from reconciler.compose.pools import (
+    DEFAULT_BRIDGE_SIZE, DEFAULT_POOLS, NETWORK_SIZE, PoolError, choose_subnet, size_for,
+)
 from reconciler.errors import Problem, SpecError
 from reconciler.spec.types import NetworkSpec, Spec
 from reconciler.state.model import HOST_NS, Address, Bridge, State
