@@ -159,8 +159,15 @@ def validate(context: Context, spec_path: str) -> int:
     Example:
       netreconcile validate specs/quickstart.yaml
     """
+    from reconciler.state.subnets import chosen_size
+
     spec = load_spec(spec_path)
     click.echo(f"{spec_path}: valid ({len(spec.networks)} network(s), {len(spec.containers)} container(s))")
+    for network in spec.networks:
+        if network.subnet is None:  # the host's networks, which it avoids, are read by plan
+            size = chosen_size(network, sum(a.network == network.name for c in spec.containers for a in c.networks))
+            click.echo(f"network {network.name}: no subnet: plan chooses one (the first free /{size} of Docker's "
+                       "default pools that overlaps no network of the host or the spec), and keeps it")
     return EXIT_OK
 
 
@@ -275,6 +282,7 @@ def graph(context: Context, spec_path: str, output: str, live: bool) -> int:
     from reconciler.render import graph as drawing
     from reconciler.state.desired import build_desired
     from reconciler.state.model import State
+    from reconciler.state.subnets import with_chosen_subnets
 
     spec = load_spec(spec_path)
     if live:
@@ -282,9 +290,10 @@ def graph(context: Context, spec_path: str, output: str, live: bool) -> int:
 
         _require_root()
         with context.read_only_session() as session:
-            current, _, desired = plan_and_states(spec, session)
-        topology = drawing.topology(spec, desired, current)
-    else:  # addresses as a first apply gives them: the kernel is not read
+            current, observed, desired = plan_and_states(spec, session)
+        topology = drawing.topology(with_chosen_subnets(spec, observed), desired, current)
+    else:  # addresses and chosen subnets as a first apply gives them: the kernel is not read
+        spec = with_chosen_subnets(spec, State())
         topology = drawing.topology(spec, build_desired(spec, State()))
     if output == "mermaid":
         click.echo(drawing.to_mermaid(topology), nl=False)
@@ -312,12 +321,14 @@ def show(context: Context, spec_path: str, output: str) -> int:
     from reconciler.kernel.session import NETNS_DIR
     from reconciler.render import inventory
     from reconciler.run.engine import plan_and_states
+    from reconciler.state.subnets import with_chosen_subnets
 
     spec = load_spec(spec_path)
     _require_root()
     with context.read_only_session() as session:
         _, live, desired = plan_and_states(spec, session)
-    document = inventory.inventory(spec, live, desired, context.host_netns or "", NETNS_DIR, context.etc_netns)
+    document = inventory.inventory(with_chosen_subnets(spec, live), live, desired, context.host_netns or "", NETNS_DIR,
+                                   context.etc_netns)
     if output == "json":
         click.echo(json.dumps(document, indent=2))
         return EXIT_OK

@@ -322,7 +322,9 @@ BAD_SPECS = [
         "spec.yaml:4:13: networks.front.subnet: '10.1.0.0/31' is too small: the prefix length must be at most 30",
     ),
     ("subnet not a string", _front().replace("10.1.0.0/24", "10"), "spec.yaml:4:13: networks.front.subnet: expected a string, got 10"),
-    ("missing subnet", "version: 1\nnetworks:\n  front: {mtu: 1500}\n", "spec.yaml:3:3: networks.front: missing required key 'subnet'"),
+    ("missing subnet of a LAN", "version: 1\nnetworks:\n  front: {driver: macvlan, parent: eth1}\n",
+     "spec.yaml:3:3: networks.front: 'subnet' is required: driver macvlan puts the network on a LAN, whose subnet "
+     "cannot be guessed"),
     ("gateway outside", _front(gateway="10.2.0.1"), "spec.yaml:5:14: networks.front.gateway: 10.2.0.1 is outside the subnet 10.1.0.0/24"),
     ("gateway network address", _front(gateway="10.1.0.0"), "spec.yaml:5:14: networks.front.gateway: 10.1.0.0 is the network address of 10.1.0.0/24"),
     ("gateway broadcast", _front(gateway="10.1.0.255"), "spec.yaml:5:14: networks.front.gateway: 10.1.0.255 is the broadcast address of 10.1.0.0/24"),

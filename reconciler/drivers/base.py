@@ -58,6 +58,9 @@ class NetworkDriver(Protocol):
     # whether its containers' traffic goes through the host's IP stack: then the firewall
     # filters and masquerades it, publishes ports to it, and the host forwards for it
     through_host: bool
+    # whether a network written without `subnet:` gets one chosen at plan time (a LAN's cannot
+    # be guessed); a driver without this attribute is taken to need one written
+    chooses_subnet: bool
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:

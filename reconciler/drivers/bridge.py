@@ -64,6 +64,7 @@ class BridgeDriver:
     options = ("bridge",)
     container_link_kind = ""  # an attachment is the peer of a host link
     through_host = True
+    chooses_subnet = True  # without `subnet:` one is chosen at plan time (reconciler.state.subnets)
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
@@ -125,7 +126,8 @@ class BridgeDriver:
         ]
         for family in network.families if network.gateway_on_host else ():  # each family's gateway is on the bridge
             gateway, subnet = network.gateway_of(family), network.subnet_of(family)
-            objects.append(Address(HOST_NS, network.bridge, f"{gateway}/{subnet.prefixlen}", source=source))
+            chosen = f"; subnet {subnet} chosen: none in the spec" if family == 4 and network.subnet_chosen else ""
+            objects.append(Address(HOST_NS, network.bridge, f"{gateway}/{subnet.prefixlen}", source=source + chosen))
         if network.uplink is not None:
             objects.append(Uplink(network.uplink, network.bridge, source=str(network.uplink_location or source)))
         return objects

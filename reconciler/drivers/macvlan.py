@@ -107,6 +107,7 @@ class MacvlanDriver:
     options = ("parent", "macvlan_mode", "host_shim")
     container_link_kind = "macvlan"
     through_host = False
+    chooses_subnet = False  # the LAN's subnet: never guessed
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
