@@ -233,3 +233,14 @@ def test_before_apply_every_probe_fails_naming_what_is_missing_and_nothing_is_ma
     assert f"namespace {web}" in details["gateway 203.0.113.1"]
     assert "hosts" in details["names"] and "www" in details["names"]
     assert not {name for name in netns_names() if name.startswith(sandbox.prefix)}
+
+
+def test_a_network_without_subnet_is_probed_on_the_subnet_plan_chose(sandbox):
+    spec = sandbox.write_spec('version: 1\nnetworks:\n  front: {bridge: "@fr"}\ncontainers:\n'
+                              '  "@a": {networks: [front]}\n  "@b": {networks: [front]}\n')
+    sandbox.apply(spec)
+    result = sandbox.run(*CHECK, "-o", "json", spec=spec)
+    assert result.code == 0, result.stdout + result.stderr
+    document = result.json()
+    assert document["failed"] == 0
+    assert any(r["probe"].startswith("gateway") and r["result"] == "ok" for r in document["results"]), document

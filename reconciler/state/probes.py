@@ -37,6 +37,7 @@ from reconciler.state.desired import _extra_hosts, _link_entries, gateway_attach
 from reconciler.state.discovery import names_in_scope
 from reconciler.state.ipam import assign_addresses, assign_interfaces
 from reconciler.state.model import State
+from reconciler.state.subnets import with_chosen_subnets
 
 LOOPBACK = IPv4Address("127.0.0.1")
 
@@ -106,7 +107,9 @@ Probe = GatewayProbe | NameProbe | DnsProbe | PortProbe | ReachProbe
 
 
 def plan_probes(spec: Spec, live: State) -> list[Probe]:
-    """Every probe of the spec's containers, per container in spec order."""
+    """Every probe of the spec's containers, per container in spec order. A network
+    without a subnet in the spec is probed with the one its bridge has (as plan keeps it)."""
+    spec = with_chosen_subnets(spec, live)
     interfaces = assign_interfaces(spec, live)
     addresses = assign_addresses(spec, live, interfaces)
     addresses6 = assign_addresses(spec, live, interfaces, family=6)
