@@ -9,6 +9,10 @@ For each N (default 100 and 1000) this runs, in ONE invocation:
    `eth0` with an address, `lo` up and a default route). Every command targets a
    throwaway host namespace or a throwaway container namespace, never the root
    network namespace. Timed with `sh script`, then torn down (not timed).
+1b. The floor (benchmarks/floor.py): the same kernel requests, hand-packed with
+   netreconcile's codec and sent from one process, with no files, firewall, sysctls,
+   observation or verification; the seconds of its kernel work (timed inside, after
+   its imports) are the row. Torn down, not timed.
 2. netreconcile, each step a fresh process (wall time around it, peak RSS of
    that child from os.wait4): from-scratch `apply`, no-op `apply` (must report
    "actions": []), `apply` after giving container 0 a static address, `destroy`.
@@ -16,7 +20,8 @@ For each N (default 100 and 1000) this runs, in ONE invocation:
    every container also gets an IPv6 address and default route, with IPv6 on in its
    namespace (the second apply changes its IPv6 address too).
 4. A table with seconds, the ratio to the baseline, peak RSS, and the targets
-   (defined for N=1000): from-scratch apply <= baseline/10, no-op < 1 s,
+   (defined for N=1000): from-scratch apply <= baseline/10, from-scratch apply
+   <= 1.5x the floor plus the interpreter's start (the `--version` row), no-op < 1 s,
    destroy < 2 s, peak memory < 200 MB; with --ipv6 also dual-stack apply from
    scratch <= 1.5x the IPv4-only one of the same run.
 
@@ -65,6 +70,8 @@ TARGET_DESTROY_S = 2.0
 TARGET_RSS_MB = 200.0
 TARGET_DUAL_STACK_RATIO = 1.5  # dual-stack apply from scratch within 1.5x of the IPv4-only one
 DUAL_STACK = "dual-stack "  # prefix of the names of the dual-stack steps
+TARGET_FLOOR_RATIO = 1.5  # from-scratch apply within 1.5x the floor, plus the interpreter's start
+FLOOR = "floor: same requests, one process"
 
 
 class BenchError(RuntimeError):
@@ -301,7 +308,8 @@ class SizeResult:
     targets: dict = field(default_factory=dict)
 
 
-def run_size(n: int, prefix: str, runner: Runner, scratch: Path, ipv6: bool = False) -> SizeResult:
+def run_size(n: int, prefix: str, runner: Runner, scratch: Path, ipv6: bool = False,
+             startup: Step | None = None) -> SizeResult:
     tag = f"{prefix}n{n}"
     # ---- 1. baseline
     host_base = f"{tag}-hb"
@@ -319,12 +327,26 @@ def run_size(n: int, prefix: str, runner: Runner, scratch: Path, ipv6: bool = Fa
     delete_netns([host_base, *base_containers])
     out = SizeResult(n, baseline)
 
+    # ---- the floor: the same kernel requests from one process, nothing else
+    floor_host, floor_prefix = f"{tag}-hf", f"{tag}-f"
+    idle_wait, idle_ok = wait_for_idle()
+    create_host_netns(floor_host)
+    log(f"N={n}: floor (the requests hand-packed in one process)")
+    result = runner.run([sys.executable, str(REPO / "benchmarks" / "floor.py"), floor_host, f"{prefix}bf{n}"[:15],
+                         floor_prefix, str(n)])
+    check(result, "the floor")
+    kernel_seconds = float(result.stdout.split()[-1])
+    out.steps.append(Step(FLOOR, kernel_seconds, result.max_rss_mb, result.user_s, result.sys_s, None, idle_wait,
+                          idle_ok, result.other_cpu))
+    log(f"N={n}: floor {kernel_seconds:.2f} s of kernel work ({result.seconds:.2f} s with start-up); tearing down")
+    delete_netns([floor_host, *netns_with_prefix(floor_prefix)])
+
     # ---- 2. netreconcile (3. dual stack)
     out.steps += run_netreconcile(n, tag, f"{prefix}br{n}"[:15], runner, scratch, ipv6=False)
     if ipv6:
         out.steps += run_netreconcile(n, f"{tag}d", f"{prefix}bd{n}"[:15], runner, scratch, ipv6=True)
     delete_netns(netns_with_prefix(tag))
-    out.targets = evaluate_targets(out)
+    out.targets = evaluate_targets(out, startup)
     return out
 
 
@@ -396,8 +418,10 @@ def step_by_name(result: SizeResult, name: str) -> Step:
     return next(s for s in result.steps if s.name == name)
 
 
-def evaluate_targets(result: SizeResult) -> dict:
+def evaluate_targets(result: SizeResult, startup: Step | None = None) -> dict:
     apply = step_by_name(result, "apply from scratch")
+    floor = step_by_name(result, FLOOR)
+    floor_limit = floor.seconds * TARGET_FLOOR_RATIO + (startup.seconds if startup else 0.0)
     noop = step_by_name(result, "apply no-op")
     destroy = step_by_name(result, "destroy")
     peak = max(s.max_rss_mb for s in result.steps)
@@ -411,6 +435,8 @@ def evaluate_targets(result: SizeResult) -> dict:
     return {
         "from-scratch apply <= baseline/10": {"value": apply.seconds, "limit": limit, "unit": "s",
                                               "pass": apply.seconds <= limit},
+        "from-scratch apply <= 1.5x floor + start": {"value": apply.seconds, "limit": floor_limit, "unit": "s",
+                                                     "pass": apply.seconds <= floor_limit},
         "no-op apply < 1 s": {"value": noop.seconds, "limit": TARGET_NOOP_S, "unit": "s",
                               "pass": noop.seconds < TARGET_NOOP_S},
         "destroy < 2 s": {"value": destroy.seconds, "limit": TARGET_DESTROY_S, "unit": "s",
@@ -526,7 +552,7 @@ def main() -> int:
     try:
         startup = measure_startup(runner)
         for n in args.sizes:
-            results.append(run_size(n, prefix, runner, scratch, ipv6=args.ipv6))
+            results.append(run_size(n, prefix, runner, scratch, ipv6=args.ipv6, startup=startup))
     except BenchError as error:
         print(f"\nBENCHMARK FAILED: {error}", file=sys.stderr)
         code = 1

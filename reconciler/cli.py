@@ -159,8 +159,15 @@ def validate(context: Context, spec_path: str) -> int:
     Example:
       netreconcile validate specs/quickstart.yaml
     """
+    from reconciler.state.subnets import chosen_size
+
     spec = load_spec(spec_path)
     click.echo(f"{spec_path}: valid ({len(spec.networks)} network(s), {len(spec.containers)} container(s))")
+    for network in spec.networks:
+        if network.subnet is None:  # the host's networks, which it avoids, are read by plan
+            size = chosen_size(network, sum(a.network == network.name for c in spec.containers for a in c.networks))
+            click.echo(f"network {network.name}: no subnet: plan chooses one (the first free /{size} of Docker's "
+                       "default pools that overlaps no network of the host or the spec), and keeps it")
     return EXIT_OK
 
 
@@ -275,6 +282,7 @@ def graph(context: Context, spec_path: str, output: str, live: bool) -> int:
     from reconciler.render import graph as drawing
     from reconciler.state.desired import build_desired
     from reconciler.state.model import State
+    from reconciler.state.subnets import with_chosen_subnets
 
     spec = load_spec(spec_path)
     if live:
@@ -282,9 +290,10 @@ def graph(context: Context, spec_path: str, output: str, live: bool) -> int:
 
         _require_root()
         with context.read_only_session() as session:
-            current, _, desired = plan_and_states(spec, session)
-        topology = drawing.topology(spec, desired, current)
-    else:  # addresses as a first apply gives them: the kernel is not read
+            current, observed, desired = plan_and_states(spec, session)
+        topology = drawing.topology(with_chosen_subnets(spec, observed), desired, current)
+    else:  # addresses and chosen subnets as a first apply gives them: the kernel is not read
+        spec = with_chosen_subnets(spec, State())
         topology = drawing.topology(spec, build_desired(spec, State()))
     if output == "mermaid":
         click.echo(drawing.to_mermaid(topology), nl=False)
@@ -312,12 +321,14 @@ def show(context: Context, spec_path: str, output: str) -> int:
     from reconciler.kernel.session import NETNS_DIR
     from reconciler.render import inventory
     from reconciler.run.engine import plan_and_states
+    from reconciler.state.subnets import with_chosen_subnets
 
     spec = load_spec(spec_path)
     _require_root()
     with context.read_only_session() as session:
         _, live, desired = plan_and_states(spec, session)
-    document = inventory.inventory(spec, live, desired, context.host_netns or "", NETNS_DIR, context.etc_netns)
+    document = inventory.inventory(with_chosen_subnets(spec, live), live, desired, context.host_netns or "", NETNS_DIR,
+                                   context.etc_netns)
     if output == "json":
         click.echo(json.dumps(document, indent=2))
         return EXIT_OK
@@ -335,6 +346,50 @@ def show(context: Context, spec_path: str, output: str) -> int:
                 table.add_row(*(Text(cell) for cell in row))
             console.print(table)
     return EXIT_OK
+
+
+@main.command()
+@SPEC
+@OUTPUT
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=1.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for answers; a probe that should fail waits this long once for all.")
+@_global_options
+def check(context: Context, spec_path: str, output: str, timeout: float) -> int:
+    """Probe every container's networking from inside its namespace: its gateway, the names it
+    should resolve, its published ports, the neighbours it should (and should not) reach.
+    Changes nothing; exits 1 if a probe fails.
+
+    \b
+    Example:
+      netreconcile --host-netns nr-demo check specs/quickstart.yaml
+      netreconcile --host-netns nr-demo check -o json specs/quickstart.yaml | jq '.results[] | select(.result == "failed")'
+    """
+    from reconciler.kernel.observe import observe
+    from reconciler.kernel.probing import run_probes
+    from reconciler.render.probetable import probe_document
+    from reconciler.state.probes import plan_probes
+
+    spec = load_spec(spec_path)
+    _require_root()
+    with context.read_only_session() as session:
+        live = observe(session)
+    results = run_probes(plan_probes(spec, live), context.host_netns, context.etc_netns, timeout)
+    document = probe_document(results)
+    if output == "json":
+        click.echo(json.dumps(document, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Column, Table
+        from rich.text import Text
+
+        table = Table(*(Column(name, overflow="fold") for name in ("container", "probe", "result", "detail")))
+        for row in document["results"]:
+            table.add_row(Text(row["container"]), Text(row["probe"]),
+                          Text(row["result"], style="red" if row["result"] == "failed" else ""), Text(row["detail"]))
+        console = Console(highlight=False, markup=False, emoji=False)
+        console.print(table)
+        console.print(document["summary"])
+    return EXIT_ERROR if document["failed"] else EXIT_OK
 
 
 @main.command()
@@ -391,16 +446,19 @@ def destroy(context: Context, spec_path: str, output: str, lock_timeout: float) 
 @click.option("--metrics-address", default="127.0.0.1", show_default=True, metavar="ADDRESS",
               help="Address the metrics are served on (0.0.0.0: every address).")
 @click.option("--verbose", "-v", is_flag=True, help="Also log passes that find nothing to do.")
+@click.option("--check-interval", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="Also run check's health probes this often: one log line per round, and Prometheus gauges "
+                   "(netreconcile_check_*) with --metrics-port.")
 @FORCE
 @LOCK_TIMEOUT
 @_global_options
 def watch(context: Context, spec_path: str, resync: float, debounce: int, metrics_port: int | None,
-          metrics_address: str, verbose: bool, force: bool, lock_timeout: float) -> int:
+          metrics_address: str, verbose: bool, check_interval: float | None, force: bool, lock_timeout: float) -> int:
     """Apply SPEC, then keep the kernel converged: on spec, resolv.conf, kernel and firewall changes.
 
     \b
     Example:
-      netreconcile --host-netns nr-demo watch --metrics-port 9642 specs/quickstart.yaml
+      netreconcile --host-netns nr-demo watch specs/quickstart.yaml --metrics-port 9108 --check-interval 30
     """
     from reconciler.run.sources import FileSource
 
@@ -408,11 +466,11 @@ def watch(context: Context, spec_path: str, resync: float, debounce: int, metric
     spec = source.load()  # an unreadable or invalid spec is refused before anything is made or served
     _require_root()
     return _watch(context, source, resync, debounce, metrics_port, metrics_address, verbose, force, lock_timeout,
-                  spec=spec)
+                  spec=spec, check_interval=check_interval)
 
 
 def _watch(context: Context, source, resync: float, debounce: int, metrics_port: int | None, metrics_address: str,
-           verbose: bool, force: bool, lock_timeout: float, spec=None) -> int:
+           verbose: bool, force: bool, lock_timeout: float, spec=None, check_interval: float | None = None) -> int:
     from reconciler.run.watch import Watcher
 
     logs.configure(logging.DEBUG if verbose else logging.INFO, stream=sys.stdout)
@@ -445,9 +503,21 @@ def _watch(context: Context, source, resync: float, debounce: int, metrics_port:
     watcher = Watcher(source, context.session, prepare_host, context.host_netns, context.etc_netns,
                       resync=resync, debounce=debounce / 1000, metrics=metrics, lock=lock, force=force, spec=spec,
                       start_resolver=start_resolver)
+    checks = None
+    if check_interval is not None:
+        from reconciler.run.checks import CheckLoop, CheckMetrics
+
+        checks = CheckLoop(check_interval, lambda: watcher.spec, context.session, lock, context.host_netns,
+                           context.etc_netns, CheckMetrics(metrics.registry) if metrics is not None else None)
     # for its whole life, so that destroy refuses to run while this would undo it
     with keeper_lock(context.state_dir, lock_timeout, on_wait=lambda message: log.warning(message)):
-        return watcher.run()
+        if checks is not None:
+            checks.start()
+        try:
+            return watcher.run()
+        finally:
+            if checks is not None:
+                checks.stop()
 
 
 @main.command("dns")

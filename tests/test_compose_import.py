@@ -5,6 +5,7 @@ cannot say is one stderr line per key with its Compose location."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 import subprocess
@@ -21,6 +22,8 @@ from reconciler.compose.importer import ComposeImportError, import_compose
 from reconciler.compose.translate import bridge_name_for, normalize_project_name
 from reconciler.errors import SourceError, SpecError
 from reconciler.spec.loader import load_spec, load_spec_text
+from reconciler.state.model import State
+from reconciler.state.subnets import with_chosen_subnets
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "compose"
@@ -97,7 +100,7 @@ def _import_text(tmp_path: Path, text: str, directory: str = "proj", environment
     return result.spec, [str(note).replace(f"{compose}:", "") for note in result.notes]
 
 
-def test_default_network_is_named_after_the_project_and_gets_the_first_free_24(tmp_path):
+def test_default_network_is_named_after_the_project_and_written_without_subnet(tmp_path):
     spec, _ = _import_text(tmp_path, """
 services:
   a: {networks: [front]}
@@ -109,7 +112,7 @@ networks:
     # names longer than a kernel interface name get a bridge named as Docker's br-<id>
     assert spec["networks"] == {
         "myprojectv2_front": {"bridge": bridge_name_for("myprojectv2_front"), "subnet": "172.17.0.0/24"},
-        "myprojectv2_default": {"bridge": bridge_name_for("myprojectv2_default"), "subnet": "172.17.1.0/24"}}
+        "myprojectv2_default": {"bridge": bridge_name_for("myprojectv2_default")}}  # chosen at plan time
     assert bridge_name_for("myprojectv2_front") == "br-e25850b71c2a" and bridge_name_for("short_net") is None
     assert spec["containers"]["b"] == {"networks": ["myprojectv2_default"]}
 
@@ -127,7 +130,7 @@ def test_name_at_the_top_and_compose_project_name_choose_the_project(tmp_path):
         ["other_default"]
 
 
-def test_networks_without_subnet_skip_every_subnet_of_the_file_whatever_its_order(tmp_path):
+def test_bridge_networks_without_subnet_are_written_without_one_for_plan_to_choose(tmp_path):
     spec, _ = _import_text(tmp_path, """
 services:
   a: {networks: [one, two, three]}
@@ -137,15 +140,33 @@ networks:
   two: {ipam: {config: [{subnet: 172.17.0.0/23}]}}
   three: {}
 """)
-    subnets = {name: network["subnet"] for name, network in spec["networks"].items()}
-    assert subnets == {"proj_one": "172.17.2.0/24", "proj_two": "172.17.0.0/23", "proj_three": "172.17.3.0/24",
-                       "bridge": "172.18.0.0/16"}
+    subnets = {name: network.get("subnet") for name, network in spec["networks"].items()}
+    assert subnets == {"proj_one": None, "proj_two": "172.17.0.0/23", "proj_three": None, "bridge": None}
+    chosen = with_chosen_subnets(load_spec_text(json.dumps(spec), "out.yaml"), State())
+    assert {network.name: str(network.subnet) for network in chosen.networks} == {
+        "proj_one": "172.17.2.0/24", "proj_two": "172.17.0.0/23", "proj_three": "172.17.3.0/24",
+        "bridge": "172.18.0.0/16"}
+
+
+def test_networks_that_need_a_subnet_get_one_skipping_every_subnet_of_the_file_whatever_its_order(tmp_path):
+    spec, _ = _import_text(tmp_path, """
+services:
+  a: {networks: {one: {}, two: {}, three: {}}}
+  b: {networks: {one: {ipv4_address: 172.17.2.9}}}
+networks:
+  one: {}
+  two: {ipam: {config: [{subnet: 172.17.0.0/23}]}}
+  three: {}
+""")
+    subnets = {name: network.get("subnet") for name, network in spec["networks"].items()}
+    assert subnets == {"proj_one": "172.17.2.0/24", "proj_two": "172.17.0.0/23", "proj_three": None}
 
 
 def test_a_network_whose_containers_do_not_fit_a_24_gets_a_larger_subnet(tmp_path):
-    services = "".join(f"  s{index}: {{networks: [big]}}\n" for index in range(300))
+    services = "  s0: {networks: {big: {ipv4_address: 172.17.0.2}}}\n"  # a static address: a subnet is written
+    services += "".join(f"  s{index}: {{networks: [big]}}\n" for index in range(1, 300))
     spec, _ = _import_text(tmp_path, f"services:\n{services}  t: {{}}\nnetworks:\n  big: {{}}\n")
-    assert spec["networks"] == {"proj_big": {"subnet": "172.17.0.0/23"}, "proj_default": {"subnet": "172.17.2.0/24"}}
+    assert spec["networks"] == {"proj_big": {"subnet": "172.17.0.0/23"}, "proj_default": {}}
 
 
 def test_what_the_loader_refuses_is_left_out_at_its_compose_line(tmp_path):
@@ -288,7 +309,7 @@ services:
     assert modes == {"the-app": None, "a": "container:the-app", "b": "container:the-app", "c": "host", "d": "none",
                      "e": "none", "f": None}
     assert spec["containers"]["f"] == {"networks": ["bridge"]}
-    assert spec["networks"]["bridge"] == {"subnet": "172.17.0.0/16"}
+    assert spec["networks"]["bridge"] == {}  # Docker's default bridge: its subnet is chosen at plan time
     assert notes == ["8:7: services.e.network_mode: 'container:elsewhere': not a service or container of this file, "
                      "nor host, none or bridge; the container gets network_mode: none"]
 
@@ -488,3 +509,22 @@ def test_a_macvlan_network_without_a_parent_is_an_internal_bridge_network(tmp_pa
     network = next(iter(_yaml(result.text)["networks"].values()))
     assert network.get("driver", "bridge") == "bridge" and network["internal"] is True
     assert any("macvlan without driver_opts.parent" in str(note) for note in result.notes)
+
+
+def test_a_macvlan_network_whose_parent_cannot_be_one_is_an_internal_bridge_network(tmp_path):
+    spec, notes = _import_text(tmp_path, "services:\n  a:\n    networks: [lan]\nnetworks:\n  lan:\n"
+                                         "    driver: macvlan\n    driver_opts: {parent: toolongbridgename1}\n")
+    assert spec["networks"] == {"proj_lan": {"internal": True}}  # its subnet chosen at plan time
+    assert notes == ["7:19: networks.lan.driver_opts.parent: 'toolongbridgename1' cannot be a macvlan parent (at "
+                     "most 15 characters); imported as an internal bridge network"]
+
+
+def test_a_bridge_name_two_networks_give_is_the_first_ones(tmp_path):
+    """The second gets Docker's br-<id> name when its own name is too long to be one."""
+    spec, notes = _import_text(tmp_path, "services:\n  a: {}\nnetworks:\n"
+                                         "  front: {driver_opts: {com.docker.network.bridge.name: x}}\n"
+                                         "  a-rather-long-name: {driver_opts: {com.docker.network.bridge.name: x}}\n")
+    assert (spec["networks"]["proj_front"], spec["networks"]["proj_a-rather-long-name"]) == (
+        {"bridge": "x"}, {"bridge": bridge_name_for("proj_a-rather-long-name")})
+    assert notes == ["5:38: networks.a-rather-long-name.driver_opts.com.docker.network.bridge.name: bridge name 'x' "
+                     "is already that of network 'proj_front'; ignored"]

@@ -322,7 +322,9 @@ BAD_SPECS = [
         "spec.yaml:4:13: networks.front.subnet: '10.1.0.0/31' is too small: the prefix length must be at most 30",
     ),
     ("subnet not a string", _front().replace("10.1.0.0/24", "10"), "spec.yaml:4:13: networks.front.subnet: expected a string, got 10"),
-    ("missing subnet", "version: 1\nnetworks:\n  front: {mtu: 1500}\n", "spec.yaml:3:3: networks.front: missing required key 'subnet'"),
+    ("missing subnet of a LAN", "version: 1\nnetworks:\n  front: {driver: macvlan, parent: eth1}\n",
+     "spec.yaml:3:3: networks.front: 'subnet' is required: driver macvlan puts the network on a LAN, whose subnet "
+     "cannot be guessed"),
     ("gateway outside", _front(gateway="10.2.0.1"), "spec.yaml:5:14: networks.front.gateway: 10.2.0.1 is outside the subnet 10.1.0.0/24"),
     ("gateway network address", _front(gateway="10.1.0.0"), "spec.yaml:5:14: networks.front.gateway: 10.1.0.0 is the network address of 10.1.0.0/24"),
     ("gateway broadcast", _front(gateway="10.1.0.255"), "spec.yaml:5:14: networks.front.gateway: 10.1.0.255 is the broadcast address of 10.1.0.0/24"),
@@ -1259,3 +1261,23 @@ def test_overlaps_are_found_whichever_block_is_larger_and_in_spec_order():
         "10.9.0.0/16 overlaps 10.9.0.0/16 of network 'b'",
         "10.9.0.0/16 overlaps 10.9.7.128/25 of network 'small'",
     ]
+
+
+def _containers_on_one_network(count: int, options: str = "") -> str:
+    return ("version: 1\nnetworks:\n  front: {subnet: 10.88.0.0/16" + options + "}\ncontainers:\n"
+            + "".join(f"  c{n}: {{networks: [front]}}\n" for n in range(count)))
+
+
+def test_a_bridge_network_holds_at_most_1023_containers_and_says_what_to_do():
+    """The kernel's bridge refuses its 1024th port ("Exchange full"): found at validation,
+    at the network's line, never halfway through an apply."""
+    load_spec_text(_containers_on_one_network(1023), "spec.yaml")
+    for count, options, why in ((1024, "", ""), (1023, ", uplink: eth9", ", and its uplink takes one")):
+        with pytest.raises(SpecError) as error:
+            load_spec_text(_containers_on_one_network(count, options), "spec.yaml")
+        assert [str(problem) for problem in error.value.problems] == [
+            f"spec.yaml:3:3: networks.front: {count} containers are attached but a Linux bridge holds at most 1023 "
+            f"ports (the kernel's BR_MAX_PORTS: 1024 port numbers, 0 reserved){why}: spread the containers over "
+            "several networks"]
+    # macvlan children are no bridge ports
+    load_spec_text(_containers_on_one_network(1100, ", driver: macvlan, parent: eth1"), "spec.yaml")

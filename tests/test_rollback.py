@@ -208,3 +208,21 @@ def test_a_failure_after_the_break_says_what_cannot_be_undone(sandbox):
     # the rollback made a namespace of that name again: a new one
     assert namespace_identity(sandbox, "x")["cookie"] != x_before["cookie"]
     assert sandbox.run("status", "--detailed-exitcode", spec=before_spec).code == 0
+
+
+def test_a_late_failure_in_a_large_apply_is_rolled_back_without_a_difference_left(sandbox):
+    """Issue 19: at scale (200 containers joining 20: the forked reader, files written on
+    threads, a thousand actions), a failure near the end still leaves the host as it was."""
+    def spec(count: int) -> str:
+        return ('version: 1\nnetworks:\n  front: {bridge: "@br", subnet: 172.23.0.0/16}\ncontainers:\n'
+                + "".join(f'  "@c{n}": {{networks: [front]}}\n' for n in range(count)))
+
+    sandbox.apply(sandbox.write_spec(spec(20)))
+    before = snapshot(sandbox)
+    large = sandbox.write_spec(spec(220), "large.yaml")
+    actions = planned(sandbox, large)
+    assert len(actions) > 1000
+    result = run_failing(sandbox, large, len(actions) - 2)
+    assert result.returncode == 1
+    assert "rolled back: the host is as it was before" in result.stderr, result.stderr[-2000:]
+    assert snapshot(sandbox) == before

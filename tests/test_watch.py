@@ -55,9 +55,10 @@ def free_port() -> int:
 
 
 class Watch:
-    def __init__(self, sandbox, spec: str = SPEC):
-        """`spec`: the spec's text, with {resolv} where the host's resolv.conf goes."""
+    def __init__(self, sandbox, spec: str = SPEC, extra: tuple[str, ...] = ()):
+        """`spec`: the spec's text, with {resolv} where the host's resolv.conf goes; `extra`: more options."""
         self.sandbox = sandbox
+        self.extra = extra
         self.resolv = sandbox.tmp / "host-resolv.conf"
         self.resolv.write_text("nameserver 198.51.100.53\n")
         self.spec = sandbox.write_spec(spec.format(resolv=self.resolv))
@@ -68,7 +69,7 @@ class Watch:
     def start(self) -> None:
         command = [sys.executable, "-m", "reconciler", "--host-netns", self.sandbox.host, "--state-dir",
                    str(self.sandbox.state_dir), "watch", str(self.spec), "--resync", "3600", "--debounce", "50",
-                   "--metrics-port", str(self.port), "-v"]
+                   "--metrics-port", str(self.port), "-v", *self.extra]
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         eventually(lambda: self.passes(), "the first pass", timeout=30)

@@ -8,7 +8,9 @@ came from, so that a problem the spec loader finds can be told at the Compose li
 Names are Compose's: a network is `<project>_<key>` (or its `name:`), and services
 without `networks` join `<project>_default`; a container is named by `container_name`,
 else by its service, and keeps the service name as an alias so that the others find it
-under that name. Networks without a subnet get one from Docker's default pools.
+under that name. A bridge network without a subnet is written without one (netreconcile
+chooses it at plan time, avoiding the host's networks) unless something on it needs one
+to be checked against; those and macvlan networks get one from Docker's default pools.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from reconciler.compose.interpolate import Note, compose_path
 from reconciler.compose.pools import (
     DEFAULT_BRIDGE_SIZE, DEFAULT_POOLS, NETWORK_SIZE, PoolError, choose_subnet, size_for,
 )
+from reconciler.drivers.macvlan import parent_issue
 from reconciler.spec.document import Document, PathKey
 from reconciler.spec.ports import PortError, parse_port
 from reconciler.spec.types import Location
@@ -114,6 +117,7 @@ class _Translator:
         self.result = Translation({"version": 1})
         self.networks: dict[str, _Network] = {}  # by Compose key
         self.container_names: dict[str, str] = {}  # service -> container name
+        self.bridge_names: dict[str, str] = {}  # bridge name -> the network that has it
 
     # --- places and notes ---------------------------------------------------------------
 
@@ -215,10 +219,13 @@ class _Translator:
                 built[network.name] = self._network(network)
         taken = [ip_network(spec["subnet"], strict=False) for spec in built.values()
                  if "subnet" in spec and _is_ipv4_network(spec["subnet"])]
+        addressed = {name for container in containers.values() if isinstance(container.get("networks"), dict)
+                     for name, attachment in container["networks"].items()
+                     if isinstance(attachment, dict) and "ipv4_address" in attachment}
         # Docker's default bridge exists before any network of a project: it chooses first
         for network in sorted(self.networks.values(), key=lambda net: net.name != DOCKER_BRIDGE_NETWORK):
             spec = built.get(network.name)
-            if spec is None or "subnet" in spec:
+            if spec is None or "subnet" in spec or _chosen_at_plan_time(spec, network.name in addressed):
                 continue
             largest = DEFAULT_BRIDGE_SIZE if network.name == DOCKER_BRIDGE_NETWORK else NETWORK_SIZE
             size = size_for(attached[network.name] + len(spec.get("aux_addresses", ())), largest)
@@ -238,7 +245,16 @@ class _Translator:
         self.origin(spec_path, path)
         spec: dict[str, Any] = {}
         options = settings.get("driver_opts") if isinstance(settings.get("driver_opts"), dict) else {}
-        if settings.get("driver") == MACVLAN and options.get("parent"):
+        parent = options.get("parent")
+        unusable = _unusable_parent(parent) if settings.get("driver") == MACVLAN and parent else None
+        if unusable:
+            self.note((*path, "driver_opts", "parent"), f"{parent!r} cannot be a macvlan parent ({unusable}); "
+                                                         "imported as an internal bridge network")
+            options = {option: value for option, value in options.items() if option != "parent"}
+            spec["internal"] = True
+            self.origin((*spec_path, "internal"), (*path, "driver_opts", "parent"))
+            self._bridge_options(network, spec, options)
+        elif settings.get("driver") == MACVLAN and parent:
             self._macvlan(network, spec, options)
         else:
             if settings.get("driver") == MACVLAN:  # Docker then makes a dummy parent and forces internal
@@ -280,6 +296,10 @@ class _Translator:
                 if key == "bridge" and ifname_issue(value):
                     self.note(option_path, f"{value!r} cannot be a bridge name: {ifname_issue(value)}; ignored")
                     continue
+                if key == "bridge" and self.bridge_names.get(value, network.name) != network.name:
+                    self.note(option_path, f"bridge name {value!r} is already that of network "
+                                           f"{self.bridge_names[value]!r}; ignored")
+                    continue
                 spec[key] = converted
                 self.origin((*spec_path, key), option_path)
             elif option == "com.docker.network.bridge.gateway_mode_ipv6" and value == "routed":
@@ -295,6 +315,7 @@ class _Translator:
             if bridge is not None:
                 spec["bridge"] = bridge
                 self.origin((*spec_path, "bridge"), network.path)
+        self.bridge_names.setdefault(spec.get("bridge", network.name), network.name)
 
     def _macvlan(self, network: _Network, spec: dict[str, Any], options: dict[str, Any]) -> None:
         """The one place where Compose's macvlan networks map to the spec (once this
@@ -650,6 +671,20 @@ def _as_int(value: Any) -> int | None:
     if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
         return int(value)
     return None
+
+
+def _unusable_parent(parent: Any) -> str | None:
+    """Why `parent` cannot be a macvlan parent, None if it can."""
+    return "not a string" if not isinstance(parent, str) else parent_issue(parent)
+
+
+def _chosen_at_plan_time(spec: dict[str, Any], addressed: bool) -> bool:
+    """Whether a network the Compose file gives no subnet is written without one, for
+    netreconcile to choose when it plans, seeing the host's networks (as Docker does when it
+    creates the network): a bridge network on which nothing needs a subnet to be checked
+    against (a container's ipv4_address, aux_addresses; Docker refuses those without a
+    subnet too). A macvlan network needs one written: the import chooses it."""
+    return spec.get("driver", "bridge") == "bridge" and "aux_addresses" not in spec and not addressed
 
 
 def _is_ipv4_network(text: str) -> bool:

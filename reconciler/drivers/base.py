@@ -58,6 +58,9 @@ class NetworkDriver(Protocol):
     # whether its containers' traffic goes through the host's IP stack: then the firewall
     # filters and masquerades it, publishes ports to it, and the host forwards for it
     through_host: bool
+    # whether a network written without `subnet:` gets one chosen at plan time (a LAN's cannot
+    # be guessed); a driver without this attribute is taken to need one written
+    chooses_subnet: bool
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
@@ -73,6 +76,12 @@ class NetworkDriver(Protocol):
 
     def host_name(self, network: NetworkSpec) -> str | None:
         """The host-wide name `check_unique` compares (the bridge's interface name); None: none."""
+        ...
+
+    def max_attachments(self, network: NetworkSpec) -> tuple[int, str] | None:
+        """How many containers the kernel lets the network hold, and why (validate refuses
+        more at the network's line, rather than an apply finding out at the next one);
+        None: no limit of the driver's own."""
         ...
 
     def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:

@@ -31,6 +31,8 @@ from reconciler.state.model import (
 )
 
 OWNER = "netreconcile"
+# ports a Linux bridge holds: BR_MAX_PORTS (net/bridge/br_private.h) is 1024 port numbers, and 0 is none
+BRIDGE_MAX_PORTS = 1023
 
 
 def bridge_alias(network: str) -> str:
@@ -62,6 +64,7 @@ class BridgeDriver:
     options = ("bridge",)
     container_link_kind = ""  # an attachment is the peer of a host link
     through_host = True
+    chooses_subnet = True  # without `subnet:` one is chosen at plan time (reconciler.state.subnets)
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
@@ -80,6 +83,13 @@ class BridgeDriver:
 
     def host_name(self, network: NetworkSpec) -> str:
         return network.bridge
+
+    def max_attachments(self, network: NetworkSpec) -> tuple[int, str] | None:
+        uplink = network.uplink is not None
+        why = (f"a Linux bridge holds at most {BRIDGE_MAX_PORTS} ports (the kernel's BR_MAX_PORTS: 1024 port "
+               "numbers, 0 reserved)"
+               + (", and its uplink takes one" if uplink else ""))
+        return BRIDGE_MAX_PORTS - uplink, why
 
     def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:
         return {network.uplink: f"uplink of network {network.name}"} if network.uplink is not None else {}
@@ -116,7 +126,8 @@ class BridgeDriver:
         ]
         for family in network.families if network.gateway_on_host else ():  # each family's gateway is on the bridge
             gateway, subnet = network.gateway_of(family), network.subnet_of(family)
-            objects.append(Address(HOST_NS, network.bridge, f"{gateway}/{subnet.prefixlen}", source=source))
+            chosen = f"; subnet {subnet} chosen: none in the spec" if family == 4 and network.subnet_chosen else ""
+            objects.append(Address(HOST_NS, network.bridge, f"{gateway}/{subnet.prefixlen}", source=source + chosen))
         if network.uplink is not None:
             objects.append(Uplink(network.uplink, network.bridge, source=str(network.uplink_location or source)))
         return objects

@@ -107,6 +107,7 @@ class MacvlanDriver:
     options = ("parent", "macvlan_mode", "host_shim")
     container_link_kind = "macvlan"
     through_host = False
+    chooses_subnet = False  # the LAN's subnet: never guessed
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
@@ -138,6 +139,9 @@ class MacvlanDriver:
 
     def host_name(self, network: NetworkSpec) -> str | None:
         return None  # the parent is shared, not claimed
+
+    def max_attachments(self, network: NetworkSpec) -> tuple[int, str] | None:
+        return None  # a parent takes thousands of macvlans
 
     def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:
         """The parent; of an 802.1Q parent NAME.VID the link NAME, which netreconcile never

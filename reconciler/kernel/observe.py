@@ -27,6 +27,7 @@ import os
 import pickle
 import socket
 import stat
+from ipaddress import ip_interface, ip_network
 
 from reconciler import drivers
 from reconciler.errors import KernelError
@@ -110,11 +111,13 @@ def _is_recorded_namespace(session: KernelSession, name: str, cookie: int) -> bo
     return cookie in (0, current)
 
 
-def observe(session: KernelSession, inside_containers: bool = True, uplinks: frozenset[str] = frozenset()) -> State:
+def observe(session: KernelSession, inside_containers: bool = True, uplinks: frozenset[str] = frozenset(),
+            host_networks: bool = False) -> State:
     """The live state. Without `inside_containers` the container namespaces are only
     listed, not read: enough to plan their deletion, which takes everything inside.
     `uplinks`: host interfaces the spec uses without owning them, observed closely
-    (`State.used_interfaces`)."""
+    (`State.used_interfaces`). `host_networks`: also the host's own IPv4 networks, which a
+    chosen subnet avoids (`State.host_networks`; one more route dump)."""
     objects: list[KernelObject] = []
     host_links = _links(session.host)
     by_index = {link.index: link for link in host_links}
@@ -142,11 +145,14 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
         if link.ifname in foreign and not link.master:
             objects.append(Uplink(link.ifname, "", link.up))
     used_addresses: dict[int, list[str]] = {}
+    foreign_addresses: list[str] = []
     for addr in _addrs(session.host):
         if addr.index in owned_networks:
             objects.append(Address(HOST_NS, by_index[addr.index].ifname, addr.cidr))
-        elif addr.index in used:
-            used_addresses.setdefault(addr.index, []).append(addr.cidr)
+        else:
+            foreign_addresses.append(addr.cidr)
+            if addr.index in used:
+                used_addresses.setdefault(addr.index, []).append(addr.cidr)
     used_interfaces = _used_interfaces(session, uplinks, used, used_addresses, by_index, foreign, owned_networks)
     if routed:  # one more dump, only on a host with such links
         objects += _routes(session.host, HOST_NS, routed, nl.IPV4_ONLY)
@@ -181,7 +187,25 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
     state = State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned) - half_made,
                      foreign_files=in_the_way, host_link_mtus={link.ifname: link.mtu for link in host_links},
                      unsupported_link_kinds=unsupported_link_kinds())
+    if host_networks:
+        owned_indexes = set(owned_networks) | set(owned_attachments)
+        state = dataclasses.replace(state, host_networks=_host_networks(session, foreign_addresses, owned_indexes))
     return dataclasses.replace(state, used_interfaces=used_interfaces) if used_interfaces else state
+
+
+def _host_networks(session: KernelSession, foreign_addresses: list[str], owned_indexes: set[int]) -> tuple[str, ...]:
+    """The host namespace's IPv4 networks that are not netreconcile's: the subnets of the
+    addresses of interfaces it does not own, and the destinations of the main table's
+    routes through them (or through none: blackhole, unreachable) but the default route,
+    which overlaps everything (Docker skips it too)."""
+    found = dict.fromkeys(str(ip_interface(cidr).network) for cidr in foreign_addresses
+                          if ip_interface(cidr).version == 4)
+    for payload in _dump_per_family(session.host, nl.dump_routes, nl.RTM_NEWROUTE, nl.IPV4_ONLY):
+        route = nl.decode_route(payload, nl.IPV4_ONLY)
+        if (route is not None and route.table == nl.RT_TABLE_MAIN and route.dst != "default"
+                and route.oif not in owned_indexes):
+            found.setdefault(str(ip_network(route.dst, strict=False)))
+    return tuple(found)
 
 
 def _used_interfaces(

@@ -28,6 +28,7 @@ from reconciler.state.desired import NO_HOST_FILES, HostFiles, build_desired, up
 from reconciler.state.model import MISSING, Macvlan, State, Veth
 from reconciler.state.plan import DELETE, Action, Plan
 from reconciler.state.planner import hold_back, plan
+from reconciler.state.subnets import needs_choice, with_chosen_subnets
 
 EMPTY_SPEC_STATE = State()
 HOST_HOSTS_FILE = "/etc/hosts"
@@ -124,7 +125,8 @@ def plan_for(spec: Spec | None, session: KernelSession) -> Plan:
 def plan_and_states(spec: Spec, session: KernelSession) -> tuple[Plan, State, State]:
     """The plan that would converge the kernel on `spec`, the live state it starts from
     and the desired state it aims at (its addresses read back from the kernel): what
-    `graph --live` draws and `show` lists."""
+    `graph --live` draws and `show` lists. The subnets chosen for `spec` are
+    `with_chosen_subnets(spec, live)`."""
     result, live, desired, _ = _observe_and_plan(spec, session)
     return result, live, desired
 
@@ -135,7 +137,8 @@ def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, 
     if spec is None:
         live = observe(session, inside_containers=False)
         return plan(EMPTY_SPEC_STATE, live, destroying=True), live, EMPTY_SPEC_STATE, NO_HOST_FILES
-    live = observe(session, uplinks=uplinks(spec))
+    live = observe(session, uplinks=uplinks(spec), host_networks=needs_choice(spec))
+    spec = with_chosen_subnets(spec, live)
     host_files = read_host_files(spec)
     desired = build_desired(spec, live, host_files)
     check_live_needs(spec, desired, live)

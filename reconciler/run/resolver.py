@@ -30,6 +30,7 @@ from reconciler.spec.types import Spec
 from reconciler.state.discovery import names_in_scope
 from reconciler.state.ipam import assign_addresses, assign_interfaces
 from reconciler.state.model import State
+from reconciler.state.subnets import needs_choice, with_chosen_subnets
 
 log = logs.get_logger()
 
@@ -37,6 +38,7 @@ log = logs.get_logger()
 def resolver_tables(spec: Spec, live: State, host_resolv_conf: str) -> ResolverConfig:
     """What to serve for `spec`, with the addresses the desired state gives (those of
     the live state where it has them) and the host's resolv.conf text."""
+    spec = with_chosen_subnets(spec, live)
     interfaces = assign_interfaces(spec, live)
     addresses = assign_addresses(spec, live, interfaces)
     addresses6 = assign_addresses(spec, live, interfaces, family=6)
@@ -47,7 +49,7 @@ def resolver_tables(spec: Spec, live: State, host_resolv_conf: str) -> ResolverC
 def observed_tables(spec: Spec, session: KernelSession) -> ResolverConfig:
     """resolver_tables for `spec` and the state `session` observes now (`netreconcile dns`,
     which converges nothing; a watch pass has its observation in its Outcome)."""
-    return resolver_tables(spec, observe(session), read_host_files(spec).resolv_conf)
+    return resolver_tables(spec, observe(session, host_networks=needs_choice(spec)), read_host_files(spec).resolv_conf)
 
 
 def _configure(server: Server, config: ResolverConfig) -> None:

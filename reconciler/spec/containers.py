@@ -250,6 +250,10 @@ class ContainerSection(NetworkSection):
         if version == 6 and network is not None and not network.enable_ipv6 and self._string(path) is not None:
             self.doc.problem(path, f"network {network.name!r} has no IPv6: set enable_ipv6: true and subnet6")
             return None
+        if version == 4 and network is not None and network.subnet is None and self._string(path) is not None:
+            self.doc.problem(path, f"network {network.name!r} has no subnet (it is chosen at plan time): a static "
+                             "address needs one written, to be checked against")
+            return None
         address = self._address(path, network.subnet_of(version) if network else None, version)
         if address is None or network is None or network.subnet_of(version) is None:
             return address  # a network whose subnet6 is invalid: reported there

@@ -77,7 +77,8 @@ class _EarlierNetworks:
             self.by_host_name.setdefault(host_name, network)
         self._order[id(network)] = len(self._order)
         for version in network.families:
-            self._subnets[version].add(network.subnet_of(version), network)
+            if network.subnet_of(version) is not None:  # a subnet chosen later avoids the others itself
+                self._subnets[version].add(network.subnet_of(version), network)
 
     def overlapping(self, subnet: IPv4Network | IPv6Network) -> list[NetworkSpec]:
         """Earlier networks whose subnet of `subnet`'s IP version overlaps it, in spec order."""
@@ -135,24 +136,48 @@ class NetworkSection(SectionReader):
         self._check_other_drivers_options(path, driver)
         options = driver.read_options(self, path)
         subnet = self._subnet((*path, "subnet"), 4)
-        if subnet is None:
+        if subnet is None and (self.doc.get((*path, "subnet")) is not None or not self._subnet_choosable(
+                path, driver, options)):
             return None
         ipv6 = self._ipv6_settings(path)
         return NetworkSpec(
             name=str(path[-1]),
             subnet=subnet,
-            gateway=self._gateway((*path, "gateway"), subnet),
+            gateway=self._gateway((*path, "gateway"), subnet) if subnet is not None else None,
             mtu=self._int((*path, "mtu"), NetworkSpec.mtu),
             icc=self._bool((*path, "icc"), NetworkSpec.icc),
             masquerade=self._bool((*path, "masquerade"), NetworkSpec.masquerade),
             internal=self._bool((*path, "internal"), NetworkSpec.internal),
             discovery=self._bool((*path, "discovery"), NetworkSpec.discovery),
-            aux_addresses=self._aux_addresses((*path, "aux_addresses"), subnet, ipv6["subnet6"]),
+            aux_addresses=self._aux_addresses((*path, "aux_addresses"), subnet, ipv6["subnet6"]) if subnet else (),
             driver=driver.name,
             location=self.doc.key_location(path),
             **ipv6,
             **options,
         )
+
+    def _subnet_choosable(self, path: PathKey, driver: drivers.NetworkDriver, options: dict[str, Any]) -> bool:
+        """Whether the network at `path`, written without `subnet`, may have one chosen at
+        plan time (reconciler.state.subnets); if not, or if it has keys that need a written
+        subnet to be checked, the problem is reported."""
+        # a driver that does not say it can (an older protocol) is asked for a subnet
+        why_needed = (
+            f"driver {driver.name} puts the network on a LAN, whose subnet cannot be guessed"
+            if not getattr(driver, "chooses_subnet", False)
+            else "with uplink the network is on a LAN, whose subnet cannot be guessed"
+            if options.get("uplink") is not None
+            else "with gateway_on_host: false the gateway is the LAN's router, on a subnet that cannot be guessed"
+            if options.get("gateway_on_host") is False
+            else None
+        )
+        if why_needed is not None:
+            self.doc.problem(path, f"'subnet' is required: {why_needed}", at_key=True)
+            return False
+        for key in ("gateway", "aux_addresses"):
+            if self.doc.get((*path, key)) is not None:
+                self.doc.problem((*path, key), f"'{key}' needs 'subnet': without one the subnet is chosen at "
+                                 "plan time, and there is nothing to check it against", at_key=True)
+        return True
 
     def _check_other_drivers_options(self, path: PathKey, driver: drivers.NetworkDriver) -> None:
         for other in drivers.DRIVERS.values():
@@ -236,7 +261,7 @@ class NetworkSection(SectionReader):
         for version in network.families:
             subnet = network.subnet_of(version)
             key = "subnet" if version == 4 else "subnet6"
-            for other in earlier.overlapping(subnet):
+            for other in earlier.overlapping(subnet) if subnet is not None else ():
                 message = f"{subnet} overlaps {other.subnet_of(version)} of network {other.name!r}"
                 self.doc.problem((*path, key), message)
         drivers.driver_for(network.driver).check_unique(self, path, network, earlier.by_host_name)
@@ -245,7 +270,13 @@ class NetworkSection(SectionReader):
         attached = Counter(a.network for container in containers for a in container.networks)
         for network in networks:
             count = attached[network.name]
+            limit = drivers.driver_for(network.driver).max_attachments(network)
+            if limit is not None and count > limit[0]:
+                self.doc.problem(("networks", network.name), f"{count} containers are attached but {limit[1]}: "
+                                 "spread the containers over several networks", at_key=True)
             for version in network.families:  # every attached container gets an address of each
+                if network.subnet_of(version) is None:
+                    continue  # chosen at plan time, as large as they need
                 free = free_addresses(network, version)
                 if count > free:
                     message = (

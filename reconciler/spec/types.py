@@ -42,8 +42,10 @@ class HostSpec:
 class NetworkSpec:
     name: str
     bridge: str
-    subnet: IPv4Network
-    gateway: IPv4Address
+    # None in a spec without `subnet:` (bridge driver): chosen at plan time from the live host
+    # (reconciler.state.subnets), which also sets `subnet_chosen`; set in every planned spec
+    subnet: IPv4Network | None
+    gateway: IPv4Address | None
     mtu: int = 1500
     icc: bool = True
     masquerade: bool = True
@@ -60,6 +62,7 @@ class NetworkSpec:
     parent: str = ""  # driver macvlan: the host interface its containers' interfaces are made on
     macvlan_mode: str = "bridge"  # driver macvlan: bridge, private, vepa or passthru
     host_shim: bool = False  # driver macvlan: the host gets a macvlan of its own on the parent (`shim_address`)
+    subnet_chosen: bool = False  # `subnet` (and `gateway`) chosen by reconciler.state.subnets, not written
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
     uplink_location: Location | None = field(default=None, compare=False)  # where `uplink` is written
     parent_location: Location | None = field(default=None, compare=False)  # None: not in the spec
@@ -80,7 +83,7 @@ class NetworkSpec:
     @property
     def shim_address(self) -> IPv4Address | None:
         """The host shim's address (`host_shim`): the subnet's last host address, reserved."""
-        return self.subnet.broadcast_address - 1 if self.host_shim else None
+        return self.subnet.broadcast_address - 1 if self.host_shim and self.subnet is not None else None
 
     @property
     def families(self) -> tuple[int, ...]:

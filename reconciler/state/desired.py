@@ -19,6 +19,7 @@ from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.state.discovery import discovers, names_in_scope
 from reconciler.state.ipam import assign_addresses, assign_interfaces
+from reconciler.state.subnets import with_chosen_subnets
 from reconciler.state.model import (
     FORWARDING, HOST_NS, IP_FORWARD, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl,
 )
@@ -43,6 +44,7 @@ NO_HOST_FILES = HostFiles()
 
 
 def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES) -> State:
+    spec = with_chosen_subnets(spec, live)  # the same choice as the caller's, if it made one
     interfaces = assign_interfaces(spec, live)
     addresses = assign_addresses(spec, live, interfaces)
     addresses6 = assign_addresses(spec, live, interfaces, family=6)

@@ -712,6 +712,10 @@ class State:
     refusals: tuple[str, ...] = ()
     host_link_mtus: dict[str, int] = field(default_factory=dict)
     unsupported_link_kinds: frozenset[str] = frozenset()
+    # observed when asked: the host namespace's IPv4 networks that are not netreconcile's (the
+    # main table's routes but the default, the addresses of interfaces it does not own), as
+    # CIDRs: what a subnet chosen at plan time avoids (reconciler.state.subnets)
+    host_networks: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, objs, foreign_links=frozenset(), foreign_netns=frozenset(), foreign_files=frozenset(),
