@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from reconciler import drivers
 from reconciler.compose.importer import ComposeImportError, import_compose
 from reconciler.compose.translate import bridge_name_for, normalize_project_name
 from reconciler.errors import SourceError, SpecError
@@ -45,11 +44,6 @@ def test_there_are_at_least_five_realistic_compose_files():
 
 
 def _expected(case: str, name: str) -> Path:
-    """The expected file; the macvlan case has one set for a netreconcile without the
-    macvlan driver (the network listed as unsupported) and one for a netreconcile with it."""
-    if case == "macvlan" and "macvlan" in drivers.names():
-        stem, dot, suffix = name.partition(".")
-        name = f"{stem}-with-macvlan{dot}{suffix}"
     return DATA / case / name
 
 
