@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from tests.conftest import netns_names
+
 pytestmark = pytest.mark.kernel
 
 SPEC = """\
@@ -100,3 +102,14 @@ def test_a_failed_apply_logs_at_error_level_without_verbose(sandbox):
     assert failed.returncode == 1
     events = log_lines(failed.stderr)
     assert [(e["event"], e["level"], e["outcome"]) for e in events] == [("reconcile", "error", "error")]
+
+
+def test_plan_and_apply_agree_on_counts_when_the_host_namespace_is_made_in_between(sandbox):
+    """plan reads an empty stand-in for a --host-netns that apply will create: its counts
+    must be apply's (once 26 to create against 25 created and 1 updated)."""
+    assert sandbox.host not in netns_names()
+    spec = sandbox.write_spec(SPEC)
+    planned = sandbox.run("plan", "-o", "json", spec=spec).json()["summary"]
+    assert sandbox.host not in netns_names()  # plan made nothing
+    applied = sandbox.apply(spec)["summary"]
+    assert planned == applied and planned["update"] >= 1
