@@ -26,6 +26,8 @@ from reconciler.render.plantext import STYLES, action_line, plan_document, summa
 from reconciler.run import logs
 from reconciler.run.engine import converge, plan_for
 from reconciler.spec.loader import load_spec
+from reconciler.spec.nodes import NodeChoice
+from reconciler.spec.types import Spec
 from reconciler.spec.values import NAME_MAX, name_issue
 from reconciler.state.desired import used_not_owned
 from reconciler.state.plan import Plan
@@ -39,13 +41,24 @@ log = logs.get_logger()
 
 
 class Context:
-    def __init__(self, host_netns: str | None, state_dir: str | None, etc_netns: str | None = None):
+    def __init__(self, host_netns: str | None, state_dir: str | None, etc_netns: str | None = None,
+                 node: str | None = None):
         if host_netns is not None and name_issue(host_netns):
             raise UsageError(f"--host-netns {host_netns!r} is not a valid namespace name "
                              f"(1-{NAME_MAX} of [A-Za-z0-9_.-], starting with a letter or digit)")
         self.host_netns = host_netns
         self.state_dir = StateDir(state_dir or state_root(), host_netns)
         self.etc_netns = etc_netns or os.environ.get("NETRECONCILE_ETC_NETNS", ETC_NETNS_DIR)
+        self.node = node  # --node; None: the machine's hostname
+
+    def node_choice(self) -> NodeChoice:
+        """The node this host applies a multi-host spec as: --node, else the machine's hostname."""
+        import socket
+
+        return NodeChoice(self.node) if self.node is not None else NodeChoice(socket.gethostname(), given=False)
+
+    def load(self, spec_path: str) -> Spec:
+        return load_spec(spec_path, self.node_choice())
 
     def session(self) -> KernelSession:
         return KernelSession(self.host_netns, self.state_dir, self.etc_netns)
@@ -82,22 +95,24 @@ class _Group(click.Group):
 
 
 def _global_options(command):
-    """--host-netns, --state-dir and --etc-netns are accepted before or after the subcommand."""
+    """--host-netns, --state-dir, --etc-netns and --node are accepted before or after the subcommand."""
 
     @click.option("--host-netns", "host_netns_local", metavar="NAME", default=None,
                   help="Use network namespace NAME as the host (created if absent).")
     @click.option("--etc-netns", "etc_netns_local", metavar="DIR", default=None,
                   help="Where container files go (default $NETRECONCILE_ETC_NETNS or /etc/netns).")
+    @click.option("--node", "node_local", metavar="NAME", default=None,
+                  help="The node of a multi-host spec this host is (default: the machine's hostname).")
     @click.option("--state-dir", "state_dir_local", metavar="DIR", default=None,
                   help="State directory (default $NETRECONCILE_STATE_DIR or /var/lib/netreconcile).")
     @click.pass_context
     @functools.wraps(command)
-    def wrapper(ctx, host_netns_local, state_dir_local, etc_netns_local, **kwargs):
+    def wrapper(ctx, host_netns_local, state_dir_local, etc_netns_local, node_local, **kwargs):
         parent = ctx.obj or {}
         started = time.monotonic()
         try:
             context = Context(host_netns_local or parent.get("host_netns"), state_dir_local or parent.get("state_dir"),
-                              etc_netns_local or parent.get("etc_netns"))
+                              etc_netns_local or parent.get("etc_netns"), node_local or parent.get("node"))
             code = command(context, **kwargs)
         except SpecError as error:
             for problem in error.problems:
@@ -124,12 +139,15 @@ def _global_options(command):
               help="Use network namespace NAME as the host (created if absent) instead of the current one.")
 @click.option("--state-dir", metavar="DIR", default=None, help="State directory.")
 @click.option("--etc-netns", metavar="DIR", default=None, help="Directory of container files (default /etc/netns).")
+@click.option("--node", metavar="NAME", default=None,
+              help="The node of a multi-host spec this host is: it builds that node's containers "
+                   "(default: the machine's hostname).")
 @click.version_option(version=__version__, prog_name="netreconcile")
 @click.pass_context
-def main(ctx, host_netns, state_dir, etc_netns):
+def main(ctx, host_netns, state_dir, etc_netns, node):
     """netreconcile: declarative Docker-style container networking."""
     logs.configure()
-    ctx.obj = {"host_netns": host_netns, "state_dir": state_dir, "etc_netns": etc_netns}
+    ctx.obj = {"host_netns": host_netns, "state_dir": state_dir, "etc_netns": etc_netns, "node": node}
 
 
 SPEC = click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
@@ -148,7 +166,7 @@ LOCK_TIMEOUT = click.option("--lock-timeout", type=click.FloatRange(min=0), defa
 @_global_options
 def validate(context: Context, spec_path: str) -> int:
     """Check SPEC and report every problem with its location."""
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, None if context.node is None else NodeChoice(context.node))
     click.echo(f"{spec_path}: valid ({len(spec.networks)} network(s), {len(spec.containers)} container(s))")
     return EXIT_OK
 
@@ -160,7 +178,7 @@ def validate(context: Context, spec_path: str) -> int:
 @_global_options
 def plan_command(context: Context, spec_path: str, output: str, detailed_exitcode: bool) -> int:
     """Show what apply would change; changes nothing."""
-    spec = load_spec(spec_path)
+    spec = context.load(spec_path)
     plan = _read_only_plan(context, spec)
     _print_plan(plan, output)
     return _exit_code(plan, detailed_exitcode)
@@ -204,7 +222,7 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
     """Report drift between the kernel and SPEC; changes nothing."""
     from reconciler.run.sources import git_status
 
-    spec = load_spec(spec_path)
+    spec = context.load(spec_path)
     plan = _read_only_plan(context, spec)
     git = git_status(context.state_dir)
     warnings = _dns_warnings(context, spec)
@@ -250,7 +268,7 @@ def graph(context: Context, spec_path: str, output: str, live: bool) -> int:
     from reconciler.state.desired import build_desired
     from reconciler.state.model import State
 
-    spec = load_spec(spec_path)
+    spec = context.load(spec_path)
     if live:
         from reconciler.run.engine import plan_and_states
 
@@ -287,7 +305,7 @@ def show(context: Context, spec_path: str, output: str) -> int:
     from reconciler.render import inventory
     from reconciler.run.engine import plan_and_states
 
-    spec = load_spec(spec_path)
+    spec = context.load(spec_path)
     _require_root()
     with context.read_only_session() as session:
         _, live, desired = plan_and_states(spec, session)
@@ -320,7 +338,7 @@ def show(context: Context, spec_path: str, output: str) -> int:
 @_global_options
 def apply(context: Context, spec_path: str, output: str, force: bool, no_rollback: bool, lock_timeout: float) -> int:
     """Converge the kernel on SPEC, then verify; undo everything if that fails."""
-    spec = load_spec(spec_path)
+    spec = context.load(spec_path)
     return _converge(context, spec, output, "apply", force=force, lock_timeout=lock_timeout,
                      rollback=not no_rollback)
 
@@ -362,7 +380,7 @@ def watch(context: Context, spec_path: str, resync: float, debounce: int, metric
     """Apply SPEC, then keep the kernel converged: on spec, resolv.conf, kernel and firewall changes."""
     from reconciler.run.sources import FileSource
 
-    source = FileSource(spec_path)
+    source = FileSource(spec_path, context.node_choice())
     spec = source.load()  # an unreadable or invalid spec is refused before anything is made or served
     _require_root()
     return _watch(context, source, resync, debounce, metrics_port, metrics_address, verbose, force, lock_timeout,
@@ -464,7 +482,7 @@ def sync(context: Context, repository: str, spec_path: str, ref: str | None, int
     from reconciler.run.sources import GitSource, git_status
 
     _require_root()
-    source = GitSource(repository, spec_path, ref, context.state_dir)
+    source = GitSource(repository, spec_path, ref, context.state_dir, context.node_choice())
     if not once:
         return _watch(context, source, interval, debounce, metrics_port, metrics_address, verbose, force,
                       lock_timeout)
@@ -591,7 +609,7 @@ def _dns_warnings(context: Context, spec) -> list[str]:
     from reconciler.render.resolvconf import INTERNAL_NAMESERVER
     from reconciler.state.desired import uses_resolver
 
-    if spec is None or not any(uses_resolver(spec, container) for container in spec.containers):
+    if spec is None or not any(uses_resolver(spec, container) for container in spec.local_containers):
         return []
     if dns_served(context.state_dir):
         return []

@@ -294,7 +294,7 @@ BAD_SPECS = [
     (
         "unknown key without a close match",
         "version: 1\nzzz: 1\n",
-        "spec.yaml:2:1: zzz: unknown key 'zzz'; expected one of: containers, host, networks, version",
+        "spec.yaml:2:1: zzz: unknown key 'zzz'; expected one of: containers, host, networks, nodes, version",
     ),
     ("host not boolean", "version: 1\nhost:\n  ip_forward: 'yes'\n", "spec.yaml:3:15: host.ip_forward: expected a boolean (true or false), got 'yes'"),
     (

@@ -74,6 +74,7 @@ class ContainerSection(NetworkSection):
             dns_opt=self._checked_strings((*path, "dns_opt"), settings.get("dns_opt"), dns_option_issue),
             extra_hosts=self._extra_hosts((*path, "extra_hosts"), settings.get("extra_hosts")),
             ports=self._ports((*path, "ports"), settings.get("ports")),
+            node=self._string((*path, "node")),
             location=self.doc.key_location(path),
         )
 

@@ -49,7 +49,7 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
     host_resolv = resolvconf.parse(host_files.resolv_conf, host_files.resolv_conf_path)
     sections = discovery_sections(spec, addresses, addresses6)
     objects: list[KernelObject] = list(host_objects(spec, live).values())
-    for container in spec.containers:
+    for container in spec.local_containers:
         if container.mode in ("bridge", "none"):
             objects += container_objects(spec, container, addresses, interfaces, addresses6)
         else:
@@ -163,7 +163,7 @@ def publications(
     family on the family's gateway network."""
     by_family = {4: addresses, 6: addresses6}
     found = []
-    for container in spec.containers:
+    for container in spec.local_containers:
         for family, attachment, mappings in published_attachments(spec, container):
             key = (container.name, attachment.network)
             found.append(firewall.Publication(spec.network(attachment.network), by_family[family][key], mappings,
@@ -174,7 +174,7 @@ def publications(
 def bridge_ports(spec: Spec) -> list[firewall.Port]:
     return [
         firewall.Port(spec.network(a.network), veth_name(container.name, a.network))
-        for container in spec.containers for a in container.networks
+        for container in spec.local_containers for a in container.networks
         if drivers.through_host(spec.network(a.network).driver)
     ]
 
