@@ -15,11 +15,13 @@ from reconciler.spec.nodes import NodeChoice
 from reconciler.state.desired import build_desired
 from reconciler.state.model import Netns, State
 
-SPEC = """\
+TWO_NODES = """\
 version: 1
 nodes:
   node-a: {address: 198.51.100.1}
   node-b: {address: 198.51.100.2}
+"""
+SPEC = TWO_NODES + """\
 networks:
   mesh:
     subnet: 10.200.0.0/24

@@ -142,7 +142,7 @@ class NetworkSection(SectionReader):
             name=str(path[-1]),
             subnet=subnet,
             gateway=self._gateway((*path, "gateway"), subnet),
-            mtu=self._int((*path, "mtu"), NetworkSpec.mtu),
+            mtu=self._int((*path, "mtu"), getattr(driver, "default_mtu", NetworkSpec.mtu)),
             icc=self._bool((*path, "icc"), NetworkSpec.icc),
             masquerade=self._bool((*path, "masquerade"), NetworkSpec.masquerade),
             internal=self._bool((*path, "internal"), NetworkSpec.internal),

@@ -69,6 +69,7 @@ class NetworkSpec:
     parent: str = ""  # driver macvlan: the host interface its containers' interfaces are made on
     macvlan_mode: str = "bridge"  # driver macvlan: bridge, private, vepa or passthru
     host_shim: bool = False  # driver macvlan: the host gets a macvlan of its own on the parent (`shim_address`)
+    vni: int = 0  # driver overlay: the VXLAN network identifier (given, or derived from the name)
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
     uplink_location: Location | None = field(default=None, compare=False)  # where `uplink` is written
     parent_location: Location | None = field(default=None, compare=False)  # None: not in the spec

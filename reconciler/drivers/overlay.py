@@ -1,0 +1,171 @@
+"""The overlay driver (Docker's `overlay`, without its key-value store): one network across
+the nodes of a multi-host spec, whose only coordination is the spec itself. Per network on
+each node a bridge and a VXLAN device (`vni`, UDP port 4789, the node's address as its local
+VTEP, no learning) as its port; the forwarding to the other nodes' containers is static,
+computed from the spec (issue 17).
+
+This module owns, so far, the spec side: the `vni` option (given, or derived stably from the
+network name: `derived_vni`), the default MTU of 1450 (the underlay's 1500 minus VXLAN's 50),
+what an overlay network cannot have (a gateway on the host and what needs one: `masquerade`,
+`uplink`, `gateway_on_host`, `internal`; `icc`; IPv6, not built yet) and the uniqueness of
+bridge names and VNIs. Its kernel objects are not built yet: `read_options` refuses
+`driver: overlay` as not supported yet (after checking the rest), so none of the kernel
+methods below is reached. Pure (see reconciler.drivers.base).
+
+The bridge has no address: the overlay is a layer-2 segment between containers, and its
+containers reach the outside through another network they are on (as Docker's overlay
+containers use docker_gwbridge), so its traffic never crosses the host's IP stack
+(`through_host` is off: no firewall rules, no published ports).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from ipaddress import IPv4Address
+from typing import Any, Mapping
+
+from reconciler.drivers.base import Changed, NextSeq
+from reconciler.errors import Problem
+from reconciler.spec.document import PathKey, SectionReader
+from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec
+from reconciler.spec.values import interface_name_issue
+from reconciler.state.model import KernelObject, State
+
+# no kernel object of this driver is built yet, and the loader refuses `driver: overlay`:
+# reaching one of these is a bug
+NOT_BUILT = "the overlay driver's kernel objects are not built yet"
+VNIS = range(1, 1 << 24)  # 24 bits; 0 is left out, as Docker does
+DEFAULT_MTU = 1450
+# options of other drivers, or of all, that an overlay network cannot have, and why
+REFUSED = {
+    "masquerade": "the bridge has no address, so nothing leaves through the host: attach the container to a "
+                  "bridge network too for a way out",
+    "masquerade6": "the bridge has no address, so nothing leaves through the host",
+    "uplink": "the overlay's only port beyond its containers is its VXLAN device",
+    "gateway_on_host": "the bridge of an overlay network has no address",
+    "internal": "an overlay network is internal already: nothing leaves it but to its containers on other nodes",
+    "icc": "traffic between its containers does not go through the host's firewall",
+    "enable_ipv6": "IPv6 on overlay networks is not built yet",
+}
+
+
+def derived_vni(network: str) -> int:
+    """The VNI of an overlay network without `vni`: a stable hash of its name (the same on
+    every node and every run), in 1 .. 2^24-1."""
+    digest = hashlib.sha256(f"netreconcile-overlay\0{network}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % (len(VNIS)) + VNIS.start
+
+
+class OverlayDriver:
+    """`driver: overlay` (see the module docstring)."""
+
+    name = "overlay"
+    link_kinds: tuple[str, ...] = ()
+    attachment_link_kind = ""
+    routed_link_kinds: tuple[str, ...] = ()
+    container_link_kind = ""
+    options = ("vni",)
+    through_host = False
+    default_mtu = DEFAULT_MTU
+
+    # --- the spec -------------------------------------------------------------------------------
+    def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
+        reader.doc.problem((*path, "driver"), "'driver: overlay' is not supported yet by this version of "
+                           "netreconcile: its spec is checked, its kernel objects are not built yet (issue 17)")
+        if not reader.doc.get(("nodes",)):
+            reader.doc.problem((*path, "driver"), "an overlay network spans the hosts of a multi-host spec: it "
+                               "needs the top-level 'nodes:' (each host's underlay address, its VXLAN endpoint)")
+        for key, why in REFUSED.items():
+            if reader.doc.get((*path, key)) is not None:
+                reader.doc.problem((*path, key), f"'{key}' does not apply to an overlay network: {why}", at_key=True)
+        name = str(path[-1])
+        vni = reader._int((*path, "vni"), 0) or derived_vni(name)
+        issue = interface_name_issue(name)
+        if issue:
+            reader.doc.problem(path, f"the network name {name!r} cannot be the overlay's bridge name ({issue})",
+                               at_key=True)
+        return {"bridge": name, "vni": vni}
+
+    def host_name(self, network: NetworkSpec) -> str:
+        return network.bridge
+
+    def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:
+        return {}
+
+    def check_unique(self, reader: SectionReader, path: PathKey, network: NetworkSpec,
+                     earlier: Mapping[str, NetworkSpec]) -> None:
+        other = earlier.get(network.bridge)
+        if other is not None:
+            reader.doc.problem(path, f"bridge name {network.bridge!r} is already used by network {other.name!r}",
+                               at_key=True)
+        same_vni = next((o for o in earlier.values() if o.driver == self.name and o.vni == network.vni), None)
+        if same_vni is not None:
+            given = reader.doc.get((*path, "vni")) is not None
+            reader.doc.problem((*path, "vni") if given else path,
+                               f"VNI {network.vni} is already the one of overlay network {same_vni.name!r}"
+                               + ("" if given else " (both derived from the names: set 'vni' on one)"),
+                               at_key=not given)
+
+    # --- the desired state, the live state and the requests: not built yet ----------------------
+    def live_problems(self, network: NetworkSpec, desired: State, live: State) -> list[Problem]:
+        return []
+
+    def kinds(self) -> tuple[type[KernelObject], ...]:
+        return ()
+
+    def parse_mark(self, alias: str) -> tuple[str, ...] | None:
+        return None
+
+    def network_objects(self, network: NetworkSpec) -> list[KernelObject]:
+        raise NotImplementedError(NOT_BUILT)
+
+    def attachment_objects(self, container: ContainerSpec, network: NetworkSpec, attachment: Attachment,
+                           mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False,
+                           address: IPv4Address | None = None) -> list[KernelObject]:
+        raise NotImplementedError(NOT_BUILT)
+
+    def unmarked(self, link_kind: str) -> tuple[str, ...]:
+        raise NotImplementedError(NOT_BUILT)
+
+    def observed_network(self, link: Any, identity: tuple[str, ...], lower: str) -> KernelObject:
+        raise NotImplementedError(NOT_BUILT)
+
+    def observed_attachment(self, link: Any, identity: tuple[str, ...], netns: str, peer: Any,
+                            master: str) -> KernelObject:
+        raise NotImplementedError(NOT_BUILT)
+
+    def observed_container_link(self, link: Any, identity: tuple[str, ...], netns: str, parent: str) -> KernelObject:
+        raise NotImplementedError(NOT_BUILT)
+
+    def create_requests(self, obj: KernelObject, next_seq: NextSeq, master: int, netns_fd: int) -> list[bytes]:
+        raise NotImplementedError(NOT_BUILT)
+
+    def mark_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
+        raise NotImplementedError(NOT_BUILT)
+
+    def update_requests(self, obj: KernelObject, next_seq: NextSeq, changed: Changed, master: int) -> list[bytes]:
+        raise NotImplementedError(NOT_BUILT)
+
+    def peer_requests(self, obj: KernelObject, next_seq: NextSeq, changed: Changed, creating: bool) -> list[bytes]:
+        raise NotImplementedError(NOT_BUILT)
+
+    def delete_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
+        raise NotImplementedError(NOT_BUILT)
+
+    def settings(self, obj: KernelObject, changed: Changed, creating: bool) -> list[tuple[str, str, str]]:
+        raise NotImplementedError(NOT_BUILT)
+
+    def host_link(self, obj: KernelObject) -> tuple[str, str] | None:
+        raise NotImplementedError(NOT_BUILT)
+
+    def link_netns(self, obj: KernelObject) -> str:
+        raise NotImplementedError(NOT_BUILT)
+
+    def master_of(self, obj: KernelObject, changed: Changed) -> str | None:
+        raise NotImplementedError(NOT_BUILT)
+
+    def peer_netns(self, obj: KernelObject) -> str | None:
+        raise NotImplementedError(NOT_BUILT)
+
+
+OVERLAY = OverlayDriver()
