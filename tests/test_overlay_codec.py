@@ -31,7 +31,7 @@ def test_new_vxlan_is_a_static_vtep_on_port_4789():
     assert info.get_attr("IFLA_INFO_KIND") == "vxlan"
     data = info.get_attr("IFLA_INFO_DATA")
     assert (data.get_attr("IFLA_VXLAN_ID"), data.get_attr("IFLA_VXLAN_LOCAL"), data.get_attr("IFLA_VXLAN_LEARNING"),
-            data.get_attr("IFLA_VXLAN_PORT")) == (4242, "198.51.100.1", 0, 4789)
+            data.get_attr("IFLA_VXLAN_PROXY"), data.get_attr("IFLA_VXLAN_PORT")) == (4242, "198.51.100.1", 0, 1, 4789)
 
 
 @pytest.mark.parametrize("mac, flags", [
@@ -120,13 +120,14 @@ def test_kernel_containers_on_two_hosts_reach_each_other_through_static_vxlan_en
     _static_forwarding(host_b, "198.51.100.1", "10.200.0.5", "02:42:0a:c8:00:05")
 
     vxlan = json.loads(sh(f"ip -n {host_a} -j -d link show vx-mesh"))[0]["linkinfo"]["info_data"]
-    assert (vxlan["id"], vxlan["local"], vxlan["port"], vxlan["learning"]) == (4242, "198.51.100.1", 4789, False)
+    assert (vxlan["id"], vxlan["local"], vxlan["port"], vxlan["learning"], vxlan["proxy"]) == (
+        4242, "198.51.100.1", 4789, False, True)
     fdb = {(entry.mac, entry.address) for entry in _dump(host_a, socket.AF_BRIDGE) if entry.address}
     assert fdb == {("02:42:0a:c8:00:06", "198.51.100.2"), (nl.ZERO_MAC, "198.51.100.2")}
     neighbours = {(entry.address, entry.mac, entry.state) for entry in _dump(host_a, socket.AF_INET)}
     assert neighbours == {("10.200.0.6", "02:42:0a:c8:00:06", nl.NUD_PERMANENT)}
-    # both ways, by address: ARP is answered from the static neighbour entries' side, frames go
-    # unicast to the remote VTEP (the all-zero entry carries the broadcast)
+    # both ways, by address: ARP is answered by the local VXLAN device from its neighbour
+    # entries (proxy), frames go unicast to the remote VTEP of the destination MAC
     for here, there in (("ca", "10.200.0.6"), ("cb", "10.200.0.5")):
         eventually(lambda: " 0% packet loss" in sandbox.in_ns(here, f"ping -c 1 -W 1 {there}", check=False),
                    f"{here} pings {there} over the overlay")

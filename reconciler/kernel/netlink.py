@@ -41,8 +41,8 @@ IFLA_VLAN_ID = 1  # in a vlan's info data (u16)
 # the kernel's macvlan modes (include/uapi/linux/if_link.h, enum macvlan_mode)
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8}
 MACVLAN_MODE_NAMES = {value: name for name, value in MACVLAN_MODES.items()}
-# in a vxlan's info data: VNI (u32), local address (4 bytes), learning (u8), UDP port (be16)
-IFLA_VXLAN_ID, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LEARNING, IFLA_VXLAN_PORT = 1, 4, 7, 15
+# in a vxlan's info data: VNI (u32), local address (4 bytes), learning and proxy (u8), UDP port (be16)
+IFLA_VXLAN_ID, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LEARNING, IFLA_VXLAN_PROXY, IFLA_VXLAN_PORT = 1, 4, 7, 11, 15
 VXLAN_PORT = 4789  # IANA's; the kernel's default is Linux's old 8472
 IFLA_BRPORT_MODE = 4  # a bridge port's hairpin mode (u8), in its slave data
 VETH_INFO_PEER = 1
@@ -175,8 +175,9 @@ def new_vlan(seq: int, ifname: str, parent: int, vlan_id: int) -> bytes:
 
 def new_vxlan(seq: int, ifname: str, vni: int, local: str, mac: str, mtu: int, master: int) -> bytes:
     """A VXLAN link `ifname` of `vni` on UDP port 4789 with tunnel source `local` (an IPv4
-    address), without learning (its forwarding entries are all static), a port of the
-    bridge with index `master`."""
+    address), without learning (its forwarding entries are all static) and answering ARP
+    from its neighbour entries (proxy: no ARP broadcast crosses the underlay for a
+    container the spec places), a port of the bridge with index `master`."""
     info = nested(
         IFLA_LINKINFO,
         attr_str(IFLA_INFO_KIND, "vxlan"),
@@ -184,6 +185,7 @@ def new_vxlan(seq: int, ifname: str, vni: int, local: str, mac: str, mtu: int, m
                attr_u32(IFLA_VXLAN_ID, vni),
                attr(IFLA_VXLAN_LOCAL, _packed(local)),
                attr(IFLA_VXLAN_LEARNING, b"\0"),
+               attr(IFLA_VXLAN_PROXY, b"\1"),
                attr(IFLA_VXLAN_PORT, struct.pack("!H", VXLAN_PORT))),
     )
     body = (ifinfomsg() + attr_str(IFLA_IFNAME, ifname) + attr(IFLA_ADDRESS, mac_bytes(mac)) + attr_u32(IFLA_MTU, mtu)
