@@ -1,15 +1,19 @@
-"""Overlay networks in the spec, without the kernel: `vni` (given or derived stably), the
+"""Overlay networks without the kernel: in the spec `vni` (given or derived stably), the
 MTU default of 1450, what an overlay network cannot have, unique VNIs, and the refusal of
-`driver: overlay` while its kernel objects are not built."""
+`driver: overlay` while its kernel objects are not applied; and the objects a node wants
+of an overlay network (bridge, VXLAN device, static FDB and neighbour entries)."""
 
 from __future__ import annotations
 
 import pytest
 
-from reconciler.drivers.overlay import OVERLAY, derived_vni
+from reconciler.drivers.overlay import OVERLAY, derived_vni, overlay_objects, vxlan_mac
 from reconciler.errors import SpecError
-from reconciler.spec.loader import load_spec_text
-from reconciler.spec.nodes import NodeSection
+from reconciler.kernel.netlink import ZERO_MAC
+from reconciler.spec.loader import _Builder, load_spec_text
+from reconciler.spec.nodes import NodeChoice, NodeSection
+from reconciler.state.ipam import assign_addresses
+from reconciler.state.model import Bridge, FdbEntry, NeighEntry, State, Vxlan
 from reconciler.spec.yamlread import parse_yaml
 
 from tests.test_nodes import TWO_NODES
@@ -91,3 +95,63 @@ def test_an_overlay_network_needs_nodes():
         "node: node-a, ", "").replace("node: node-b, ", "")
     assert ("spec.yaml:4:13: networks.mesh.driver: an overlay network spans the hosts of a multi-host spec: it needs "
             "the top-level 'nodes:' (each host's underlay address, its VXLAN endpoint)") in problems(text)
+
+
+# --- what a node wants of an overlay network (pure) ------------------------------------------------
+
+THREE_NODES = """\
+version: 1
+nodes:
+  node-a: {address: 198.51.100.1}
+  node-b: {address: 198.51.100.2}
+  node-c: {address: 198.51.100.3}
+networks:
+  mesh: {driver: overlay, vni: 4242, subnet: 10.200.0.0/24}
+containers:
+  api: {node: node-a, networks: [mesh]}
+  db: {node: node-b, networks: {mesh: {ipv4_address: 10.200.0.20}}}
+  cache: {node: node-b, networks: {mesh: {ipv4_address: 10.200.0.30, mac_address: '02:00:00:00:00:30'}}}
+  queue: {node: node-c, networks: {mesh: {ipv4_address: 10.200.0.40}}}
+"""
+
+
+def wanted(text: str, node: str) -> set:
+    """The overlay objects of network mesh on `node` (built without the loader, which
+    refuses driver: overlay while it cannot be applied)."""
+    spec = _Builder(parse_yaml(text, "spec.yaml")).build(NodeChoice(node))
+    return set(overlay_objects(spec, spec.network("mesh"), assign_addresses(spec, State())))
+
+
+def test_a_node_wants_a_bridge_a_vxlan_and_static_entries_for_every_remote_member():
+    found = wanted(THREE_NODES, "node-a")
+    device = "vxlan4242"
+    assert {o for o in found if isinstance(o, (Bridge, Vxlan))} == {
+        Bridge("mesh", "mesh", "02:42:0a:c8:00:01", 1450),
+        Vxlan(device, "mesh", 4242, "198.51.100.1", "mesh", vxlan_mac(built_networks(THREE_NODES)["mesh"]), 1450)}
+    assert {(o.mac, o.remote) for o in found if isinstance(o, FdbEntry)} == {
+        ("02:42:0a:c8:00:14", "198.51.100.2"), ("02:00:00:00:00:30", "198.51.100.2"),
+        ("02:42:0a:c8:00:28", "198.51.100.3"),
+        (ZERO_MAC, "198.51.100.2"), (ZERO_MAC, "198.51.100.3")}  # one per other node with members, never itself
+    assert {(o.address, o.mac) for o in found if isinstance(o, NeighEntry)} == {
+        ("10.200.0.20", "02:42:0a:c8:00:14"), ("10.200.0.30", "02:00:00:00:00:30"), ("10.200.0.40", "02:42:0a:c8:00:28")}
+    assert all(o.device == device for o in found if isinstance(o, (FdbEntry, NeighEntry)))
+
+
+def test_a_node_without_members_has_nothing_of_the_network():
+    text = THREE_NODES.replace("  api: {node: node-a, networks: [mesh]}\n", "")
+    assert wanted(text, "node-a") == set()
+    assert {(o.mac, o.remote) for o in wanted(text, "node-b") if isinstance(o, FdbEntry)} == {
+        ("02:42:0a:c8:00:28", "198.51.100.3"), (ZERO_MAC, "198.51.100.3")}
+
+
+def test_adding_a_remote_container_changes_exactly_its_entries():
+    before = wanted(THREE_NODES, "node-a")
+    after = wanted(THREE_NODES + "  web: {node: node-b, networks: {mesh: {ipv4_address: 10.200.0.50}}}\n", "node-a")
+    assert after - before == {FdbEntry("vxlan4242", "02:42:0a:c8:00:32", "198.51.100.2"),
+                              NeighEntry("vxlan4242", "10.200.0.50", "02:42:0a:c8:00:32")}
+    assert before - after == set()
+    without_queue = wanted(THREE_NODES.replace("  queue: {node: node-c, networks: {mesh: {ipv4_address: "
+                                               "10.200.0.40}}}\n", ""), "node-a")
+    assert before - without_queue == {FdbEntry("vxlan4242", "02:42:0a:c8:00:28", "198.51.100.3"),
+                                      NeighEntry("vxlan4242", "10.200.0.40", "02:42:0a:c8:00:28"),
+                                      FdbEntry("vxlan4242", ZERO_MAC, "198.51.100.3")}

@@ -4,13 +4,15 @@ each node a bridge and a VXLAN device (`vni`, UDP port 4789, the node's address 
 VTEP, no learning) as its port; the forwarding to the other nodes' containers is static,
 computed from the spec (issue 17).
 
-This module owns, so far, the spec side: the `vni` option (given, or derived stably from the
+This module owns the spec side: the `vni` option (given, or derived stably from the
 network name: `derived_vni`), the default MTU of 1450 (the underlay's 1500 minus VXLAN's 50),
 what an overlay network cannot have (a gateway on the host and what needs one: `masquerade`,
 `uplink`, `gateway_on_host`, `internal`; `icc`; IPv6, not built yet) and the uniqueness of
-bridge names and VNIs. Its kernel objects are not built yet: `read_options` refuses
-`driver: overlay` as not supported yet (after checking the rest), so none of the kernel
-methods below is reached. Pure (see reconciler.drivers.base).
+bridge names and VNIs; and the objects a node wants of an overlay network, computed from
+the spec alone (`overlay_objects`: the kernel kinds Vxlan, FdbEntry and NeighEntry, the
+codec's requests in reconciler.kernel.netlink). What is not built yet is their observing
+and writing: `read_options` refuses `driver: overlay` as not supported yet (after checking
+the rest), so none of the kernel methods below is reached. Pure (see reconciler.drivers.base).
 
 The bridge has no address: the overlay is a layer-2 segment between containers, and its
 containers reach the outside through another network they are on (as Docker's overlay
@@ -25,11 +27,13 @@ from ipaddress import IPv4Address
 from typing import Any, Mapping
 
 from reconciler.drivers.base import Changed, NextSeq
+from reconciler.drivers.bridge import mac_for
 from reconciler.errors import Problem
 from reconciler.spec.document import PathKey, SectionReader
-from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec
+from reconciler.kernel.netlink import ZERO_MAC
+from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.spec.values import interface_name_issue
-from reconciler.state.model import KernelObject, State
+from reconciler.state.model import Bridge, FdbEntry, KernelObject, NeighEntry, State, Vxlan
 
 # no kernel object of this driver is built yet, and the loader refuses `driver: overlay`:
 # reaching one of these is a bug
@@ -54,6 +58,51 @@ def derived_vni(network: str) -> int:
     every node and every run), in 1 .. 2^24-1."""
     digest = hashlib.sha256(f"netreconcile-overlay\0{network}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % (len(VNIS)) + VNIS.start
+
+
+def vxlan_name(network: NetworkSpec) -> str:
+    """The VXLAN device's interface name: 'vxlan' and the VNI (at most 13 characters)."""
+    return f"vxlan{network.vni}"
+
+
+def vxlan_mac(network: NetworkSpec) -> str:
+    """A stable, locally administered unicast MAC of the VXLAN device, the same on every
+    node (the device's own MAC never leaves the node: frames carry the containers')."""
+    digest = hashlib.sha256(f"netreconcile-vxlan\0{network.name}".encode()).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
+
+
+def overlay_objects(spec: Spec, network: NetworkSpec, addresses: Mapping[tuple[str, str], IPv4Address]
+                    ) -> list[KernelObject]:
+    """What node `spec.node` has of overlay `network`, from the spec alone: nothing when
+    it hosts no member; else the bridge, the VXLAN device on it, and per remote member an
+    FDB entry (its MAC -> its node's VTEP) and a neighbour entry (its address -> its MAC),
+    and per other node with members an all-zero FDB entry (head-end replication of
+    broadcast and unknown unicast). Linear in the network's members."""
+    nodes = {node.name: node for node in spec.nodes}
+    members = [(container, attachment) for container in spec.containers for attachment in container.networks
+               if attachment.network == network.name]
+    if spec.node not in nodes or not any(container.node == spec.node for container, _ in members):
+        return []
+    source = str(network.location)
+    device = vxlan_name(network)
+    objects: list[KernelObject] = [
+        Bridge(network.bridge, network.name, mac_for(network.gateway), network.mtu, source=source),
+        Vxlan(device, network.name, network.vni, str(nodes[spec.node].address), network.bridge, vxlan_mac(network),
+              network.mtu, source=source),
+    ]
+    remote_nodes: dict[str, None] = {}
+    for container, attachment in members:
+        if container.node == spec.node:
+            continue
+        address = addresses[(container.name, network.name)]
+        mac = attachment.mac_address or mac_for(address)
+        vtep = str(nodes[container.node].address)
+        where = str(attachment.location)
+        objects += [FdbEntry(device, mac, vtep, source=where), NeighEntry(device, str(address), mac, source=where)]
+        remote_nodes.setdefault(container.node)
+    objects += [FdbEntry(device, ZERO_MAC, str(nodes[node].address), source=source) for node in remote_nodes]
+    return objects
 
 
 class OverlayDriver:
