@@ -16,6 +16,7 @@ from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from reconciler.kernel import netlink as nl
 
 from tests.conftest import eventually, sh
+from tests.lan_tools import join_by_underlay
 from tests.test_netlink import SEQ, assert_header, attr_names, index_of, oracle, send, socket_in
 
 ACK = nl.NLM_F_REQUEST | nl.NLM_F_ACK
@@ -108,12 +109,7 @@ def _dump(host: str, family: int) -> list[nl.Neigh]:
 @pytest.mark.kernel
 def test_kernel_containers_on_two_hosts_reach_each_other_through_static_vxlan_entries(sandbox):
     host_a, host_b = sandbox.name("ha"), sandbox.name("hb")
-    for name in (host_a, host_b):
-        sh(f"ip netns add {name}")
-    sh(f"ip -n {host_a} link add under type veth peer name under netns {host_b}")
-    for name, address in ((host_a, "198.51.100.1"), (host_b, "198.51.100.2")):
-        sh(f"ip -n {name} addr add {address}/24 dev under")
-        sh(f"ip -n {name} link set under up")
+    join_by_underlay(host_a, host_b)
     _overlay_host(host_a, sandbox.name("ca"), "198.51.100.1", "10.200.0.5", "02:42:0a:c8:00:05")
     _overlay_host(host_b, sandbox.name("cb"), "198.51.100.2", "10.200.0.6", "02:42:0a:c8:00:06")
     _static_forwarding(host_a, "198.51.100.2", "10.200.0.6", "02:42:0a:c8:00:06")

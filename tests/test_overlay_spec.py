@@ -1,6 +1,5 @@
 """Overlay networks without the kernel: in the spec `vni` (given or derived stably), the
-MTU default of 1450, what an overlay network cannot have, unique VNIs, and the refusal of
-`driver: overlay` while its kernel objects are not applied; and the objects a node wants
+MTU default of 1450, what an overlay network cannot have, unique VNIs; and the objects a node wants
 of an overlay network (bridge, VXLAN device, static FDB and neighbour entries)."""
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ import pytest
 from reconciler.drivers.overlay import OVERLAY, derived_vni, overlay_objects, vxlan_mac
 from reconciler.errors import SpecError
 from reconciler.kernel.netlink import ZERO_MAC
-from reconciler.spec.loader import _Builder, load_spec_text
+from reconciler.spec.loader import load_spec_text
 from reconciler.spec.nodes import NodeChoice, NodeSection
 from reconciler.state.ipam import assign_addresses
 from reconciler.state.model import Bridge, FdbEntry, NeighEntry, State, Vxlan
@@ -29,8 +28,6 @@ containers:
   api: {node: node-a, networks: [mesh, local]}
   db: {node: node-b, networks: [mesh]}
 """
-NOT_YET = ("spec.yaml:7:13: networks.mesh.driver: 'driver: overlay' is not supported yet by this version of "
-           "netreconcile: its spec is checked, its kernel objects are not built yet (issue 17)")
 
 
 def problems(text: str) -> list[str]:
@@ -44,8 +41,9 @@ def built_networks(text: str):
     return {network.name: network for network in NodeSection(parse_yaml(text, "spec.yaml"))._networks()}
 
 
-def test_overlay_is_refused_as_not_supported_yet_and_nothing_else_is_wrong():
-    assert problems(SPEC) == [NOT_YET]
+def test_an_overlay_network_is_internal_and_beside_the_host():
+    mesh = load_spec_text(SPEC, "spec.yaml", NodeChoice("node-a")).network("mesh")
+    assert (mesh.internal, OVERLAY.through_host) == (True, False)  # no gateway on the host: no default route
 
 
 def test_vni_is_derived_stably_from_the_name_and_the_mtu_defaults_to_1450():
@@ -79,7 +77,7 @@ def test_ports_of_a_container_only_on_overlay_networks_are_refused():
            "go through the host: its ports cannot be published (publish them through a bridge network it is also " \
            "on)" in found, found
     # api is also on a bridge network: its ports go through that one
-    assert problems(SPEC.replace("[mesh, local]}", "[mesh, local], ports: ['8080:80']}")) == [NOT_YET]
+    load_spec_text(SPEC.replace("[mesh, local]}", "[mesh, local], ports: ['8080:80']}"), "spec.yaml")
 
 
 def test_two_overlay_networks_with_one_vni_are_refused():
@@ -116,9 +114,8 @@ containers:
 
 
 def wanted(text: str, node: str) -> set:
-    """The overlay objects of network mesh on `node` (built without the loader, which
-    refuses driver: overlay while it cannot be applied)."""
-    spec = _Builder(parse_yaml(text, "spec.yaml")).build(NodeChoice(node))
+    """The overlay objects of network mesh on `node`."""
+    spec = load_spec_text(text, "spec.yaml", NodeChoice(node))
     return set(overlay_objects(spec, spec.network("mesh"), assign_addresses(spec, State())))
 
 

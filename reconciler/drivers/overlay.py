@@ -4,15 +4,16 @@ each node a bridge and a VXLAN device (`vni`, UDP port 4789, the node's address 
 VTEP, no learning) as its port; the forwarding to the other nodes' containers is static,
 computed from the spec (issue 17).
 
-This module owns the spec side: the `vni` option (given, or derived stably from the
-network name: `derived_vni`), the default MTU of 1450 (the underlay's 1500 minus VXLAN's 50),
-what an overlay network cannot have (a gateway on the host and what needs one: `masquerade`,
+This module owns the spec side: the `vni` option (given, or derived stably from the network
+name: `derived_vni`), the default MTU of 1450 (the underlay's 1500 minus VXLAN's 50), what
+an overlay network cannot have (a gateway on the host and what needs one: `masquerade`,
 `uplink`, `gateway_on_host`, `internal`; `icc`; IPv6, not built yet) and the uniqueness of
-bridge names and VNIs; and the objects a node wants of an overlay network, computed from
-the spec alone (`overlay_objects`: the kernel kinds Vxlan, FdbEntry and NeighEntry, the
-codec's requests in reconciler.kernel.netlink). What is not built yet is their observing
-and writing: `read_options` refuses `driver: overlay` as not supported yet (after checking
-the rest), so none of the kernel methods below is reached. Pure (see reconciler.drivers.base).
+bridge names and VNIs. And the objects a node wants of an overlay network, computed from
+the spec alone (`overlay_objects`): the bridge (the bridge driver's kind), the Vxlan device
+(marked `netreconcile:vxlan:<network>`, its requests here) and the FdbEntry and NeighEntry
+objects of the remote members (written by reconciler.kernel.entries: entries cannot be
+marked, and are ours by being on our device). A container's attachment is the bridge
+driver's veth on the overlay's bridge.
 
 The bridge has no address: the overlay is a layer-2 segment between containers, and its
 containers reach the outside through another network they are on (as Docker's overlay
@@ -27,17 +28,16 @@ from ipaddress import IPv4Address
 from typing import Any, Mapping
 
 from reconciler.drivers.base import Changed, NextSeq
-from reconciler.drivers.bridge import mac_for
+from reconciler.drivers.bridge import BRIDGE, mac_for
+from reconciler.drivers.interfaces import ipv6_switch
+from reconciler.kernel import netlink as nl
 from reconciler.errors import Problem
 from reconciler.spec.document import PathKey, SectionReader
-from reconciler.kernel.netlink import ZERO_MAC
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.spec.values import interface_name_issue
-from reconciler.state.model import Bridge, FdbEntry, KernelObject, NeighEntry, State, Vxlan
+from reconciler.state.model import HOST_NS, MISSING, Bridge, FdbEntry, KernelObject, NeighEntry, State, Vxlan
 
-# no kernel object of this driver is built yet, and the loader refuses `driver: overlay`:
-# reaching one of these is a bug
-NOT_BUILT = "the overlay driver's kernel objects are not built yet"
+OWNER = "netreconcile"
 VNIS = range(1, 1 << 24)  # 24 bits; 0 is left out, as Docker does
 DEFAULT_MTU = 1450
 # options of other drivers, or of all, that an overlay network cannot have, and why
@@ -58,6 +58,10 @@ def derived_vni(network: str) -> int:
     every node and every run), in 1 .. 2^24-1."""
     digest = hashlib.sha256(f"netreconcile-overlay\0{network}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % (len(VNIS)) + VNIS.start
+
+
+def vxlan_alias(network: str) -> str:
+    return f"{OWNER}:vxlan:{network}"
 
 
 def vxlan_name(network: NetworkSpec) -> str:
@@ -101,7 +105,7 @@ def overlay_objects(spec: Spec, network: NetworkSpec, addresses: Mapping[tuple[s
         where = str(attachment.location)
         objects += [FdbEntry(device, mac, vtep, source=where), NeighEntry(device, str(address), mac, source=where)]
         remote_nodes.setdefault(container.node)
-    objects += [FdbEntry(device, ZERO_MAC, str(nodes[node].address), source=source) for node in remote_nodes]
+    objects += [FdbEntry(device, nl.ZERO_MAC, str(nodes[node].address), source=source) for node in remote_nodes]
     return objects
 
 
@@ -109,18 +113,17 @@ class OverlayDriver:
     """`driver: overlay` (see the module docstring)."""
 
     name = "overlay"
-    link_kinds: tuple[str, ...] = ()
+    link_kinds = ("vxlan",)
     attachment_link_kind = ""
     routed_link_kinds: tuple[str, ...] = ()
     container_link_kind = ""
     options = ("vni",)
     through_host = False
     default_mtu = DEFAULT_MTU
+    always_internal = True  # no gateway on the host: nothing leaves, no default route through it
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
-        reader.doc.problem((*path, "driver"), "'driver: overlay' is not supported yet by this version of "
-                           "netreconcile: its spec is checked, its kernel objects are not built yet (issue 17)")
         if not reader.doc.get(("nodes",)):
             reader.doc.problem((*path, "driver"), "an overlay network spans the hosts of a multi-host spec: it "
                                "needs the top-level 'nodes:' (each host's underlay address, its VXLAN endpoint)")
@@ -155,66 +158,80 @@ class OverlayDriver:
                                + ("" if given else " (both derived from the names: set 'vni' on one)"),
                                at_key=not given)
 
-    # --- the desired state, the live state and the requests: not built yet ----------------------
+    # --- the desired state ----------------------------------------------------------------------
     def live_problems(self, network: NetworkSpec, desired: State, live: State) -> list[Problem]:
-        return []
+        return []  # it makes everything it uses; an unreachable node is not a problem (no delivery)
 
     def kinds(self) -> tuple[type[KernelObject], ...]:
-        return ()
-
-    def parse_mark(self, alias: str) -> tuple[str, ...] | None:
-        return None
+        return (Vxlan, FdbEntry, NeighEntry)
 
     def network_objects(self, network: NetworkSpec) -> list[KernelObject]:
-        raise NotImplementedError(NOT_BUILT)
+        return []  # they depend on the whole spec: `overlay_objects`, asked by the desired state
 
     def attachment_objects(self, container: ContainerSpec, network: NetworkSpec, attachment: Attachment,
                            mac: str, ifname: str, hairpin: bool, netns_ipv6: bool = False,
                            address: IPv4Address | None = None) -> list[KernelObject]:
-        raise NotImplementedError(NOT_BUILT)
+        # a container is on the overlay's bridge as on any bridge: by a veth pair
+        return BRIDGE.attachment_objects(container, network, attachment, mac, ifname, hairpin, netns_ipv6, address)
+
+    # --- the live state -------------------------------------------------------------------------
+    def parse_mark(self, alias: str) -> tuple[str, ...] | None:
+        owner, _, rest = alias.partition(":")
+        kind, _, network = rest.partition(":")
+        if owner == OWNER and kind == "vxlan" and network and ":" not in network:
+            return ("vxlan", network)
+        return None
 
     def unmarked(self, link_kind: str) -> tuple[str, ...]:
-        raise NotImplementedError(NOT_BUILT)
+        return ("vxlan", MISSING)
 
     def observed_network(self, link: Any, identity: tuple[str, ...], lower: str) -> KernelObject:
-        raise NotImplementedError(NOT_BUILT)
+        return Vxlan(link.ifname, identity[0], link.vni, link.local, lower, link.mac, link.mtu, link.up)
 
     def observed_attachment(self, link: Any, identity: tuple[str, ...], netns: str, peer: Any,
                             master: str) -> KernelObject:
-        raise NotImplementedError(NOT_BUILT)
+        raise TypeError("the overlay driver's attachments are the bridge driver's veths")
 
     def observed_container_link(self, link: Any, identity: tuple[str, ...], netns: str, parent: str) -> KernelObject:
-        raise NotImplementedError(NOT_BUILT)
+        raise TypeError("the overlay driver has no links of its own inside containers")
 
-    def create_requests(self, obj: KernelObject, next_seq: NextSeq, master: int, netns_fd: int) -> list[bytes]:
-        raise NotImplementedError(NOT_BUILT)
-
-    def mark_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
-        raise NotImplementedError(NOT_BUILT)
-
-    def update_requests(self, obj: KernelObject, next_seq: NextSeq, changed: Changed, master: int) -> list[bytes]:
-        raise NotImplementedError(NOT_BUILT)
-
-    def peer_requests(self, obj: KernelObject, next_seq: NextSeq, changed: Changed, creating: bool) -> list[bytes]:
-        raise NotImplementedError(NOT_BUILT)
-
-    def delete_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
-        raise NotImplementedError(NOT_BUILT)
-
-    def settings(self, obj: KernelObject, changed: Changed, creating: bool) -> list[tuple[str, str, str]]:
-        raise NotImplementedError(NOT_BUILT)
-
+    # --- requests (links: the Vxlan; FDB and neighbour entries: reconciler.kernel.entries) ---------
     def host_link(self, obj: KernelObject) -> tuple[str, str] | None:
-        raise NotImplementedError(NOT_BUILT)
+        return (obj.ifname, "vxlan")
 
     def link_netns(self, obj: KernelObject) -> str:
-        raise NotImplementedError(NOT_BUILT)
+        return HOST_NS
 
     def master_of(self, obj: KernelObject, changed: Changed) -> str | None:
-        raise NotImplementedError(NOT_BUILT)
+        return obj.bridge if changed("bridge") else None
 
     def peer_netns(self, obj: KernelObject) -> str | None:
-        raise NotImplementedError(NOT_BUILT)
+        return None
+
+    def create_requests(self, obj: KernelObject, next_seq: NextSeq, master: int, netns_fd: int) -> list[bytes]:
+        return [nl.new_vxlan(next_seq(), obj.ifname, obj.vni, obj.local, obj.mac, obj.mtu, master)]
+
+    def mark_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
+        return [nl.set_link(next_seq(), ifname=obj.ifname, alias=vxlan_alias(obj.network), up=obj.up)]
+
+    def update_requests(self, obj: KernelObject, next_seq: NextSeq, changed: Changed, master: int) -> list[bytes]:
+        return [nl.set_link(
+            next_seq(), ifname=obj.ifname,
+            master=master if changed("bridge") else None,
+            mtu=obj.mtu if changed("mtu") else None,
+            mac=obj.mac if changed("mac") else None,
+            up=obj.up if changed("up") else None,
+        )]
+
+    def peer_requests(self, obj: KernelObject, next_seq: NextSeq, changed: Changed, creating: bool) -> list[bytes]:
+        return []
+
+    def delete_requests(self, obj: KernelObject, next_seq: NextSeq) -> list[bytes]:
+        return [nl.del_link(next_seq(), ifname=obj.ifname)]  # its FDB and neighbour entries go with it
+
+    def settings(self, obj: KernelObject, changed: Changed, creating: bool) -> list[tuple[str, str, str]]:
+        # a bridge port needs no IPv6 (its link-local address, DAD and MLD would cross the underlay)
+        return [ipv6_switch(HOST_NS, obj.ifname, False)] if creating else []
 
 
 OVERLAY = OverlayDriver()

@@ -423,6 +423,8 @@ class Link:
     link_netnsid: int = -1
     macvlan_mode: str = ""  # a macvlan's mode (bridge, private, vepa, passthru); "" for other kinds or unknown
     vlan_id: int = 0  # an 802.1Q VLAN link's id; 0 for other kinds
+    vni: int = 0  # a vxlan's VNI; 0 for other kinds
+    local: str = ""  # a vxlan's local (source) address; "" for other kinds or none
 
 
 def decode_link(payload: bytes) -> Link:
@@ -447,7 +449,13 @@ def decode_link(payload: bytes) -> Link:
         # only a macvlan's or vlan's info data is read: a veth-only namespace pays nothing for it
         macvlan_mode=_macvlan_mode(found[IFLA_LINKINFO]) if kind == "macvlan" else "",
         vlan_id=_vlan_id(found[IFLA_LINKINFO]) if kind == "vlan" else 0,
+        **(_vxlan_fields(found[IFLA_LINKINFO]) if kind == "vxlan" else {}),
     )
+
+
+def _vxlan_fields(linkinfo: bytes) -> dict:
+    vni, local = _info_data(linkinfo, IFLA_VXLAN_ID), _info_data(linkinfo, IFLA_VXLAN_LOCAL)
+    return {"vni": _u32(vni) if vni else 0, "local": _address(socket.AF_INET, local)}
 
 
 def _info_data(linkinfo: bytes, attribute: int) -> bytes | None:

@@ -145,7 +145,7 @@ class NetworkSection(SectionReader):
             mtu=self._int((*path, "mtu"), getattr(driver, "default_mtu", NetworkSpec.mtu)),
             icc=self._bool((*path, "icc"), NetworkSpec.icc),
             masquerade=self._bool((*path, "masquerade"), NetworkSpec.masquerade),
-            internal=self._bool((*path, "internal"), NetworkSpec.internal),
+            internal=self._bool((*path, "internal"), getattr(driver, "always_internal", NetworkSpec.internal)),
             discovery=self._bool((*path, "discovery"), NetworkSpec.discovery),
             aux_addresses=self._aux_addresses((*path, "aux_addresses"), subnet, ipv6["subnet6"]),
             driver=driver.name,

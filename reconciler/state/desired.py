@@ -14,6 +14,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 from reconciler import drivers
 from reconciler.drivers.bridge import mac_for, uplink_refusals, veth_name
+from reconciler.drivers.overlay import OVERLAY, overlay_objects
 from reconciler.render import firewall, hostsfile, resolvconf
 from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
@@ -58,6 +59,8 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
                                       source=str(container.location)))
         objects += container_files(spec, container, addresses, host_resolv, host_files, addresses6,
                                    discovery=sections[container.name])
+    objects += [obj for network in spec.networks if network.driver == OVERLAY.name
+                for obj in overlay_objects(spec, network, addresses)]
     objects += firewall_objects(spec, addresses, addresses6)
     for family, setting in FORWARDING.items():
         if forwarding_needed(spec, family):
