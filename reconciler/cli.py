@@ -230,6 +230,8 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
     if output == "json":
         document = plan_document(plan, in_sync=not plan.actions, conflicts=list(plan.conflicts),
                                  used_not_owned=[{"interface": name, "use": use} for name, use in used.items()])
+        if spec.node is not None:
+            document["node"] = spec.node  # which node of a multi-host spec this host is
         if git is not None:
             document["git"] = git
         if warnings:
@@ -237,6 +239,8 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
         click.echo(json.dumps(document, indent=2))
         return _exit_code(plan, detailed_exitcode)
     _print_warnings(warnings)
+    if spec.node is not None:
+        click.echo(f"Node: {spec.node}")
     if plan.actions or plan.conflicts:
         _print_plan(plan, output, verb="Drift")
     else:

@@ -53,11 +53,13 @@ def apply(sandbox, host: str, node: str, spec) -> dict:
     return json.loads(result.stdout)
 
 
-def test_containers_on_two_nodes_reach_each_other_and_a_second_apply_is_a_no_op(sandbox, two_hosts):
+@pytest.mark.parametrize("order", [("node-a", "node-b"), ("node-b", "node-a")])
+def test_containers_on_two_nodes_reach_each_other_and_a_second_apply_is_a_no_op(sandbox, two_hosts, order):
     host_a, host_b = two_hosts
+    hosts = {"node-a": host_a, "node-b": host_b}
     spec = sandbox.write_spec(SPEC)
-    apply(sandbox, host_a, "node-a", spec)
-    apply(sandbox, host_b, "node-b", spec)
+    for node in order:  # the addresses are the same whichever node applies first
+        apply(sandbox, hosts[node], node, spec)
 
     vxlan = json.loads(sh(f"ip -n {host_a} -j -d link show vxlan4242"))[0]
     assert vxlan["master"] == "mesh"
@@ -72,9 +74,16 @@ def test_containers_on_two_nodes_reach_each_other_and_a_second_apply_is_a_no_op(
     eventually(lambda: " 0% packet loss" in sandbox.in_ns("api", f"ping -c 1 -W 1 {cache}", check=False),
                "api pings cache, whose address node-a computed without seeing it")
 
+    db = sandbox.name("db")
+    eventually(lambda: " 0% packet loss" in sandbox.in_ns("api", f"ping -c 1 -W 1 {db}", check=False),
+               "api pings db by its discovered name")
+    assert any(line.split()[:1] == ["10.200.0.20"] and db in line.split()
+               for line in sandbox.in_ns("api", "cat /etc/hosts").splitlines())
+
     for host, node in ((host_a, "node-a"), (host_b, "node-b")):
-        again = run(sandbox, host, node, "plan", "--detailed-exitcode", str(spec))
+        again = run(sandbox, host, node, "status", "-o", "json", "--detailed-exitcode", str(spec))
         assert again.returncode == 0, again.stdout + again.stderr
+        assert json.loads(again.stdout)["node"] == node
 
     for host, node in ((host_a, "node-a"), (host_b, "node-b")):
         assert run(sandbox, host, node, "destroy", str(spec)).returncode == 0
