@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import eventually, sh
 from tests.lan_tools import join_by_underlay
+from tests.test_sync import Repository
 
 pytestmark = pytest.mark.kernel
 
@@ -121,3 +122,30 @@ def test_removing_a_remote_container_removes_its_entries_and_drift_is_repaired(s
         apply(sandbox, host, node, smaller)
     assert entries(host_a) == (fdb - {cache_fdb}, neigh - {cache_neigh})
     assert sh(f"ip netns list | grep -c '^{sandbox.name('cache')}'", check=False).strip() == "0"
+
+
+def test_sync_once_on_every_node_converges_the_fleet_on_each_commit(sandbox, two_hosts, tmp_path):
+    host_a, host_b = two_hosts
+    hosts = {"node-a": host_a, "node-b": host_b}
+    repo = Repository(tmp_path / "fleet-repo", sandbox)
+
+    def sync_all() -> None:
+        for node, host in hosts.items():
+            result = run(sandbox, host, node, "sync", str(repo.path), "--path", "specs/host.yaml", "--once")
+            assert result.returncode == 0, result.stdout + result.stderr
+
+    repo.commit(SPEC)
+    sync_all()
+    eventually(lambda: " 0% packet loss" in sandbox.in_ns("api", "ping -c 1 -W 1 10.200.0.20", check=False),
+               "api pings db after sync on both nodes")
+
+    repo.commit(SPEC + "  @web: {node: node-b, networks: {mesh: {ipv4_address: 10.200.0.50}}}\n", "add web")
+    sync_all()
+    eventually(lambda: " 0% packet loss" in sandbox.in_ns("api", "ping -c 1 -W 1 10.200.0.50", check=False),
+               "api reaches web, added on node-b")
+    assert ("10.200.0.50", "02:42:0a:c8:00:32") in entries(host_a)[1]
+
+    repo.commit(SPEC, "remove web")
+    sync_all()
+    fdb, neigh = entries(host_a)
+    assert ("02:42:0a:c8:00:32", "198.51.100.2") not in fdb and ("10.200.0.50", "02:42:0a:c8:00:32") not in neigh
