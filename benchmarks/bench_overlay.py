@@ -26,8 +26,8 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
+
+from bench_discovery import timed  # noqa: E402  (median of runs after a warm-up)
 
 from reconciler.kernel.netlink import ZERO_MAC  # noqa: E402
 from reconciler.spec.loader import load_spec_text  # noqa: E402
@@ -43,16 +43,6 @@ def fleet_spec(nodes: int, containers: int) -> str:
     lines += ["networks:", "  mesh: {driver: overlay, subnet: 10.200.0.0/16}", "containers:"]
     lines += [f"  c{i}: {{node: node-{i % nodes}, networks: [mesh]}}" for i in range(containers)]
     return "\n".join(lines) + "\n"
-
-
-def timed(function, repeat: int) -> tuple[float, object]:
-    result = function()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def main() -> int:
