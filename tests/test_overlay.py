@@ -27,7 +27,7 @@ networks:
     vni: 4242
     subnet: 10.200.0.0/24
 containers:
-  @api: {node: node-a, networks: {mesh: {ipv4_address: 10.200.0.10}}}
+  @api: {node: node-a, networks: {mesh: {ipv4_address: 10.200.0.10}}, links: ["@db:database"]}
   @db: {node: node-b, networks: {mesh: {ipv4_address: 10.200.0.20}}}
   @cache: {node: node-b, networks: [mesh]}
 """
@@ -78,8 +78,9 @@ def test_containers_on_two_nodes_reach_each_other_and_a_second_apply_is_a_no_op(
     db = sandbox.name("db")
     eventually(lambda: " 0% packet loss" in sandbox.in_ns("api", f"ping -c 1 -W 1 {db}", check=False),
                "api pings db by its discovered name")
-    assert any(line.split()[:1] == ["10.200.0.20"] and db in line.split()
-               for line in sandbox.in_ns("api", "cat /etc/hosts").splitlines())
+    hosts = [line.split() for line in sandbox.in_ns("api", "cat /etc/hosts").splitlines()]
+    assert any(line[:1] == ["10.200.0.20"] and db in line for line in hosts)  # discovered
+    assert any(line[:1] == ["10.200.0.20"] and "database" in line for line in hosts)  # linked across nodes
 
     for host, node in ((host_a, "node-a"), (host_b, "node-b")):
         again = run(sandbox, host, node, "status", "-o", "json", "--detailed-exitcode", str(spec))
