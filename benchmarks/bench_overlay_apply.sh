@@ -4,6 +4,7 @@
 # veth underlay (198.51.100.1/24 and .2/24), the spec applied on each with its own
 # --host-netns and --node; a ping across; a second apply (no changes); destroy on both.
 # Run from the repository root: bash benchmarks/bench_overlay_apply.sh
+set -u
 A=ovb-hosta; B=ovb-hostb; S=/tmp/ovb-state
 cleanup() {
   for n in $(ip netns list | awk '{print $1}' | grep '^ovb-'); do ip netns del "$n"; done
