@@ -113,6 +113,7 @@ def test_removing_a_remote_container_removes_its_entries_and_drift_is_repaired(s
 
     sh(f"bridge -n {host_a} fdb del 02:42:0a:c8:00:1e dev vxlan4242 dst 198.51.100.2")
     sh(f"ip -n {host_a} neigh del 10.200.0.30 dev vxlan4242")
+    sh(f"bridge -n {host_a} fdb append 00:00:00:00:00:00 dev vxlan4242 dst 198.51.100.9")  # by hand: not the spec's
     drift = run(sandbox, host_a, "node-a", "plan", "--detailed-exitcode", str(spec))
     assert drift.returncode == 2, drift.stdout + drift.stderr
     apply(sandbox, host_a, "node-a", spec)
