@@ -27,6 +27,8 @@ from reconciler.render.plantext import STYLES, action_line, outcome_line, plan_d
 from reconciler.run import logs
 from reconciler.run.engine import converge, plan_for
 from reconciler.spec.loader import load_spec
+from reconciler.spec.nodes import NodeChoice
+from reconciler.spec.types import Spec
 from reconciler.spec.values import NAME_MAX, name_issue
 from reconciler.state.desired import used_not_owned
 from reconciler.state.plan import Plan
@@ -41,7 +43,7 @@ log = logs.get_logger()
 
 class Context:
     def __init__(self, host_netns: str | None, state_dir: str | None, etc_netns: str | None = None,
-                 verbose: bool = False):
+                 verbose: bool = False, node: str | None = None):
         if host_netns is not None and name_issue(host_netns):
             raise UsageError(f"--host-netns {host_netns!r} is not a valid namespace name "
                              f"(1-{NAME_MAX} of [A-Za-z0-9_.-], starting with a letter or digit)")
@@ -49,6 +51,16 @@ class Context:
         self.state_dir = StateDir(state_dir or state_root(), host_netns)
         self.etc_netns = etc_netns or os.environ.get("NETRECONCILE_ETC_NETNS", ETC_NETNS_DIR)
         self.verbose = verbose  # the global -v
+        self.node = node  # --node; None: the machine's hostname
+
+    def node_choice(self) -> NodeChoice:
+        """The node this host applies a multi-host spec as: --node, else the machine's hostname."""
+        import socket
+
+        return NodeChoice(self.node) if self.node is not None else NodeChoice(socket.gethostname(), given=False)
+
+    def load(self, spec_path: str) -> Spec:
+        return load_spec(spec_path, self.node_choice())
 
     def session(self) -> KernelSession:
         return KernelSession(self.host_netns, self.state_dir, self.etc_netns)
@@ -85,22 +97,25 @@ class _Group(click.Group):
 
 
 def _global_options(command):
-    """--host-netns, --state-dir and --etc-netns are accepted before or after the subcommand."""
+    """--host-netns, --state-dir, --etc-netns and --node are accepted before or after the subcommand."""
 
     @click.option("--host-netns", "host_netns_local", metavar="NAME", default=None,
                   help="Use network namespace NAME as the host (created if absent).")
     @click.option("--etc-netns", "etc_netns_local", metavar="DIR", default=None,
                   help="Where container files go (default $NETRECONCILE_ETC_NETNS or /etc/netns).")
+    @click.option("--node", "node_local", metavar="NAME", default=None,
+                  help="The node of a multi-host spec this host is (default: the machine's hostname).")
     @click.option("--state-dir", "state_dir_local", metavar="DIR", default=None,
                   help="State directory (default $NETRECONCILE_STATE_DIR or /var/lib/netreconcile).")
     @click.pass_context
     @functools.wraps(command)
-    def wrapper(ctx, host_netns_local, state_dir_local, etc_netns_local, **kwargs):
+    def wrapper(ctx, host_netns_local, state_dir_local, etc_netns_local, node_local, **kwargs):
         parent = ctx.obj or {}
         started = time.monotonic()
         try:
             context = Context(host_netns_local or parent.get("host_netns"), state_dir_local or parent.get("state_dir"),
-                              etc_netns_local or parent.get("etc_netns"), verbose=parent.get("verbose", False))
+                              etc_netns_local or parent.get("etc_netns"), verbose=parent.get("verbose", False),
+                              node=node_local or parent.get("node"))
             code = command(context, **kwargs)
         except SpecError as error:
             for problem in error.problems:
@@ -129,13 +144,17 @@ def _global_options(command):
 @click.option("--etc-netns", metavar="DIR", default=None, help="Directory of container files (default /etc/netns).")
 @click.option("-v", "--verbose", is_flag=True,
               help="Log informational messages too (one-shot commands log warnings and errors only).")
+@click.option("--node", metavar="NAME", default=None,
+              help="The node of a multi-host spec this host is: it builds that node's containers "
+                   "(default: the machine's hostname).")
 @click.version_option(version=__version__, prog_name="netreconcile")
 @click.pass_context
-def main(ctx, host_netns, state_dir, etc_netns, verbose):
+def main(ctx, host_netns, state_dir, etc_netns, verbose, node):
     """netreconcile: declarative Docker-style container networking."""
     # stderr, so that a command's output stays clean; watch, sync and dns log their passes
     logs.configure(logging.INFO if verbose else logging.WARNING)
-    ctx.obj = {"host_netns": host_netns, "state_dir": state_dir, "etc_netns": etc_netns, "verbose": verbose}
+    ctx.obj = {"host_netns": host_netns, "state_dir": state_dir, "etc_netns": etc_netns, "verbose": verbose,
+               "node": node}
 
 
 SPEC = click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
@@ -161,7 +180,7 @@ def validate(context: Context, spec_path: str) -> int:
     """
     from reconciler.state.subnets import chosen_size
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, None if context.node is None else NodeChoice(context.node))
     click.echo(f"{spec_path}: valid ({len(spec.networks)} network(s), {len(spec.containers)} container(s))")
     for network in spec.networks:
         if network.subnet is None:  # the host's networks, which it avoids, are read by plan
@@ -184,7 +203,7 @@ def plan_command(context: Context, spec_path: str, output: str, detailed_exitcod
       netreconcile --host-netns nr-demo plan specs/quickstart.yaml
       netreconcile plan -o json --detailed-exitcode spec.yaml   # exit 2: changes pending
     """
-    spec = load_spec(spec_path)
+    spec = context.load(spec_path)
     plan = _read_only_plan(context, spec)
     _print_plan(plan, output)
     return _exit_code(plan, detailed_exitcode)
@@ -233,7 +252,7 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
     """
     from reconciler.run.sources import git_status
 
-    spec = load_spec(spec_path)
+    spec = context.load(spec_path)
     plan = _read_only_plan(context, spec)
     git = git_status(context.state_dir)
     warnings = _dns_warnings(context, spec)
@@ -241,6 +260,8 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
     if output == "json":
         document = plan_document(plan, in_sync=not plan.actions, conflicts=list(plan.conflicts),
                                  used_not_owned=[{"interface": name, "use": use} for name, use in used.items()])
+        if spec.node is not None:
+            document["node"] = spec.node  # which node of a multi-host spec this host is
         if git is not None:
             document["git"] = git
         if warnings:
@@ -248,6 +269,8 @@ def status(context: Context, spec_path: str, output: str, detailed_exitcode: boo
         click.echo(json.dumps(document, indent=2))
         return _exit_code(plan, detailed_exitcode)
     _print_warnings(warnings)
+    if spec.node is not None:
+        click.echo(f"Node: {spec.node}")
     if plan.actions or plan.conflicts:
         _print_plan(plan, output, verb="Drift")
     else:
@@ -284,7 +307,7 @@ def graph(context: Context, spec_path: str, output: str, live: bool) -> int:
     from reconciler.state.model import State
     from reconciler.state.subnets import with_chosen_subnets
 
-    spec = load_spec(spec_path)
+    spec = context.load(spec_path)
     if live:
         from reconciler.run.engine import plan_and_states
 
@@ -323,7 +346,7 @@ def show(context: Context, spec_path: str, output: str) -> int:
     from reconciler.run.engine import plan_and_states
     from reconciler.state.subnets import with_chosen_subnets
 
-    spec = load_spec(spec_path)
+    spec = context.load(spec_path)
     _require_root()
     with context.read_only_session() as session:
         _, live, desired = plan_and_states(spec, session)
@@ -369,7 +392,7 @@ def check(context: Context, spec_path: str, output: str, timeout: float) -> int:
     from reconciler.render.probetable import probe_document
     from reconciler.state.probes import plan_probes
 
-    spec = load_spec(spec_path)
+    spec = context.load(spec_path)
     _require_root()
     with context.read_only_session() as session:
         live = observe(session)
@@ -407,7 +430,7 @@ def apply(context: Context, spec_path: str, output: str, force: bool, no_rollbac
       netreconcile --host-netns nr-demo apply specs/quickstart.yaml
       netreconcile -v apply -o json spec.yaml
     """
-    spec = load_spec(spec_path)
+    spec = context.load(spec_path)
     return _converge(context, spec, output, "apply", force=force, lock_timeout=lock_timeout,
                      rollback=not no_rollback)
 
@@ -462,7 +485,7 @@ def watch(context: Context, spec_path: str, resync: float, debounce: int, metric
     """
     from reconciler.run.sources import FileSource
 
-    source = FileSource(spec_path)
+    source = FileSource(spec_path, context.node_choice())
     spec = source.load()  # an unreadable or invalid spec is refused before anything is made or served
     _require_root()
     return _watch(context, source, resync, debounce, metrics_port, metrics_address, verbose, force, lock_timeout,
@@ -586,7 +609,7 @@ def sync(context: Context, repository: str, spec_path: str, ref: str | None, int
     from reconciler.run.sources import GitSource, git_status
 
     _require_root()
-    source = GitSource(repository, spec_path, ref, context.state_dir)
+    source = GitSource(repository, spec_path, ref, context.state_dir, context.node_choice())
     if not once:
         return _watch(context, source, interval, debounce, metrics_port, metrics_address, verbose, force,
                       lock_timeout)
@@ -714,7 +737,7 @@ def _dns_warnings(context: Context, spec) -> list[str]:
     from reconciler.render.resolvconf import INTERNAL_NAMESERVER
     from reconciler.state.desired import uses_resolver
 
-    if spec is None or not any(uses_resolver(spec, container) for container in spec.containers):
+    if spec is None or not any(uses_resolver(spec, container) for container in spec.local_containers):
         return []
     if dns_served(context.state_dir):
         return []

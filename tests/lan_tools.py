@@ -26,3 +26,17 @@ def plug_in(sandbox, parent: str, lan: str, router: str | None = None) -> None:
     sh(f"ip -n {lan} link set wire0 up")
     if router is not None:
         sh(f"ip -n {lan} addr add {router} dev wire0")
+
+
+UNDERLAY = {"a": "198.51.100.1", "b": "198.51.100.2"}
+
+
+def join_by_underlay(host_a: str, host_b: str) -> None:
+    """An unmanaged veth pair `under` between two throwaway host namespaces (made here),
+    198.51.100.1/24 on the first and .2/24 on the second: the underlay of an overlay test."""
+    for name in (host_a, host_b):
+        sh(f"ip netns add {name}")
+    sh(f"ip -n {host_a} link add under type veth peer name under netns {host_b}")
+    for name, address in ((host_a, UNDERLAY["a"]), (host_b, UNDERLAY["b"])):
+        sh(f"ip -n {name} addr add {address}/24 dev under")
+        sh(f"ip -n {name} link set under up")

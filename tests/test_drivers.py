@@ -54,7 +54,7 @@ def fake_driver(monkeypatch):
 
 
 def test_the_registry_maps_bridge_to_the_bridge_driver():
-    assert drivers.names() == ("bridge", "macvlan")
+    assert drivers.names() == ("bridge", "macvlan", "overlay")
     assert drivers.driver_for("bridge") is BRIDGE
     assert drivers.driver_of_kind("veth") is BRIDGE and drivers.driver_of_kind("bridge") is BRIDGE
 
@@ -63,8 +63,9 @@ def test_the_loader_accepts_the_registered_drivers(fake_driver):
     spec = load_spec_text(SPEC.format(driver="fake"), "spec.yaml")
     assert spec.network("front").driver == "fake"
     with pytest.raises(SpecError) as error:
-        load_spec_text(SPEC.format(driver="overlay"), "spec.yaml")
-    assert "networks.front.driver: must be one of 'bridge', 'macvlan', 'fake', got 'overlay'" in str(error.value)
+        load_spec_text(SPEC.format(driver="ipvlan"), "spec.yaml")
+    assert ("networks.front.driver: must be one of 'bridge', 'macvlan', 'overlay', 'fake', got 'ipvlan'"
+            in str(error.value))
 
 
 def test_the_desired_state_asks_the_networks_driver(fake_driver):

@@ -44,8 +44,19 @@ def applied_example(sandbox, path: Path) -> Path:
     spec = sandbox.tmp / path.name
     spec.write_text(renamed(path.read_text(), sandbox.prefix))
     make_lan_interfaces(sandbox, spec)
-    assert sandbox.apply(spec)["actions"]
+    assert apply_example(sandbox, spec)["actions"]
     return spec
+
+
+def apply_example(sandbox, spec: Path) -> dict:
+    """`apply -o json`; a multi-host example as its first node (the others are remote and
+    unreachable here, which is not an error: their entries stay, the kernel cannot deliver)."""
+    nodes = load_spec(spec).nodes
+    if not nodes:
+        return sandbox.apply(spec)
+    result = sandbox.run("--node", nodes[0].name, "apply", "-o", "json", spec=spec)
+    assert result.code == 0, result.stderr
+    return result.json()
 
 
 def make_lan_interfaces(sandbox, spec: Path) -> None:
@@ -63,7 +74,7 @@ def example(name: str) -> Path:
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_example_spec_applies_and_reapplies_as_a_no_op(sandbox, path):
     spec = applied_example(sandbox, path)
-    assert sandbox.apply(spec)["actions"] == []
+    assert apply_example(sandbox, spec)["actions"] == []
 
 
 @pytest.mark.kernel

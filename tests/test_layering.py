@@ -49,6 +49,7 @@ LAYERS = {
     "kernel.namespaces": WRITER,
     "kernel.links": WRITER,
     "kernel.addresses": WRITER,
+    "kernel.entries": WRITER,
     "kernel.files": WRITER,
     "kernel.settings": WRITER,
     "run": IO,  # engine, watch loop, triggers, sources, metrics, logs
@@ -71,6 +72,7 @@ WRITER_ENTRY_POINTS = {
 CODEC_USERS = {"drivers"}
 REQUEST_BUILDERS = {
     "new_bridge", "new_veth", "new_macvlan", "new_vlan", "set_link", "del_link", "new_addr", "del_addr", "replace_route", "del_route",
+    "new_vxlan", "new_fdb", "del_fdb", "new_neigh", "del_neigh",
 }
 # what the codec may use of an I/O module: its constants (AF_INET) and these pure conversions
 CODEC_CONSTANT_MODULES = {"socket": {"inet_aton", "inet_ntoa", "inet_pton", "inet_ntop"}}

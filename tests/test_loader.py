@@ -294,7 +294,7 @@ BAD_SPECS = [
     (
         "unknown key without a close match",
         "version: 1\nzzz: 1\n",
-        "spec.yaml:2:1: zzz: unknown key 'zzz'; expected one of: containers, host, networks, version",
+        "spec.yaml:2:1: zzz: unknown key 'zzz'; expected one of: containers, host, networks, nodes, version",
     ),
     ("host not boolean", "version: 1\nhost:\n  ip_forward: 'yes'\n", "spec.yaml:3:15: host.ip_forward: expected a boolean (true or false), got 'yes'"),
     (
@@ -332,7 +332,7 @@ BAD_SPECS = [
     ("discovery not boolean", _front(discovery="'no'"), "spec.yaml:5:16: networks.front.discovery: expected a boolean (true or false), got 'no'"),
     ("mtu too large", _front(mtu="70000"), "spec.yaml:5:10: networks.front.mtu: must be between 68 and 65535, got 70000"),
     ("mtu not a number", _front(mtu="big"), "spec.yaml:5:10: networks.front.mtu: expected an integer, got 'big'"),
-    ("driver", _front(driver="overlay"), "spec.yaml:5:13: networks.front.driver: must be one of 'bridge', 'macvlan', got 'overlay'"),
+    ("driver", _front(driver="ipvlan"), "spec.yaml:5:13: networks.front.driver: must be one of 'bridge', 'macvlan', 'overlay', got 'ipvlan'"),
     ("unknown network key", _front(subent="x"), "spec.yaml:5:5: networks.front.subent: unknown key 'subent'; did you mean 'subnet'?"),
     ("aux outside subnet", _front(aux_addresses="{r: 10.9.0.1}"), "spec.yaml:5:24: networks.front.aux_addresses.r: 10.9.0.1 is outside the subnet 10.1.0.0/24"),
     ("aux not an address", _front(aux_addresses="[10.1.0.3, x]"), "spec.yaml:5:31: networks.front.aux_addresses.1: 'x' is not an IPv4 address"),

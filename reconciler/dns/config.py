@@ -112,7 +112,7 @@ def resolver_config(
     same scope object share one table."""
     tables: dict[int, NameTable] = {}
     namespaces: dict[str, NamespaceConfig] = {}
-    for container in spec.containers:
+    for container in spec.local_containers:
         if container.mode not in ("bridge", "none") or not uses_resolver(spec, container):
             continue
         records = scope.get(container.name, ())

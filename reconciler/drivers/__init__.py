@@ -9,8 +9,9 @@ from __future__ import annotations
 from reconciler.drivers.base import NetworkDriver
 from reconciler.drivers.bridge import BRIDGE
 from reconciler.drivers.macvlan import MACVLAN
+from reconciler.drivers.overlay import OVERLAY
 
-DRIVERS: dict[str, NetworkDriver] = {driver.name: driver for driver in (BRIDGE, MACVLAN)}
+DRIVERS: dict[str, NetworkDriver] = {driver.name: driver for driver in (BRIDGE, MACVLAN, OVERLAY)}
 
 
 def names() -> tuple[str, ...]:

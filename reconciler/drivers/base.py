@@ -122,7 +122,8 @@ class NetworkDriver(Protocol):
 
     def observed_network(self, link: Any, identity: tuple[str, ...], lower: str) -> KernelObject:
         """The live object of a marked host link of the network kind (`lower`: the name of
-        the host link its IFLA_LINK leads to, MISSING for none)."""
+        the host link its IFLA_LINK leads to, or for a link without one its master's,
+        MISSING for none)."""
         ...
 
     def observed_attachment(self, link: Any, identity: tuple[str, ...], netns: str, peer: Any,

@@ -287,6 +287,6 @@ class NamespaceWriter(KindWriter):
             link.ifname for kind, payload in self.session.host.dump(nl.dump_links)
             if kind == nl.RTM_NEWLINK
             for link in [nl.decode_link(payload)]
-            if (found := drivers.parse_mark(link.alias)) and found[1][0] == found[0].link_kinds[1]
+            if (found := drivers.parse_mark(link.alias)) and found[1][0] == found[0].attachment_link_kind
             and found[1][1] in containers
         ]

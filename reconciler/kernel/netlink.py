@@ -22,11 +22,12 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 
 # flags
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4
 NLM_F_DUMP = 0x300
-NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
+NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x100, 0x200, 0x400, 0x800
 NLA_F_NESTED = 0x8000
 NLA_TYPE_MASK = 0x3FFF
 
@@ -40,6 +41,9 @@ IFLA_VLAN_ID = 1  # in a vlan's info data (u16)
 # the kernel's macvlan modes (include/uapi/linux/if_link.h, enum macvlan_mode)
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8}
 MACVLAN_MODE_NAMES = {value: name for name, value in MACVLAN_MODES.items()}
+# in a vxlan's info data: VNI (u32), local address (4 bytes), learning and proxy (u8), UDP port (be16)
+IFLA_VXLAN_ID, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LEARNING, IFLA_VXLAN_PROXY, IFLA_VXLAN_PORT = 1, 4, 7, 11, 15
+VXLAN_PORT = 4789  # IANA's; the kernel's default is Linux's old 8472
 IFLA_BRPORT_MODE = 4  # a bridge port's hairpin mode (u8), in its slave data
 VETH_INFO_PEER = 1
 IFLA_INET6_CONF = 2
@@ -55,11 +59,18 @@ RTPROT_KERNEL, RTPROT_STATIC = 2, 4
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
 RTN_UNICAST = 1
 
+# neighbour (and, in family AF_BRIDGE, forwarding database) entries
+NDA_DST, NDA_LLADDR = 1, 2
+NUD_PERMANENT = 0x80
+NTF_SELF = 0x02  # an FDB entry of the device itself (the vxlan's), not of a bridge it is a port of
+ZERO_MAC = "00:00:00:00:00:00"  # the vxlan FDB entry of broadcast, unknown unicast and multicast
+
 _HEADER = struct.Struct("=IHHII")
 _IFINFO = struct.Struct("=BxHiII")
 _IFADDR = struct.Struct("=BBBBI")
 _RTMSG = struct.Struct("=BBBBBBBBI")
 _ATTR = struct.Struct("=HH")
+_NDMSG = struct.Struct("=BxxxiHBB")
 
 
 # --- encoding -------------------------------------------------------------------
@@ -160,6 +171,68 @@ def new_vlan(seq: int, ifname: str, parent: int, vlan_id: int) -> bytes:
     )
     body = ifinfomsg() + attr_str(IFLA_IFNAME, ifname) + attr_u32(IFLA_LINK, parent) + info
     return message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, body)
+
+
+def new_vxlan(seq: int, ifname: str, vni: int, local: str, mac: str, mtu: int, master: int) -> bytes:
+    """A VXLAN link `ifname` of `vni` on UDP port 4789 with tunnel source `local` (an IPv4
+    address), without learning (its forwarding entries are all static) and answering ARP
+    from its neighbour entries (proxy: no ARP broadcast crosses the underlay for a
+    container the spec places), a port of the bridge with index `master`."""
+    info = nested(
+        IFLA_LINKINFO,
+        attr_str(IFLA_INFO_KIND, "vxlan"),
+        nested(IFLA_INFO_DATA,
+               attr_u32(IFLA_VXLAN_ID, vni),
+               attr(IFLA_VXLAN_LOCAL, _packed(local)),
+               attr(IFLA_VXLAN_LEARNING, b"\0"),
+               attr(IFLA_VXLAN_PROXY, b"\1"),
+               attr(IFLA_VXLAN_PORT, struct.pack("!H", VXLAN_PORT))),
+    )
+    body = (ifinfomsg() + attr_str(IFLA_IFNAME, ifname) + attr(IFLA_ADDRESS, mac_bytes(mac)) + attr_u32(IFLA_MTU, mtu)
+            + attr_u32(IFLA_MASTER, master) + info)
+    return message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, body)
+
+
+def _ndmsg(family: int, index: int, state: int = NUD_PERMANENT, flags: int = 0) -> bytes:
+    return _NDMSG.pack(family, index, state, flags, 0)
+
+
+def _fdb(index: int, mac: str, remote: str) -> bytes:
+    return _ndmsg(socket.AF_BRIDGE, index, flags=NTF_SELF) + attr(NDA_LLADDR, mac_bytes(mac)) + attr(
+        NDA_DST, _packed(remote))
+
+
+def new_fdb(seq: int, index: int, mac: str, remote: str) -> bytes:
+    """A static forwarding entry of the vxlan with index `index`: frames to `mac` go to the
+    VTEP `remote`. The all-zero MAC may have one entry per remote (head-end replication of
+    broadcast and unknown traffic): those are appended, others replace any entry of their MAC."""
+    flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | (NLM_F_APPEND if mac == ZERO_MAC else NLM_F_REPLACE)
+    return message(RTM_NEWNEIGH, flags, seq, _fdb(index, mac, remote))
+
+
+def del_fdb(seq: int, index: int, mac: str, remote: str) -> bytes:
+    """Delete the entry of `mac` to `remote` (for the all-zero MAC: that remote's only)."""
+    return message(RTM_DELNEIGH, NLM_F_REQUEST | NLM_F_ACK, seq, _fdb(index, mac, remote))
+
+
+def _neigh(index: int, address: str, mac: str | None) -> bytes:
+    body = _ndmsg(family_of(address), index) + attr(NDA_DST, _packed(address))
+    return body + attr(NDA_LLADDR, mac_bytes(mac)) if mac is not None else body
+
+
+def new_neigh(seq: int, index: int, address: str, mac: str) -> bytes:
+    """A permanent neighbour entry on the link with index `index`: `address` is at `mac`."""
+    return message(RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq,
+                   _neigh(index, address, mac))
+
+
+def del_neigh(seq: int, index: int, address: str) -> bytes:
+    return message(RTM_DELNEIGH, NLM_F_REQUEST | NLM_F_ACK, seq, _neigh(index, address, None))
+
+
+def dump_neighs(seq: int, family: int) -> bytes:
+    """The neighbour entries of `family`; AF_BRIDGE: the forwarding database entries."""
+    return message(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq, _ndmsg(family, 0, state=0))
 
 
 def set_link(
@@ -350,6 +423,8 @@ class Link:
     link_netnsid: int = -1
     macvlan_mode: str = ""  # a macvlan's mode (bridge, private, vepa, passthru); "" for other kinds or unknown
     vlan_id: int = 0  # an 802.1Q VLAN link's id; 0 for other kinds
+    vni: int = 0  # a vxlan's VNI; 0 for other kinds
+    local: str = ""  # a vxlan's local (source) address; "" for other kinds or none
 
 
 def decode_link(payload: bytes) -> Link:
@@ -374,7 +449,13 @@ def decode_link(payload: bytes) -> Link:
         # only a macvlan's or vlan's info data is read: a veth-only namespace pays nothing for it
         macvlan_mode=_macvlan_mode(found[IFLA_LINKINFO]) if kind == "macvlan" else "",
         vlan_id=_vlan_id(found[IFLA_LINKINFO]) if kind == "vlan" else 0,
+        **(_vxlan_fields(found[IFLA_LINKINFO]) if kind == "vxlan" else {}),
     )
+
+
+def _vxlan_fields(linkinfo: bytes) -> dict:
+    vni, local = _info_data(linkinfo, IFLA_VXLAN_ID), _info_data(linkinfo, IFLA_VXLAN_LOCAL)
+    return {"vni": _u32(vni) if vni else 0, "local": _address(socket.AF_INET, local)}
 
 
 def _info_data(linkinfo: bytes, attribute: int) -> bytes | None:
@@ -477,3 +558,28 @@ def decode_route(payload: bytes, families: frozenset[int] = IPV4_ONLY) -> RouteE
         type=rtype,
         family=family,
     )
+
+
+@dataclass(frozen=True)
+class Neigh:
+    """A neighbour entry (family AF_INET or AF_INET6) or a forwarding database entry
+    (AF_BRIDGE; `address` its remote VTEP, "" for none)."""
+
+    family: int
+    index: int
+    address: str
+    mac: str
+    state: int
+    flags: int
+
+
+def decode_neigh(payload: bytes) -> Neigh:
+    family, index, state, flags, _ = _NDMSG.unpack_from(payload)
+    found = attrs(payload, _NDMSG.size, frozenset({NDA_DST, NDA_LLADDR}))
+    destination = found.get(NDA_DST)
+    address = "" if destination is None else _address(family_of_packed(destination), destination)
+    return Neigh(family, index, address, _mac(found.get(NDA_LLADDR)), state, flags)
+
+
+def family_of_packed(packed: bytes) -> int:
+    return socket.AF_INET6 if len(packed) == 16 else socket.AF_INET

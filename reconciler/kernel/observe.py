@@ -39,8 +39,8 @@ from reconciler.kernel.support import unsupported_link_kinds
 from reconciler.render import firewall
 from reconciler.state.desired import route_localnet
 from reconciler.state.model import (
-    ADDRESS_FAMILIES, FORWARDING, HOST_NS, MISSING, Address, File, Firewall, KernelObject, Leftover, Netns, NetnsAlias, Route,
-    State, Sysctl, Uplink, UsedInterface,
+    ADDRESS_FAMILIES, FORWARDING, HOST_NS, MISSING, Address, FdbEntry, File, Firewall, KernelObject, Leftover,
+    NeighEntry, Netns, NetnsAlias, Route, State, Sysctl, Uplink, UsedInterface,
 )
 
 # the address families read: those the desired state can have
@@ -133,7 +133,8 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
             owned_networks[link.index] = link
             if link.kind in driver.routed_link_kinds:
                 routed[link.index] = link
-            lower = by_index.get(link.peer_index) if link.link_netnsid < 0 else None
+            # without IFLA_LINK (a vxlan), the link it is a port of
+            lower = by_index.get(link.peer_index or link.master) if link.link_netnsid < 0 else None
             objects.append(driver.observed_network(link, tuple(identity), lower.ifname if lower else MISSING))
         else:
             owned_attachments[link.index] = (driver, link, tuple(identity))
@@ -156,6 +157,8 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
     used_interfaces = _used_interfaces(session, uplinks, used, used_addresses, by_index, foreign, owned_networks)
     if routed:  # one more dump, only on a host with such links
         objects += _routes(session.host, HOST_NS, routed, nl.IPV4_ONLY)
+    # two more dumps, only on a host with overlay networks
+    objects += _entries(session.host, {i: link.ifname for i, link in owned_networks.items() if link.kind == "vxlan"})
 
     present = list_netns()
     record = session.state.recorded_netns()
@@ -464,6 +467,28 @@ def _read_small_file(path: str, dir_fd: int | None = None) -> str | None:
     finally:
         os.close(fd)
     return b"".join(chunks).decode("utf-8", errors="surrogateescape")
+
+
+def _entries(sock: NetlinkSocket, devices: dict[int, str]) -> list[KernelObject]:
+    """The permanent FDB entries with a remote and the permanent neighbour entries of the
+    devices `devices` (index -> name): netreconcile's VXLAN devices, whose every such
+    entry is its own (the kernel adds none without learning)."""
+    if not devices:
+        return []
+    found: list[KernelObject] = []
+    for family in (socket.AF_BRIDGE, socket.AF_INET):
+        for kind, payload in sock.dump(lambda seq: nl.dump_neighs(seq, family)):
+            if kind != nl.RTM_NEWNEIGH:
+                continue
+            entry = nl.decode_neigh(payload)
+            device = devices.get(entry.index)
+            if device is None or not entry.state & nl.NUD_PERMANENT or not entry.address:
+                continue
+            if family == socket.AF_BRIDGE:
+                found.append(FdbEntry(device, entry.mac, entry.address))
+            else:
+                found.append(NeighEntry(device, entry.address, entry.mac))
+    return found
 
 
 def _links(sock: NetlinkSocket) -> list[nl.Link]:

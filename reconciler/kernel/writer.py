@@ -1,7 +1,7 @@
 """The one writer: carries out a Plan's actions on the kernel.
 
 Consecutive actions of the same operation and kind are carried out together, by the writer
-of their concern (`namespaces`, `links`, `addresses`, `files`, `settings`), each declaring
+of their concern (`namespaces`, `links`, `addresses`, `entries`, `files`, `settings`), each declaring
 the (op, kind) pairs it handles; netlink requests go as batches on the sockets the session
 keeps open. Failures are translated into ApplyError naming the action and its source. The
 writer keeps the deletions it carried out that no undoing can give back, for the rollback
@@ -16,6 +16,7 @@ from typing import Callable
 from reconciler.errors import ApplyError
 from reconciler.kernel.addresses import AddressWriter
 from reconciler.kernel.batch import Operation
+from reconciler.kernel.entries import EntryWriter
 from reconciler.kernel.files import FileWriter
 from reconciler.kernel.links import LinkWriter
 from reconciler.kernel.namespaces import NamespaceWriter
@@ -23,7 +24,7 @@ from reconciler.kernel.session import KernelSession
 from reconciler.kernel.settings import FirewallWriter, SysctlWriter
 from reconciler.state.plan import Action, Plan
 
-KIND_WRITERS = (NamespaceWriter, LinkWriter, AddressWriter, FileWriter, FirewallWriter, SysctlWriter)
+KIND_WRITERS = (NamespaceWriter, LinkWriter, AddressWriter, EntryWriter, FileWriter, FirewallWriter, SysctlWriter)
 
 
 class KernelWriter:

@@ -167,7 +167,11 @@ class _Builder:
         if network.uplink:
             lines.append(f"uplink {network.uplink}")
         for family in network.families:
-            lines.append(f"{network.subnet_of(family)} gw {network.gateway_of(family)}")
+            # a network whose traffic never crosses the host (macvlan: the LAN's router; overlay: none)
+            # has its gateway elsewhere or nowhere: an overlay's is drawn as none
+            gateway = "" if getattr(drivers.driver_for(network.driver), "always_internal", False) \
+                else f" gw {network.gateway_of(family)}"
+            lines.append(f"{network.subnet_of(family)}{gateway}")
         flags = [flag for flag, on in (("internal", network.internal), ("icc off", not network.icc),
                                         ("no masquerade", not network.masquerade)) if on]
         if flags:

@@ -59,7 +59,7 @@ def read_host_files(spec: Spec) -> HostFiles:
     path = resolvconf.source_path(text, configured, os.path.exists(resolvconf.SYSTEMD_RESOLV_CONF))
     if path != configured:
         text = _read_resolv_conf(path, spec.host)
-    if not any(container.mode == "host" for container in spec.containers):
+    if not any(container.mode == "host" for container in spec.local_containers):
         return HostFiles(text, path)
     hosts = _read_or_refuse(HOST_HOSTS_FILE, "the host's hosts file", follow_symlinks=True)
     return HostFiles(text, path, hosts=hosts, hostname=socket.gethostname())

@@ -25,7 +25,6 @@ from reconciler.kernel.statedir import StateDir
 from reconciler.render import resolvconf
 from reconciler.run import logs
 from reconciler.run.engine import read_host_files
-from reconciler.spec.loader import load_spec
 from reconciler.spec.types import Spec
 from reconciler.state.discovery import names_in_scope
 from reconciler.state.ipam import assign_addresses, assign_interfaces
@@ -114,7 +113,7 @@ class BackgroundResolver:
 
 def run_resolver(context, spec_path: str, metrics: ResolverMetrics | None = None) -> int:
     """Serve until SIGTERM or SIGINT; `context` is the CLI's (host namespace, session)."""
-    spec = load_spec(spec_path)  # an invalid spec is refused before anything is served
+    spec = context.load(spec_path)  # an invalid spec is refused before anything is served
     host_fd = _host_netns_fd(context.host_netns)
     server = Server(host_fd, NETNS_DIR, metrics)
 
@@ -128,7 +127,7 @@ def run_resolver(context, spec_path: str, metrics: ResolverMetrics | None = None
 
     def reload() -> None:
         try:
-            load(load_spec(spec_path))
+            load(context.load(spec_path))
         except NetreconcileError as error:  # keep serving what was served
             log.error("dns: the spec was not reloaded", error=str(error).replace("\n", "; "))
 

@@ -13,6 +13,7 @@ from reconciler.errors import NetreconcileError, SourceError, SpecError
 from reconciler.kernel.statedir import StateDir
 from reconciler.run import gitsource, logs
 from reconciler.spec.loader import load_spec, load_spec_text
+from reconciler.spec.nodes import NodeChoice
 from reconciler.spec.types import Spec
 
 log = logs.get_logger()
@@ -24,11 +25,12 @@ class FileSource:
     reload_on = frozenset({"spec"})
     must_load_at_start = True  # an invalid spec at start is an error, not something to wait out
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, node: NodeChoice | None = None):
         self.path = path
+        self.node = node
 
     def load(self) -> Spec:
-        return load_spec(self.path)
+        return load_spec(self.path, self.node)
 
     def files(self) -> dict[str, str]:
         return {self.path: "spec"}
@@ -52,8 +54,9 @@ class GitSource:
     reload_on = frozenset({"start", "resync", "sighup", "retry"})
     must_load_at_start = False  # the host keeps what it has until a good commit comes
 
-    def __init__(self, repository: str, path: str, ref: str | None, state: StateDir):
+    def __init__(self, repository: str, path: str, ref: str | None, state: StateDir, node: NodeChoice | None = None):
         self.repository = repository
+        self.node = node
         self.path = path
         self.ref = ref
         self.state = state
@@ -76,7 +79,7 @@ class GitSource:
             self.attempt = (revision.commit, None)
             return self.spec
         try:
-            spec = load_spec_text(revision.text, revision.display_name)
+            spec = load_spec_text(revision.text, revision.display_name, self.node)
         except SpecError as error:
             self._attempted(revision.commit, f"invalid spec: {error}")
             raise

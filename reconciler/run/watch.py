@@ -311,7 +311,7 @@ class Watcher:
             return
         host_path = netns_path(self.host_netns) if self.host_netns else "/proc/self/ns/net"
         present = list_netns()
-        own = [c.name for c in self.spec.containers if c.mode in ("bridge", "none") and c.name in present]
+        own = [c.name for c in self.spec.local_containers if c.mode in ("bridge", "none") and c.name in present]
         try:
             host = os.stat(host_path)
             identity = (host.st_dev, host.st_ino)
@@ -330,12 +330,12 @@ class Watcher:
         resolv = self.spec.host.resolv_conf
         files = {**self.source.files(), resolv: "resolv.conf", os.path.realpath(resolv): "resolv.conf",
                  resolvconf.SYSTEMD_RESOLV_CONF: "resolv.conf"}
-        if any(c.mode == "host" for c in self.spec.containers):
+        if any(c.mode == "host" for c in self.spec.local_containers):
             files["/etc/hosts"] = "hosts"
         if self.host_netns:
             files[host_path] = "host netns"  # deleted or made again
         # each container's own directory: files of other namespaces are not ours to watch
-        self.sources.watch_files(files, {os.path.join(self.etc_netns, c.name): "files" for c in self.spec.containers})
+        self.sources.watch_files(files, {os.path.join(self.etc_netns, c.name): "files" for c in self.spec.local_containers})
 
 
 def _open_in(path: str, opener):

@@ -74,6 +74,7 @@ class ContainerSection(NetworkSection):
             dns_opt=self._checked_strings((*path, "dns_opt"), settings.get("dns_opt"), dns_option_issue),
             extra_hosts=self._extra_hosts((*path, "extra_hosts"), settings.get("extra_hosts")),
             ports=self._ports((*path, "ports"), settings.get("ports")),
+            node=self._string((*path, "node")),
             location=self.doc.key_location(path),
         )
 
@@ -344,11 +345,14 @@ class ContainerSection(NetworkSection):
         ipv6_way_out = {network.name for network in networks
                         if network.ipv6 and not network.internal and network.name not in beside_host}
         only_internal, with_ipv6 = set(), set()
+        networks_by_name = {network.name: network for network in networks}
         for container in containers:
             if container.ports and container.networks and all(a.network in beside_host for a in container.networks):
-                message = (f"container {container.name!r} is only on macvlan networks, whose traffic does not go "
-                           "through the host: its ports cannot be published (it is reachable on the LAN at its "
-                           "own address)")
+                kinds = " and ".join(sorted({networks_by_name[a.network].driver for a in container.networks}))
+                message = (f"container {container.name!r} is only on {kinds} networks, whose traffic does not go "
+                           "through the host: its ports cannot be published (" + (
+                               "it is reachable on the LAN at its own address)" if kinds == "macvlan" else
+                               "publish them through a bridge network it is also on)"))
                 self.doc.problem(("containers", container.name, "ports"), message, at_key=True)
                 only_internal.add(container.name)
             elif container.ports and container.networks and all(
@@ -359,7 +363,7 @@ class ContainerSection(NetworkSection):
             if any(a.network in ipv6_way_out for a in container.networks):
                 with_ipv6.add(container.name)
             if container.ports:
-                self._check_published_through_host(container, {network.name: network for network in networks})
+                self._check_published_through_host(container, networks_by_name)
         can_take_ipv6 = with_ipv6 | only_internal  # only_internal: reported above for all its entries
         for path, mapping in self.published:
             # an entry without host IP publishes on IPv4 alone there, as Docker without its userland proxy

@@ -19,8 +19,8 @@ import re
 from typing import Any
 
 from reconciler.errors import SpecError
-from reconciler.spec.containers import ContainerSection
 from reconciler.spec.document import PathKey, fail
+from reconciler.spec.nodes import NodeChoice, NodeSection
 from reconciler.spec.schema_check import check_schema
 from reconciler.spec.types import Location, Spec
 from reconciler.spec.yamlread import MAX_SPEC_SIZE, TOO_LARGE, parse_yaml, read_text
@@ -32,14 +32,15 @@ from reconciler.spec.yamlread import MAX_SPEC_SIZE, TOO_LARGE, parse_yaml, read_
 NOT_SUPPORTED_YET: dict[str, tuple[Any, ...] | None] = {}
 
 
-def load_spec(path: str | os.PathLike) -> Spec:
+def load_spec(path: str | os.PathLike, node: NodeChoice | None = None) -> Spec:
     """Read and validate the spec file at `path`; SourceError when it cannot be read."""
     filename = os.fsdecode(path)
-    return load_spec_text(read_text(filename), filename)
+    return load_spec_text(read_text(filename), filename, node)
 
 
-def load_spec_text(text: str, filename: str) -> Spec:
-    """Validate spec `text`; `filename` is used in locations. Raises only `SpecError`."""
+def load_spec_text(text: str, filename: str, node: NodeChoice | None = None) -> Spec:
+    """Validate spec `text`; `filename` is used in locations. Raises only `SpecError`.
+    `node`: the node this host applies a multi-host spec as (which containers it builds)."""
     if len(text) > MAX_SPEC_SIZE:
         fail(Location(filename, 1, 1), TOO_LARGE)
     _refuse_compose_file(text, filename)
@@ -47,7 +48,7 @@ def load_spec_text(text: str, filename: str) -> Spec:
     if doc.data is None and not doc.problems:
         fail(Location(filename, 1, 1), "the spec is empty")
     check_schema(doc)
-    spec = _Builder(doc).build()
+    spec = _Builder(doc).build(node)
     if doc.problems:
         raise SpecError(doc.problems)
     return spec
@@ -97,12 +98,14 @@ def _not_supported_message(path: PathKey, value: Any, accepted: tuple[Any, ...] 
     return f"'{shown}' is not supported yet by this version of netreconcile"
 
 
-class _Builder(ContainerSection):
+class _Builder(NodeSection):
     """Runs the section checks over the document and builds the Spec."""
 
-    def build(self) -> Spec:
+    def build(self, node: NodeChoice | None = None) -> Spec:
+        nodes = self._nodes()
         networks = self._networks()
         containers = self._containers({network.name: network for network in networks})
+        self._check_container_nodes(nodes, containers)
         self._check_capacity(networks, containers)
         self._check_links(containers)
         self._check_network_modes(containers)
@@ -114,6 +117,8 @@ class _Builder(ContainerSection):
             host=self._host(),
             networks=tuple(networks),
             containers=tuple(containers),
+            nodes=tuple(nodes),
+            node=self._chosen_node(nodes, node),
         )
 
     def _check_not_supported_yet(self) -> None:

@@ -39,6 +39,15 @@ class HostSpec:
 
 
 @dataclass(frozen=True)
+class NodeSpec:
+    """One host of a multi-host spec (`nodes:`): its name and underlay address, its VTEP."""
+
+    name: str
+    address: IPv4Address
+    location: Location = field(default=UNKNOWN_LOCATION, compare=False)
+
+
+@dataclass(frozen=True)
 class NetworkSpec:
     name: str
     bridge: str
@@ -63,6 +72,7 @@ class NetworkSpec:
     macvlan_mode: str = "bridge"  # driver macvlan: bridge, private, vepa or passthru
     host_shim: bool = False  # driver macvlan: the host gets a macvlan of its own on the parent (`shim_address`)
     subnet_chosen: bool = False  # `subnet` (and `gateway`) chosen by reconciler.state.subnets, not written
+    vni: int = 0  # driver overlay: the VXLAN network identifier (given, or derived from the name)
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
     uplink_location: Location | None = field(default=None, compare=False)  # where `uplink` is written
     parent_location: Location | None = field(default=None, compare=False)  # None: not in the spec
@@ -122,6 +132,7 @@ class ContainerSpec:
     dns_opt: tuple[str, ...] = ()
     extra_hosts: tuple[str, ...] = ()
     ports: tuple[PortMapping, ...] = ()
+    node: str | None = None  # the node that builds it; None in a single-host spec
     location: Location = field(default=UNKNOWN_LOCATION, compare=False)
 
     @property
@@ -143,6 +154,19 @@ class Spec:
     host: HostSpec = HostSpec()
     networks: tuple[NetworkSpec, ...] = ()  # in spec order
     containers: tuple[ContainerSpec, ...] = ()  # in spec order
+    nodes: tuple[NodeSpec, ...] = ()  # in spec order; () for a single-host spec
+    # The node this host is (--node): it builds that node's containers, the others are
+    # remote. None: it builds every container (a single-host spec, or `validate` without --node).
+    node: str | None = None
+
+    def builds(self, container: ContainerSpec) -> bool:
+        """Whether this host builds `container` (else it is remote: on another node)."""
+        return self.node is None or container.node == self.node
+
+    @cached_property
+    def local_containers(self) -> tuple[ContainerSpec, ...]:
+        """The containers this host builds, in spec order."""
+        return tuple(container for container in self.containers if self.builds(container))
 
     def network(self, name: str) -> NetworkSpec:
         return self._networks_by_name[name]

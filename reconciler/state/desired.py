@@ -14,6 +14,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 from reconciler import drivers
 from reconciler.drivers.bridge import mac_for, uplink_refusals, veth_name
+from reconciler.drivers.overlay import OVERLAY, overlay_objects
 from reconciler.render import firewall, hostsfile, resolvconf
 from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
@@ -51,7 +52,7 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
     host_resolv = resolvconf.parse(host_files.resolv_conf, host_files.resolv_conf_path)
     sections = discovery_sections(spec, addresses, addresses6)
     objects: list[KernelObject] = list(host_objects(spec, live).values())
-    for container in spec.containers:
+    for container in spec.local_containers:
         if container.mode in ("bridge", "none"):
             objects += container_objects(spec, container, addresses, interfaces, addresses6)
         else:
@@ -60,6 +61,8 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
                                       source=str(container.location)))
         objects += container_files(spec, container, addresses, host_resolv, host_files, addresses6,
                                    discovery=sections[container.name])
+    objects += [obj for network in spec.networks if network.driver == OVERLAY.name
+                for obj in overlay_objects(spec, network, addresses)]
     objects += firewall_objects(spec, addresses, addresses6)
     for family, setting in FORWARDING.items():
         if forwarding_needed(spec, family):
@@ -165,7 +168,7 @@ def publications(
     family on the family's gateway network."""
     by_family = {4: addresses, 6: addresses6}
     found = []
-    for container in spec.containers:
+    for container in spec.local_containers:
         for family, attachment, mappings in published_attachments(spec, container):
             key = (container.name, attachment.network)
             found.append(firewall.Publication(spec.network(attachment.network), by_family[family][key], mappings,
@@ -176,7 +179,7 @@ def publications(
 def bridge_ports(spec: Spec) -> list[firewall.Port]:
     return [
         firewall.Port(spec.network(a.network), veth_name(container.name, a.network))
-        for container in spec.containers for a in container.networks
+        for container in spec.local_containers for a in container.networks
         if drivers.through_host(spec.network(a.network).driver)
     ]
 

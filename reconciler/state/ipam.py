@@ -5,10 +5,20 @@ already has, then the rest get the lowest free address; interface names likewise
 given, else the one the kernel shows, else the lowest free ethN. Pure: the live state is
 passed in. Each IP version is allocated on its own: IPv4 in every network's `subnet`,
 IPv6 in the `subnet6` of networks with IPv6.
+
+A multi-host spec (`nodes:`) is addressed from the spec alone, so that every node computes
+the same address for every container whatever it observes and whatever order the nodes
+apply in: a host sees only its own containers, so stickiness to observed addresses would
+make nodes disagree. Static addresses first; then each dynamic container, in name order,
+takes the first free address from its home slot, a hash of (network, container) in the
+subnet, onwards (wrapping). Re-adding a removed container gives it its old address back if
+no other container took it meanwhile; adding or removing one moves only the containers
+whose search crossed its slot (rare while the subnet is sparse; `ipv4_address` pins one).
 """
 
 from __future__ import annotations
 
+import hashlib
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Iterator, Union
 
@@ -101,7 +111,8 @@ def assign_addresses(
             continue
         members = members_of.get(network.name, [])
         try:
-            result.update(_assign_in_network(network, family, members, live_addresses, interfaces))
+            result.update(_assign_in_network(network, family, members, live_addresses, interfaces,
+                                             from_spec_alone=bool(spec.nodes)))
         except _PoolExhausted as exhausted:
             problems.append(
                 Problem(exhausted.attachment.location, f"containers.{exhausted.container}.networks",
@@ -134,6 +145,7 @@ def _assign_in_network(
     members: list[tuple[ContainerSpec, Attachment]],
     live_addresses: dict[tuple[str, str], list[tuple[IPAddress, int]]],
     interfaces: dict[tuple[str, str], str],
+    from_spec_alone: bool = False,
 ) -> dict[tuple[str, str], IPAddress]:
     subnet: IPNetwork = network.subnet_of(family)
     aux = [address for address in network.aux_addresses if address.version == family]
@@ -149,6 +161,9 @@ def _assign_in_network(
             taken.add(static)
         else:
             dynamic.append((container, attachment))
+    if from_spec_alone:
+        assigned.update(_hashed_addresses(network.name, subnet, taken, dynamic))
+        return assigned
     waiting: list[tuple[ContainerSpec, Attachment]] = []
     for container, attachment in dynamic:
         ifname = interfaces[(container.name, network.name)]
@@ -165,4 +180,34 @@ def _assign_in_network(
             raise _PoolExhausted(container.name, attachment)
         assigned[(container.name, network.name)] = address
         taken.add(address)
+    return assigned
+
+
+def home_slot(network: str, container: str, size: int) -> int:
+    """Where `container`'s search for a free address in `network` starts: a stable hash
+    of both names (the same on every machine and Python run), modulo the subnet's `size`."""
+    digest = hashlib.sha256(f"{network}\0{container}".encode()).digest()
+    return int.from_bytes(digest[:16], "big") % size
+
+
+def _hashed_addresses(
+    network: str, subnet: IPNetwork, taken: set[IPAddress], dynamic: list[tuple[ContainerSpec, Attachment]],
+) -> dict[tuple[str, str], IPAddress]:
+    """The addresses of the dynamic containers of a multi-host spec (see the module
+    docstring): in name order, the first free one from each home slot onwards."""
+    make = type(subnet.network_address)
+    first, size = int(subnet.network_address), subnet.num_addresses
+    free = size - sum(1 for address in taken if address in subnet)
+    assigned: dict[tuple[str, str], IPAddress] = {}
+    for container, attachment in sorted(dynamic, key=lambda member: member[0].name):
+        if free <= 0:
+            raise _PoolExhausted(container.name, attachment)
+        slot = home_slot(network, container.name, size)
+        address = make(first + slot)
+        while address in taken:
+            slot = (slot + 1) % size
+            address = make(first + slot)
+        assigned[(container.name, network)] = address
+        taken.add(address)
+        free -= 1
     return assigned

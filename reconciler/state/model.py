@@ -462,6 +462,91 @@ class Shim(_HostLink, KernelObject):
 
 
 @dataclass(frozen=True)
+class Vxlan(_HostLink, KernelObject):
+    """The VXLAN device of an overlay network in the host namespace: a port of the network's
+    bridge, tunnelling its frames to the other nodes over UDP 4789 from `local`, this node's
+    underlay address; no learning (its forwarding entries are static), ARP answered from
+    its neighbour entries (proxy)."""
+
+    kind: ClassVar[str] = "vxlan"
+    rank: ClassVar[int] = 3  # needs its bridge
+    replace_on: ClassVar[tuple[str, ...]] = ("network", "vni", "local")  # fixed at creation
+    ifname: str
+    network: str
+    vni: int
+    local: str
+    bridge: str
+    mac: str
+    mtu: int
+    up: bool = True
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("vxlan", self.ifname)
+
+    @property
+    def name(self) -> str:
+        return f"{self.ifname} (VNI {self.vni} from {self.local})"
+
+    def needs(self) -> set[Token]:
+        return {("interface", HOST_NS, self.bridge)}
+
+
+class _EntryOfDevice:
+    """What an entry of a host device's tables (`device`) declares: it needs the device,
+    and goes with it."""
+
+    def needs(self) -> set[Token]:
+        return {("interface", HOST_NS, self.device)}
+
+    def goes_with(self) -> set[Token]:
+        return {("interface", HOST_NS, self.device)}
+
+
+@dataclass(frozen=True)
+class FdbEntry(_EntryOfDevice, KernelObject):
+    """A static forwarding entry of a VXLAN device: frames to `mac` go to the VTEP `remote`.
+    The all-zero MAC has one per remote node with members of the network: broadcast and
+    unknown unicast go to each of them (head-end replication, no multicast)."""
+
+    kind: ClassVar[str] = "fdb"
+    rank: ClassVar[int] = 4
+    device: str
+    mac: str
+    remote: str
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("fdb", self.device, self.mac, self.remote)
+
+    @property
+    def name(self) -> str:
+        return f"{self.mac} via {self.remote} on {self.device}"
+
+
+@dataclass(frozen=True)
+class NeighEntry(_EntryOfDevice, KernelObject):
+    """A permanent neighbour entry of a VXLAN device: a remote container's `address` is at `mac`."""
+
+    kind: ClassVar[str] = "neigh"
+    rank: ClassVar[int] = 4
+    device: str
+    address: str
+    mac: str
+    source: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple:
+        return ("neigh", self.device, self.address)
+
+    @property
+    def name(self) -> str:
+        return f"{self.address} at {self.mac} on {self.device}"
+
+
+@dataclass(frozen=True)
 class Address(KernelObject):
     """An IP address (CIDR) on an interface."""
 

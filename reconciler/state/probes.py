@@ -117,7 +117,7 @@ def plan_probes(spec: Spec, live: State) -> list[Probe]:
     ports = _port_probes(spec, addresses, addresses6)
     neighbours = _Neighbours(spec)
     probes: list[Probe] = []
-    for container in spec.containers:
+    for container in spec.local_containers:  # of a multi-host spec, this node's
         origin = spec.joined(container)
         if origin.mode != "bridge":
             continue
@@ -200,7 +200,7 @@ class _Neighbours:
         self.networks = [n for n in spec.networks if drivers.through_host(n.driver) and 4 in n.families]
         self.members: dict[str, list[ContainerSpec]] = {n.name: [] for n in self.networks}
         self.place: dict[tuple[str, str], int] = {}
-        for container in spec.containers:
+        for container in spec.local_containers:
             if container.mode != "bridge":
                 continue
             for attachment in container.networks:

@@ -1,0 +1,154 @@
+"""Overlay networks without the kernel: in the spec `vni` (given or derived stably), the
+MTU default of 1450, what an overlay network cannot have, unique VNIs; and the objects a node wants
+of an overlay network (bridge, VXLAN device, static FDB and neighbour entries)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.drivers.overlay import OVERLAY, derived_vni, overlay_objects, vxlan_mac
+from reconciler.errors import SpecError
+from reconciler.kernel.netlink import ZERO_MAC
+from reconciler.spec.loader import load_spec_text
+from reconciler.spec.nodes import NodeChoice, NodeSection
+from reconciler.state.ipam import assign_addresses
+from reconciler.state.model import Bridge, FdbEntry, NeighEntry, State, Vxlan
+from reconciler.spec.yamlread import parse_yaml
+
+from tests.test_nodes import TWO_NODES
+
+SPEC = TWO_NODES + """\
+networks:
+  mesh:
+    driver: overlay
+    subnet: 10.200.0.0/24
+  local:
+    subnet: 10.201.0.0/24
+containers:
+  api: {node: node-a, networks: [mesh, local]}
+  db: {node: node-b, networks: [mesh]}
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(SpecError) as error:
+        load_spec_text(text, "spec.yaml")
+    return [str(problem) for problem in error.value.problems]
+
+
+def built_networks(text: str):
+    """The networks as the section checks build them, whatever they report."""
+    return {network.name: network for network in NodeSection(parse_yaml(text, "spec.yaml"))._networks()}
+
+
+def test_an_overlay_network_is_internal_and_beside_the_host():
+    mesh = load_spec_text(SPEC, "spec.yaml", NodeChoice("node-a")).network("mesh")
+    assert (mesh.internal, OVERLAY.through_host) == (True, False)  # no gateway on the host: no default route
+
+
+def test_vni_is_derived_stably_from_the_name_and_the_mtu_defaults_to_1450():
+    mesh = built_networks(SPEC)["mesh"]
+    assert (mesh.driver, mesh.bridge, mesh.mtu, mesh.vni) == ("overlay", "mesh", 1450, derived_vni("mesh"))
+    assert derived_vni("mesh") == 15585554  # fixed: a changed derivation would split a fleet mid-upgrade
+    assert 1 <= derived_vni("x" * 63) < 1 << 24
+    given = built_networks(SPEC.replace("    driver: overlay\n", "    driver: overlay\n    vni: 4242\n    mtu: 1400\n"))
+    assert (given["mesh"].vni, given["mesh"].mtu) == (4242, 1400)
+    assert built_networks(SPEC)["local"].mtu == 1500
+    assert OVERLAY.through_host is False
+
+
+@pytest.mark.parametrize("key, value, why", [
+    ("masquerade", "true", "the bridge has no address, so nothing leaves through the host"),
+    ("uplink", "eth1", "the overlay's only port beyond its containers is its VXLAN device"),
+    ("internal", "true", "an overlay network is internal already"),
+    ("icc", "false", "traffic between its containers does not go through the host's firewall"),
+    ("enable_ipv6", "true", "IPv6 on overlay networks is not built yet"),
+])
+def test_what_an_overlay_network_cannot_have_is_refused_at_its_key(key, value, why):
+    found = problems(SPEC.replace("    driver: overlay\n", f"    driver: overlay\n    {key}: {value}\n"))
+    assert any(p.startswith(f"spec.yaml:8:5: networks.mesh.{key}: '{key}' does not apply to an overlay network: "
+                            f"{why}") for p in found), found
+
+
+def test_ports_of_a_container_only_on_overlay_networks_are_refused():
+    found = problems(SPEC.replace("  db: {node: node-b, networks: [mesh]}", "  db: {node: node-b, networks: [mesh], "
+                                  "ports: ['8080:80']}"))
+    assert "spec.yaml:13:40: containers.db.ports: container 'db' is only on overlay networks, whose traffic does not " \
+           "go through the host: its ports cannot be published (publish them through a bridge network it is also " \
+           "on)" in found, found
+    # api is also on a bridge network: its ports go through that one
+    load_spec_text(SPEC.replace("[mesh, local]}", "[mesh, local], ports: ['8080:80']}"), "spec.yaml")
+
+
+def test_two_overlay_networks_with_one_vni_are_refused():
+    text = SPEC.replace("  local:\n    subnet: 10.201.0.0/24\n",
+                        "  other:\n    driver: overlay\n    vni: 4242\n    subnet: 10.202.0.0/24\n").replace(
+        "    driver: overlay\n    subnet: 10.200", "    driver: overlay\n    vni: 4242\n    subnet: 10.200").replace(
+        "[mesh, local]", "[mesh]")
+    assert "spec.yaml:12:10: networks.other.vni: VNI 4242 is already the one of overlay network 'mesh'" in problems(text)
+
+
+def test_an_overlay_network_needs_nodes():
+    text = SPEC.replace("nodes:\n  node-a: {address: 198.51.100.1}\n  node-b: {address: 198.51.100.2}\n", "").replace(
+        "node: node-a, ", "").replace("node: node-b, ", "")
+    assert ("spec.yaml:4:13: networks.mesh.driver: an overlay network spans the hosts of a multi-host spec: it needs "
+            "the top-level 'nodes:' (each host's underlay address, its VXLAN endpoint)") in problems(text)
+
+
+# --- what a node wants of an overlay network (pure) ------------------------------------------------
+
+THREE_NODES = """\
+version: 1
+nodes:
+  node-a: {address: 198.51.100.1}
+  node-b: {address: 198.51.100.2}
+  node-c: {address: 198.51.100.3}
+networks:
+  mesh: {driver: overlay, vni: 4242, subnet: 10.200.0.0/24}
+containers:
+  api: {node: node-a, networks: [mesh]}
+  db: {node: node-b, networks: {mesh: {ipv4_address: 10.200.0.20}}}
+  cache: {node: node-b, networks: {mesh: {ipv4_address: 10.200.0.30, mac_address: '02:00:00:00:00:30'}}}
+  queue: {node: node-c, networks: {mesh: {ipv4_address: 10.200.0.40}}}
+"""
+
+
+def wanted(text: str, node: str) -> set:
+    """The overlay objects of network mesh on `node`."""
+    spec = load_spec_text(text, "spec.yaml", NodeChoice(node))
+    return set(overlay_objects(spec, spec.network("mesh"), assign_addresses(spec, State())))
+
+
+def test_a_node_wants_a_bridge_a_vxlan_and_static_entries_for_every_remote_member():
+    found = wanted(THREE_NODES, "node-a")
+    device = "vxlan4242"
+    assert {o for o in found if isinstance(o, (Bridge, Vxlan))} == {
+        Bridge("mesh", "mesh", "02:42:0a:c8:00:01", 1450),
+        Vxlan(device, "mesh", 4242, "198.51.100.1", "mesh", vxlan_mac(built_networks(THREE_NODES)["mesh"]), 1450)}
+    assert {(o.mac, o.remote) for o in found if isinstance(o, FdbEntry)} == {
+        ("02:42:0a:c8:00:14", "198.51.100.2"), ("02:00:00:00:00:30", "198.51.100.2"),
+        ("02:42:0a:c8:00:28", "198.51.100.3"),
+        (ZERO_MAC, "198.51.100.2"), (ZERO_MAC, "198.51.100.3")}  # one per other node with members, never itself
+    assert {(o.address, o.mac) for o in found if isinstance(o, NeighEntry)} == {
+        ("10.200.0.20", "02:42:0a:c8:00:14"), ("10.200.0.30", "02:00:00:00:00:30"), ("10.200.0.40", "02:42:0a:c8:00:28")}
+    assert all(o.device == device for o in found if isinstance(o, (FdbEntry, NeighEntry)))
+
+
+def test_a_node_without_members_has_nothing_of_the_network():
+    text = THREE_NODES.replace("  api: {node: node-a, networks: [mesh]}\n", "")
+    assert wanted(text, "node-a") == set()
+    assert {(o.mac, o.remote) for o in wanted(text, "node-b") if isinstance(o, FdbEntry)} == {
+        ("02:42:0a:c8:00:28", "198.51.100.3"), (ZERO_MAC, "198.51.100.3")}
+
+
+def test_adding_a_remote_container_changes_exactly_its_entries():
+    before = wanted(THREE_NODES, "node-a")
+    after = wanted(THREE_NODES + "  web: {node: node-b, networks: {mesh: {ipv4_address: 10.200.0.50}}}\n", "node-a")
+    assert after - before == {FdbEntry("vxlan4242", "02:42:0a:c8:00:32", "198.51.100.2"),
+                              NeighEntry("vxlan4242", "10.200.0.50", "02:42:0a:c8:00:32")}
+    assert before - after == set()
+    without_queue = wanted(THREE_NODES.replace("  queue: {node: node-c, networks: {mesh: {ipv4_address: "
+                                               "10.200.0.40}}}\n", ""), "node-a")
+    assert before - without_queue == {FdbEntry("vxlan4242", "02:42:0a:c8:00:28", "198.51.100.3"),
+                                      NeighEntry("vxlan4242", "10.200.0.40", "02:42:0a:c8:00:28"),
+                                      FdbEntry("vxlan4242", ZERO_MAC, "198.51.100.3")}
