@@ -121,6 +121,8 @@ class OverlayDriver:
     through_host = False
     default_mtu = DEFAULT_MTU
     always_internal = True  # no gateway on the host: nothing leaves, no default route through it
+    # one subnet across the nodes, written: a choice from one host's routes could differ on another
+    chooses_subnet = False
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
@@ -140,6 +142,11 @@ class OverlayDriver:
 
     def host_name(self, network: NetworkSpec) -> str:
         return network.bridge
+
+    def max_attachments(self, network: NetworkSpec) -> tuple[int, str] | None:
+        # each node's bridge holds that node's containers and the VXLAN device; the spec's
+        # count is of every node's, so the bridge's limit is not the spec's to check here
+        return None
 
     def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:
         return {}
