@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import threading
 
-from reconciler.kernel.observe import _read_small_file
+from reconciler.kernel.observe import read_small_file
 
 
 def read_in_thread(filename: str, dir_fd: int) -> list:
     result: list = []
-    thread = threading.Thread(target=lambda: result.append(_read_small_file(filename, dir_fd)), daemon=True)
+    thread = threading.Thread(target=lambda: result.append(read_small_file(filename, dir_fd)), daemon=True)
     thread.start()
     thread.join(10)
     assert not thread.is_alive(), f"reading {filename} blocked"

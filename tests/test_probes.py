@@ -130,3 +130,23 @@ def test_names_are_one_result_per_container_naming_the_wrong_ones():
     failed = _names_summary("c", [*right, wrong])
     assert failed.result == "failed"
     assert failed.detail == "1 of 9 wrong: www: resolves to 203.0.113.99 in hosts, expected 203.0.113.10"
+
+
+def test_a_hosts_file_that_is_a_symbolic_link_is_not_read_through(tmp_path):
+    """The path is built from a spec name: a link put at the file or its directory is
+    never followed, the probe fails instead."""
+    victim = tmp_path / "victim"
+    victim.write_text("203.0.113.10 www\n")
+    container = tmp_path / "etc-netns" / "c"
+    container.mkdir(parents=True)
+    (container / "hosts").symlink_to(victim)
+    linked_dir = tmp_path / "etc-netns" / "d"
+    linked_dir.symlink_to(container)
+    for path in (container / "hosts", linked_dir / "hosts"):
+        lookup = _hosts_lookup(str(path))
+        assert isinstance(lookup, OSError)
+        assert _name_result(NameProbe("c", "www", (IPv4Address("203.0.113.10"),), "discovery"), str(path),
+                            lookup).result == "failed"
+    (container / "hosts").unlink()
+    (container / "hosts").write_text("203.0.113.10 www\n")
+    assert _hosts_lookup(str(container / "hosts"))["www"] == IPv4Address("203.0.113.10")

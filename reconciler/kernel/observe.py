@@ -34,7 +34,7 @@ from reconciler.errors import KernelError
 from reconciler.kernel import netlink as nl
 from reconciler.kernel import nft
 from reconciler.kernel.nlsocket import NetlinkSocket, entered
-from reconciler.kernel.session import NETNS_DIR, KernelSession, open_container_dir
+from reconciler.kernel.session import DIRECTORY_FLAGS, NETNS_DIR, KernelSession, open_container_dir
 from reconciler.kernel.support import unsupported_link_kinds
 from reconciler.render import firewall
 from reconciler.state.desired import route_localnet
@@ -410,7 +410,7 @@ def _observe_files(etc_fd: int, directory: str, netns: str, read: bool = True) -
                 mode = entry.stat(follow_symlinks=False).st_mode
                 in_the_way.append((netns, _in_the_way(os.path.join(directory, entry.name), mode, "a regular file")))
             elif entry.name in CONTAINER_FILES and read:
-                content = _read_small_file(entry.name, dir_fd)
+                content = read_small_file(entry.name, dir_fd)
                 if content is not None:
                     found.append(File(netns, entry.name, content))
             elif regular and is_temporary(entry.name):
@@ -442,7 +442,31 @@ def _observe_other_container_dirs(session: KernelSession, owned: set[str]) -> li
     return in_the_way
 
 
-def _read_small_file(path: str, dir_fd: int | None = None) -> str | None:
+def read_container_file(path: str) -> str | None:
+    """The text of container file ETC_NETNS/NAME/FILE `path`, never through a link at NAME
+    or FILE (the etc-netns directory is the operator's choice): None when absent, or when
+    a link or anything but a regular file is there."""
+    directory, filename = os.path.split(path)
+    etc_netns, netns = os.path.split(directory)
+    try:
+        etc_fd = os.open(etc_netns, DIRECTORY_FLAGS)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        dir_fd = open_container_dir(etc_fd, netns)
+    except NotADirectoryError:
+        return None
+    finally:
+        os.close(etc_fd)
+    if dir_fd is None:
+        return None
+    try:
+        return read_small_file(filename, dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_small_file(path: str, dir_fd: int | None = None) -> str | None:
     """The file's text, or None when absent. os-level I/O: a third of the cost of open()
     with its buffered text layer, which matters for 3000 files per full read. Relative
     to `dir_fd` a link is never followed (ELOOP: read as absent), and anything but a
@@ -532,5 +556,5 @@ def read_sysctls(netns_fd: int, settings: list[str]) -> dict[str, str]:
     values = {}
     with entered(netns_fd):
         for setting in settings:
-            values[setting] = (_read_small_file(sysctl_path(setting)) or "").strip()
+            values[setting] = (read_small_file(sysctl_path(setting)) or "").strip()
     return values

@@ -26,6 +26,7 @@ from ipaddress import IPv4Address
 from reconciler.errors import KernelError, PrerequisiteError
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.nlsocket import NetlinkSocket, entered
+from reconciler.kernel.observe import read_container_file
 from reconciler.kernel.session import netns_path
 from reconciler.state.probes import DnsProbe, GatewayProbe, NameProbe, PortProbe, Probe, ReachProbe
 
@@ -408,11 +409,9 @@ def _exchange(pending: list[_Pending], timeout: float) -> None:
 def _hosts_lookup(path: str) -> dict[str, IPv4Address] | OSError:
     """What glibc's files source answers for an IPv4 lookup from one hosts file: per name
     (lowercased), the address of the first line with an IPv4 address naming it."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as hosts:
-            text = hosts.read()
-    except OSError as error:
-        return error
+    text = read_container_file(path)  # never through a link put where the file or its directory is
+    if text is None:
+        return OSError(errno.ENOENT, "absent, or a symbolic link or not a regular file")
     found: dict[str, IPv4Address] = {}
     for line in text.splitlines():
         fields = line.split("#", 1)[0].split()
