@@ -20,10 +20,10 @@ from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.state.discovery import discovers, names_in_scope
 from reconciler.state.ipam import assign_addresses, assign_interfaces
-from reconciler.state.subnets import with_chosen_subnets
 from reconciler.state.model import (
-    FORWARDING, HOST_NS, IP_FORWARD, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl,
+    FORWARDING, HOST_NS, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl,
 )
+from reconciler.state.subnets import with_chosen_subnets
 
 
 def route_localnet(bridge: str) -> str:
