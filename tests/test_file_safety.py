@@ -195,7 +195,7 @@ def test_write_atomically_never_follows_a_link_at_its_temporary_name(tmp_path, m
 
 def test_temporary_names_are_unpredictable_and_carry_the_mark(tmp_path, monkeypatch):
     from reconciler.kernel import files
-    from reconciler.kernel.observe import is_temporary
+    from reconciler.kernel.container_files import is_temporary
 
     names = []
     real_replace = os.replace

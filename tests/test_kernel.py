@@ -243,7 +243,8 @@ def test_a_stranger_namespace_reusing_a_deleted_name_is_not_taken_over(sandbox):
 
 
 def test_reading_containers_in_a_second_process_sees_the_same_state(sandbox, monkeypatch):
-    from reconciler.kernel import observe as observe_module
+    from reconciler.kernel import observe_containers
+    from reconciler.kernel.observe import observe
     from reconciler.kernel.session import KernelSession
     from reconciler.kernel.statedir import StateDir
 
@@ -251,9 +252,9 @@ def test_reading_containers_in_a_second_process_sees_the_same_state(sandbox, mon
     state = StateDir(sandbox.state_dir, sandbox.host)
 
     def read(threshold: int):
-        monkeypatch.setattr(observe_module, "PARALLEL_FROM", threshold)
+        monkeypatch.setattr(observe_containers, "PARALLEL_FROM", threshold)
         with KernelSession(sandbox.host, state) as session:
-            return observe_module.observe(session)
+            return observe(session)
 
     serial, forked = read(10**6), read(2)
     assert forked == serial

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import io
-import json
 import textwrap
 from dataclasses import fields
 from ipaddress import IPv4Address, IPv4Network

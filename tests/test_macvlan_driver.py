@@ -15,7 +15,7 @@ from reconciler import drivers
 from reconciler.drivers.macvlan import MACVLAN, macvlan_alias, shim_name, vlan_alias
 from reconciler.errors import SpecError
 from reconciler.kernel import netlink as nl
-from reconciler.kernel.observe import _container_link
+from reconciler.kernel.observe_containers import container_link
 from reconciler.kernel import support
 from reconciler.kernel.support import vlan_supported
 from reconciler.spec.loader import load_spec_text
@@ -251,15 +251,15 @@ def test_an_unmarked_macvlan_in_an_owned_namespace_is_replaced():
     (wanted,) = before.of_kind(Macvlan)
     link = nl.Link(7, "eth0", True, 1500, wanted.mac, 0, "macvlan", "", 2, False, False, link_netnsid=0,
                    macvlan_mode="bridge")
-    unmarked = _container_link(MACVLAN, link, "web", {2: "eth1"})
+    unmarked = container_link(MACVLAN, link, "web", {2: "eth1"})
     assert unmarked == dataclasses.replace(wanted, container=MISSING, network=MISSING)
     live = State.of([unmarked if o.kind == "macvlan" else o for o in before.objects.values()])
     assert [(a.op, a.kind) for a in plan(before, live).actions if a.kind == "macvlan"] == [
         ("delete", "macvlan"), ("create", "macvlan")]
     marked = dataclasses.replace(link, alias=macvlan_alias("web", "lan"))
-    assert _container_link(MACVLAN, marked, "web", {2: "eth1"}) == wanted
+    assert container_link(MACVLAN, marked, "web", {2: "eth1"}) == wanted
     # a lower link in the container's own namespace (no link-netnsid) is no parent of ours
-    assert _container_link(MACVLAN, dataclasses.replace(marked, link_netnsid=-1), "web", {2: "eth1"}).parent is MISSING
+    assert container_link(MACVLAN, dataclasses.replace(marked, link_netnsid=-1), "web", {2: "eth1"}).parent is MISSING
 
 
 # --- requests and decoding --------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 
-from reconciler.kernel.observe import read_small_file
+from reconciler.kernel.container_files import read_small_file
 
 
 def read_in_thread(filename: str, dir_fd: int) -> list:

@@ -1,5 +1,5 @@
 """The static forwarding (FDB) and neighbour entries of the overlay's VXLAN devices, sent
-as netlink batches on the host namespace's socket (read back by reconciler.kernel.observe)."""
+as netlink batches on the host namespace's socket (read back by reconciler.kernel.observe_host)."""
 
 from __future__ import annotations
 

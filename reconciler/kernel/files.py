@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
 from reconciler.kernel.batch import KindWriter, Operation, apply_error
-from reconciler.kernel.observe import CONTAINER_FILES, TEMPORARY_MARK, is_temporary
+from reconciler.kernel.container_files import CONTAINER_FILES, TEMPORARY_MARK, is_temporary
 from reconciler.kernel.session import KernelSession, open_container_dir
 from reconciler.state.model import File
 from reconciler.state.plan import Action

@@ -19,7 +19,7 @@ from reconciler.kernel import netlink as nl
 from reconciler.kernel.batch import KindWriter, Operation, apply_error, changed, write_proc_file
 from reconciler.kernel.files import for_each, remove_files_of
 from reconciler.kernel.nlsocket import CLONE_NEWNET, NetlinkSocket, check_call, current_netns_fd, setns
-from reconciler.kernel.observe import list_netns, owned_netns
+from reconciler.kernel.observe_namespaces import list_netns, owned_netns
 from reconciler.kernel.session import NETNS_DIR, netns_path
 from reconciler.state.model import QUIET_IPV6, Netns, NetnsAlias
 from reconciler.state.plan import Action

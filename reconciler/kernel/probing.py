@@ -26,7 +26,7 @@ from ipaddress import IPv4Address
 from reconciler.errors import KernelError, PrerequisiteError
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.nlsocket import NetlinkSocket, entered
-from reconciler.kernel.observe import read_container_file
+from reconciler.kernel.container_files import read_container_file
 from reconciler.kernel.session import netns_path
 from reconciler.state.probes import DnsProbe, GatewayProbe, NameProbe, PortProbe, Probe, ReachProbe
 

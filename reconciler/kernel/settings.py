@@ -5,7 +5,7 @@ from __future__ import annotations
 from reconciler.errors import KernelError
 from reconciler.kernel import nft
 from reconciler.kernel.batch import KindWriter, Operation, apply_error
-from reconciler.kernel.observe import sysctl_path
+from reconciler.kernel.dumps import sysctl_path
 from reconciler.render import firewall
 from reconciler.state.model import Firewall
 from reconciler.state.plan import Action

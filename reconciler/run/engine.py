@@ -20,7 +20,8 @@ from reconciler.errors import (
     VerifyError,
 )
 from reconciler.kernel import nft
-from reconciler.kernel.observe import netns_managed_elsewhere, observe
+from reconciler.kernel.observe import observe
+from reconciler.kernel.observe_namespaces import netns_managed_elsewhere
 from reconciler.kernel.session import KernelSession
 from reconciler.render import firewall, resolvconf
 from reconciler.spec.types import HostSpec, Spec

@@ -23,7 +23,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Callable
 
 from reconciler.errors import GuardError, NetreconcileError, SourceError, SpecError, VerifyError
-from reconciler.kernel.observe import list_netns
+from reconciler.kernel.observe_namespaces import list_netns
 from reconciler.kernel.session import KernelSession, netns_path
 from reconciler.render import resolvconf
 from reconciler.run import logs
