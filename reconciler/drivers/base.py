@@ -59,8 +59,13 @@ class NetworkDriver(Protocol):
     # filters and masquerades it, publishes ports to it, and the host forwards for it
     through_host: bool
     # whether a network written without `subnet:` gets one chosen at plan time (a LAN's cannot
-    # be guessed); a driver without this attribute is taken to need one written
+    # be guessed)
     chooses_subnet: bool
+    # the MTU of a network written without `mtu:`
+    default_mtu: int
+    # whether its networks are internal whatever the spec says: no gateway on the host, so
+    # nothing leaves them and no container gets a default route through them
+    always_internal: bool
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:

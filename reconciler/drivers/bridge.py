@@ -65,6 +65,8 @@ class BridgeDriver:
     container_link_kind = ""  # an attachment is the peer of a host link
     through_host = True
     chooses_subnet = True  # without `subnet:` one is chosen at plan time (reconciler.state.subnets)
+    default_mtu = NetworkSpec.mtu  # Ethernet's 1500, as Docker's bridge networks
+    always_internal = False
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
