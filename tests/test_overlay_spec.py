@@ -88,6 +88,31 @@ def test_two_overlay_networks_with_one_vni_are_refused():
     assert "spec.yaml:12:10: networks.other.vni: VNI 4242 is already the one of overlay network 'mesh'" in problems(text)
 
 
+def _on_two_nodes(driver: str, on_a: int, on_b: int) -> str:
+    """`on_a` containers of node-a and `on_b` of node-b on network `mesh` (of `driver`)."""
+    members = [("node-a", n) for n in range(on_a)] + [("node-b", n) for n in range(on_b)]
+    return (TWO_NODES + f"networks:\n  mesh: {{driver: {driver}, subnet: 10.200.0.0/20}}\ncontainers:\n"
+            + "".join(f"  {node}-c{n}: {{node: {node}, networks: [mesh]}}\n" for node, n in members))
+
+
+def test_one_node_holds_at_most_1022_containers_of_an_overlay_network_and_validate_says_why():
+    """Each node's bridge of the network has the VXLAN device as one of its 1023 ports: the
+    1023rd container of one node would be refused by the kernel ("Exchange full") mid-apply."""
+    load_spec_text(_on_two_nodes("overlay", 1022, 1022), "spec.yaml")  # 2044 in the spec: 1022 per bridge
+    assert problems(_on_two_nodes("overlay", 1023, 5)) == [
+        "spec.yaml:6:3: networks.mesh: 1023 containers of node 'node-a' are attached but a Linux bridge holds at "
+        "most 1023 ports (the kernel's BR_MAX_PORTS: 1024 port numbers, 0 reserved), and on each node its VXLAN "
+        "device takes one: spread the containers over several networks or nodes"]
+
+
+def test_a_bridge_network_of_a_multi_host_spec_is_one_bridge_per_node():
+    load_spec_text(_on_two_nodes("bridge", 1023, 1023), "spec.yaml")
+    assert problems(_on_two_nodes("bridge", 3, 1024)) == [
+        "spec.yaml:6:3: networks.mesh: 1024 containers of node 'node-b' are attached but a Linux bridge holds at "
+        "most 1023 ports (the kernel's BR_MAX_PORTS: 1024 port numbers, 0 reserved): spread the containers over "
+        "several networks or nodes"]
+
+
 def test_an_overlay_network_needs_nodes():
     text = SPEC.replace("nodes:\n  node-a: {address: 198.51.100.1}\n  node-b: {address: 198.51.100.2}\n", "").replace(
         "node: node-a, ", "").replace("node: node-b, ", "")

@@ -84,9 +84,9 @@ class NetworkDriver(Protocol):
         ...
 
     def max_attachments(self, network: NetworkSpec) -> tuple[int, str] | None:
-        """How many containers the kernel lets the network hold, and why (validate refuses
-        more at the network's line, rather than an apply finding out at the next one);
-        None: no limit of the driver's own."""
+        """How many containers of one node the kernel lets the network hold (each node has
+        its own bridge of it), and why (validate refuses more at the network's line, rather
+        than an apply finding out at the next one); None: no limit of the driver's own."""
         ...
 
     def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:

@@ -28,7 +28,7 @@ from ipaddress import IPv4Address
 from typing import Any, Mapping
 
 from reconciler.drivers.base import Changed, NextSeq
-from reconciler.drivers.bridge import BRIDGE, mac_for
+from reconciler.drivers.bridge import BRIDGE, bridge_port_limit, mac_for
 from reconciler.drivers.interfaces import ipv6_switch
 from reconciler.kernel import netlink as nl
 from reconciler.errors import Problem
@@ -144,9 +144,7 @@ class OverlayDriver:
         return network.bridge
 
     def max_attachments(self, network: NetworkSpec) -> tuple[int, str] | None:
-        # each node's bridge holds that node's containers and the VXLAN device; the spec's
-        # count is of every node's, so the bridge's limit is not the spec's to check here
-        return None
+        return bridge_port_limit("on each node its VXLAN device")
 
     def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:
         return {}

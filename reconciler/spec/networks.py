@@ -267,12 +267,17 @@ class NetworkSection(SectionReader):
 
     def _check_capacity(self, networks: list[NetworkSpec], containers: list[ContainerSpec]) -> None:
         attached = Counter(a.network for container in containers for a in container.networks)
+        # a driver's limit is of one node's containers: each node has its own bridge of a network
+        on_node = Counter((a.network, container.node) for container in containers for a in container.networks)
+        by_name = {network.name: network for network in networks}
+        for (name, node), count in on_node.items():
+            limit = drivers.driver_for(by_name[name].driver).max_attachments(by_name[name]) if name in by_name else None
+            if limit is not None and count > limit[0]:
+                of_node, fix = ("", "") if node is None else (f" of node {node!r}", " or nodes")
+                self.doc.problem(("networks", name), f"{count} containers{of_node} are attached but {limit[1]}: "
+                                 f"spread the containers over several networks{fix}", at_key=True)
         for network in networks:
             count = attached[network.name]
-            limit = drivers.driver_for(network.driver).max_attachments(network)
-            if limit is not None and count > limit[0]:
-                self.doc.problem(("networks", network.name), f"{count} containers are attached but {limit[1]}: "
-                                 "spread the containers over several networks", at_key=True)
             for version in network.families:  # every attached container gets an address of each
                 if network.subnet_of(version) is None:
                     continue  # chosen at plan time, as large as they need
