@@ -151,3 +151,50 @@ def test_sync_once_on_every_node_converges_the_fleet_on_each_commit(sandbox, two
     sync_all()
     fdb, neigh = entries(host_a)
     assert ("02:42:0a:c8:00:32", "198.51.100.2") not in fdb and ("10.200.0.50", "02:42:0a:c8:00:32") not in neigh
+
+
+SPEC6 = SPEC.replace("    subnet: 10.200.0.0/24\n", "    subnet: 10.200.0.0/24\n    enable_ipv6: true\n"
+                     "    subnet6: fd42:4242::/64\n").replace(
+    "{ipv4_address: 10.200.0.10}", "{ipv4_address: 10.200.0.10, ipv6_address: 'fd42:4242::10'}").replace(
+    "{ipv4_address: 10.200.0.20}", "{ipv4_address: 10.200.0.20, ipv6_address: 'fd42:4242::20'}")
+
+
+def neigh6(host: str) -> set:
+    return {(e["dst"], e.get("lladdr"), tuple(e.get("state", ())))
+            for e in json.loads(sh(f"ip -n {host} -j -6 neigh show dev vxlan4242"))}
+
+
+def test_containers_on_two_nodes_reach_each_other_over_ipv6_and_a_deleted_neighbour_entry_is_made_again(
+        sandbox, two_hosts):
+    host_a, host_b = two_hosts
+    spec = sandbox.write_spec(SPEC6)
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        apply(sandbox, host, node, spec)
+
+    db_entry = ("fd42:4242::20", "02:42:0a:c8:00:14", ("PERMANENT",))
+    assert db_entry in neigh6(host_a)
+    assert ("fd42:4242::10", "02:42:0a:c8:00:0a", ("PERMANENT",)) in neigh6(host_b)
+    for host in (host_a, host_b):  # IPv6 on the VXLAN device for its entries, but no address of its own
+        assert json.loads(sh(f"ip -n {host} -j -6 addr show dev vxlan4242")) in ([], [{}])
+        assert json.loads(sh(f"ip -n {host} -j -6 addr show dev mesh")) in ([], [{}])  # no gateway6
+    for here, there in (("api", "fd42:4242::20"), ("db", "fd42:4242::10")):
+        eventually(lambda: " 0% packet loss" in sandbox.in_ns(here, f"ping -6 -c 1 -W 1 {there}", check=False),
+                   f"{here} pings {there} across the overlay over IPv6")
+    cache = [a["local"] for a in json.loads(sh(f"ip -n {sandbox.name('cache')} -j -6 addr show dev eth0"))[0][
+        "addr_info"] if a["local"].startswith("fd42:4242:")]
+    assert len(cache) == 1
+    eventually(lambda: " 0% packet loss" in sandbox.in_ns("api", f"ping -6 -c 1 -W 1 {cache[0]}", check=False),
+               "api pings cache over IPv6, whose address node-a computed without seeing it")
+
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        again = run(sandbox, host, node, "status", "--detailed-exitcode", str(spec))
+        assert again.returncode == 0, again.stdout + again.stderr
+
+    before = neigh6(host_a)
+    sh(f"ip -n {host_a} -6 neigh del fd42:4242::20 dev vxlan4242")
+    assert db_entry not in neigh6(host_a)
+    drift = run(sandbox, host_a, "node-a", "plan", "--detailed-exitcode", str(spec))
+    assert drift.returncode == 2 and "fd42:4242::20" in drift.stdout, drift.stdout + drift.stderr
+    apply(sandbox, host_a, "node-a", spec)
+    assert neigh6(host_a) == before
+    assert run(sandbox, host_a, "node-a", "status", "--detailed-exitcode", str(spec)).returncode == 0

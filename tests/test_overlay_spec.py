@@ -12,7 +12,8 @@ from reconciler.kernel.netlink import ZERO_MAC
 from reconciler.spec.loader import load_spec_text
 from reconciler.spec.nodes import NodeChoice, NodeSection
 from reconciler.state.ipam import assign_addresses
-from reconciler.state.model import Bridge, FdbEntry, NeighEntry, State, Vxlan
+from reconciler.state.desired import build_desired
+from reconciler.state.model import HOST_NS, Address, Bridge, FdbEntry, NeighEntry, State, Vxlan
 from reconciler.spec.yamlread import parse_yaml
 
 from tests.test_nodes import TWO_NODES
@@ -62,7 +63,7 @@ def test_vni_is_derived_stably_from_the_name_and_the_mtu_defaults_to_1450():
     ("uplink", "eth1", "the overlay's only port beyond its containers is its VXLAN device"),
     ("internal", "true", "an overlay network is internal already"),
     ("icc", "false", "traffic between its containers does not go through the host's firewall"),
-    ("enable_ipv6", "true", "IPv6 on overlay networks is not built yet"),
+    ("masquerade6", "false", "the bridge has no address, so nothing leaves through the host"),
 ])
 def test_what_an_overlay_network_cannot_have_is_refused_at_its_key(key, value, why):
     found = problems(SPEC.replace("    driver: overlay\n", f"    driver: overlay\n    {key}: {value}\n"))
@@ -141,7 +142,8 @@ containers:
 def wanted(text: str, node: str) -> set:
     """The overlay objects of network mesh on `node`."""
     spec = load_spec_text(text, "spec.yaml", NodeChoice(node))
-    return set(overlay_objects(spec, spec.network("mesh"), assign_addresses(spec, State())))
+    return set(overlay_objects(spec, spec.network("mesh"), assign_addresses(spec, State()),
+                               assign_addresses(spec, State(), family=6)))
 
 
 def test_a_node_wants_a_bridge_a_vxlan_and_static_entries_for_every_remote_member():
@@ -177,3 +179,50 @@ def test_adding_a_remote_container_changes_exactly_its_entries():
     assert before - without_queue == {FdbEntry("vxlan4242", "02:42:0a:c8:00:28", "198.51.100.3"),
                                       NeighEntry("vxlan4242", "10.200.0.40", "02:42:0a:c8:00:28"),
                                       FdbEntry("vxlan4242", ZERO_MAC, "198.51.100.3")}
+
+
+# --- IPv6 on an overlay network (pure) -------------------------------------------------------------
+
+THREE_NODES6 = THREE_NODES.replace(
+    "  mesh: {driver: overlay, vni: 4242, subnet: 10.200.0.0/24}",
+    "  mesh: {driver: overlay, vni: 4242, subnet: 10.200.0.0/24, enable_ipv6: true, subnet6: 'fd42:200::/64'}").replace(
+    "{ipv4_address: 10.200.0.20}", "{ipv4_address: 10.200.0.20, ipv6_address: 'fd42:200::20'}")
+
+
+def test_with_ipv6_a_remote_member_has_a_neighbour_entry_per_family_and_the_bridge_no_address():
+    found = wanted(THREE_NODES6, "node-a")
+    spec = load_spec_text(THREE_NODES6, "spec.yaml", NodeChoice("node-a"))
+    addresses6 = assign_addresses(spec, State(), family=6)
+    neigh = {(o.address, o.mac) for o in found if isinstance(o, NeighEntry)}
+    assert neigh == {
+        ("10.200.0.20", "02:42:0a:c8:00:14"), ("10.200.0.30", "02:00:00:00:00:30"), ("10.200.0.40", "02:42:0a:c8:00:28"),
+        ("fd42:200::20", "02:42:0a:c8:00:14"), (str(addresses6[("cache", "mesh")]), "02:00:00:00:00:30"),
+        (str(addresses6[("queue", "mesh")]), "02:42:0a:c8:00:28")}
+    assert addresses6[("cache", "mesh")] in spec.network("mesh").subnet6
+    # the FDB entries are per MAC, not per address: the same as without IPv6
+    assert {o for o in found if isinstance(o, FdbEntry)} == {o for o in wanted(THREE_NODES, "node-a")
+                                                             if isinstance(o, FdbEntry)}
+    (vxlan,) = [o for o in found if isinstance(o, Vxlan)]
+    (bridge,) = [o for o in found if isinstance(o, Bridge)]
+    assert (vxlan.ipv6, bridge.ipv6) == (True, False)
+    assert not [o for o in build_desired(spec, State()).objects.values()
+                if isinstance(o, Address) and o.netns == HOST_NS]  # no gateway of either family on the host
+
+
+def test_the_vxlan_device_has_ipv6_on_quietly_only_with_the_networks_ipv6():
+    def settings(ipv6: bool, changed=lambda *fields: True, creating=True):
+        device = Vxlan("vxlan4242", "mesh", 4242, "198.51.100.1", "mesh", "02:00:00:00:00:01", 1450, ipv6=ipv6)
+        return [(path.rsplit("/", 1)[-1], value) for _, path, value in OVERLAY.settings(device, changed, creating)]
+
+    # the kernel refuses IPv6 neighbour entries on a device without IPv6; on, it makes no address of its own
+    assert settings(True) == [("addr_gen_mode", "1"), ("dad_transmits", "0"), ("router_solicitations", "0"),
+                              ("disable_ipv6", "0")]
+    assert settings(False) == [("disable_ipv6", "1")]
+    assert settings(True, changed=lambda *fields: "ipv6" not in fields, creating=False) == []
+
+
+def test_ipv6_addresses_of_an_overlay_network_are_the_same_on_every_node():
+    on = {node: assign_addresses(load_spec_text(THREE_NODES6, "spec.yaml", NodeChoice(node)), State(), family=6)
+          for node in ("node-a", "node-b", "node-c")}
+    assert on["node-a"] == on["node-b"] == on["node-c"]
+    assert str(on["node-a"][("db", "mesh")]) == "fd42:200::20"

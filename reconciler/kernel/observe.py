@@ -500,7 +500,7 @@ def _entries(sock: NetlinkSocket, devices: dict[int, str]) -> list[KernelObject]
     if not devices:
         return []
     found: list[KernelObject] = []
-    for family in (socket.AF_BRIDGE, socket.AF_INET):
+    for family in (socket.AF_BRIDGE, socket.AF_INET, socket.AF_INET6):
         for kind, payload in sock.dump(lambda seq: nl.dump_neighs(seq, family)):
             if kind != nl.RTM_NEWNEIGH:
                 continue

@@ -62,7 +62,7 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
         objects += container_files(spec, container, addresses, host_resolv, host_files, addresses6,
                                    discovery=sections[container.name])
     objects += [obj for network in spec.networks if network.driver == OVERLAY.name
-                for obj in overlay_objects(spec, network, addresses)]
+                for obj in overlay_objects(spec, network, addresses, addresses6)]
     objects += firewall_objects(spec, addresses, addresses6)
     for family, setting in FORWARDING.items():
         if forwarding_needed(spec, family):
