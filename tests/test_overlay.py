@@ -198,3 +198,72 @@ def test_containers_on_two_nodes_reach_each_other_over_ipv6_and_a_deleted_neighb
     apply(sandbox, host_a, "node-a", spec)
     assert neigh6(host_a) == before
     assert run(sandbox, host_a, "node-a", "status", "--detailed-exitcode", str(spec)).returncode == 0
+
+
+def test_status_json_names_the_node_and_says_whether_it_is_in_sync(sandbox, two_hosts):
+    host_a, host_b = two_hosts
+    spec = sandbox.write_spec(SPEC)
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        apply(sandbox, host, node, spec)
+
+    def status(host: str, node: str) -> tuple[int, dict]:
+        result = run(sandbox, host, node, "status", "-o", "json", "--detailed-exitcode", str(spec))
+        return result.returncode, json.loads(result.stdout)
+
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        code, document = status(host, node)
+        assert (code, document["node"], document["in_sync"]) == (0, node, True), document
+    sh(f"bridge -n {host_b} fdb del 02:42:0a:c8:00:0a dev vxlan4242 dst 198.51.100.1")  # api's, on node-b
+    code, document = status(host_b, "node-b")
+    assert (code, document["node"], document["in_sync"]) == (2, "node-b", False), document
+    assert (status(host_a, "node-a")[1]["in_sync"]) is True  # node-a's part is untouched
+
+
+def hosts_lines(sandbox, container: str) -> list[list[str]]:
+    return [line.split() for line in sandbox.in_ns(container, "cat /etc/hosts").splitlines()]
+
+
+def test_extra_hosts_and_a_link_to_a_container_on_the_other_node_are_in_the_hosts_file(sandbox, two_hosts):
+    host_a, host_b = two_hosts
+    spec = sandbox.write_spec(SPEC6.replace('links: ["@db:database"]}', 'links: ["@cache:kv"], '
+                                            'extra_hosts: ["registry.local:203.0.113.7"]}'))
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        apply(sandbox, host, node, spec)
+    cache = sandbox.name("cache")
+    # cache's addresses as node-b built them; node-a computed the same without seeing it
+    cache4 = json.loads(sh(f"ip -n {cache} -j -4 addr show dev eth0"))[0]["addr_info"][0]["local"]
+    cache6 = [a["local"] for a in json.loads(sh(f"ip -n {cache} -j -6 addr show dev eth0"))[0]["addr_info"]
+              if a["local"].startswith("fd42:4242:")][0]
+    lines = hosts_lines(sandbox, "api")
+    assert ["203.0.113.7", "registry.local"] in lines
+    links = [line for line in lines if "kv" in line]
+    assert [line[0] for line in links] == [cache4, cache6], lines  # the link's IPv4 line, then its IPv6 one
+    assert all(cache in line for line in links)
+    eventually(lambda: " 0% packet loss" in sandbox.in_ns("api", "ping -c 1 -W 1 kv", check=False),
+               "api pings cache by its link alias")
+
+
+THREE_NODES_ONE_UNREACHABLE = SPEC.replace(
+    "  node-b: {address: 198.51.100.2}\n",
+    "  node-b: {address: 198.51.100.2}\n  node-c: {address: 198.51.100.3}\n",  # no namespace has .3
+) + "  @queue: {node: node-c, networks: {mesh: {ipv4_address: 10.200.0.40}}}\n"
+
+
+def test_a_node_whose_underlay_address_is_unreachable_is_no_error(sandbox, two_hosts):
+    host_a, host_b = two_hosts
+    spec = sandbox.write_spec(THREE_NODES_ONE_UNREACHABLE)
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        apply(sandbox, host, node, spec)
+    fdb, neigh = entries(host_a)
+    # queue's entries are there; the kernel simply cannot deliver to node-c
+    assert {("02:42:0a:c8:00:28", "198.51.100.3"), ("00:00:00:00:00:00", "198.51.100.3")} <= fdb
+    assert ("10.200.0.40", "02:42:0a:c8:00:28") in neigh
+    assert ("10.200.0.40", "02:42:0a:c8:00:28") in entries(host_b)[1]
+    eventually(lambda: " 0% packet loss" in sandbox.in_ns("api", "ping -c 1 -W 1 10.200.0.20", check=False),
+               "api still pings db on node-b")
+    assert " 0% packet loss" not in sandbox.in_ns("api", "ping -c 1 -W 1 10.200.0.40", check=False)
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        again = run(sandbox, host, node, "status", "--detailed-exitcode", str(spec))
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert apply(sandbox, host, node, spec)["actions"] == []  # a second apply: a no-op
+        assert run(sandbox, host, node, "status", "--detailed-exitcode", str(spec)).returncode == 0
