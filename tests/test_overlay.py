@@ -267,3 +267,25 @@ def test_a_node_whose_underlay_address_is_unreachable_is_no_error(sandbox, two_h
         assert again.returncode == 0, again.stdout + again.stderr
         assert apply(sandbox, host, node, spec)["actions"] == []  # a second apply: a no-op
         assert run(sandbox, host, node, "status", "--detailed-exitcode", str(spec)).returncode == 0
+
+
+def test_turning_ipv6_on_and_off_on_a_built_overlay_network(sandbox, two_hosts):
+    host_a, host_b = two_hosts
+    hosts = ((host_a, "node-a"), (host_b, "node-b"))
+    for text in (SPEC, SPEC6):
+        spec = sandbox.write_spec(text)
+        for host, node in hosts:
+            apply(sandbox, host, node, spec)
+    eventually(lambda: " 0% packet loss" in sandbox.in_ns("api", "ping -6 -c 1 -W 1 fd42:4242::20", check=False),
+               "api pings db over IPv6 once the network has it")
+    for host, node in hosts:
+        assert run(sandbox, host, node, "status", "--detailed-exitcode", str(spec)).returncode == 0
+        assert json.loads(sh(f"ip -n {host} -j -6 addr show dev vxlan4242")) in ([], [{}])
+
+    spec = sandbox.write_spec(SPEC)
+    for host, node in hosts:
+        apply(sandbox, host, node, spec)
+    assert neigh6(host_a) == set() and neigh6(host_b) == set()
+    assert "inet6" not in sandbox.in_ns("api", "ip -6 addr show dev eth0", check=False)
+    for host, node in hosts:
+        assert run(sandbox, host, node, "status", "--detailed-exitcode", str(spec)).returncode == 0
