@@ -13,7 +13,7 @@ from reconciler.spec.loader import load_spec_text
 from reconciler.spec.nodes import NodeChoice, NodeSection
 from reconciler.state.ipam import assign_addresses
 from reconciler.state.desired import build_desired
-from reconciler.state.model import HOST_NS, Address, Bridge, FdbEntry, NeighEntry, State, Vxlan
+from reconciler.state.model import HOST_NS, Address, Bridge, FdbEntry, File, NeighEntry, State, Vxlan
 from reconciler.spec.yamlread import parse_yaml
 
 from tests.test_nodes import TWO_NODES
@@ -226,3 +226,23 @@ def test_ipv6_addresses_of_an_overlay_network_are_the_same_on_every_node():
           for node in ("node-a", "node-b", "node-c")}
     assert on["node-a"] == on["node-b"] == on["node-c"]
     assert str(on["node-a"][("db", "mesh")]) == "fd42:200::20"
+
+
+# --- host-gateway on a container of an overlay network --------------------------------------------
+
+def test_host_gateway_names_the_gateway_of_the_first_network_that_has_one_on_the_host():
+    """An overlay network has no gateway on any host: its `gateway` is only kept free."""
+    text = SPEC.replace("  api: {node: node-a, networks: [mesh, local]}",
+                        "  api: {node: node-a, networks: [mesh, local], extra_hosts: ['gw:host-gateway']}")
+    spec = load_spec_text(text, "spec.yaml", NodeChoice("node-a"))
+    hosts = next(o for o in build_desired(spec, State()).objects.values()
+                 if isinstance(o, File) and (o.netns, o.filename) == ("api", "hosts"))
+    assert [line.split() for line in hosts.content.splitlines() if "gw" in line.split()] == [["10.201.0.1", "gw"]]
+
+
+def test_host_gateway_on_a_container_only_on_overlay_networks_is_refused():
+    text = SPEC.replace("  db: {node: node-b, networks: [mesh]}",
+                        "  db: {node: node-b, networks: [mesh], extra_hosts: ['gw:host-gateway']}")
+    assert problems(text) == [
+        "spec.yaml:13:40: containers.db.extra_hosts: host-gateway needs a network with a gateway on the host: "
+        "container 'db' is only on overlay networks, which have none (put it on a bridge network too)"]

@@ -350,11 +350,11 @@ def _extra_hosts(spec: Spec, container: ContainerSpec, item: str) -> tuple[hosts
     """The lines of one extra_hosts item; `host-gateway` gives one per gateway address,
     as Docker writes one per host-gateway-ip (the default bridge's IPv4 gateway, then
     its IPv6 one if it has IPv6). Docker means the default bridge; here: the
-    container's first network."""
+    container's first network with a gateway (validation made sure it has one)."""
     entry = hostsfile.parse_extra_host(item)
     if entry.address != hostsfile.HOST_GATEWAY:
         return (entry,)
-    network = spec.network(container.networks[0].network)
+    network = drivers.host_gateway_network(container, {a.network: spec.network(a.network) for a in container.networks})
     return tuple(hostsfile.HostEntry(str(network.gateway_of(family)), entry.names) for family in network.families)
 
 
