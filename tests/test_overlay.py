@@ -151,3 +151,141 @@ def test_sync_once_on_every_node_converges_the_fleet_on_each_commit(sandbox, two
     sync_all()
     fdb, neigh = entries(host_a)
     assert ("02:42:0a:c8:00:32", "198.51.100.2") not in fdb and ("10.200.0.50", "02:42:0a:c8:00:32") not in neigh
+
+
+SPEC6 = SPEC.replace("    subnet: 10.200.0.0/24\n", "    subnet: 10.200.0.0/24\n    enable_ipv6: true\n"
+                     "    subnet6: fd42:4242::/64\n").replace(
+    "{ipv4_address: 10.200.0.10}", "{ipv4_address: 10.200.0.10, ipv6_address: 'fd42:4242::10'}").replace(
+    "{ipv4_address: 10.200.0.20}", "{ipv4_address: 10.200.0.20, ipv6_address: 'fd42:4242::20'}")
+
+
+def neigh6(host: str) -> set:
+    return {(e["dst"], e.get("lladdr"), tuple(e.get("state", ())))
+            for e in json.loads(sh(f"ip -n {host} -j -6 neigh show dev vxlan4242"))}
+
+
+def test_containers_on_two_nodes_reach_each_other_over_ipv6_and_a_deleted_neighbour_entry_is_made_again(
+        sandbox, two_hosts):
+    host_a, host_b = two_hosts
+    spec = sandbox.write_spec(SPEC6)
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        apply(sandbox, host, node, spec)
+
+    db_entry = ("fd42:4242::20", "02:42:0a:c8:00:14", ("PERMANENT",))
+    assert db_entry in neigh6(host_a)
+    assert ("fd42:4242::10", "02:42:0a:c8:00:0a", ("PERMANENT",)) in neigh6(host_b)
+    for host in (host_a, host_b):  # IPv6 on the VXLAN device for its entries, but no address of its own
+        assert json.loads(sh(f"ip -n {host} -j -6 addr show dev vxlan4242")) in ([], [{}])
+        assert json.loads(sh(f"ip -n {host} -j -6 addr show dev mesh")) in ([], [{}])  # no gateway6
+    for here, there in (("api", "fd42:4242::20"), ("db", "fd42:4242::10")):
+        eventually(lambda: " 0% packet loss" in sandbox.in_ns(here, f"ping -6 -c 1 -W 1 {there}", check=False),
+                   f"{here} pings {there} across the overlay over IPv6")
+    cache = [a["local"] for a in json.loads(sh(f"ip -n {sandbox.name('cache')} -j -6 addr show dev eth0"))[0][
+        "addr_info"] if a["local"].startswith("fd42:4242:")]
+    assert len(cache) == 1
+    eventually(lambda: " 0% packet loss" in sandbox.in_ns("api", f"ping -6 -c 1 -W 1 {cache[0]}", check=False),
+               "api pings cache over IPv6, whose address node-a computed without seeing it")
+
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        again = run(sandbox, host, node, "status", "--detailed-exitcode", str(spec))
+        assert again.returncode == 0, again.stdout + again.stderr
+
+    before = neigh6(host_a)
+    sh(f"ip -n {host_a} -6 neigh del fd42:4242::20 dev vxlan4242")
+    assert db_entry not in neigh6(host_a)
+    drift = run(sandbox, host_a, "node-a", "plan", "--detailed-exitcode", str(spec))
+    assert drift.returncode == 2 and "fd42:4242::20" in drift.stdout, drift.stdout + drift.stderr
+    apply(sandbox, host_a, "node-a", spec)
+    assert neigh6(host_a) == before
+    assert run(sandbox, host_a, "node-a", "status", "--detailed-exitcode", str(spec)).returncode == 0
+
+
+def test_status_json_names_the_node_and_says_whether_it_is_in_sync(sandbox, two_hosts):
+    host_a, host_b = two_hosts
+    spec = sandbox.write_spec(SPEC)
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        apply(sandbox, host, node, spec)
+
+    def status(host: str, node: str) -> tuple[int, dict]:
+        result = run(sandbox, host, node, "status", "-o", "json", "--detailed-exitcode", str(spec))
+        return result.returncode, json.loads(result.stdout)
+
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        code, document = status(host, node)
+        assert (code, document["node"], document["in_sync"]) == (0, node, True), document
+    sh(f"bridge -n {host_b} fdb del 02:42:0a:c8:00:0a dev vxlan4242 dst 198.51.100.1")  # api's, on node-b
+    code, document = status(host_b, "node-b")
+    assert (code, document["node"], document["in_sync"]) == (2, "node-b", False), document
+    assert (status(host_a, "node-a")[1]["in_sync"]) is True  # node-a's part is untouched
+
+
+def hosts_lines(sandbox, container: str) -> list[list[str]]:
+    return [line.split() for line in sandbox.in_ns(container, "cat /etc/hosts").splitlines()]
+
+
+def test_extra_hosts_and_a_link_to_a_container_on_the_other_node_are_in_the_hosts_file(sandbox, two_hosts):
+    host_a, host_b = two_hosts
+    spec = sandbox.write_spec(SPEC6.replace('links: ["@db:database"]}', 'links: ["@cache:kv"], '
+                                            'extra_hosts: ["registry.local:203.0.113.7"]}'))
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        apply(sandbox, host, node, spec)
+    cache = sandbox.name("cache")
+    # cache's addresses as node-b built them; node-a computed the same without seeing it
+    cache4 = json.loads(sh(f"ip -n {cache} -j -4 addr show dev eth0"))[0]["addr_info"][0]["local"]
+    cache6 = [a["local"] for a in json.loads(sh(f"ip -n {cache} -j -6 addr show dev eth0"))[0]["addr_info"]
+              if a["local"].startswith("fd42:4242:")][0]
+    lines = hosts_lines(sandbox, "api")
+    assert ["203.0.113.7", "registry.local"] in lines
+    links = [line for line in lines if "kv" in line]
+    assert [line[0] for line in links] == [cache4, cache6], lines  # the link's IPv4 line, then its IPv6 one
+    assert all(cache in line for line in links)
+    eventually(lambda: " 0% packet loss" in sandbox.in_ns("api", "ping -c 1 -W 1 kv", check=False),
+               "api pings cache by its link alias")
+
+
+THREE_NODES_ONE_UNREACHABLE = SPEC.replace(
+    "  node-b: {address: 198.51.100.2}\n",
+    "  node-b: {address: 198.51.100.2}\n  node-c: {address: 198.51.100.3}\n",  # no namespace has .3
+) + "  @queue: {node: node-c, networks: {mesh: {ipv4_address: 10.200.0.40}}}\n"
+
+
+def test_a_node_whose_underlay_address_is_unreachable_is_no_error(sandbox, two_hosts):
+    host_a, host_b = two_hosts
+    spec = sandbox.write_spec(THREE_NODES_ONE_UNREACHABLE)
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        apply(sandbox, host, node, spec)
+    fdb, neigh = entries(host_a)
+    # queue's entries are there; the kernel simply cannot deliver to node-c
+    assert {("02:42:0a:c8:00:28", "198.51.100.3"), ("00:00:00:00:00:00", "198.51.100.3")} <= fdb
+    assert ("10.200.0.40", "02:42:0a:c8:00:28") in neigh
+    assert ("10.200.0.40", "02:42:0a:c8:00:28") in entries(host_b)[1]
+    eventually(lambda: " 0% packet loss" in sandbox.in_ns("api", "ping -c 1 -W 1 10.200.0.20", check=False),
+               "api still pings db on node-b")
+    assert " 0% packet loss" not in sandbox.in_ns("api", "ping -c 1 -W 1 10.200.0.40", check=False)
+    for host, node in ((host_a, "node-a"), (host_b, "node-b")):
+        again = run(sandbox, host, node, "status", "--detailed-exitcode", str(spec))
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert apply(sandbox, host, node, spec)["actions"] == []  # a second apply: a no-op
+        assert run(sandbox, host, node, "status", "--detailed-exitcode", str(spec)).returncode == 0
+
+
+def test_turning_ipv6_on_and_off_on_a_built_overlay_network(sandbox, two_hosts):
+    host_a, host_b = two_hosts
+    hosts = ((host_a, "node-a"), (host_b, "node-b"))
+    for text in (SPEC, SPEC6):
+        spec = sandbox.write_spec(text)
+        for host, node in hosts:
+            apply(sandbox, host, node, spec)
+    eventually(lambda: " 0% packet loss" in sandbox.in_ns("api", "ping -6 -c 1 -W 1 fd42:4242::20", check=False),
+               "api pings db over IPv6 once the network has it")
+    for host, node in hosts:
+        assert run(sandbox, host, node, "status", "--detailed-exitcode", str(spec)).returncode == 0
+        assert json.loads(sh(f"ip -n {host} -j -6 addr show dev vxlan4242")) in ([], [{}])
+
+    spec = sandbox.write_spec(SPEC)
+    for host, node in hosts:
+        apply(sandbox, host, node, spec)
+    assert neigh6(host_a) == set() and neigh6(host_b) == set()
+    assert "inet6" not in sandbox.in_ns("api", "ip -6 addr show dev eth0", check=False)
+    for host, node in hosts:
+        assert run(sandbox, host, node, "status", "--detailed-exitcode", str(spec)).returncode == 0

@@ -6,10 +6,13 @@ NetworkDriver) and one entry in `DRIVERS`; the loader accepts the names listed h
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from reconciler.drivers.base import NetworkDriver
 from reconciler.drivers.bridge import BRIDGE
 from reconciler.drivers.macvlan import MACVLAN
 from reconciler.drivers.overlay import OVERLAY
+from reconciler.spec.types import ContainerSpec, NetworkSpec
 
 DRIVERS: dict[str, NetworkDriver] = {driver.name: driver for driver in (BRIDGE, MACVLAN, OVERLAY)}
 
@@ -51,3 +54,10 @@ def driver_of_container_link_kind(link_kind: str) -> NetworkDriver | None:
 def through_host(network_driver: str) -> bool:
     """Whether the traffic of networks of driver `network_driver` goes through the host's IP stack."""
     return DRIVERS[network_driver].through_host
+
+
+def host_gateway_network(container: ContainerSpec, networks: Mapping[str, NetworkSpec]) -> NetworkSpec | None:
+    """The network whose gateway an extra_hosts `host-gateway` names: the container's first
+    one whose driver puts a gateway anywhere (an overlay network has none); None: none."""
+    return next((networks[a.network] for a in container.networks
+                 if a.network in networks and not DRIVERS[networks[a.network].driver].always_internal), None)

@@ -59,8 +59,13 @@ class NetworkDriver(Protocol):
     # filters and masquerades it, publishes ports to it, and the host forwards for it
     through_host: bool
     # whether a network written without `subnet:` gets one chosen at plan time (a LAN's cannot
-    # be guessed); a driver without this attribute is taken to need one written
+    # be guessed)
     chooses_subnet: bool
+    # the MTU of a network written without `mtu:`
+    default_mtu: int
+    # whether its networks are internal whatever the spec says: no gateway on the host, so
+    # nothing leaves them and no container gets a default route through them
+    always_internal: bool
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
@@ -79,9 +84,9 @@ class NetworkDriver(Protocol):
         ...
 
     def max_attachments(self, network: NetworkSpec) -> tuple[int, str] | None:
-        """How many containers the kernel lets the network hold, and why (validate refuses
-        more at the network's line, rather than an apply finding out at the next one);
-        None: no limit of the driver's own."""
+        """How many containers of one node the kernel lets the network hold (each node has
+        its own bridge of it), and why (validate refuses more at the network's line, rather
+        than an apply finding out at the next one); None: no limit of the driver's own."""
         ...
 
     def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:

@@ -35,6 +35,14 @@ OWNER = "netreconcile"
 BRIDGE_MAX_PORTS = 1023
 
 
+def bridge_port_limit(other_port: str = "") -> tuple[int, str]:
+    """How many containers a Linux bridge holds with `other_port` (a port that is no
+    container's, "" for none) on it, and why: `max_attachments` of a bridge's driver."""
+    why = (f"a Linux bridge holds at most {BRIDGE_MAX_PORTS} ports (the kernel's BR_MAX_PORTS: 1024 port "
+           "numbers, 0 reserved)" + (f", and {other_port} takes one" if other_port else ""))
+    return BRIDGE_MAX_PORTS - bool(other_port), why
+
+
 def bridge_alias(network: str) -> str:
     return f"{OWNER}:bridge:{network}"
 
@@ -65,6 +73,8 @@ class BridgeDriver:
     container_link_kind = ""  # an attachment is the peer of a host link
     through_host = True
     chooses_subnet = True  # without `subnet:` one is chosen at plan time (reconciler.state.subnets)
+    default_mtu = NetworkSpec.mtu  # Ethernet's 1500, as Docker's bridge networks
+    always_internal = False
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:
@@ -85,11 +95,7 @@ class BridgeDriver:
         return network.bridge
 
     def max_attachments(self, network: NetworkSpec) -> tuple[int, str] | None:
-        uplink = network.uplink is not None
-        why = (f"a Linux bridge holds at most {BRIDGE_MAX_PORTS} ports (the kernel's BR_MAX_PORTS: 1024 port "
-               "numbers, 0 reserved)"
-               + (", and its uplink takes one" if uplink else ""))
-        return BRIDGE_MAX_PORTS - uplink, why
+        return bridge_port_limit("its uplink" if network.uplink is not None else "")
 
     def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:
         return {network.uplink: f"uplink of network {network.name}"} if network.uplink is not None else {}

@@ -20,8 +20,11 @@ def container_ipv6_settings(netns: str, ifname: str, ipv6: bool, netns_ipv6: boo
     differs from it; one turned on later was made without the quiet defaults."""
     if not changed("ipv6") or (creating and ipv6 == netns_ipv6):
         return []
-    writes = []
-    if ipv6:
-        writes += [(netns, f"/proc/sys/net/ipv6/conf/{ifname}/{setting}", value) for setting, value in QUIET_IPV6]
-    writes.append(ipv6_switch(netns, ifname, ipv6))
-    return writes
+    return switched_ipv6(netns, ifname, ipv6)
+
+
+def switched_ipv6(netns: str, ifname: str, on: bool) -> list[tuple[str, str, str]]:
+    """The sysctl writes that turn IPv6 on (quiet: QUIET_IPV6 first, so that the interface
+    makes no address of its own, no DAD and no router solicitation) or off on one interface."""
+    quiet = [(netns, f"/proc/sys/net/ipv6/conf/{ifname}/{setting}", value) for setting, value in QUIET_IPV6]
+    return (quiet if on else []) + [ipv6_switch(netns, ifname, on)]

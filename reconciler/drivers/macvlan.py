@@ -108,6 +108,8 @@ class MacvlanDriver:
     container_link_kind = "macvlan"
     through_host = False
     chooses_subnet = False  # the LAN's subnet: never guessed
+    default_mtu = NetworkSpec.mtu  # the LAN's Ethernet 1500; a parent's larger one is not assumed
+    always_internal = False  # the LAN's router is the way out
 
     # --- the spec -------------------------------------------------------------------------------
     def read_options(self, reader: SectionReader, path: PathKey) -> dict[str, Any]:

@@ -7,7 +7,7 @@ computed from the spec (issue 17).
 This module owns the spec side: the `vni` option (given, or derived stably from the network
 name: `derived_vni`), the default MTU of 1450 (the underlay's 1500 minus VXLAN's 50), what
 an overlay network cannot have (a gateway on the host and what needs one: `masquerade`,
-`uplink`, `gateway_on_host`, `internal`; `icc`; IPv6, not built yet) and the uniqueness of
+`masquerade6`, `uplink`, `gateway_on_host`, `internal`; `icc`) and the uniqueness of
 bridge names and VNIs. And the objects a node wants of an overlay network, computed from
 the spec alone (`overlay_objects`): the bridge (the bridge driver's kind), the Vxlan device
 (marked `netreconcile:vxlan:<network>`, its requests here) and the FdbEntry and NeighEntry
@@ -15,21 +15,24 @@ objects of the remote members (written by reconciler.kernel.entries: entries can
 marked, and are ours by being on our device). A container's attachment is the bridge
 driver's veth on the overlay's bridge.
 
-The bridge has no address: the overlay is a layer-2 segment between containers, and its
-containers reach the outside through another network they are on (as Docker's overlay
-containers use docker_gwbridge), so its traffic never crosses the host's IP stack
-(`through_host` is off: no firewall rules, no published ports).
+The bridge has no address of either family (`gateway` and `gateway6` are only kept free):
+the overlay is a layer-2 segment between containers, and its containers reach the outside
+through another network they are on (as Docker's overlay containers use docker_gwbridge),
+so its traffic never crosses the host's IP stack (`through_host` is off: no firewall
+rules, no published ports). With IPv6 (`enable_ipv6`, `subnet6`) a remote member has a
+neighbour entry per family; the VXLAN device then has IPv6 on (the kernel keeps IPv6
+neighbour entries only there) but quiet: no address of its own, no DAD, no solicitation.
 """
 
 from __future__ import annotations
 
 import hashlib
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Mapping
 
 from reconciler.drivers.base import Changed, NextSeq
-from reconciler.drivers.bridge import BRIDGE, mac_for
-from reconciler.drivers.interfaces import ipv6_switch
+from reconciler.drivers.bridge import BRIDGE, bridge_port_limit, mac_for
+from reconciler.drivers.interfaces import switched_ipv6
 from reconciler.kernel import netlink as nl
 from reconciler.errors import Problem
 from reconciler.spec.document import PathKey, SectionReader
@@ -49,7 +52,6 @@ REFUSED = {
     "gateway_on_host": "the bridge of an overlay network has no address",
     "internal": "an overlay network is internal already: nothing leaves it but to its containers on other nodes",
     "icc": "traffic between its containers does not go through the host's firewall",
-    "enable_ipv6": "IPv6 on overlay networks is not built yet",
 }
 
 
@@ -76,13 +78,14 @@ def vxlan_mac(network: NetworkSpec) -> str:
     return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
 
 
-def overlay_objects(spec: Spec, network: NetworkSpec, addresses: Mapping[tuple[str, str], IPv4Address]
-                    ) -> list[KernelObject]:
+def overlay_objects(spec: Spec, network: NetworkSpec, addresses: Mapping[tuple[str, str], IPv4Address],
+                    addresses6: Mapping[tuple[str, str], IPv6Address]) -> list[KernelObject]:
     """What node `spec.node` has of overlay `network`, from the spec alone: nothing when
     it hosts no member; else the bridge, the VXLAN device on it, and per remote member an
-    FDB entry (its MAC -> its node's VTEP) and a neighbour entry (its address -> its MAC),
-    and per other node with members an all-zero FDB entry (head-end replication of
-    broadcast and unknown unicast). Linear in the network's members."""
+    FDB entry (its MAC -> its node's VTEP) and a neighbour entry per address (its IPv4
+    and, on a network with IPv6, its IPv6 address -> its MAC), and per other node with
+    members an all-zero FDB entry (head-end replication of broadcast and unknown unicast).
+    Linear in the network's members."""
     nodes = {node.name: node for node in spec.nodes}
     members = [(container, attachment) for container in spec.containers for attachment in container.networks
                if attachment.network == network.name]
@@ -93,7 +96,7 @@ def overlay_objects(spec: Spec, network: NetworkSpec, addresses: Mapping[tuple[s
     objects: list[KernelObject] = [
         Bridge(network.bridge, network.name, mac_for(network.gateway), network.mtu, source=source),
         Vxlan(device, network.name, network.vni, str(nodes[spec.node].address), network.bridge, vxlan_mac(network),
-              network.mtu, source=source),
+              network.mtu, ipv6=network.ipv6, source=source),
     ]
     remote_nodes: dict[str, None] = {}
     for container, attachment in members:
@@ -104,6 +107,8 @@ def overlay_objects(spec: Spec, network: NetworkSpec, addresses: Mapping[tuple[s
         vtep = str(nodes[container.node].address)
         where = str(attachment.location)
         objects += [FdbEntry(device, mac, vtep, source=where), NeighEntry(device, str(address), mac, source=where)]
+        if network.ipv6:
+            objects.append(NeighEntry(device, str(addresses6[(container.name, network.name)]), mac, source=where))
         remote_nodes.setdefault(container.node)
     objects += [FdbEntry(device, nl.ZERO_MAC, str(nodes[node].address), source=source) for node in remote_nodes]
     return objects
@@ -144,9 +149,7 @@ class OverlayDriver:
         return network.bridge
 
     def max_attachments(self, network: NetworkSpec) -> tuple[int, str] | None:
-        # each node's bridge holds that node's containers and the VXLAN device; the spec's
-        # count is of every node's, so the bridge's limit is not the spec's to check here
-        return None
+        return bridge_port_limit("on each node its VXLAN device")
 
     def used_interfaces(self, network: NetworkSpec) -> dict[str, str]:
         return {}
@@ -193,7 +196,7 @@ class OverlayDriver:
         return ("vxlan", MISSING)
 
     def observed_network(self, link: Any, identity: tuple[str, ...], lower: str) -> KernelObject:
-        return Vxlan(link.ifname, identity[0], link.vni, link.local, lower, link.mac, link.mtu, link.up)
+        return Vxlan(link.ifname, identity[0], link.vni, link.local, lower, link.mac, link.mtu, link.up, link.ipv6)
 
     def observed_attachment(self, link: Any, identity: tuple[str, ...], netns: str, peer: Any,
                             master: str) -> KernelObject:
@@ -237,8 +240,10 @@ class OverlayDriver:
         return [nl.del_link(next_seq(), ifname=obj.ifname)]  # its FDB and neighbour entries go with it
 
     def settings(self, obj: KernelObject, changed: Changed, creating: bool) -> list[tuple[str, str, str]]:
-        # a bridge port needs no IPv6 (its link-local address, DAD and MLD would cross the underlay)
-        return [ipv6_switch(HOST_NS, obj.ifname, False)] if creating else []
+        # a bridge port needs no IPv6 of its own (its link-local address, DAD and MLD would
+        # cross the underlay); but the kernel refuses IPv6 neighbour entries on a device
+        # without IPv6, so with the network's IPv6 it is on, quietly
+        return switched_ipv6(HOST_NS, obj.ifname, obj.ipv6) if changed("ipv6") else []
 
 
 OVERLAY = OverlayDriver()

@@ -100,7 +100,7 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
     host_routes = decoded_routes(session.host, route_families) if route_families else []
     used_facts = used_interfaces(host_routes, uplinks, used, used_addresses, by_index, foreign, owned_networks)
     objects += routes([route for route in host_routes if route.family == socket.AF_INET], HOST_NS, routed)
-    # two more dumps, only on a host with overlay networks
+    # three more dumps (FDB, IPv4 and IPv6 neighbours), only on a host with overlay networks
     objects += overlay_entries(session.host, {i: link.ifname for i, link in owned_networks.items() if link.kind == "vxlan"})
 
     present = list_netns()

@@ -66,7 +66,7 @@ def overlay_entries(sock: NetlinkSocket, devices: dict[int, str]) -> list[Kernel
     if not devices:
         return []
     found: list[KernelObject] = []
-    for family in (socket.AF_BRIDGE, socket.AF_INET):
+    for family in (socket.AF_BRIDGE, socket.AF_INET, socket.AF_INET6):
         for kind, payload in sock.dump(lambda seq: nl.dump_neighs(seq, family)):
             if kind != nl.RTM_NEWNEIGH:
                 continue

@@ -169,7 +169,7 @@ class _Builder:
         for family in network.families:
             # a network whose traffic never crosses the host (macvlan: the LAN's router; overlay: none)
             # has its gateway elsewhere or nowhere: an overlay's is drawn as none
-            gateway = "" if getattr(drivers.driver_for(network.driver), "always_internal", False) \
+            gateway = "" if drivers.driver_for(network.driver).always_internal \
                 else f" gw {network.gateway_of(family)}"
             lines.append(f"{network.subnet_of(family)}{gateway}")
         flags = [flag for flag, on in (("internal", network.internal), ("icc off", not network.icc),

@@ -380,6 +380,19 @@ class ContainerSection(NetworkSection):
                                        "userland proxy); publish on 127.0.0.1 or on one of the host's IPv6 addresses")
         self._check_moved_range_budget()
 
+    def _check_host_gateway(self, networks: list[NetworkSpec], containers: list[ContainerSpec]) -> None:
+        """An extra_hosts `host-gateway` needs a network with a gateway (not only overlay ones)."""
+        by_name = {network.name: network for network in networks}
+        for container in containers:
+            if not container.networks or not any(e.endswith(":host-gateway") for e in container.extra_hosts):
+                continue  # without networks: reported by _check_network_modes
+            if drivers.host_gateway_network(container, by_name) is None and all(
+                    a.network in by_name for a in container.networks):
+                kinds = " and ".join(sorted({by_name[a.network].driver for a in container.networks}))
+                self.doc.problem(("containers", container.name, "extra_hosts"), "host-gateway needs a network with "
+                                 f"a gateway on the host: container {container.name!r} is only on {kinds} networks, "
+                                 "which have none (put it on a bridge network too)", at_key=True)
+
     def _check_published_through_host(self, container: ContainerSpec, networks: dict[str, NetworkSpec]) -> None:
         """Ports are DNATed to the container's address on its gateway network of each family
         (highest gw_priority, first on a tie, never internal); with gateway_on_host: false

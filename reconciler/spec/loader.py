@@ -110,6 +110,7 @@ class _Builder(NodeSection):
         self._check_links(containers)
         self._check_network_modes(containers)
         self._check_published_ports(networks, containers)
+        self._check_host_gateway(networks, containers)
         self._check_not_supported_yet()
         return Spec(
             path=self.doc.filename,

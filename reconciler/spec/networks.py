@@ -144,10 +144,10 @@ class NetworkSection(SectionReader):
             name=str(path[-1]),
             subnet=subnet,
             gateway=self._gateway((*path, "gateway"), subnet) if subnet is not None else None,
-            mtu=self._int((*path, "mtu"), getattr(driver, "default_mtu", NetworkSpec.mtu)),
+            mtu=self._int((*path, "mtu"), driver.default_mtu),
             icc=self._bool((*path, "icc"), NetworkSpec.icc),
             masquerade=self._bool((*path, "masquerade"), NetworkSpec.masquerade),
-            internal=self._bool((*path, "internal"), getattr(driver, "always_internal", NetworkSpec.internal)),
+            internal=driver.always_internal or self._bool((*path, "internal"), NetworkSpec.internal),
             discovery=self._bool((*path, "discovery"), NetworkSpec.discovery),
             aux_addresses=self._aux_addresses((*path, "aux_addresses"), subnet, ipv6["subnet6"]) if subnet else (),
             driver=driver.name,
@@ -160,10 +160,9 @@ class NetworkSection(SectionReader):
         """Whether the network at `path`, written without `subnet`, may have one chosen at
         plan time (reconciler.state.subnets); if not, or if it has keys that need a written
         subnet to be checked, the problem is reported."""
-        # a driver that does not say it can (an older protocol) is asked for a subnet
         why_needed = (
             f"driver {driver.name} puts the network on a LAN, whose subnet cannot be guessed"
-            if not getattr(driver, "chooses_subnet", False)
+            if not driver.chooses_subnet
             else "with uplink the network is on a LAN, whose subnet cannot be guessed"
             if options.get("uplink") is not None
             else "with gateway_on_host: false the gateway is the LAN's router, on a subnet that cannot be guessed"
@@ -268,12 +267,17 @@ class NetworkSection(SectionReader):
 
     def _check_capacity(self, networks: list[NetworkSpec], containers: list[ContainerSpec]) -> None:
         attached = Counter(a.network for container in containers for a in container.networks)
+        # a driver's limit is of one node's containers: each node has its own bridge of a network
+        on_node = Counter((a.network, container.node) for container in containers for a in container.networks)
+        by_name = {network.name: network for network in networks}
+        for (name, node), count in on_node.items():
+            limit = drivers.driver_for(by_name[name].driver).max_attachments(by_name[name]) if name in by_name else None
+            if limit is not None and count > limit[0]:
+                of_node, fix = ("", "") if node is None else (f" of node {node!r}", " or nodes")
+                self.doc.problem(("networks", name), f"{count} containers{of_node} are attached but {limit[1]}: "
+                                 f"spread the containers over several networks{fix}", at_key=True)
         for network in networks:
             count = attached[network.name]
-            limit = drivers.driver_for(network.driver).max_attachments(network)
-            if limit is not None and count > limit[0]:
-                self.doc.problem(("networks", network.name), f"{count} containers are attached but {limit[1]}: "
-                                 "spread the containers over several networks", at_key=True)
             for version in network.families:  # every attached container gets an address of each
                 if network.subnet_of(version) is None:
                     continue  # chosen at plan time, as large as they need

@@ -62,7 +62,7 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
         objects += container_files(spec, container, addresses, host_resolv, host_files, addresses6,
                                    discovery=sections[container.name])
     objects += [obj for network in spec.networks if network.driver == OVERLAY.name
-                for obj in overlay_objects(spec, network, addresses)]
+                for obj in overlay_objects(spec, network, addresses, addresses6)]
     objects += firewall_objects(spec, addresses, addresses6)
     for family, setting in FORWARDING.items():
         if forwarding_needed(spec, family):
@@ -350,11 +350,11 @@ def _extra_hosts(spec: Spec, container: ContainerSpec, item: str) -> tuple[hosts
     """The lines of one extra_hosts item; `host-gateway` gives one per gateway address,
     as Docker writes one per host-gateway-ip (the default bridge's IPv4 gateway, then
     its IPv6 one if it has IPv6). Docker means the default bridge; here: the
-    container's first network."""
+    container's first network with a gateway (validation made sure it has one)."""
     entry = hostsfile.parse_extra_host(item)
     if entry.address != hostsfile.HOST_GATEWAY:
         return (entry,)
-    network = spec.network(container.networks[0].network)
+    network = drivers.host_gateway_network(container, {a.network: spec.network(a.network) for a in container.networks})
     return tuple(hostsfile.HostEntry(str(network.gateway_of(family)), entry.names) for family in network.families)
 
 

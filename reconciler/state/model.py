@@ -465,8 +465,8 @@ class Shim(_HostLink, KernelObject):
 class Vxlan(_HostLink, KernelObject):
     """The VXLAN device of an overlay network in the host namespace: a port of the network's
     bridge, tunnelling its frames to the other nodes over UDP 4789 from `local`, this node's
-    underlay address; no learning (its forwarding entries are static), ARP answered from
-    its neighbour entries (proxy)."""
+    underlay address; no learning (its forwarding entries are static), ARP and IPv6
+    neighbour solicitations answered from its neighbour entries (proxy)."""
 
     kind: ClassVar[str] = "vxlan"
     rank: ClassVar[int] = 3  # needs its bridge
@@ -479,6 +479,7 @@ class Vxlan(_HostLink, KernelObject):
     mac: str
     mtu: int
     up: bool = True
+    ipv6: bool = False  # IPv6 on the device (quiet, no address): on exactly for a network with IPv6
     source: str = field(default="", compare=False)
 
     @property
