@@ -242,25 +242,6 @@ def test_a_stranger_namespace_reusing_a_deleted_name_is_not_taken_over(sandbox):
     assert sandbox.name("web") in netns_names()
 
 
-def test_reading_containers_in_a_second_process_sees_the_same_state(sandbox, monkeypatch):
-    from reconciler.kernel import observe_containers
-    from reconciler.kernel.observe import observe
-    from reconciler.kernel.session import KernelSession
-    from reconciler.kernel.statedir import StateDir
-
-    sandbox.apply(sandbox.write_spec(THREE))
-    state = StateDir(sandbox.state_dir, sandbox.host)
-
-    def read(threshold: int):
-        monkeypatch.setattr(observe_containers, "PARALLEL_FROM", threshold)
-        with KernelSession(sandbox.host, state) as session:
-            return observe(session)
-
-    serial, forked = read(10**6), read(2)
-    assert forked == serial
-    assert len([o for o in forked.objects.values() if o.kind == "veth" and o.netns != "?"]) == 3
-
-
 def test_links_set_down_by_hand_are_brought_up_again_in_place(sandbox):
     spec = sandbox.write_spec(THREE)
     sandbox.apply(spec)

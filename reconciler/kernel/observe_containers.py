@@ -1,23 +1,19 @@
 """Reading the owned container namespaces: their links, addresses and routes (three dumps
 each, two with IPv4 only) and their files; the veth peers found there, by host-side
-index, for the host ends to be matched with. Many namespaces are read by two processes.
+index, for the host ends to be matched with.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 
 from reconciler import drivers
-from reconciler.errors import KernelError
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.container_files import observe_files
 from reconciler.kernel.dumps import decoded_routes, families_of, read_addrs, read_links, routes
 from reconciler.kernel.nlsocket import NetlinkSocket
 from reconciler.kernel.session import KernelSession
 from reconciler.state.model import MISSING, Address, KernelObject, Netns
-
-PARALLEL_FROM = 200  # container namespaces; below this a second process costs more than it saves
 
 
 def read_containers(
@@ -28,40 +24,9 @@ def read_containers(
     index, and what is in the way of their files. `host_names`: the host interfaces'
     names by index, which macvlan parents are found by.
 
-    Reading is Python-bound (decoding), so threads do not help; with many namespaces
-    a forked child reads half of them on the other CPU and sends the result back."""
-    if len(names) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
-        return _read_containers_here(session, names, aliases, host_names)
-    half = len(names) // 2
-    reader, writer = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child; its result is checked by the parent
-        os.close(reader)
-        try:
-            payload = pickle.dumps(("ok", _read_containers_here(session, names[half:], aliases, host_names)))
-        except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
-            payload = pickle.dumps(("error", repr(error)))
-        with os.fdopen(writer, "wb") as pipe:
-            pipe.write(payload)
-        os._exit(0)
-    os.close(writer)
-    try:
-        objects, peers, in_the_way = _read_containers_here(session, names[:half], aliases, host_names)
-    finally:
-        with os.fdopen(reader, "rb") as pipe:
-            payload = pipe.read()
-        os.waitpid(child, 0)
-    status, result = pickle.loads(payload) if payload else ("error", "the reading process died")
-    if status != "ok":
-        raise KernelError(f"reading container namespaces failed: {result}")
-    other_objects, other_peers, other_in_the_way = result
-    peers.update(other_peers)
-    return objects + other_objects, peers, in_the_way + other_in_the_way
-
-
-def _read_containers_here(
-    session: KernelSession, names: list[str], aliases: set[str], host_names: dict[int, str],
-) -> tuple[list[KernelObject], dict, list]:
+    All in this process: a forked child reading half of them cost more than it saved
+    (copy-on-write faults of the parent's heap, the objects and file contents pickled
+    back, and the two readers' dumps slowing each other; benchmarks/README.md)."""
     objects: list[KernelObject] = []
     peers: dict[int, tuple[str, nl.Link]] = {}
     in_the_way: list[tuple[str, str]] = []
