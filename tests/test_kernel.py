@@ -255,3 +255,19 @@ def test_links_set_down_by_hand_are_brought_up_again_in_place(sandbox):
     assert sandbox.links(sandbox.host)[sandbox.name("br")]["ifindex"] == bridge_index
     assert "UP" in sandbox.links(sandbox.name("web"))["lo"]["flags"]
     assert ping(sandbox, "web", "172.31.0.10")
+
+
+def test_sysctls_changed_by_hand_are_drift_that_apply_sets_back(sandbox):
+    """A no-op apply reads the sysctls it owns, in the host and inside the containers:
+    forwarding switched off and IPv6 switched on at a container's eth0 are both found."""
+    spec = sandbox.write_spec(THREE)
+    sandbox.apply(spec)
+    sandbox.host_sh("sh -c 'echo 0 > /proc/sys/net/ipv4/ip_forward'")
+    sandbox.in_ns("web", "sh -c 'echo 0 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6'")
+
+    repaired = sandbox.apply(spec)["actions"]
+    assert sorted((a["op"], a["kind"], [c["field"] for c in a["changes"]]) for a in repaired) == [
+        ("update", "sysctl", ["value"]), ("update", "veth", ["ipv6"])], repaired
+    assert sandbox.host_sh("cat /proc/sys/net/ipv4/ip_forward").strip() == "1"
+    assert sandbox.in_ns("web", "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6").strip() == "1"
+    assert sandbox.apply(spec)["actions"] == []
