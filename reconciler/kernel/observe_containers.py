@@ -6,6 +6,7 @@ index, for the host ends to be matched with.
 from __future__ import annotations
 
 import os
+import threading
 
 from reconciler import drivers
 from reconciler.kernel import netlink as nl
@@ -24,24 +25,44 @@ def read_containers(
     index, and what is in the way of their files. `host_names`: the host interfaces'
     names by index, which macvlan parents are found by.
 
-    All in this process: a forked child reading half of them cost more than it saved
-    (copy-on-write faults of the parent's heap, the objects and file contents pickled
-    back, and the two readers' dumps slowing each other; benchmarks/README.md)."""
-    objects: list[KernelObject] = []
+    The files are read on a second thread while this one reads the namespaces: both
+    spend much of their time in the kernel (netlink dumps; open and read), where the
+    other thread runs, so they overlap. A forked child reading half of the namespaces
+    cost more than it saved (copy-on-write faults of the parent's heap, the objects and
+    file contents pickled back, the two readers' dumps slowing each other;
+    benchmarks/README.md)."""
+    inside: dict[str, list[KernelObject]] = {}
     peers: dict[int, tuple[str, nl.Link]] = {}
-    in_the_way: list[tuple[str, str]] = []
     etc_fd = session.open_etc_netns()
+    files: dict[str, tuple[list[KernelObject], list]] = {}
+    failures: list[BaseException] = []
+
+    def read_files() -> None:
+        try:
+            for name in names:
+                files[name] = observe_files(etc_fd, session.etc_dir(name), name)
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            failures.append(error)
+
+    reader = threading.Thread(target=read_files, name="netreconcile-read-files") if etc_fd is not None else None
     try:
+        if reader is not None:
+            reader.start()
         for name in names:
             if name not in aliases:
-                objects += observe_container_netns(session.socket(name), name, peers, host_names)
-            if etc_fd is not None:
-                found, foreign = observe_files(etc_fd, session.etc_dir(name), name)
-                objects += found
-                in_the_way += foreign
+                inside[name] = observe_container_netns(session.socket(name), name, peers, host_names)
     finally:
-        if etc_fd is not None:
+        if reader is not None:
+            reader.join()  # before the directory's descriptor is closed under it
             os.close(etc_fd)
+    if failures:
+        raise failures[0]
+    objects: list[KernelObject] = []
+    in_the_way: list[tuple[str, str]] = []
+    for name in names:  # each namespace's objects, then its files: as when read in turn
+        found, foreign = files.get(name, ([], []))
+        objects += inside.get(name, []) + found
+        in_the_way += foreign
     return objects, peers, in_the_way
 
 
