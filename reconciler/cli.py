@@ -25,7 +25,7 @@ from reconciler.kernel.session import ETC_NETNS_DIR, KernelSession, netns_path
 from reconciler.kernel.statedir import StateDir, state_root
 from reconciler.render.plantext import STYLES, action_line, outcome_line, plan_document, summary_line
 from reconciler.run import logs
-from reconciler.run.engine import converge, plan_for
+from reconciler.run.engine import converge, cycle_collector_paused, plan_for
 from reconciler.spec.loader import load_spec
 from reconciler.spec.nodes import NodeChoice
 from reconciler.spec.types import Spec
@@ -59,6 +59,7 @@ class Context:
 
         return NodeChoice(self.node) if self.node is not None else NodeChoice(socket.gethostname(), given=False)
 
+    @cycle_collector_paused
     def load(self, spec_path: str) -> Spec:
         return load_spec(spec_path, self.node_choice())
 

@@ -242,25 +242,6 @@ def test_a_stranger_namespace_reusing_a_deleted_name_is_not_taken_over(sandbox):
     assert sandbox.name("web") in netns_names()
 
 
-def test_reading_containers_in_a_second_process_sees_the_same_state(sandbox, monkeypatch):
-    from reconciler.kernel import observe_containers
-    from reconciler.kernel.observe import observe
-    from reconciler.kernel.session import KernelSession
-    from reconciler.kernel.statedir import StateDir
-
-    sandbox.apply(sandbox.write_spec(THREE))
-    state = StateDir(sandbox.state_dir, sandbox.host)
-
-    def read(threshold: int):
-        monkeypatch.setattr(observe_containers, "PARALLEL_FROM", threshold)
-        with KernelSession(sandbox.host, state) as session:
-            return observe(session)
-
-    serial, forked = read(10**6), read(2)
-    assert forked == serial
-    assert len([o for o in forked.objects.values() if o.kind == "veth" and o.netns != "?"]) == 3
-
-
 def test_links_set_down_by_hand_are_brought_up_again_in_place(sandbox):
     spec = sandbox.write_spec(THREE)
     sandbox.apply(spec)
@@ -274,3 +255,19 @@ def test_links_set_down_by_hand_are_brought_up_again_in_place(sandbox):
     assert sandbox.links(sandbox.host)[sandbox.name("br")]["ifindex"] == bridge_index
     assert "UP" in sandbox.links(sandbox.name("web"))["lo"]["flags"]
     assert ping(sandbox, "web", "172.31.0.10")
+
+
+def test_sysctls_changed_by_hand_are_drift_that_apply_sets_back(sandbox):
+    """A no-op apply reads the sysctls it owns, in the host and inside the containers:
+    forwarding switched off and IPv6 switched on at a container's eth0 are both found."""
+    spec = sandbox.write_spec(THREE)
+    sandbox.apply(spec)
+    sandbox.host_sh("sh -c 'echo 0 > /proc/sys/net/ipv4/ip_forward'")
+    sandbox.in_ns("web", "sh -c 'echo 0 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6'")
+
+    repaired = sandbox.apply(spec)["actions"]
+    assert sorted((a["op"], a["kind"], [c["field"] for c in a["changes"]]) for a in repaired) == [
+        ("update", "sysctl", ["value"]), ("update", "veth", ["ipv6"])], repaired
+    assert sandbox.host_sh("cat /proc/sys/net/ipv4/ip_forward").strip() == "1"
+    assert sandbox.in_ns("web", "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6").strip() == "1"
+    assert sandbox.apply(spec)["actions"] == []

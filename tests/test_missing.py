@@ -14,7 +14,7 @@ from reconciler.state.planner import plan
 
 def test_missing_is_one_marker_with_a_readable_repr():
     assert repr(MISSING) == "MISSING" and Missing() is MISSING
-    assert pickle.loads(pickle.dumps(MISSING)) is MISSING  # the forked namespace reader pickles objects
+    assert pickle.loads(pickle.dumps(MISSING)) is MISSING
     assert copy.deepcopy(MISSING) is MISSING and copy.copy(MISSING) is MISSING
     assert isinstance(MISSING, Missing) and not isinstance("?", Missing)
 

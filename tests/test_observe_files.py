@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
+
+from reconciler.kernel import observe_containers
 from reconciler.kernel.container_files import read_small_file
 
 
@@ -37,3 +40,49 @@ def test_a_link_where_a_file_should_be_reads_as_absent(tmp_path):
         assert read_in_thread("resolv.conf", dir_fd) == [None]
     finally:
         os.close(dir_fd)
+
+
+class FilesOnlySession:
+    """The part of a KernelSession reading the files of namespaces that are aliases (their
+    files only: no netlink) needs: the etc-netns directory in `tmp_path`."""
+
+    def __init__(self, etc_netns):
+        self.etc_netns = etc_netns
+        self.opened: list[int] = []
+
+    def open_etc_netns(self) -> int:
+        self.opened.append(os.open(self.etc_netns, os.O_RDONLY | os.O_DIRECTORY))
+        return self.opened[-1]
+
+    def etc_dir(self, name: str) -> str:
+        return os.path.join(self.etc_netns, name)
+
+
+def test_files_read_beside_the_namespaces_come_back_per_container_in_order(tmp_path):
+    for name in ("b", "a", "c"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "hostname").write_text(f"{name}\n")
+        (tmp_path / name / "hosts").write_text(f"127.0.0.1\tlocalhost {name}\n")
+    (tmp_path / "c" / ".hosts.netreconcile-0123456789abcdef").write_text("cut short\n")
+    session = FilesOnlySession(tmp_path)
+    objects, peers, in_the_way = observe_containers.read_containers(session, ["b", "a", "c"], {"a", "b", "c"}, {})
+    assert [(obj.netns, obj.kind) for obj in objects if obj.kind == "leftover"] == [("c", "leftover")]
+    files = [(obj.netns, obj.filename, obj.content) for obj in objects if obj.kind == "file"]
+    assert [netns for netns, _, _ in files] == ["b", "b", "a", "a", "c", "c"]  # each container's together, in order
+    assert set(files) == {(name, filename, text) for name in "abc" for filename, text in
+                          (("hostname", f"{name}\n"), ("hosts", f"127.0.0.1\tlocalhost {name}\n"))}
+    assert peers == {} and in_the_way == []
+    with pytest.raises(OSError):
+        os.fstat(session.opened[0])  # closed once read
+
+
+def test_a_failure_reading_the_files_reaches_the_caller_and_the_directory_is_closed(tmp_path, monkeypatch):
+    def denied(etc_fd, directory, netns):
+        raise PermissionError(13, "Permission denied", directory)
+
+    monkeypatch.setattr(observe_containers, "observe_files", denied)
+    session = FilesOnlySession(tmp_path)
+    with pytest.raises(PermissionError):
+        observe_containers.read_containers(session, ["web"], {"web"}, {})
+    with pytest.raises(OSError):
+        os.fstat(session.opened[0])

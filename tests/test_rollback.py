@@ -211,8 +211,8 @@ def test_a_failure_after_the_break_says_what_cannot_be_undone(sandbox):
 
 
 def test_a_late_failure_in_a_large_apply_is_rolled_back_without_a_difference_left(sandbox):
-    """Issue 19: at scale (200 containers joining 20: the forked reader, files written on
-    threads, a thousand actions), a failure near the end still leaves the host as it was."""
+    """Issue 19: at scale (200 containers joining 20: files written on threads,
+    a thousand actions), a failure near the end still leaves the host as it was."""
     def spec(count: int) -> str:
         return ('version: 1\nnetworks:\n  front: {bridge: "@br", subnet: 172.23.0.0/16}\ncontainers:\n'
                 + "".join(f'  "@c{n}": {{networks: [front]}}\n' for n in range(count)))

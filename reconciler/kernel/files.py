@@ -10,7 +10,6 @@ import errno
 import os
 import secrets
 import stat
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
 from reconciler.kernel.batch import KindWriter, Operation, apply_error
@@ -36,6 +35,8 @@ def for_each(function: Callable[..., None], items: Iterable[tuple]) -> None:
         for item in items:
             function(*item)
         return
+    from concurrent.futures import ThreadPoolExecutor  # not imported by a run that writes few files or none
+
     with ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="netreconcile-files") as pool:
         futures = [pool.submit(function, *item) for item in items]
     for future in futures:

@@ -1,23 +1,20 @@
 """Reading the owned container namespaces: their links, addresses and routes (three dumps
 each, two with IPv4 only) and their files; the veth peers found there, by host-side
-index, for the host ends to be matched with. Many namespaces are read by two processes.
+index, for the host ends to be matched with.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
+import threading
 
 from reconciler import drivers
-from reconciler.errors import KernelError
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.container_files import observe_files
 from reconciler.kernel.dumps import decoded_routes, families_of, read_addrs, read_links, routes
 from reconciler.kernel.nlsocket import NetlinkSocket
 from reconciler.kernel.session import KernelSession
 from reconciler.state.model import MISSING, Address, KernelObject, Netns
-
-PARALLEL_FROM = 200  # container namespaces; below this a second process costs more than it saves
 
 
 def read_containers(
@@ -28,55 +25,44 @@ def read_containers(
     index, and what is in the way of their files. `host_names`: the host interfaces'
     names by index, which macvlan parents are found by.
 
-    Reading is Python-bound (decoding), so threads do not help; with many namespaces
-    a forked child reads half of them on the other CPU and sends the result back."""
-    if len(names) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
-        return _read_containers_here(session, names, aliases, host_names)
-    half = len(names) // 2
-    reader, writer = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child; its result is checked by the parent
-        os.close(reader)
-        try:
-            payload = pickle.dumps(("ok", _read_containers_here(session, names[half:], aliases, host_names)))
-        except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
-            payload = pickle.dumps(("error", repr(error)))
-        with os.fdopen(writer, "wb") as pipe:
-            pipe.write(payload)
-        os._exit(0)
-    os.close(writer)
-    try:
-        objects, peers, in_the_way = _read_containers_here(session, names[:half], aliases, host_names)
-    finally:
-        with os.fdopen(reader, "rb") as pipe:
-            payload = pipe.read()
-        os.waitpid(child, 0)
-    status, result = pickle.loads(payload) if payload else ("error", "the reading process died")
-    if status != "ok":
-        raise KernelError(f"reading container namespaces failed: {result}")
-    other_objects, other_peers, other_in_the_way = result
-    peers.update(other_peers)
-    return objects + other_objects, peers, in_the_way + other_in_the_way
-
-
-def _read_containers_here(
-    session: KernelSession, names: list[str], aliases: set[str], host_names: dict[int, str],
-) -> tuple[list[KernelObject], dict, list]:
-    objects: list[KernelObject] = []
+    The files are read on a second thread while this one reads the namespaces: both
+    spend much of their time in the kernel (netlink dumps; open and read), where the
+    other thread runs, so they overlap. A forked child reading half of the namespaces
+    cost more than it saved (copy-on-write faults of the parent's heap, the objects and
+    file contents pickled back, the two readers' dumps slowing each other;
+    benchmarks/README.md)."""
+    inside: dict[str, list[KernelObject]] = {}
     peers: dict[int, tuple[str, nl.Link]] = {}
-    in_the_way: list[tuple[str, str]] = []
     etc_fd = session.open_etc_netns()
+    files: dict[str, tuple[list[KernelObject], list]] = {}
+    failures: list[BaseException] = []
+
+    def read_files() -> None:
+        try:
+            for name in names:
+                files[name] = observe_files(etc_fd, session.etc_dir(name), name)
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            failures.append(error)
+
+    reader = threading.Thread(target=read_files, name="netreconcile-read-files") if etc_fd is not None else None
     try:
+        if reader is not None:
+            reader.start()
         for name in names:
             if name not in aliases:
-                objects += observe_container_netns(session.socket(name), name, peers, host_names)
-            if etc_fd is not None:
-                found, foreign = observe_files(etc_fd, session.etc_dir(name), name)
-                objects += found
-                in_the_way += foreign
+                inside[name] = observe_container_netns(session.socket(name), name, peers, host_names)
     finally:
-        if etc_fd is not None:
+        if reader is not None:
+            reader.join()  # before the directory's descriptor is closed under it
             os.close(etc_fd)
+    if failures:
+        raise failures[0]
+    objects: list[KernelObject] = []
+    in_the_way: list[tuple[str, str]] = []
+    for name in names:  # each namespace's objects, then its files: as when read in turn
+        found, foreign = files.get(name, ([], []))
+        objects += inside.get(name, []) + found
+        in_the_way += foreign
     return objects, peers, in_the_way
 
 

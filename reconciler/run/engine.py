@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
+import gc
 import os
 import socket
 import stat
@@ -118,6 +120,25 @@ def _read_shared_file(path: str, follow_symlinks: bool) -> str:
         return handle.read()
 
 
+def cycle_collector_paused(function):
+    """Run `function` with Python's cycle collector off, as it was again afterwards. A pass
+    allocates some hundred thousand objects (decoded links, files, the desired state) that
+    hold no reference cycles, and the collector walking the growing heap again and again
+    cost about 15 % of a no-op apply at 1000 containers; what a pass leaves in cycles is
+    collected once the collector runs again (watch's next allocations)."""
+
+    @functools.wraps(function)
+    def paused(*args, **kwargs):
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+    return paused
+
+
 def plan_for(spec: Spec | None, session: KernelSession) -> Plan:
     """The plan that would converge the kernel on `spec` (None: remove everything owned)."""
     return _observe_and_plan(spec, session)[0]
@@ -132,6 +153,7 @@ def plan_and_states(spec: Spec, session: KernelSession) -> tuple[Plan, State, St
     return result, live, desired
 
 
+@cycle_collector_paused
 def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, State, State, HostFiles]:
     """The plan, the live state it starts from, the desired state it aims at and the
     host files that desired state was built from."""
@@ -189,6 +211,7 @@ def check_firewall(current: Plan, session: KernelSession) -> None:
                 raise PrerequisiteError(f"the kernel rejects the firewall table (nft -c): {error}")
 
 
+@cycle_collector_paused
 def converge(
     spec: Spec | None, session: KernelSession, on_progress: Callable[[int], None] | None = None,
     on_plan: Callable[[Plan], None] | None = None, force: bool = False, rollback: bool = True,

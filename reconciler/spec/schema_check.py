@@ -5,7 +5,6 @@ one source of truth for field names), with messages that name the YAML location.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 from collections.abc import Callable, Iterator
@@ -194,6 +193,8 @@ def _report_schema_error(doc: Document, error: ValidationError) -> None:
 
 
 def _unknown_key_message(key: str, allowed: list[str]) -> str:
+    import difflib  # only a spec with a mistake needs it: no import on the way of every run
+
     close = difflib.get_close_matches(key, allowed, n=1)
     hint = f"did you mean {close[0]!r}?" if close else "expected one of: " + ", ".join(allowed)
     return f"unknown key {key!r}; {hint}"

@@ -4,7 +4,6 @@ MAC addresses, and published host ports that clash. Each check returns a message
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Iterator
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, IPv6Address, IPv6Network, NetmaskValueError
@@ -57,6 +56,8 @@ def container_ifname_issue(name: str) -> str | None:
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
+    import difflib  # only a spec with a mistake needs it: no import on the way of every run
+
     close = difflib.get_close_matches(name, list(known), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 

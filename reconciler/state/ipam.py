@@ -99,7 +99,7 @@ def assign_addresses(
     """The address of IP version `family` per (container, network), in the network's
     subnet of that version; networks without one are left out."""
     interfaces = assign_interfaces(spec, live) if interfaces is None else interfaces
-    live_addresses = _live_addresses(live)
+    live_addresses = _live_addresses(live, family)
     result: dict[tuple[str, str], IPAddress] = {}
     problems: list[Problem] = []
     members_of: dict[str, list[tuple[ContainerSpec, Attachment]]] = {}
@@ -129,11 +129,13 @@ class _PoolExhausted(Exception):
         self.attachment = attachment
 
 
-def _live_addresses(live: State) -> dict[tuple[str, str], list[tuple[IPAddress, int]]]:
-    """(address, prefix length) the kernel shows per (container namespace, interface name)."""
+def _live_addresses(live: State, family: int) -> dict[tuple[str, str], list[tuple[IPAddress, int]]]:
+    """(address, prefix length) of IP version `family` the kernel shows per (container
+    namespace, interface name). Only that version's are parsed: the other's are not needed."""
     found: dict[tuple[str, str], list[tuple[IPAddress, int]]] = {}
+    ipv6 = family == 6
     for obj in live.objects.values():
-        if isinstance(obj, Address) and obj.netns != HOST_NS:
+        if isinstance(obj, Address) and obj.netns != HOST_NS and (":" in obj.cidr) == ipv6:
             address, prefix = obj.cidr.split("/")
             found.setdefault((obj.netns, obj.ifname), []).append((ip_address(address), int(prefix)))
     return found

@@ -22,8 +22,7 @@ class Missing(str):
     """The one marker (`MISSING`) for a field of a live object that could not be found: a
     veth's peer, the container an alias still names, a route's interface. It reads "?"
     wherever it is shown (plan text, JSON) and is no name a spec can give; its repr says
-    what it is, and it stays the one marker through copies and pickling (the forked reader
-    of container namespaces sends objects back pickled)."""
+    what it is, and it stays the one marker through copies and pickling."""
 
     _the_one: Missing | None = None
 
