@@ -265,7 +265,7 @@ def spec_text(bridge: str, containers: list[str], static_first: bool, ipv6: bool
         "  bench:",
         f"    bridge: {bridge}",
         f"    subnet: {SUBNET}",
-        *([f"    enable_ipv6: true", f"    subnet6: {SUBNET6}"] if ipv6 else []),
+        *(["    enable_ipv6: true", f"    subnet6: {SUBNET6}"] if ipv6 else []),
         "containers:",
     ]
     static = f"ipv4_address: {STATIC_ADDRESS}" + (f", ipv6_address: '{STATIC_ADDRESS6}'" if ipv6 else "")
