@@ -6,8 +6,13 @@ In ONE invocation, for K published ports spread over C containers (default K=100
 1. Baseline: what Docker-style tools do, one process per rule: `nft add rule ... dnat`
    K times into a table of a throwaway namespace (the same DNAT rules netreconcile
    renders).
-2. The firewall load alone: netreconcile's rendered tables (NAT, forward, guard and
-   the K DNAT rules) loaded with one `nft -f` transaction, as the writer does.
+2. The firewall load alone: netreconcile's rendered tables (NAT, forward, guard, the
+   maps of the single ports and the rules of the ranges) loaded with one `nft -f`
+   transaction, as the writer does; then, in the same namespace, the nft processes of
+   a one-port change (medians of 9): the whole tables loaded again (what a change cost
+   before single ports became map elements) against the one-element update the writer
+   now loads, each with its `nft -c` check, `nft list` of the table, and `nft
+   --version` (a process through `ip netns exec`, the floor of each).
 3. netreconcile end to end, each step a fresh process: `apply` from scratch
    (containers included), `apply` again (no-op: must report no actions), `apply` after
    one port's host port changed, and `destroy`; with `--rounds R` all four R times
@@ -53,14 +58,15 @@ from bench_core import BenchError, Runner, check, delete_netns, netns_with_prefi
 
 from reconciler.render import firewall  # noqa: E402
 from reconciler.spec.loader import load_spec  # noqa: E402
-from reconciler.state.desired import bridge_ports, publications  # noqa: E402
+from reconciler.state.desired import bridge_ports, firewall_objects, publications  # noqa: E402
 from reconciler.state.ipam import assign_addresses  # noqa: E402
-from reconciler.state.model import State  # noqa: E402
+from reconciler.state.model import Firewall, State  # noqa: E402
 
 FIRST_HOST_PORT = 20000
 PORTS_ADDRESS = "198.51.100.3"  # with --ranges: the K ports' host address (the ranges take .1 and .2)
 TARGET_BEYOND_START = 0.5  # --ranges: apply from scratch and the one-port change, seconds beyond --version
 TARGETED = ("apply from scratch", "apply, one port changed")
+STARTUP = "--version (process start)"
 
 
 def spec_text(prefix: str, ports: int, containers: int, ranges: bool = False) -> str:
@@ -121,12 +127,52 @@ def one_transaction(netns: str, spec_path: Path) -> tuple[float, int]:
     return timed(["ip", "netns", "exec", netns, "nft", "-f", "-"], script), published
 
 
+NFT_REPEAT = 9
+
+
+def nft_steps(netns: str, spec_path: Path, ranges: bool) -> dict[str, float]:
+    """Medians of the nft processes a one-port change runs: a reload of the whole tables
+    against the one-element update, each checked (nft -c), and a listing. The tables of
+    `spec_path` are live when it starts, and again when it ends."""
+    moved = spec_path.with_name("moved.yaml")
+    moved.write_text(moved_port_spec(spec_path.read_text(), ranges))
+    tables = [_firewall_object(path) for path in (spec_path, moved)]
+    whole = [firewall.load_script(table.ruleset, table.elements) for table in tables]
+    updates = [firewall.load_script(new.ruleset, new.elements, (("elements", old.elements, new.elements),))
+               for old, new in (tables, tables[::-1])]
+    nft = ["ip", "netns", "exec", netns, "nft"]
+
+    def median(make_command, scripts) -> float:
+        return statistics.median(timed(make_command, scripts[index % 2]) for index in range(NFT_REPEAT))
+
+    # the reloads alternate and end with the first spec's tables (NFT_REPEAT is odd): the
+    # updates then move the port there and back
+    return {
+        "nft_reload_whole_tables": median([*nft, "-f", "-"], whole),
+        "nft_check_whole_tables": median([*nft, "-c", "-f", "-"], whole),
+        "nft_check_one_element_update": median([*nft, "-c", "-f", "-"], [updates[0]] * 2),  # while the first spec's are live
+        "nft_one_element_update": median([*nft, "-f", "-"], updates),  # there and back
+        "nft_list_table": median([*nft, "list", "table", "inet", "netreconcile"], [None, None]),
+        "nft_version": median([*nft, "--version"], [None, None]),
+    }
+
+
+def _firewall_object(spec_path: Path) -> Firewall:
+    spec = load_spec(spec_path)
+    return next(o for o in firewall_objects(spec, assign_addresses(spec, State()), {}) if isinstance(o, Firewall))
+
+
 def netreconcile_rounds(runner: Runner, base: list[str], spec: Path, ranges: bool, rounds: int) -> dict[str, list]:
-    """Each round: apply from scratch, no-op apply, one port moved, destroy; each a fresh process."""
+    """Each round: the process start (`--version`), apply from scratch, no-op apply, one
+    port moved, destroy; each a fresh process."""
     original = spec.read_text()
     samples: dict[str, list] = {}
     for _ in range(rounds):
         spec.write_text(original)
+        _, idle = wait_for_idle()
+        startup = runner.run([sys.executable, "-m", "reconciler", "--version"])
+        check(startup, "--version")
+        samples.setdefault(STARTUP, []).append((startup, idle, []))
         for name, args, spec_for_step in [
             ("apply from scratch", ["apply"], original),
             ("apply no-op", ["apply"], original),
@@ -147,7 +193,7 @@ def netreconcile_rounds(runner: Runner, base: list[str], spec: Path, ranges: boo
     return samples
 
 
-def print_report(results: dict[str, float], startup: float, steps: dict[str, list], options, ports: int) -> dict:
+def print_report(results: dict[str, float], steps: dict[str, list], options, ports: int) -> dict:
     what = f"{ports} published ports over {options.containers} containers"
     if options.ranges:
         what += " plus four full-range entries (1-65535:1-65535 tcp/udp on two more containers)"
@@ -158,7 +204,10 @@ def print_report(results: dict[str, float], startup: float, steps: dict[str, lis
     one = results["one_nft_transaction"]
     print(f"  {'one nft -f of the whole firewall':<34} {one:8.3f} {'':>12} {'':>9} {'':>9}  "
           f"{baseline / one:.0f}x faster than the baseline")
-    print(f"  {'--version (process start)':<34} {startup:8.3f}")
+    for name in results:
+        if name.startswith("nft_"):
+            print(f"  {name.replace('_', ' '):<34} {results[name]:8.3f}   (median of {NFT_REPEAT})")
+    startup = statistics.median(result.seconds for result, _, _ in steps[STARTUP])
     report = {"ports": ports, "containers": options.containers, "ranges": options.ranges, **results,
               "startup": startup, "steps": {}}
     for name, samples in steps.items():
@@ -166,7 +215,7 @@ def print_report(results: dict[str, float], startup: float, steps: dict[str, lis
         rss = max(result.max_rss_mb for result, _, _ in samples)
         other = statistics.median(result.other_cpu for result, _, _ in samples)
         beyond = seconds - startup
-        note = f"{len(samples[-1][2])} action(s)"
+        note = f"{len(samples[-1][2])} action(s)" if name != STARTUP else "the reference"
         if options.ranges and name in TARGETED:
             note += f", {'PASS' if beyond < TARGET_BEYOND_START else 'MISS'} (< {TARGET_BEYOND_START:g} s beyond start)"
         if not all(idle for _, idle, _ in samples):
@@ -200,15 +249,13 @@ def main() -> int:
             subprocess.run(["ip", "netns", "add", f"{prefix}-base"], check=True)
             results["per_rule_nft_processes"] = per_rule_baseline(f"{prefix}-base", spec)
             results["one_nft_transaction"], ports = one_transaction(f"{prefix}-base", spec)
+            results.update(nft_steps(f"{prefix}-base", spec, options.ranges))
             check(runner.run([sys.executable, "-m", "reconciler", "--version"]), "warm-up")
-            wait_for_idle()
-            startup = runner.run([sys.executable, "-m", "reconciler", "--version"])
-            check(startup, "--version")
             steps = netreconcile_rounds(runner, base, spec, options.ranges, options.rounds)
         finally:
             runner.stop()
             delete_netns(netns_with_prefix(prefix))
-    report = print_report(results, startup.seconds, steps, options, ports)
+    report = print_report(results, steps, options, ports)
     if options.json:
         options.json.write_text(json.dumps(report, indent=2))
     return 0
