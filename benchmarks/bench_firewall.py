@@ -247,7 +247,9 @@ def main() -> int:
                 "--etc-netns", f"{scratch}/etc"]
         try:
             subprocess.run(["ip", "netns", "add", f"{prefix}-base"], check=True)
+            wait_for_idle()
             results["per_rule_nft_processes"] = per_rule_baseline(f"{prefix}-base", spec)
+            wait_for_idle()
             results["one_nft_transaction"], ports = one_transaction(f"{prefix}-base", spec)
             results.update(nft_steps(f"{prefix}-base", spec, options.ranges))
             check(runner.run([sys.executable, "-m", "reconciler", "--version"]), "warm-up")

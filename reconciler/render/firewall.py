@@ -24,7 +24,7 @@ subnet6 S6:
   container address . port, for entries on every address of the family;
   `published_ip_daddr_tcp`: host address . port -> ..., for entries on one address),
   looked up by one rule per map, so publishing a port or moving one is one element
-  update (`element_update_script`), not a reload of the tables. A range is one rule per
+  update (`load_script`), not a reload of the tables. A range is one rule per
   `ports` entry and family, so a range costs what a single port does (except a range
   moved to other container ports: one anonymous-map element per port, see
   _dnat_target). An entry without one host address matches only its family (`meta
