@@ -85,6 +85,27 @@ def test_a_missing_required_variable_stops_the_import_at_its_key(tmp_path):
                                 "is missing a value: set MAILCOW_HOSTNAME in .env")
 
 
+def test_an_env_file_beside_the_compose_file_is_never_read_through_a_symbolic_link(tmp_path):
+    """The operator named the Compose file, not its .env: a link there is refused, naming
+    it, while the file it points to named with --env-file is read."""
+    compose = tmp_path / "suite" / "compose.yaml"
+    compose.parent.mkdir()
+    compose.write_text((DATA / "mailsuite" / "compose.yaml").read_text())
+    elsewhere = tmp_path / "elsewhere.env"
+    elsewhere.write_text((DATA / "mailsuite" / ".env").read_text())
+    (compose.parent / ".env").symlink_to(elsewhere)
+    with pytest.raises(SourceError) as error:
+        import_compose(str(compose), environment={})
+    assert str(error.value) == (f"{compose.parent / '.env'}: the .env beside the Compose file is a symbolic link, "
+                                "and netreconcile follows no link to a file it was not named: put the file itself "
+                                "there, or name it with --env-file")
+    named = import_compose(str(compose), env_file=str(compose.parent / ".env"), environment={})
+    assert named.spec["containers"]["postfix"]["hostname"] == "mail.example.org"
+    (compose.parent / ".env").unlink()
+    (compose.parent / ".env").write_text(elsewhere.read_text())
+    assert import_compose(str(compose), environment={}).spec == named.spec
+
+
 def _import_text(tmp_path: Path, text: str, directory: str = "proj", environment=None):
     compose = tmp_path / directory / "compose.yaml"
     compose.parent.mkdir(exist_ok=True)

@@ -99,9 +99,9 @@ def test_published_ports_example_behaves_as_documented(sandbox):
     }
     assert sandbox.in_ns("secrets", "ip route show default").startswith("default via 10.31.0.1 dev eth1")
     table = sandbox.host_sh("nft list table inet netreconcile")
-    assert "tcp dport 8080 dnat ip to 10.30.0.2:80" in table
-    assert "ip daddr 127.0.0.1 tcp dport 8443 dnat ip to 10.30.0.2:443" in table
-    assert "udp dport 5353 dnat ip to 10.30.0.2:53" in table
+    assert "8080 : 10.30.0.2 . 80" in table  # elements of the maps of single published ports
+    assert "127.0.0.1 . 8443 : 10.30.0.2 . 443" in table
+    assert "5353 : 10.30.0.2 . 53" in table
     assert "1 received" in sandbox.in_ns("worker1", "ping -c1 -W1 10.31.0.1")
     assert "1 received" not in sandbox.in_ns("worker1", "ping -c1 -W1 10.31.0.3", check=False)
     assert "1 received" not in sandbox.in_ns("web", "ping -c1 -W1 10.31.0.2", check=False)

@@ -216,9 +216,13 @@ def test_a_published_range_is_one_rule_reaching_each_port_and_a_second_apply_is_
         assert world.ask(world.outside, HOST_UPLINK, host_port) == OUTSIDE, host_port
         assert world.ask(box.host, "127.0.0.1", host_port) is not None, host_port
     assert world.ask(world.outside, HOST_UPLINK, 8106) is None
-    published = box.host_sh("nft list chain inet netreconcile published")
-    assert [line.split(" dnat ")[0].strip() for line in published.splitlines() if " dnat " in line] == [
-        "meta nfproto ipv4 tcp dport 8080", "ip daddr 127.0.0.1 tcp dport 8081", "meta nfproto ipv4 udp dport 5353",
+    published = [line.strip() for line in box.host_sh("nft list chain inet netreconcile published").splitlines()]
+    assert [rule for rule in published if "map @" in rule] == [  # the single ports: one map lookup each kind
+        "meta nfproto ipv4 dnat ip to tcp dport map @published_ip_tcp",
+        "meta nfproto ipv4 dnat ip to udp dport map @published_ip_udp",
+        "dnat ip to ip daddr . tcp dport map @published_ip_daddr_tcp",
+    ]
+    assert [rule.split(" dnat ")[0] for rule in published if " dnat " in rule and "map @" not in rule] == [
         "meta nfproto ipv4 tcp dport 8100-8199", "meta nfproto ipv4 tcp dport 8200-8299",
     ]
     again = box.run("apply", "-o", "json", spec=spec)
@@ -266,6 +270,44 @@ def test_the_firewall_is_ours_alone_and_restored_after_hand_edits(world):
     assert destroyed.code == 0, destroyed.stderr
     assert "netreconcile" not in tables(box)
     assert box.host_sh("nft list table inet t_user") == user_before
+
+
+def _handles(box) -> list[str]:
+    """The lines of the tables that carry a handle (table, maps, chains, rules; not map
+    elements): any reload of the tables gives them new handles."""
+    return [line for line in box.host_sh("nft -a list ruleset").splitlines() if "# handle" in line]
+
+
+def test_a_moved_port_is_one_map_element_update_and_traffic_follows_it(world):
+    box = world.sandbox
+    spec = world.build()
+    handles = _handles(box)
+    spec.write_text(spec.read_text().replace('"8080:8000"', '"8090:8000"'))
+    (action,) = box.apply(spec)["actions"]
+    assert (action["op"], action["kind"]) == ("update", "firewall")
+    assert action["changes"] == [{"field": "elements", "added": [f"published_ip_tcp 8090 : {WEB} . 8000"],
+                                  "removed": [f"published_ip_tcp 8080 : {WEB} . 8000"]}]
+    assert _handles(box) == handles  # the tables were not reloaded
+    assert world.ask(world.outside, HOST_UPLINK, 8090) == OUTSIDE
+    assert world.ask(box.host, "127.0.0.1", 8090) is not None
+    assert world.ask(world.outside, HOST_UPLINK, 8080) is None
+
+
+def test_a_map_element_deleted_by_hand_is_found_and_put_back_without_a_reload(world):
+    box = world.sandbox
+    spec = world.build()
+    handles = _handles(box)
+    box.host_sh("nft delete element inet netreconcile published_ip_tcp '{ 8080 }'")
+    assert world.ask(world.outside, HOST_UPLINK, 8080) is None
+    drift = box.run("status", "--detailed-exitcode", "-o", "json", spec=spec)
+    assert drift.code == 2, drift.stderr
+    (action,) = drift.json()["actions"]
+    assert (action["op"], action["kind"]) == ("update", "firewall")
+    assert action["changes"] == [{"field": "elements", "added": [f"published_ip_tcp 8080 : {WEB} . 8000"],
+                                  "removed": []}]
+    box.apply(spec)
+    assert _handles(box) == handles
+    assert world.ask(world.outside, HOST_UPLINK, 8080) == OUTSIDE
 
 
 def test_plan_checks_the_ruleset_without_loading_it(world, sandbox):

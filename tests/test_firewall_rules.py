@@ -45,8 +45,12 @@ def desired(text: str = SPEC) -> State:
     return build_desired(load_spec_text(text, "spec.yaml"), State())
 
 
+def firewall_of(text: str = SPEC) -> Firewall:
+    return next(o for o in desired(text).objects.values() if isinstance(o, Firewall))
+
+
 def ruleset(text: str = SPEC) -> str:
-    return next(o for o in desired(text).objects.values() if isinstance(o, Firewall)).ruleset
+    return firewall_of(text).ruleset
 
 
 def chain(rules: str, family: str, name: str) -> list[str]:
@@ -65,13 +69,18 @@ def chain(rules: str, family: str, name: str) -> list[str]:
 
 
 def test_published_ports_become_dnat_rules_to_the_container_address_on_its_gateway_network():
+    """A single port is an element of a map looked up by one rule; a range is a rule."""
     rules = ruleset()
     assert chain(rules, "inet", "published") == [
-        "meta nfproto ipv4 tcp dport 8080 dnat ip to 10.1.0.2:80",
-        "ip daddr 127.0.0.1 udp dport 5353 dnat ip to 10.1.0.2:53",
+        "meta nfproto ipv4 dnat ip to tcp dport map @published_ip_tcp",
+        "dnat ip to ip daddr . udp dport map @published_ip_daddr_udp",
         "meta nfproto ipv4 tcp dport 9000-9001 dnat ip to tcp dport map { 9000 : 10.1.0.2 . 7000, 9001 : 10.1.0.2 . 7001 }",
-        "meta nfproto ipv4 tcp dport 8443 dnat ip to 10.2.0.2:443",  # api's first network is internal: back has them
     ]
+    assert firewall_of().elements == (
+        "published_ip_daddr_udp 127.0.0.1 . 5353 : 10.1.0.2 . 53",
+        "published_ip_tcp 8080 : 10.1.0.2 . 80",
+        "published_ip_tcp 8443 : 10.2.0.2 . 443",  # api's first network is internal: back has them
+    )
     assert chain(rules, "inet", "prerouting") == ["fib daddr type local jump published"]
     assert chain(rules, "inet", "output") == ["fib daddr type local jump published"]
 
@@ -94,12 +103,13 @@ def test_a_range_on_the_same_ports_is_one_rule_whatever_its_size():
     """A DNAT that names no port keeps it, so four full ranges render as four rules."""
     rules = ruleset(FULL_RANGES)
     assert chain(rules, "inet", "published") == [
+        "dnat ip to ip daddr . udp dport map @published_ip_daddr_udp",
         "ip daddr 127.0.0.2 tcp dport 1-65535 dnat ip to 10.1.0.2",
         "ip daddr 127.0.0.2 udp dport 1-65535 dnat ip to 10.1.0.2",
         "ip daddr 127.0.0.1 tcp dport 1-65535 dnat ip to 10.1.0.3",
         "ip daddr 127.0.0.1 udp dport 1-65535 dnat ip to 10.1.0.3",
-        "ip daddr 198.51.100.7 udp dport 53 dnat ip to 10.1.0.3",
     ]
+    assert firewall_of(FULL_RANGES).elements == ("published_ip_daddr_udp 198.51.100.7 . 53 : 10.1.0.3 . 53",)
     assert len(rules) < 2000
 
 
@@ -169,7 +179,7 @@ def test_a_spec_without_networks_has_no_firewall():
 
 def test_rendering_is_what_nft_lists_after_normalizing():
     rendered = firewall.render(*_inputs())
-    assert firewall.normalize(rendered) == ruleset()
+    assert firewall.split_elements(firewall.normalize(rendered)) == (ruleset(), firewall_of().elements)
     listed = rendered.replace("\tchain forward {", "\tchain forward { # handle 7").replace(
         "drop\n", "counter packets 3 bytes 180 drop # handle 12\n", 1)
     assert firewall.normalize(listed) == firewall.normalize(rendered.replace("drop\n", "counter drop\n", 1))
@@ -197,6 +207,56 @@ def test_a_deleted_rule_is_one_update_that_names_it():
     assert (action.op, action.kind) == ("update", "firewall")
     assert action.reason == ('replace the tables: 1 rule(s) to add, 0 to remove: + inet forward: '
                              'oifname "br-front" drop')
+
+    assert firewall.load_script(action.obj.ruleset, action.obj.elements, action.changes).startswith(
+        firewall.delete_script())  # a rule changed: the tables are replaced whole, elements included
+
+
+def test_a_moved_port_is_one_update_of_the_map_elements_not_a_table_reload():
+    before, after = desired(), desired(SPEC.replace('"8080:80"', '"8090:80"'))
+    (action,) = plan(after, before).actions
+    assert (action.op, action.kind) == ("update", "firewall")
+    assert [name for name, _, _ in action.changes] == ["elements"]
+    assert action.reason == ("update the published-port maps: 1 element(s) to add, 1 to remove: "
+                             "+ published_ip_tcp 8090 : 10.1.0.2 . 80; - published_ip_tcp 8080 : 10.1.0.2 . 80")
+    # one transaction that touches the two elements only: no table is declared or deleted
+    assert firewall.load_script(action.obj.ruleset, action.obj.elements, action.changes) == (
+        "delete element inet netreconcile published_ip_tcp { 8080 }\n"
+        "add element inet netreconcile published_ip_tcp { 8090 : 10.1.0.2 . 80 }\n"
+    )
+
+
+def test_an_element_deleted_by_hand_is_one_update_that_adds_it_back():
+    want = desired()
+    table = firewall_of()
+    live = State({**want.objects, table.key: dataclasses.replace(table, elements=table.elements[1:])})
+    (action,) = plan(want, live).actions
+    assert (action.op, action.kind, [name for name, _, _ in action.changes]) == ("update", "firewall", ["elements"])
+    assert firewall.load_script(action.obj.ruleset, action.obj.elements, action.changes) == (
+        "add element inet netreconcile published_ip_daddr_udp { 127.0.0.1 . 5353 : 10.1.0.2 . 53 }\n")
+
+
+def test_a_created_firewall_loads_its_tables_and_all_their_elements_in_one_script():
+    table = firewall_of()
+    script = firewall.load_script(table.ruleset, table.elements)
+    assert script.startswith(firewall.replace_script(table.ruleset))
+    assert script.endswith(
+        "add element inet netreconcile published_ip_daddr_udp { 127.0.0.1 . 5353 : 10.1.0.2 . 53 }\n"
+        "add element inet netreconcile published_ip_tcp { 8080 : 10.1.0.2 . 80, 8443 : 10.2.0.2 . 443 }\n")
+
+
+def test_map_elements_are_read_from_nfts_wrapped_listing_in_any_order():
+    listed = firewall.normalize(
+        "table inet netreconcile {\n\tmap published_ip_tcp {\n\t\ttype inet_service : ipv4_addr . inet_service\n"
+        "\t\telements = { 8443 : 10.2.0.2 . 443,\n\t\t\t     8080 : 10.1.0.2 . 80 }\n\t}\n\n"
+        "\tmap published_ip6_tcp {\n\t\ttype inet_service : ipv6_addr . inet_service\n"
+        "\t\telements = { 80 : fd42:1::2 . 80 }\n\t}\n}\n")
+    assert firewall.split_elements(listed) == (
+        "table inet netreconcile {\nmap published_ip_tcp {\ntype inet_service : ipv4_addr . inet_service\n}\n"
+        "map published_ip6_tcp {\ntype inet_service : ipv6_addr . inet_service\n}\n}\n",
+        ("published_ip6_tcp 80 : fd42:1::2 . 80", "published_ip_tcp 8080 : 10.1.0.2 . 80",
+         "published_ip_tcp 8443 : 10.2.0.2 . 443"),
+    )
 
 
 def test_publishing_networks_get_route_localnet_and_publishers_hairpin_mode():
@@ -289,16 +349,23 @@ def with_networks(spec: Spec, **changes) -> Spec:
 def test_a_port_is_published_per_family_to_the_address_of_that_family():
     """An entry without host IP is published on both families, 0.0.0.0 on IPv4 only, ::
     on IPv6 only; an entry without one host address matches only its family."""
-    assert chain(dual_ruleset(), "inet", "published") == [
-        "meta nfproto ipv4 tcp dport 8080 dnat ip to 10.1.0.2:80",
-        "meta nfproto ipv4 tcp dport 8081 dnat ip to 10.1.0.2:81",
-        "ip daddr 127.0.0.1 tcp dport 8443 dnat ip to 10.1.0.2:443",
-        "meta nfproto ipv6 tcp dport 8080 dnat ip6 to [fd42:1::2]:80",
-        "meta nfproto ipv6 tcp dport 8082 dnat ip6 to [fd42:1::2]:82",
-        "ip6 daddr 2001:db8::7 udp dport 5353 dnat ip6 to [fd42:1::2]:53",
-        "meta nfproto ipv4 tcp dport 9090 dnat ip to 10.2.0.2:90",  # old has no IPv6: no IPv6 binding
-        "meta nfproto ipv4 tcp dport 7070 dnat ip to 10.2.0.3:70",
-        "meta nfproto ipv6 tcp dport 7070 dnat ip6 to [fd42:1::3]:70",
+    rules, elements = firewall.split_elements(dual_ruleset())
+    assert chain(rules, "inet", "published") == [
+        "meta nfproto ipv4 dnat ip to tcp dport map @published_ip_tcp",
+        "dnat ip to ip daddr . tcp dport map @published_ip_daddr_tcp",
+        "meta nfproto ipv6 dnat ip6 to tcp dport map @published_ip6_tcp",
+        "dnat ip6 to ip6 daddr . udp dport map @published_ip6_daddr_udp",
+    ]
+    assert sorted(elements, key=lambda element: (element.split(" ", 1)[0].startswith("published_ip6"), element)) == [
+        "published_ip_daddr_tcp 127.0.0.1 . 8443 : 10.1.0.2 . 443",
+        "published_ip_tcp 7070 : 10.2.0.3 . 70",
+        "published_ip_tcp 8080 : 10.1.0.2 . 80",
+        "published_ip_tcp 8081 : 10.1.0.2 . 81",
+        "published_ip_tcp 9090 : 10.2.0.2 . 90",  # old has no IPv6: no IPv6 binding
+        "published_ip6_daddr_udp 2001:db8::7 . 5353 : fd42:1::2 . 53",
+        "published_ip6_tcp 7070 : fd42:1::3 . 70",
+        "published_ip6_tcp 8080 : fd42:1::2 . 80",
+        "published_ip6_tcp 8082 : fd42:1::2 . 82",
     ]
 
 
@@ -462,5 +529,6 @@ def test_the_kernel_lists_a_dual_stack_ruleset_as_rendered(sandbox, icc):
     subprocess.run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=rendered, text=True, check=True)
     listed = sh(f"ip netns exec {netns} nft list ruleset")  # a new namespace: only the rendered tables
     assert ("table bridge" in listed) is not icc
-    assert "meta nfproto ipv6" in listed and "dnat ip6 to [fd42:1::2]:80" in listed
-    assert firewall.normalize(listed) == firewall.normalize(rendered)
+    assert "meta nfproto ipv6 dnat ip6 to tcp dport map @published_ip6_tcp" in listed
+    assert "8080 : fd42:1::2 . 80" in listed
+    assert firewall.split_elements(firewall.normalize(listed)) == firewall.split_elements(firewall.normalize(rendered))

@@ -102,11 +102,12 @@ def test_docker_port_binding_vector(vector):
     found = publications(spec, addresses, addresses6)
     assert bindings(found) == expected_bindings(vector)
     rules = firewall.render(list(spec.networks), found, bridge_ports(spec))
-    published = rules.partition("chain published {\n")[2].partition("\t}")[0].splitlines()
-    assert len(published) == len(expected_bindings(vector))  # one DNAT rule per binding (all single ports here)
+    _, elements = firewall.split_elements(firewall.normalize(rules))
+    assert len(elements) == len(expected_bindings(vector))  # one map element per binding (all single ports here)
     for protocol, container_ip, container_port, host_ip, host_port in expected_bindings(vector):
-        version = ip_address(container_ip).version
         ip = firewall.match_family(ip_address(container_ip))
-        match = f"meta nfproto ipv{version}" if ip_address(host_ip).is_unspecified else f"{ip} daddr {host_ip}"
-        target = f"[{container_ip}]" if version == 6 else container_ip
-        assert f"\t\t{match} {protocol} dport {host_port} dnat {ip} to {target}:{container_port}" in published
+        if ip_address(host_ip).is_unspecified:
+            element = f"published_{ip}_{protocol} {host_port}"
+        else:
+            element = f"published_{ip}_daddr_{protocol} {host_ip} . {host_port}"
+        assert f"{element} : {container_ip} . {container_port}" in elements

@@ -162,7 +162,8 @@ def test_hairpin_reaches_published_ports_over_ipv6(world, bridge_nf, icc):
 def test_a_second_apply_of_a_dual_stack_firewall_is_a_no_op(world):
     spec = world.build(icc=False)
     table = world.sandbox.host_sh("nft list table inet netreconcile")
-    assert "meta nfproto ipv6 tcp dport 8080 dnat ip6 to" in table
+    assert "meta nfproto ipv6 dnat ip6 to tcp dport map @published_ip6_tcp" in table
+    assert f"8080 : {world.address6('web')} . 8000" in table
     assert 'ip6 saddr fd42:29:1::/64 oifname != "' in table
     again = world.sandbox.run("apply", "-o", "json", spec=spec)
     assert again.code == 0, again.stderr

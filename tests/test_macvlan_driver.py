@@ -188,7 +188,7 @@ containers:
 def test_ports_of_a_container_also_on_a_bridge_network_are_published_there_only():
     desired = build_desired(load_spec_text(MIXED, FILE), State())
     (firewall,) = desired.of_kind(Firewall)
-    assert "dnat ip to 10.1.0.2:80" in firewall.ruleset
+    assert firewall.elements == ("published_ip_tcp 8080 : 10.1.0.2 . 80",)
     assert "198.51.100" not in firewall.ruleset  # the macvlan network has no rules
     assert [r.ifname for r in desired.of_kind(Route)] == ["eth0"]  # its default route: the LAN's router
 

@@ -152,11 +152,12 @@ def test_a_port_on_0_0_0_0_renders_as_one_without_host_ip():
     names no one address: the DNAT matches no destination address, as before."""
     network = NetworkSpec("front", "front", IPv4Network("10.1.0.0/24"), IPv4Address("10.1.0.1"))
 
-    def published(entry: str) -> list[str]:
+    def published(entry: str) -> tuple[list[str], tuple[str, ...]]:
         publication = firewall.Publication(network, IPv4Address("10.1.0.5"), (parse_port(entry),), "vh-front")
-        ruleset = firewall.render([network], [publication], [])
-        return [line.strip() for line in ruleset.splitlines() if " dnat ip to " in line]
+        ruleset, elements = firewall.split_elements(firewall.normalize(firewall.render([network], [publication], [])))
+        return [line for line in ruleset.splitlines() if "dnat ip to " in line], elements
 
-    assert published("0.0.0.0:8080:80") == published("8080:80") == [
-        "meta nfproto ipv4 tcp dport 8080 dnat ip to 10.1.0.5:80"]
-    assert published("127.0.0.1:8080:80") == ["ip daddr 127.0.0.1 tcp dport 8080 dnat ip to 10.1.0.5:80"]
+    assert published("0.0.0.0:8080:80") == published("8080:80") == (
+        ["meta nfproto ipv4 dnat ip to tcp dport map @published_ip_tcp"], ("published_ip_tcp 8080 : 10.1.0.5 . 80",))
+    assert published("127.0.0.1:8080:80") == (["dnat ip to ip daddr . tcp dport map @published_ip_daddr_tcp"],
+                                              ("published_ip_daddr_tcp 127.0.0.1 . 8080 : 10.1.0.5 . 80",))

@@ -1,5 +1,9 @@
 """Reading a Compose file and its `.env` file (I/O).
 
+The Compose file and a `--env-file` are named by the operator and read as named (through
+links, as the spec file is); the `.env` beside the Compose file is read without being
+named, so never through a symbolic link: one there is refused.
+
 A Compose file is read with ruamel.yaml's round-trip loader, which keeps the line and
 column of every key and value and accepts what real Compose files use and the spec
 refuses: anchors, aliases and `<<` merge keys. Aliases share their nodes, so the file is
@@ -8,7 +12,9 @@ walked with a budget of nodes: a few lines of nested aliases cannot make it walk
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,7 +36,10 @@ class ComposeReadError(SourceError):
 
 
 def read_limited(filename: str, what: str) -> str:
-    data = read_bytes(filename)
+    return _decoded(read_bytes(filename), filename, what)
+
+
+def _decoded(data: bytes, filename: str, what: str) -> str:
     if len(data) > MAX_SPEC_SIZE:
         raise ComposeReadError(f"{filename}: the {what} is larger than {MAX_SPEC_SIZE // (1024 * 1024)} MiB")
     try:
@@ -124,10 +133,34 @@ def environment_for(compose_file: str, env_file: str | None, environment: Mappin
     """The variables interpolation sees: the environment wins over the env file, which is
     `env_file` or else the `.env` beside the Compose file (if there is one)."""
     chosen = env_file or os.path.join(os.path.dirname(os.path.abspath(compose_file)), ".env")
-    if env_file is None and not os.path.isfile(chosen):
+    text = read_limited(chosen, "env file") if env_file is not None else _read_implicit_env(chosen)
+    if text is None:
         return dict(environment)
     try:
-        from_file = parse_env_file(read_limited(chosen, "env file"), chosen, environment)
+        from_file = parse_env_file(text, chosen, environment)
     except InterpolationError as error:
         raise ComposeReadError(str(error)) from None
     return {**from_file, **environment}
+
+
+def _read_implicit_env(path: str) -> str | None:
+    """The `.env` beside the Compose file, which the operator did not name: None when
+    there is no regular file of that name; a symbolic link there is refused, never followed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ComposeReadError(
+                f"{path}: the .env beside the Compose file is a symbolic link, and netreconcile follows no link "
+                "to a file it was not named: put the file itself there, or name it with --env-file") from None
+        raise ComposeReadError(f"cannot read {path}: {error.strerror or error}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None  # a directory (or a pipe) named .env is no env file
+        try:
+            data = handle.read(MAX_SPEC_SIZE + 1)
+        except OSError as error:
+            raise ComposeReadError(f"cannot read {path}: {error.strerror or error}") from None
+    return _decoded(data, path, "env file")

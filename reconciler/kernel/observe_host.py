@@ -89,4 +89,5 @@ def observe_firewall(session: KernelSession) -> list[KernelObject]:
     listings = [nft.list_table(session.host_fd, family, firewall.TABLE) for family in firewall.FAMILIES]
     if all(listing is None for listing in listings):
         return []
-    return [Firewall(HOST_NS, firewall.normalize("".join(listing or "" for listing in listings)))]
+    ruleset, elements = firewall.split_elements(firewall.normalize("".join(listing or "" for listing in listings)))
+    return [Firewall(HOST_NS, ruleset, elements)]

@@ -24,7 +24,7 @@ class FirewallWriter(KindWriter):
     def _create_firewall(self, actions: list[Action]) -> None:
         for action in actions:
             obj: Firewall = action.obj
-            self._nft(action, firewall.replace_script(obj.ruleset))
+            self._nft(action, firewall.load_script(obj.ruleset, obj.elements, action.changes))
 
     _update_firewall = _create_firewall
 

@@ -19,9 +19,14 @@ subnet6 S6:
   host's loopback, so replies come back through the host whether or not br_netfilter
   sees bridged frames.
 - prerouting/output: packets to any local address (or the given host IP) on a
-  published port are DNATed to the container, from outside and from the host itself;
-  one rule per `ports` entry and family, so a range costs what a single port does
-  (except a range moved to other container ports: one map element per port, see
+  published port are DNATed to the container, from outside and from the host itself.
+  A single published port is one element of a named map (`published_ip_tcp`: port ->
+  container address . port, for entries on every address of the family;
+  `published_ip_daddr_tcp`: host address . port -> ..., for entries on one address),
+  looked up by one rule per map, so publishing a port or moving one is one element
+  update (`load_script`), not a reload of the tables. A range is one rule per
+  `ports` entry and family, so a range costs what a single port does (except a range
+  moved to other container ports: one anonymous-map element per port, see
   _dnat_target). An entry without one host address matches only its family (`meta
   nfproto`): a `Publication` is one container's ports of one family, DNATed to its
   address of that family.
@@ -53,7 +58,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Union
 
-from reconciler.spec.ports import PortMapping
+from reconciler.spec.ports import PROTOCOLS, PortMapping
 from reconciler.spec.types import NetworkSpec
 
 FAMILY = "inet"
@@ -104,6 +109,7 @@ def render(networks: list[NetworkSpec], publications: list[Publication], ports: 
 def render_inet_table(networks: list[NetworkSpec], publications: list[Publication]) -> str:
     """NAT and filtering for routed traffic."""
     published = published_families(publications)
+    maps = published_port_maps(publications)
     chains = [
         _chain("guard", "type filter hook prerouting priority raw; policy accept;", [
             f'iifname "{n.bridge}" ip daddr {LOOPBACK} drop' for n in networks if 4 in published.get(n.name, ())
@@ -112,13 +118,71 @@ def render_inet_table(networks: list[NetworkSpec], publications: list[Publicatio
                ["fib daddr type local jump published"] if published else []),
         _chain("output", "type nat hook output priority -100; policy accept;",
                ["fib daddr type local jump published"] if published else []),
-        _chain("published", None, [rule for p in publications for rule in _dnat_rules(p)]),
+        _chain("published", None, [_map_rule(name) for name in maps] + [
+            _dnat_rule(p, m) for p in publications for m in p.mappings if not _is_map_element(m)
+        ]),
         _chain("postrouting", "type nat hook postrouting priority srcnat; policy accept;",
                [rule for n in networks for rule in _nat_rules(n, published.get(n.name, set()))]),
         _chain("forward", "type filter hook forward priority filter; policy accept;",
                [rule for n in networks for rule in _forward_rules(n, n.name in published)]),
     ]
-    return _table(FAMILY, chains)
+    return _table(FAMILY, chains, [_map(name, elements) for name, elements in maps.items()])
+
+
+def published_port_maps(publications: list[Publication]) -> dict[str, list[str]]:
+    """The elements ('KEY : ADDRESS . PORT') of each map of single published ports that
+    has any, by map name, in a fixed order of the maps."""
+    found: dict[str, list[str]] = {name: [] for name in MAP_NAMES}
+    for publication in publications:
+        for mapping in publication.mappings:
+            if _is_map_element(mapping):
+                name, key = _map_key(mapping, publication.family)
+                found[name].append(f"{key} : {publication.address} . {mapping.container_first}")
+    return {name: elements for name, elements in found.items() if elements}
+
+
+def _is_map_element(mapping: PortMapping) -> bool:
+    return mapping.host_first == mapping.host_last
+
+
+def _map_name(family: int, on_one_address: bool, protocol: str) -> str:
+    ip = "ip6" if family == 6 else "ip"
+    return f"published_{ip}_daddr_{protocol}" if on_one_address else f"published_{ip}_{protocol}"
+
+
+MAP_NAMES = tuple(
+    _map_name(family, on_one_address, protocol)
+    for family in NFPROTO for on_one_address in (False, True) for protocol in PROTOCOLS
+)
+
+
+def _map_key(mapping: PortMapping, family: int) -> tuple[str, str]:
+    """The map of a single published port and its key there."""
+    host = mapping.host_address
+    name = _map_name(family, host is not None, mapping.protocol)
+    return name, str(mapping.host_first) if host is None else f"{host} . {mapping.host_first}"
+
+
+def _map_parts(name: str) -> tuple[str, bool, str]:
+    """(nft family keyword, whether keyed by host address too, protocol) of a map's name."""
+    parts = name.split("_")
+    return parts[1], parts[2] == "daddr", parts[-1]
+
+
+def _map(name: str, elements: list[str]) -> str:
+    ip, on_one_address, _ = _map_parts(name)
+    address = "ipv6_addr" if ip == "ip6" else "ipv4_addr"
+    key = f"{address} . inet_service" if on_one_address else "inet_service"
+    return (f"\tmap {name} {{\n\t\ttype {key} : {address} . inet_service\n"
+            f"\t\telements = {{ {', '.join(elements)} }}\n\t}}")
+
+
+def _map_rule(name: str) -> str:
+    """The rule that DNATs what the map `name` holds."""
+    ip, on_one_address, protocol = _map_parts(name)
+    if on_one_address:
+        return f"dnat {ip} to {ip} daddr . {protocol} dport map @{name}"
+    return f"meta nfproto {NFPROTO[6 if ip == 'ip6' else 4]} dnat {ip} to {protocol} dport map @{name}"
 
 
 def render_bridge_table(publications: list[Publication], isolated: list[Port]) -> str:
@@ -158,8 +222,8 @@ def match_family(address: IPAddress | IPv4Network | IPv6Network) -> str:
     return "ip6" if address.version == 6 else "ip"
 
 
-def _table(family: str, chains: list[str]) -> str:
-    body = "\n\n".join(chain for chain in chains if chain)
+def _table(family: str, chains: list[str], maps: list[str] | None = None) -> str:
+    body = "\n\n".join(block for block in [*(maps or []), *chains] if block)
     return f'table {family} {TABLE} {{\n\tcomment "{COMMENT}"\n{body}\n}}\n'
 
 
@@ -184,17 +248,19 @@ def _chain(name: str, hook: str | None, rules: list[str]) -> str:
 
 
 def _dnat_rules(publication: Publication) -> list[str]:
-    """One rule per published entry, whatever the size of its port range."""
-    rules = []
+    """One rule per published entry (what the tables hold for a range; a single port is
+    a map element instead), whatever the size of its port range."""
+    return [_dnat_rule(publication, mapping) for mapping in publication.mappings]
+
+
+def _dnat_rule(publication: Publication, mapping: PortMapping) -> str:
     ip = match_family(publication.address)
-    for mapping in publication.mappings:
-        host = mapping.host_address
-        # without one host address the entry takes every address of the publication's
-        # family, and says so rather than leave the kernel to skip a DNAT of the other one
-        match = f"{match_family(host)} daddr {host}" if host is not None else f"meta nfproto {NFPROTO[publication.family]}"
-        target = _dnat_target(mapping, publication.address)
-        rules.append(f"{match} {mapping.protocol} dport {mapping.host_ports} dnat {ip} to {target}")
-    return rules
+    host = mapping.host_address
+    # without one host address the entry takes every address of the publication's
+    # family, and says so rather than leave the kernel to skip a DNAT of the other one
+    match = f"{match_family(host)} daddr {host}" if host is not None else f"meta nfproto {NFPROTO[publication.family]}"
+    target = _dnat_target(mapping, publication.address)
+    return f"{match} {mapping.protocol} dport {mapping.host_ports} dnat {ip} to {target}"
 
 
 def _dnat_target(mapping: PortMapping, address: IPAddress) -> str:
@@ -275,6 +341,55 @@ def delete_script() -> str:
 def replace_script(tables: str) -> str:
     """`nft -f` input that swaps the live tables for `tables` in one transaction."""
     return delete_script() + tables
+
+
+def split_elements(ruleset: str) -> tuple[str, tuple[str, ...]]:
+    """A normalized listing without the elements of its named maps, and those elements
+    as 'MAP KEY : VALUE', sorted: what a one-port change changes, compared apart from the
+    rest (nft wraps and orders a map's elements freely)."""
+    lines, elements, current_map, collected = [], [], "", None
+    for line in ruleset.splitlines():
+        if collected is not None or line.startswith(_ELEMENTS_START):
+            collected = (collected or []) + [line]
+            if line.endswith("}"):
+                body = " ".join(collected)[len(_ELEMENTS_START):-1]
+                elements += [f"{current_map} {element.strip()}" for element in body.split(",") if element.strip()]
+                collected = None
+            continue
+        if line.startswith("map ") and line.endswith("{"):
+            current_map = line[len("map "):-1].strip()
+        lines.append(line)
+    return "".join(f"{line}\n" for line in lines), tuple(sorted(elements))
+
+
+_ELEMENTS_START = "elements = {"
+
+
+def load_script(ruleset: str, elements: tuple[str, ...], changes: tuple[tuple[str, object, object], ...] = ()) -> str:
+    """`nft -f` input that makes the live tables `ruleset` with the map `elements`, one
+    transaction: when `changes` (field, live, desired) are the elements alone, only the
+    elements that differ are deleted and added; else the tables are replaced whole."""
+    if changes and all(name == "elements" for name, _, _ in changes):
+        (_, live, wanted), = changes
+        added, removed = element_changes(live, wanted)
+        return element_script("delete", removed) + element_script("add", added)
+    return replace_script(ruleset) + element_script("add", elements)
+
+
+def element_changes(live: tuple[str, ...], wanted: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Map elements only in `wanted` (to add) and only in `live` (to delete), sorted."""
+    live_set, wanted_set = set(live), set(wanted)
+    return sorted(wanted_set - live_set), sorted(live_set - wanted_set)
+
+
+def element_script(verb: str, elements: list[str] | tuple[str, ...]) -> str:
+    """`add element` (KEY : VALUE) or `delete element` (KEY) lines, one per map."""
+    by_map: dict[str, list[str]] = {}
+    for element in elements:
+        name, entry = element.split(" ", 1)
+        by_map.setdefault(name, []).append(entry if verb == "add" else entry.split(" : ")[0])
+    return "".join(f"{verb} element {FAMILY} {TABLE} {name} {{ {', '.join(entries)} }}\n"
+                   for name, entries in by_map.items())
 
 
 def rule_changes(old: str, new: str) -> tuple[list[str], list[str]]:

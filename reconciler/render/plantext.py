@@ -33,9 +33,16 @@ def action_document(action: Action) -> dict:
 TEXT_FIELDS = ("content", "ruleset")
 
 
+# fields holding a collection of members (the published-port map elements): a change
+# lists the members added and removed, not both whole collections
+MEMBER_FIELDS = ("elements",)
+
+
 def _change_document(name: str, old, new) -> dict:
     if name in TEXT_FIELDS:
         return {"field": name, "from_lines": _line_count(old), "to_lines": _line_count(new)}
+    if name in MEMBER_FIELDS:
+        return {"field": name, "added": sorted(set(new) - set(old)), "removed": sorted(set(old) - set(new))}
     return {"field": name, "from": _plain(old), "to": _plain(new)}
 
 

@@ -206,7 +206,8 @@ def check_firewall(current: Plan, session: KernelSession) -> None:
     for action in current.actions:
         if action.kind == "firewall" and action.op != DELETE:
             nft.require()
-            error = nft.check_ruleset(session.host_fd, firewall.replace_script(action.obj.ruleset))
+            script = firewall.load_script(action.obj.ruleset, action.obj.elements, action.changes)
+            error = nft.check_ruleset(session.host_fd, script)
             if error:
                 raise PrerequisiteError(f"the kernel rejects the firewall table (nft -c): {error}")
 

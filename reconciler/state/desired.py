@@ -195,7 +195,8 @@ def firewall_objects(
     published = publications(spec, addresses, addresses6)
     tables = firewall.render(networks, published, bridge_ports(spec))
     source = str(networks[0].location)
-    objects: list[KernelObject] = [Firewall(HOST_NS, firewall.normalize(tables), source=source)]
+    ruleset, elements = firewall.split_elements(firewall.normalize(tables))
+    objects: list[KernelObject] = [Firewall(HOST_NS, ruleset, elements, source=source)]
     for name in dict.fromkeys(p.network.name for p in published if p.family == 4):
         network = spec.network(name)
         objects.append(Sysctl(HOST_NS, route_localnet(network.bridge), "1", source=str(network.location)))

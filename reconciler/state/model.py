@@ -731,12 +731,15 @@ class Sysctl(KernelObject):
 @dataclass(frozen=True)
 class Firewall(KernelObject):
     """netreconcile's nftables tables in a namespace (inet, and bridge when needed);
-    `ruleset` is their normalized listing, replaced as a whole."""
+    `ruleset` is their normalized listing without the elements of the published-port
+    maps, replaced as a whole; `elements` are those ('MAP KEY : VALUE', sorted), updated
+    one by one when nothing else changes (reconciler.render.firewall.load_script)."""
 
     kind: ClassVar[str] = "firewall"
     rank: ClassVar[int] = 8
     netns: str
     ruleset: str
+    elements: tuple[str, ...] = ()
     source: str = field(default="", compare=False)
 
     @property

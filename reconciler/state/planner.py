@@ -129,6 +129,8 @@ def _describe(changes: tuple[tuple[str, object, object], ...]) -> str:
             described.append(_describe_content(old, new))
         elif name == "ruleset":
             described.append(_describe_rules(old, new))
+        elif name == "elements":
+            described.append(_describe_elements(old, new))
         else:
             described.append(f"{name} {_shown(old)} -> {_shown(new)}")
     return ", ".join(described)
@@ -147,6 +149,14 @@ def _describe_rules(old: str, new: str) -> str:
     more = f"; and {len(shown) - SHOWN_RULE_CHANGES} more" if len(shown) > SHOWN_RULE_CHANGES else ""
     listed = [firewall.abbreviate(rule) for rule in shown[:SHOWN_RULE_CHANGES]]
     return f"{summary}: {'; '.join(listed)}{more}"
+
+
+def _describe_elements(old: tuple[str, ...], new: tuple[str, ...]) -> str:
+    added, removed = firewall.element_changes(old, new)
+    shown = [f"+ {element}" for element in added] + [f"- {element}" for element in removed]
+    more = f"; and {len(shown) - SHOWN_RULE_CHANGES} more" if len(shown) > SHOWN_RULE_CHANGES else ""
+    return (f"update the published-port maps: {len(added)} element(s) to add, {len(removed)} to remove: "
+            f"{'; '.join(shown[:SHOWN_RULE_CHANGES])}{more}")
 
 
 # what str.splitlines breaks lines at besides "\n": a text holding one takes the slow path
