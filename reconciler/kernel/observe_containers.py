@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Mapping
 
 from reconciler import drivers
 from reconciler.errors import KernelError
@@ -15,30 +16,36 @@ from reconciler.kernel.container_files import observe_files
 from reconciler.kernel.dumps import decoded_routes, families_of, read_addrs, read_links, routes
 from reconciler.kernel.nlsocket import NetlinkSocket
 from reconciler.kernel.session import KernelSession
-from reconciler.state.model import MISSING, Address, KernelObject, Netns
+from reconciler.state.model import MISSING, Address, File, KernelObject, Netns
 
 PARALLEL_FROM = 200  # container namespaces; below this a second process costs more than it saves
 
 
 def read_containers(
     session: KernelSession, names: list[str], aliases: set[str], host_names: dict[int, str],
+    expected: Mapping[tuple, KernelObject] | None = None,
 ) -> tuple[list[KernelObject], dict, list]:
     """Objects inside the container namespaces and the files of `names` (of `aliases`:
     only the files, their namespace is another's), their veth peers by host-side
     index, and what is in the way of their files. `host_names`: the host interfaces'
-    names by index, which macvlan parents are found by.
+    names by index, which macvlan parents are found by. A file as `expected` has it
+    shares its text (container_files.observe_files).
 
     Reading is Python-bound (decoding), so threads do not help; with many namespaces
-    a forked child reads half of them on the other CPU and sends the result back."""
+    a forked child reads half of them on the other CPU and sends the result back (of
+    the files as expected only their keys: the parent has their texts)."""
     if len(names) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
-        return _read_containers_here(session, names, aliases, host_names)
+        return _read_containers_here(session, names, aliases, host_names, expected)
     half = len(names) // 2
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child; its result is checked by the parent
         os.close(reader)
         try:
-            payload = pickle.dumps(("ok", _read_containers_here(session, names[half:], aliases, host_names)))
+            objects, peers, in_the_way = _read_containers_here(session, names[half:], aliases, host_names, expected)
+            as_expected = [obj.key for obj in objects if _is_expected(obj, expected)]
+            objects = [obj for obj in objects if not _is_expected(obj, expected)]
+            payload = pickle.dumps(("ok", (objects, peers, in_the_way, as_expected)))
         except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
             payload = pickle.dumps(("error", repr(error)))
         with os.fdopen(writer, "wb") as pipe:
@@ -46,21 +53,31 @@ def read_containers(
         os._exit(0)
     os.close(writer)
     try:
-        objects, peers, in_the_way = _read_containers_here(session, names[:half], aliases, host_names)
+        objects, peers, in_the_way = _read_containers_here(session, names[:half], aliases, host_names, expected)
     finally:
         with os.fdopen(reader, "rb") as pipe:
             payload = pipe.read()
         os.waitpid(child, 0)
     status, result = pickle.loads(payload) if payload else ("error", "the reading process died")
+    del payload  # the texts are decoded: no second copy of them while the observation goes on
     if status != "ok":
         raise KernelError(f"reading container namespaces failed: {result}")
-    other_objects, other_peers, other_in_the_way = result
+    other_objects, other_peers, other_in_the_way, as_expected = result
     peers.update(other_peers)
-    return objects + other_objects, peers, in_the_way + other_in_the_way
+    objects += other_objects
+    objects += [expected[key] for key in as_expected]
+    return objects, peers, in_the_way + other_in_the_way
+
+
+def _is_expected(obj: KernelObject, expected: Mapping[tuple, KernelObject] | None) -> bool:
+    """Whether `obj` is a File read with the text of the expected File of its key (shared)."""
+    wanted = expected.get(obj.key) if expected and isinstance(obj, File) else None
+    return wanted is not None and wanted.content is obj.content
 
 
 def _read_containers_here(
     session: KernelSession, names: list[str], aliases: set[str], host_names: dict[int, str],
+    expected: Mapping[tuple, KernelObject] | None = None,
 ) -> tuple[list[KernelObject], dict, list]:
     objects: list[KernelObject] = []
     peers: dict[int, tuple[str, nl.Link]] = {}
@@ -71,7 +88,7 @@ def _read_containers_here(
             if name not in aliases:
                 objects += observe_container_netns(session.socket(name), name, peers, host_names)
             if etc_fd is not None:
-                found, foreign = observe_files(etc_fd, session.etc_dir(name), name)
+                found, foreign = observe_files(etc_fd, session.etc_dir(name), name, expected=expected)
                 objects += found
                 in_the_way += foreign
     finally:
