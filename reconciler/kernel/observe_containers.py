@@ -45,21 +45,19 @@ def read_containers(
             objects, peers, in_the_way = _read_containers_here(session, names[half:], aliases, host_names, expected)
             as_expected = [obj.key for obj in objects if _is_expected(obj, expected)]
             objects = [obj for obj in objects if not _is_expected(obj, expected)]
-            payload = pickle.dumps(("ok", (objects, peers, in_the_way, as_expected)))
+            message = ("ok", (objects, peers, in_the_way, as_expected))
         except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
-            payload = pickle.dumps(("error", repr(error)))
-        with os.fdopen(writer, "wb") as pipe:
-            pipe.write(payload)
+            message = ("error", repr(error))
+        with os.fdopen(writer, "wb") as pipe:  # streamed: no pickled copy of the texts is held
+            pickle.dump(message, pipe)
         os._exit(0)
     os.close(writer)
     try:
         objects, peers, in_the_way = _read_containers_here(session, names[:half], aliases, host_names, expected)
     finally:
         with os.fdopen(reader, "rb") as pipe:
-            payload = pipe.read()
+            status, result = _received(pipe)
         os.waitpid(child, 0)
-    status, result = pickle.loads(payload) if payload else ("error", "the reading process died")
-    del payload  # the texts are decoded: no second copy of them while the observation goes on
     if status != "ok":
         raise KernelError(f"reading container namespaces failed: {result}")
     other_objects, other_peers, other_in_the_way, as_expected = result
@@ -67,6 +65,14 @@ def read_containers(
     objects += other_objects
     objects += [expected[key] for key in as_expected]
     return objects, peers, in_the_way + other_in_the_way
+
+
+def _received(pipe) -> tuple[str, object]:
+    """The child's message, unpickled as it arrives (the texts are held once, not also as bytes)."""
+    try:
+        return pickle.load(pipe)
+    except (EOFError, pickle.UnpicklingError):
+        return "error", "the reading process died"
 
 
 def _is_expected(obj: KernelObject, expected: Mapping[tuple, KernelObject] | None) -> bool:
