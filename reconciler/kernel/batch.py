@@ -102,11 +102,6 @@ class ProcFiles:
             os.close(handle)
 
 
-def write_proc_file(path: str, value: str) -> None:
-    with ProcFiles() as files:
-        files.write(path, value)
-
-
 def changed(action: Action, *names: str) -> bool:
     return action.op == CREATE or any(name in names for name, _, _ in action.changes)
 
