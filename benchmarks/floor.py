@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reconciler.drivers.bridge import mac_for  # noqa: E402
 from reconciler.kernel import netlink as nl  # noqa: E402
-from reconciler.kernel.namespaces import create_netns, prepare_netns_dir  # noqa: E402
+from reconciler.kernel.namespaces import create_netns, prepare_netns_dir, write_ipv6_defaults  # noqa: E402
 from reconciler.kernel.nlsocket import NetlinkSocket  # noqa: E402
 from reconciler.kernel.session import netns_path  # noqa: E402
 
@@ -55,10 +55,11 @@ def build(host: str, bridge: str, prefix: str, count: int) -> None:
         nl.set_link(host_sock.next_seq(), index=bridge_indexes[name], up=True))], "bridge addresses")
     containers = []
     for number in range(count):
-        fd, sock = create_netns(f"{prefix}{number}", ipv6=False)
+        fd, sock = create_netns(f"{prefix}{number}", ipv6=False, defaults=False)
         subnet = subnets[number // PER_NETWORK]
         containers.append((fd, sock, subnet.network_address + 2 + number % PER_NETWORK,
                            subnet.network_address + 1, subnet.prefixlen))
+    write_ipv6_defaults([(fd, False) for fd, *_ in containers])  # IPv6 off, as apply writes it
     host_ends = [f"vf{prefix[-4:]}{number}"[:15] for number in range(count)]
     sent(host_sock, [nl.new_veth(host_sock.next_seq(), host_end, bridge_indexes[bridges[number // PER_NETWORK]], 1500,
                                  "eth0", mac_for(address), 1500, fd)

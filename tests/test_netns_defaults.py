@@ -1,6 +1,7 @@
-"""The IPv6 defaults of many new namespaces, written by a forked child through a proc
-instance of its own (the host's /proc walks one dentry per namespace for each new one):
-each namespace gets exactly its defaults, and the host's mounts are as they were."""
+"""Namespaces and links by the thousand. The IPv6 defaults of many new namespaces, written
+by a forked child through a proc instance of its own (the host's /proc walks one dentry
+per namespace for each new one): each namespace gets exactly its defaults, and the host's
+mounts are as they were. Thousands of link lookups in one call."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from reconciler.kernel.namespaces import (
     FRESH_PROC_EVERY, FRESH_PROC_FROM, create_netns, prepare_netns_dir, write_ipv6_defaults,
 )
+from reconciler.kernel.nlsocket import NetlinkSocket
 from tests.conftest import sh
 
 pytestmark = pytest.mark.kernel
@@ -62,3 +64,20 @@ def test_a_few_new_namespaces_are_written_in_process(sandbox):
     finally:
         os.close(fd)
     assert sysctl(sandbox.name("one"), "default/disable_ipv6") == "1"
+
+
+def test_thousands_of_link_lookups_in_one_call_are_answered(sandbox):
+    """One GETLINK per name, 5000 at once (a floor or a writer looking up every host veth
+    at 5000 containers): sent in batches, not in one send the kernel refuses (EMSGSIZE)."""
+    sh(f"ip netns add {sandbox.host}")
+    sh(f"ip -n {sandbox.host} link add probe0 type bridge")
+    fd = os.open(f"/run/netns/{sandbox.host}", os.O_RDONLY)
+    try:
+        sock = NetlinkSocket.open_in(fd)
+        try:
+            found = sock.link_indexes([f"absent{number}" for number in range(5000)] + ["probe0"])
+        finally:
+            sock.close()
+    finally:
+        os.close(fd)
+    assert list(found) == ["probe0"]
