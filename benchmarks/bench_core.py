@@ -18,12 +18,19 @@ For each N (default 100 and 1000) this runs, in ONE invocation:
    "actions": []), `apply` after giving container 0 a static address, `destroy`.
 3. With --ipv6, step 2 again on a dual-stack network (`enable_ipv6`, a /64 `subnet6`):
    every container also gets an IPv6 address and default route, with IPv6 on in its
-   namespace (the second apply changes its IPv6 address too).
+   namespace (the second apply changes its IPv6 address too). With --macvlan, step 2
+   again with the containers on a macvlan network whose parent is an unmanaged veth in
+   the host namespace.
+   Above 1000 containers they are spread over networks of 1000 (a bridge holds at most
+   1023 ports), each with its own bridge (or parent) and /22 (and /64); the floor too.
+   The iproute2 baseline runs only where one bridge holds them all (N <= 1000).
 4. A table with seconds, the ratio to the baseline, peak RSS, and the targets
    (defined for N=1000): from-scratch apply <= baseline/10, from-scratch apply
    <= 1.5x the floor plus the interpreter's start (the `--version` row), no-op < 1 s,
    destroy < 2 s, peak memory < 200 MB; with --ipv6 also dual-stack apply from
-   scratch <= 1.5x the IPv4-only one of the same run.
+   scratch <= 1.5x the IPv4-only one of the same run. Every step of another N gets its
+   ratio to the same step at N=1000 (when both ran); at N=5000 the targets are each
+   netreconcile step <= 5.5x its N=1000 figure and peak memory < 300 MB.
 
 SAFETY: everything lives in network namespaces whose names start with a unique
 prefix (bnXXXX); all of them are deleted at the end, also on failure, Ctrl-C or
@@ -34,7 +41,7 @@ with PYTHONDONTWRITEBYTECODE unset and the package compiled first, untimed: the 
 what an installed package costs, not the recompilation the tests' environment forces.
 
 Needs root. Usage:
-    python benchmarks/bench_core.py [--sizes 100,1000] [--ipv6] [--json FILE]
+    python benchmarks/bench_core.py [--sizes 100,1000] [--ipv6] [--macvlan] [--json FILE]
 """
 
 from __future__ import annotations
@@ -70,6 +77,11 @@ TARGET_DESTROY_S = 2.0
 TARGET_RSS_MB = 200.0
 TARGET_DUAL_STACK_RATIO = 1.5  # dual-stack apply from scratch within 1.5x of the IPv4-only one
 DUAL_STACK = "dual-stack "  # prefix of the names of the dual-stack steps
+MACVLAN = "macvlan "  # prefix of the names of the macvlan steps
+PER_NETWORK = 1000  # containers per network; a bridge holds at most 1023 ports (BR_MAX_PORTS)
+SCALE_N = 5000  # the size whose steps are held to TARGET_SCALE_RATIO times their N=1000 figures
+TARGET_SCALE_RATIO = 5.5
+TARGET_SCALE_RSS_MB = 300.0
 TARGET_FLOOR_RATIO = 1.5  # from-scratch apply within 1.5x the floor, plus the interpreter's start
 FLOOR = "floor: same requests, one process"
 
@@ -215,6 +227,30 @@ def check(result: ChildResult, what: str) -> None:
         raise BenchError(f"{what} failed with exit code {result.code} after {result.seconds:.2f} s:\n{tail}")
 
 
+# ---------------------------------------------------------------- layout
+
+def network_count(n: int) -> int:
+    return -(-n // PER_NETWORK)
+
+
+def network_subnets(count: int) -> list[tuple[ipaddress.IPv4Network, ipaddress.IPv6Network]]:
+    """Per network its IPv4 and IPv6 subnet: SUBNET and SUBNET6 for one network, else
+    10.88.0.0/22, 10.89.0.0/22, ... and fd42:88:0::/64, fd42:88:1::/64, ... (1022
+    addresses each: the gateway and PER_NETWORK containers fit)."""
+    if count == 1:
+        return [(SUBNET, SUBNET6)]
+    return [(ipaddress.IPv4Network(f"10.{88 + k}.0.0/22"), ipaddress.IPv6Network(f"fd42:88:{k:x}::/64"))
+            for k in range(count)]
+
+
+def static_addresses(count: int) -> tuple[ipaddress.IPv4Address, ipaddress.IPv6Address]:
+    """Container 0's static addresses in the second spec, in its network's subnets."""
+    if count == 1:
+        return STATIC_ADDRESS, STATIC_ADDRESS6
+    subnet, subnet6 = network_subnets(count)[0]
+    return subnet.broadcast_address - 5, subnet6.network_address + 0xfafa
+
+
 # ---------------------------------------------------------------- baseline
 
 def container_address(index: int) -> ipaddress.IPv4Address:
@@ -258,23 +294,34 @@ def baseline_script(host: str, containers: list[str]) -> str:
 
 # ---------------------------------------------------------------- netreconcile
 
-def spec_text(bridge: str, containers: list[str], static_first: bool, ipv6: bool = False) -> str:
-    lines = [
-        "version: 1",
-        "networks:",
-        "  bench:",
-        f"    bridge: {bridge}",
-        f"    subnet: {SUBNET}",
-        *(["    enable_ipv6: true", f"    subnet6: {SUBNET6}"] if ipv6 else []),
-        "containers:",
-    ]
-    static = f"ipv4_address: {STATIC_ADDRESS}" + (f", ipv6_address: '{STATIC_ADDRESS6}'" if ipv6 else "")
+def network_names(count: int) -> list[str]:
+    return ["bench"] if count == 1 else [f"bench{k}" for k in range(count)]
+
+
+def spec_text(bridge: str, containers: list[str], static_first: bool, ipv6: bool = False,
+              parents: list[str] | None = None) -> str:
+    """PER_NETWORK containers per network, each network on its own bridge `bridge`+k (with
+    one network: `bridge`), or with `parents` a macvlan network on parents[k]."""
+    count = network_count(len(containers))
+    names = network_names(count)
+    lines = ["version: 1", "networks:"]
+    for k, (name, (subnet, subnet6)) in enumerate(zip(names, network_subnets(count))):
+        lines += [f"  {name}:"]
+        if parents:
+            lines += ["    driver: macvlan", f"    parent: {parents[k]}"]
+        else:
+            lines += [f"    bridge: {bridge if count == 1 else f'{bridge}{k}'}"]
+        lines += [f"    subnet: {subnet}", *(["    enable_ipv6: true", f"    subnet6: {subnet6}"] if ipv6 else [])]
+    lines.append("containers:")
+    address, address6 = static_addresses(count)
+    static = f"ipv4_address: {address}" + (f", ipv6_address: '{address6}'" if ipv6 else "")
     for index, name in enumerate(containers):
         lines.append(f"  {name}:")
+        network = names[index // PER_NETWORK]
         if index == 0 and static_first:
-            lines.append(f"    networks: {{bench: {{{static}}}}}")
+            lines.append(f"    networks: {{{network}: {{{static}}}}}")
         else:
-            lines.append("    networks: [bench]")
+            lines.append(f"    networks: [{network}]")
     return "\n".join(lines) + "\n"
 
 
@@ -302,16 +349,46 @@ class Step:
 @dataclass
 class SizeResult:
     n: int
-    baseline: Step
+    baseline: Step | None  # None where one bridge cannot hold N containers (skipped)
     steps: list[Step] = field(default_factory=list)
     leftover_container_netns_after_destroy: int = 0
     targets: dict = field(default_factory=dict)
 
 
-def run_size(n: int, prefix: str, runner: Runner, scratch: Path, ipv6: bool = False,
+def run_size(n: int, prefix: str, runner: Runner, scratch: Path, ipv6: bool = False, macvlan: bool = False,
              startup: Step | None = None) -> SizeResult:
     tag = f"{prefix}n{n}"
-    # ---- 1. baseline
+    out = SizeResult(n, run_baseline(n, tag, runner, scratch) if n <= PER_NETWORK else None)
+    if out.baseline is None:
+        log(f"N={n}: iproute2 baseline skipped (its script uses one bridge, which holds at most 1023 ports)")
+
+    # ---- the floor: the same kernel requests from one process, nothing else
+    floor_host, floor_prefix = f"{tag}-hf", f"{tag}-f"
+    idle_wait, idle_ok = wait_for_idle()
+    create_host_netns(floor_host)
+    log(f"N={n}: floor (the requests hand-packed in one process)")
+    result = runner.run([sys.executable, str(REPO / "benchmarks" / "floor.py"), floor_host, f"{prefix}bf{n}"[:14],
+                         floor_prefix, str(n)])
+    check(result, "the floor")
+    kernel_seconds = float(result.stdout.split()[-1])
+    out.steps.append(Step(FLOOR, kernel_seconds, result.max_rss_mb, result.user_s, result.sys_s, None, idle_wait,
+                          idle_ok, result.other_cpu))
+    log(f"N={n}: floor {kernel_seconds:.2f} s of kernel work ({result.seconds:.2f} s with start-up); tearing down")
+    delete_netns([floor_host, *netns_with_prefix(floor_prefix)])
+
+    # ---- 2. netreconcile (3. dual stack, macvlan)
+    out.steps += run_netreconcile(n, tag, f"{prefix}br{n}"[:14], runner, scratch, ipv6=False)
+    if ipv6:
+        out.steps += run_netreconcile(n, f"{tag}d", f"{prefix}bd{n}"[:14], runner, scratch, ipv6=True)
+    if macvlan:
+        out.steps += run_netreconcile(n, f"{tag}m", f"{prefix}mv{n}"[:13], runner, scratch, ipv6=False,
+                                      macvlan=True)
+    delete_netns(netns_with_prefix(tag))
+    out.targets = evaluate_targets(out, startup)
+    return out
+
+
+def run_baseline(n: int, tag: str, runner: Runner, scratch: Path) -> Step:
     host_base = f"{tag}-hb"
     base_containers = [f"{tag}-b{i}" for i in range(n)]
     script = scratch / f"baseline-{n}.sh"
@@ -325,43 +402,37 @@ def run_size(n: int, prefix: str, runner: Runner, scratch: Path, ipv6: bool = Fa
                     None, idle_wait, idle_ok, result.other_cpu)
     log(f"N={n}: baseline {result.seconds:.2f} s; tearing down")
     delete_netns([host_base, *base_containers])
-    out = SizeResult(n, baseline)
-
-    # ---- the floor: the same kernel requests from one process, nothing else
-    floor_host, floor_prefix = f"{tag}-hf", f"{tag}-f"
-    idle_wait, idle_ok = wait_for_idle()
-    create_host_netns(floor_host)
-    log(f"N={n}: floor (the requests hand-packed in one process)")
-    result = runner.run([sys.executable, str(REPO / "benchmarks" / "floor.py"), floor_host, f"{prefix}bf{n}"[:15],
-                         floor_prefix, str(n)])
-    check(result, "the floor")
-    kernel_seconds = float(result.stdout.split()[-1])
-    out.steps.append(Step(FLOOR, kernel_seconds, result.max_rss_mb, result.user_s, result.sys_s, None, idle_wait,
-                          idle_ok, result.other_cpu))
-    log(f"N={n}: floor {kernel_seconds:.2f} s of kernel work ({result.seconds:.2f} s with start-up); tearing down")
-    delete_netns([floor_host, *netns_with_prefix(floor_prefix)])
-
-    # ---- 2. netreconcile (3. dual stack)
-    out.steps += run_netreconcile(n, tag, f"{prefix}br{n}"[:15], runner, scratch, ipv6=False)
-    if ipv6:
-        out.steps += run_netreconcile(n, f"{tag}d", f"{prefix}bd{n}"[:15], runner, scratch, ipv6=True)
-    delete_netns(netns_with_prefix(tag))
-    out.targets = evaluate_targets(out, startup)
-    return out
+    return baseline
 
 
-def run_netreconcile(n: int, tag: str, bridge: str, runner: Runner, scratch: Path, ipv6: bool) -> list[Step]:
-    """The four netreconcile steps on a spec of N containers (dual stack with `ipv6`)."""
-    label = DUAL_STACK if ipv6 else ""
+def make_parents(host: str, count: int, name: str) -> list[str]:
+    """`count` unmanaged veth pairs in the throwaway host namespace, up: the macvlan
+    networks' parents (`name`0, ...), as a LAN interface netreconcile only uses."""
+    parents = [f"{name}{k}" for k in range(count)]
+    for parent in parents:
+        for argv in (["ip", "-n", host, "link", "add", parent, "type", "veth", "peer", "name", f"w{parent}"],
+                     ["ip", "-n", host, "link", "set", parent, "up"], ["ip", "-n", host, "link", "set", f"w{parent}", "up"]):
+            result = subprocess.run(argv, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise BenchError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+    return parents
+
+
+def run_netreconcile(n: int, tag: str, bridge: str, runner: Runner, scratch: Path, ipv6: bool,
+                     macvlan: bool = False) -> list[Step]:
+    """The four netreconcile steps on a spec of N containers (dual stack with `ipv6`; on
+    macvlan networks with `macvlan`, `bridge` then naming their parents)."""
+    label = MACVLAN if macvlan else DUAL_STACK if ipv6 else ""
     host_nr = f"{tag}-hnr"
     containers = [f"{tag}-c{i}" for i in range(n)]
+    create_host_netns(host_nr)
+    parents = make_parents(host_nr, network_count(n), bridge) if macvlan else None
     spec1 = scratch / f"spec-{tag}.yaml"
     spec2 = scratch / f"spec-{tag}-static.yaml"
-    spec1.write_text(spec_text(bridge, containers, static_first=False, ipv6=ipv6))
-    spec2.write_text(spec_text(bridge, containers, static_first=True, ipv6=ipv6))
+    spec1.write_text(spec_text(bridge, containers, static_first=False, ipv6=ipv6, parents=parents))
+    spec2.write_text(spec_text(bridge, containers, static_first=True, ipv6=ipv6, parents=parents))
     state_dir = Path(tempfile.mkdtemp(prefix=f"state-{tag}-", dir=scratch))
     base = [sys.executable, "-m", "reconciler", "--host-netns", host_nr, "--state-dir", str(state_dir)]
-    create_host_netns(host_nr)
 
     plan = [
         (f"{label}apply from scratch", ["apply", str(spec1), "-o", "json"]),
@@ -392,7 +463,7 @@ def run_netreconcile(n: int, tag: str, bridge: str, runner: Runner, scratch: Pat
                 raise BenchError(f"from-scratch apply (N={n}): {actions} action(s), "
                                  f"{len(missing)} container namespace(s) missing, e.g. {missing[:3]}")
             if ipv6:
-                check_dual_stack(containers[-1])
+                check_dual_stack(containers[-1], network_subnets(network_count(n))[-1][1])
         elif name.endswith("apply no-op") and document.get("actions") != []:
             raise BenchError(f"no-op apply (N={n}) was not a no-op: {actions} action(s), e.g. "
                              f"{json.dumps(document['actions'][:3])}")
@@ -404,12 +475,12 @@ def run_netreconcile(n: int, tag: str, bridge: str, runner: Runner, scratch: Pat
     return steps
 
 
-def check_dual_stack(container: str) -> None:
-    """The last container has an address of subnet6: the dual-stack run measured what it claims."""
+def check_dual_stack(container: str, subnet6: ipaddress.IPv6Network) -> None:
+    """The last container has an address of its network's subnet6: the dual-stack run measured what it claims."""
     result = subprocess.run(["ip", "-n", container, "-6", "-o", "addr", "show", "scope", "global"],
                             capture_output=True, text=True)
-    if str(SUBNET6.network_address).rstrip(":") not in result.stdout:
-        raise BenchError(f"dual-stack apply: {container} has no address of {SUBNET6}: {result.stdout or result.stderr}")
+    if str(subnet6.network_address).rstrip(":") not in result.stdout:
+        raise BenchError(f"dual-stack apply: {container} has no address of {subnet6}: {result.stdout or result.stderr}")
 
 
 # ---------------------------------------------------------------- report
@@ -425,16 +496,19 @@ def evaluate_targets(result: SizeResult, startup: Step | None = None) -> dict:
     noop = step_by_name(result, "apply no-op")
     destroy = step_by_name(result, "destroy")
     peak = max(s.max_rss_mb for s in result.steps)
-    limit = result.baseline.seconds / TARGET_APPLY_RATIO
     dual = next((s for s in result.steps if s.name == f"{DUAL_STACK}apply from scratch"), None)
     dual_stack = {} if dual is None else {
         "dual-stack apply <= 1.5x IPv4-only apply": {
             "value": dual.seconds, "limit": apply.seconds * TARGET_DUAL_STACK_RATIO, "unit": "s",
             "pass": dual.seconds <= apply.seconds * TARGET_DUAL_STACK_RATIO},
     }
-    return {
+    limit = result.baseline.seconds / TARGET_APPLY_RATIO if result.baseline else None
+    baseline = {} if limit is None else {
         "from-scratch apply <= baseline/10": {"value": apply.seconds, "limit": limit, "unit": "s",
                                               "pass": apply.seconds <= limit},
+    }
+    return {
+        **baseline,
         "from-scratch apply <= 1.5x floor + start": {"value": apply.seconds, "limit": floor_limit, "unit": "s",
                                                      "pass": apply.seconds <= floor_limit},
         "no-op apply < 1 s": {"value": noop.seconds, "limit": TARGET_NOOP_S, "unit": "s",
@@ -445,6 +519,23 @@ def evaluate_targets(result: SizeResult, startup: Step | None = None) -> dict:
                                  "pass": peak < TARGET_RSS_MB},
         **dual_stack,
     }
+
+
+def scaling_targets(result: SizeResult, reference: SizeResult) -> dict:
+    """Each netreconcile step of `result` (N=5000) <= TARGET_SCALE_RATIO times the same step
+    of `reference` (N=1000), and its peak RSS < TARGET_SCALE_RSS_MB."""
+    targets = {}
+    for step in result.steps:
+        before = next((s for s in reference.steps if s.name == step.name), None)
+        if before is None or step.name == FLOOR:
+            continue
+        ratio = step.seconds / before.seconds
+        targets[f"{step.name} <= {TARGET_SCALE_RATIO}x N={reference.n}"] = {
+            "value": ratio, "limit": TARGET_SCALE_RATIO, "unit": "x", "pass": ratio <= TARGET_SCALE_RATIO}
+    peak = max(s.max_rss_mb for s in result.steps)
+    targets[f"peak memory < {TARGET_SCALE_RSS_MB:.0f} MB"] = {
+        "value": peak, "limit": TARGET_SCALE_RSS_MB, "unit": "MB", "pass": peak < TARGET_SCALE_RSS_MB}
+    return targets
 
 
 def ratio_text(baseline: float, seconds: float) -> str:
@@ -464,23 +555,27 @@ def measure_startup(runner: Runner) -> Step:
 
 
 def print_report(results: list[SizeResult], startup: Step | None = None) -> None:
-    header = (f"{'N':>5}  {'step':<36} {'seconds':>9}  {'vs baseline':>14}  {'peak RSS MB':>11}  {'actions':>7}"
-              f"  {'other CPU':>9}")
+    reference = next((r for r in results if r.n == TARGET_N), None)
+    header = (f"{'N':>5}  {'step':<40} {'seconds':>9}  {'vs baseline':>14}  {f'vs N={TARGET_N}':>10}"
+              f"  {'peak RSS MB':>11}  {'actions':>7}  {'other CPU':>9}")
     print()
     print(header)
     print("-" * len(header))
 
-    def row(n, s: Step, ratio: str) -> None:
+    def row(n, s: Step, ratio: str, scale: str = "") -> None:
         mark = "" if s.idle_reached else " !"
         actions = s.actions if s.actions is not None else ""
-        print(f"{n:>5}  {s.name:<36} {s.seconds:>9.3f}  {ratio:>14}  {s.max_rss_mb:>11.1f}  {actions:>7}"
+        print(f"{n:>5}  {s.name:<40} {s.seconds:>9.3f}  {ratio:>14}  {scale:>10}  {s.max_rss_mb:>11.1f}  {actions:>7}"
               f"  {s.other_cpu:>8.0%}{mark}")
 
     for result in results:
         b = result.baseline
-        row(result.n, b, "1.0x")
+        if b is not None:
+            row(result.n, b, "1.0x")
         for s in result.steps:
-            row(result.n, s, ratio_text(b.seconds, s.seconds))
+            before = next((r for r in reference.steps if r.name == s.name), None) if reference else None
+            scale = f"{s.seconds / before.seconds:.2f}x" if before and result is not reference else ""
+            row(result.n, s, ratio_text(b.seconds, s.seconds) if b else "skipped", scale)
         print()
     if startup is not None:
         row("", startup, "")
@@ -494,7 +589,15 @@ def print_report(results: list[SizeResult], startup: Step | None = None) -> None
         for name, t in result.targets.items():
             verdict = "PASS" if t["pass"] else "MISS"
             print(f"  {verdict}  {name:<36} measured {t['value']:.3f} {t['unit']} (limit {t['limit']:.3f} {t['unit']})")
-    print("\nPeak RSS is the child's ru_maxrss (os.wait4); for the baseline it is the largest of sh and its ip children.")
+    for result in results:
+        if reference is None or result.n != SCALE_N:
+            continue
+        print(f"Scaling targets at N={result.n} (each step against the same step at N={reference.n})")
+        for name, t in scaling_targets(result, reference).items():
+            verdict = "PASS" if t["pass"] else "MISS"
+            print(f"  {verdict}  {name:<48} measured {t['value']:.2f} {t['unit']} (limit {t['limit']:.1f} {t['unit']})")
+    print("\n'skipped': no iproute2 baseline at this N (its script puts every container on one bridge).")
+    print("Peak RSS is the child's ru_maxrss (os.wait4); for the baseline it is the largest of sh and its ip children.")
     print("other CPU: share of both CPUs busy with anything but the step's own process while it ran (kernel work it")
     print("caused in kworkers/softirq, plus other load on a shared machine). '!': the machine was not idle (>80 %)")
     print("within 60 s before the step started. Numbers are noisy on shared machines (10-30 % run to run).")
@@ -517,6 +620,8 @@ def main() -> int:
     parser.add_argument("--sizes", type=parse_sizes, default=[100, 1000], help="comma-separated N (default 100,1000)")
     parser.add_argument("--ipv6", action="store_true",
                         help="also run netreconcile's steps on a dual-stack network (enable_ipv6, a /64 subnet6)")
+    parser.add_argument("--macvlan", action="store_true",
+                        help="also run netreconcile's steps on a macvlan network (parent: an unmanaged veth)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch dir (scripts, specs, logs)")
     args = parser.parse_args()
@@ -552,7 +657,8 @@ def main() -> int:
     try:
         startup = measure_startup(runner)
         for n in args.sizes:
-            results.append(run_size(n, prefix, runner, scratch, ipv6=args.ipv6, startup=startup))
+            results.append(run_size(n, prefix, runner, scratch, ipv6=args.ipv6, macvlan=args.macvlan,
+                                    startup=startup))
     except BenchError as error:
         print(f"\nBENCHMARK FAILED: {error}", file=sys.stderr)
         code = 1
@@ -580,14 +686,17 @@ def main() -> int:
     if results:
         print_report(results, startup)
         if args.json:
+            reference = next((r for r in results if r.n == TARGET_N), None)
             document = {
                 "prefix": prefix,
                 "sizes": [r.n for r in results],
                 "startup": asdict(startup) if startup else None,
                 "complete": code == 0,
                 "results": [
-                    {"n": r.n, "baseline": asdict(r.baseline), "steps": [asdict(s) for s in r.steps],
-                     "targets": r.targets, "targets_apply": r.n == TARGET_N}
+                    {"n": r.n, "baseline": asdict(r.baseline) if r.baseline else None,
+                     "steps": [asdict(s) for s in r.steps],
+                     "targets": r.targets, "targets_apply": r.n == TARGET_N,
+                     "scaling_targets": scaling_targets(r, reference) if reference and r.n == SCALE_N else {}}
                     for r in results
                 ],
             }

@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from reconciler.kernel import observe_containers
-from reconciler.kernel.container_files import read_small_file
+from reconciler.kernel.container_files import observe_files, read_small_file
+from reconciler.state.model import File
 
 
 def read_in_thread(filename: str, dir_fd: int) -> list:
@@ -77,7 +78,7 @@ def test_files_read_beside_the_namespaces_come_back_per_container_in_order(tmp_p
 
 
 def test_a_failure_reading_the_files_reaches_the_caller_and_the_directory_is_closed(tmp_path, monkeypatch):
-    def denied(etc_fd, directory, netns):
+    def denied(etc_fd, directory, netns, expected=None):
         raise PermissionError(13, "Permission denied", directory)
 
     monkeypatch.setattr(observe_containers, "observe_files", denied)
@@ -86,3 +87,40 @@ def test_a_failure_reading_the_files_reaches_the_caller_and_the_directory_is_clo
         observe_containers.read_containers(session, ["web"], {"web"}, {})
     with pytest.raises(OSError):
         os.fstat(session.opened[0])
+
+
+# --- a verification's read shares the texts it expects --------------------------------------
+
+def test_a_file_read_as_expected_shares_the_expected_text_and_one_that_differs_is_read(tmp_path):
+    (tmp_path / "c0").mkdir()
+    (tmp_path / "c0" / "hosts").write_text("10.88.0.2\tc0\n")
+    (tmp_path / "c0" / "hostname").write_text("changed by hand\n")
+    expected = {obj.key: obj for obj in (File("c0", "hosts", "".join(["10.88.0.2\tc0", "\n"])),
+                                         File("c0", "hostname", "c0\n"))}
+    etc_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        found, _ = observe_files(etc_fd, str(tmp_path / "c0"), "c0", expected=expected)
+    finally:
+        os.close(etc_fd)
+    by_name = {obj.filename: obj for obj in found}
+    assert by_name["hosts"].content is expected[("file", "c0", "hosts")].content
+    assert by_name["hostname"].content == "changed by hand\n"
+
+
+def test_files_read_as_expected_beside_the_namespaces_come_back_as_the_expected_texts(tmp_path):
+    names = [f"c{number}" for number in range(30)]
+    expected = {}
+    for number, name in enumerate(names):
+        (tmp_path / name).mkdir()
+        text = f"10.88.{number // 250}.{number % 250}\t{name}\n"
+        (tmp_path / name / "hosts").write_text(text if number % 7 else "edited\n")
+        expected[("file", name, "hosts")] = File(name, "hosts", "".join(text))
+    objects, _, _ = observe_containers.read_containers(FilesOnlySession(tmp_path), names, set(names), {}, expected)
+    files = {obj.key: obj for obj in objects if isinstance(obj, File)}
+    assert files.keys() == expected.keys()
+    for number, name in enumerate(names):
+        key = ("file", name, "hosts")
+        if number % 7:
+            assert files[key].content is expected[key].content, name
+        else:
+            assert files[key].content == "edited\n"

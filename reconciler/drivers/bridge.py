@@ -51,9 +51,12 @@ def veth_alias(container: str, network: str) -> str:
     return f"{OWNER}:veth:{container}:{network}"
 
 
-def veth_name(container: str, network: str) -> str:
-    """Host-side veth name: 'veth' + 7 hex characters, stable per container and network."""
-    digest = hashlib.sha256(f"{container}\0{network}".encode()).hexdigest()
+def veth_name(container: str, network: str, salt: int = 0) -> str:
+    """Host-side veth name: 'veth' + 7 hex characters, stable per container and network.
+    28 bits collide among thousands of attachments: a later one takes a salted name
+    (`salt` 1, 2, ...; reconciler.state.ipam.assign_host_ends)."""
+    text = f"{container}\0{network}" + (f"\0{salt}" if salt else "")
+    digest = hashlib.sha256(text.encode()).hexdigest()
     return "veth" + digest[:7]
 
 

@@ -58,23 +58,48 @@ class KindWriter:
         return found
 
     def _sysctl(self, netns: str, writes: list[tuple[Action, str, str]]) -> None:
-        with entered(self._fd(netns)):
+        with entered(self._fd(netns)), ProcFiles() as files:
             for action, path, value in writes:
                 try:
-                    write_proc_file(path, value)
+                    files.write(path, value)
                 except OSError as error:
                     raise apply_error(action, error.errno, f"writing {path}") from error
 
 
-def write_proc_file(path: str, value: str) -> None:
-    try:
-        with open(path, "w") as handle:
-            handle.write(value)
-    except FileNotFoundError:
-        # a kernel booted with ipv6.disable=1 has no IPv6 sysctls: IPv6 is off already
-        if path.startswith(IPV6_SYSCTLS) and not os.path.isdir(IPV6_SYSCTLS):
-            return
-        raise
+class ProcFiles:
+    """Writes /proc/sys files of the current network namespace, each looked up from its
+    grandparent directory, opened once: the kernel keeps one dentry of /proc/sys/net/ipv6
+    per namespace, all in one hash chain, so a path looked up from /proc costs a walk over
+    every namespace's (about 1 ms per write with 5000 containers: quadratic over an apply)."""
+
+    def __init__(self) -> None:
+        self._dirs: dict[str, int] = {}
+
+    def __enter__(self) -> "ProcFiles":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs.clear()
+
+    def write(self, path: str, value: str) -> None:
+        parent, name = os.path.split(path)
+        directory, leaf = os.path.split(parent)
+        try:
+            fd = self._dirs.get(directory)
+            if fd is None:
+                fd = self._dirs[directory] = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            handle = os.open(os.path.join(leaf, name), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fd)
+        except FileNotFoundError:
+            # a kernel booted with ipv6.disable=1 has no IPv6 sysctls: IPv6 is off already
+            if path.startswith(IPV6_SYSCTLS) and not os.path.isdir(IPV6_SYSCTLS):
+                return
+            raise
+        try:
+            os.write(handle, value.encode())
+        finally:
+            os.close(handle)
 
 
 def changed(action: Action, *names: str) -> bool:

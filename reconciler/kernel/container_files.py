@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Mapping
 
 from reconciler.kernel.session import DIRECTORY_FLAGS, KernelSession, open_container_dir
 from reconciler.state.model import File, KernelObject, Leftover
@@ -21,10 +22,15 @@ def is_temporary(filename: str) -> bool:
     return filename.startswith(".") and TEMPORARY_MARK in filename
 
 
-def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True) -> tuple[list[KernelObject], list]:
+def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
+                  expected: Mapping[tuple, KernelObject] | None = None) -> tuple[list[KernelObject], list]:
     """The files (with `read`) and leftover temporary files of container `netns` in its
     `directory`, and what is in the way of them: a link or other non-regular entry
-    where the directory or one of its files should be. Nothing is followed."""
+    where the directory or one of its files should be. Nothing is followed.
+
+    A file read with the content of the File of its key in `expected` (the verification's
+    desired state) gets that File's text, the same object: what was read is dropped at
+    once, so a verification holds each text once, not the desired and the read copy."""
     try:
         dir_fd = open_container_dir(etc_fd, netns)
         if dir_fd is None:
@@ -46,12 +52,17 @@ def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True) ->
             elif entry.name in CONTAINER_FILES and read:
                 content = read_small_file(entry.name, dir_fd)
                 if content is not None:
-                    found.append(File(netns, entry.name, content))
+                    found.append(File(netns, entry.name, _shared(content, netns, entry.name, expected)))
             elif regular and is_temporary(entry.name):
                 found.append(Leftover(netns, entry.name))
     finally:
         os.close(dir_fd)
     return found, in_the_way
+
+
+def _shared(content: str, netns: str, filename: str, expected: Mapping[tuple, KernelObject] | None) -> str:
+    wanted = expected.get(("file", netns, filename)) if expected else None
+    return wanted.content if isinstance(wanted, File) and wanted.content == content else content
 
 
 def _in_the_way(path: str, mode: int, wanted: str) -> str:

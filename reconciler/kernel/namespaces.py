@@ -16,15 +16,19 @@ from typing import Callable, Iterator
 from reconciler import drivers
 from reconciler.errors import KernelError
 from reconciler.kernel import netlink as nl
-from reconciler.kernel.batch import KindWriter, Operation, apply_error, changed, write_proc_file
+from reconciler.kernel.batch import KindWriter, Operation, ProcFiles, apply_error, changed
 from reconciler.kernel.files import for_each, remove_files_of
-from reconciler.kernel.nlsocket import CLONE_NEWNET, NetlinkSocket, check_call, current_netns_fd, setns
+from reconciler.kernel.nlsocket import CLONE_NEWNET, NetlinkSocket, check_call, current_netns_fd, entered, setns
 from reconciler.kernel.observe_namespaces import list_netns, owned_netns
 from reconciler.kernel.session import NETNS_DIR, netns_path
 from reconciler.state.model import QUIET_IPV6, Netns, NetnsAlias
 from reconciler.state.plan import Action
 
-MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
+MS_BIND, MS_REC, MS_SHARED, MS_PRIVATE = 0x1000, 0x4000, 1 << 20, 1 << 18
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
+CLONE_NEWNS = 0x00020000
+FRESH_PROC_FROM = 32  # new namespaces; fewer are written in-process, through /proc
+FRESH_PROC_EVERY = 256  # namespaces written through one proc instance
 MNT_DETACH = 2
 UMOUNT_NOFOLLOW = 8  # never unmount what a symbolic link at a /run/netns name points to
 LOOPBACK_IFINDEX = 1
@@ -51,8 +55,9 @@ def prepare_netns_dir() -> None:
     check_call(_libc.mount(b"", path, b"none", MS_SHARED | MS_REC, None), f"making {NETNS_DIR} shared")
 
 
-def create_netns(name: str, ipv6: bool = True) -> tuple[int, NetlinkSocket]:
-    """Create /run/netns/NAME in-process; returns its fd and a socket inside it."""
+def create_netns(name: str, ipv6: bool = True, defaults: bool = True) -> tuple[int, NetlinkSocket]:
+    """Create /run/netns/NAME in-process; returns its fd and a socket inside it. Without
+    `defaults` its IPv6 defaults are left to the caller (`write_ipv6_defaults`)."""
     path = netns_path(name)
     if os.path.isfile(path) and not _is_mount_point(path):
         os.unlink(path)  # left by a creation cut short (the planner only creates names that are ours)
@@ -64,10 +69,8 @@ def create_netns(name: str, ipv6: bool = True) -> tuple[int, NetlinkSocket]:
             check_call(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
                   f"bind-mounting namespace {name}")
             sock = NetlinkSocket()
-            if ipv6:
-                _write_ipv6_quiet_default()
-            else:
-                _write_ipv6_off_all()
+            if defaults:
+                _write_ipv6_defaults(ipv6)
         finally:
             setns(home)
     except BaseException:
@@ -149,14 +152,67 @@ def host_netns_for_apply(name: str | None, changing: Callable[[], bool]) -> Iter
         raise
 
 
-def _write_ipv6_off_all() -> None:
-    for scope in ("all", "default"):
-        write_proc_file(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", "1")
+def _write_ipv6_defaults(ipv6: bool) -> None:
+    """In the current namespace: with `ipv6` the quiet defaults for new interfaces, else
+    IPv6 off on every interface and by default."""
+    with ProcFiles() as files:
+        if ipv6:
+            for setting, value in QUIET_IPV6:
+                files.write(f"/proc/sys/net/ipv6/conf/default/{setting}", value)
+        else:
+            for scope in ("all", "default"):
+                files.write(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", "1")
 
 
-def _write_ipv6_quiet_default() -> None:
-    for setting, value in QUIET_IPV6:
-        write_proc_file(f"/proc/sys/net/ipv6/conf/default/{setting}", value)
+def write_ipv6_defaults(created: list[tuple[int, bool]]) -> None:
+    """The IPv6 defaults (`_write_ipv6_defaults`) of new namespaces, given as (fd, ipv6).
+
+    The kernel keeps one dentry of /proc/sys/net/ipv6 per namespace in one hash chain per
+    proc instance, and the first lookup in a new namespace walks all of them: through
+    the host's /proc, 5000 namespaces cost 2 ms each at the end (a quadratic 40 s). So
+    many are written by a forked child that mounts a proc instance of its own, in a mount
+    namespace of its own (the host's mounts are never touched), and mounts a fresh one every
+    FRESH_PROC_EVERY namespaces, which drops the dentries. Where it cannot mount, it writes
+    through /proc as it is."""
+    if len(created) < FRESH_PROC_FROM:
+        for fd, ipv6 in created:
+            with entered(fd):
+                _write_ipv6_defaults(ipv6)
+        return
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child; its result is checked by the parent
+        os.close(reader)
+        message = b"ok"
+        try:
+            fresh = _private_proc()
+            for number, (fd, ipv6) in enumerate(created):
+                if fresh and number and number % FRESH_PROC_EVERY == 0:
+                    _libc.umount2(b"/proc", MNT_DETACH)
+                    fresh = _private_proc(unshare=False)
+                setns(fd)
+                _write_ipv6_defaults(ipv6)
+        except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
+            message = f"{getattr(error, 'errno', 0) or 0} {error}".encode()
+        os.write(writer, message)
+        os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        message = pipe.read()
+    os.waitpid(child, 0)
+    if message != b"ok":
+        code, _, text = message.decode(errors="replace").partition(" ")
+        raise KernelError(f"writing the IPv6 defaults of new namespaces: {text or 'the writing process died'}",
+                          int(code) if code.isdigit() and code != "0" else None)
+
+
+def _private_proc(unshare: bool = True) -> bool:
+    """In a forked child: a mount namespace of its own (its mounts private, so nothing
+    propagates to the host's) with a fresh proc instance on /proc; False if not possible."""
+    if unshare and (_libc.unshare(CLONE_NEWNS) != 0
+                    or _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0):
+        return False
+    return _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) == 0
 
 
 class NamespaceWriter(KindWriter):
@@ -192,11 +248,15 @@ class NamespaceWriter(KindWriter):
         with self._recorded_first(actions) as record:
             for action in actions:
                 try:
-                    fd, sock = create_netns(action.obj.netns, ipv6=action.obj.ipv6)
+                    fd, sock = create_netns(action.obj.netns, ipv6=action.obj.ipv6, defaults=False)
                 except (KernelError, OSError) as error:
                     raise apply_error(action, getattr(error, "errno", None), str(error)) from error
                 self.session.adopt(action.obj.netns, fd, sock)
                 record[action.obj.netns] = sock.netns_cookie()
+        try:  # before anything is made in them: their interfaces take these defaults
+            write_ipv6_defaults([(self.session.netns_fd(a.obj.netns), a.obj.ipv6) for a in actions])
+        except (KernelError, OSError) as error:
+            raise apply_error(actions[0], getattr(error, "errno", None), str(error)) from error
         for action in actions:
             sock = self.session.socket(action.obj.netns)
             if action.obj.lo_up:

@@ -136,15 +136,7 @@ class NetlinkSocket:
         request of a batch independently, so one failure does not stop the others.
         """
         failures: dict[int, int] = {}
-        batch: list[bytes] = []
-        size = 0
-        for request in requests:
-            if batch and size + len(request) > _BATCH_BYTES:
-                failures.update(self._send_batch(batch))
-                batch, size = [], 0
-            batch.append(request)
-            size += len(request)
-        if batch:
+        for batch in _batches(requests):
             failures.update(self._send_batch(batch))
         return failures
 
@@ -162,11 +154,17 @@ class NetlinkSocket:
         return failures
 
     def query(self, requests: list[bytes]) -> dict[int, bytes | int]:
-        """Requests that each answer one message (e.g. GETLINK by name): {seq: payload or errno}."""
+        """Requests that each answer one message (e.g. GETLINK by name): {seq: payload or errno}.
+        Sent in batches of at most _BATCH_BYTES, as `execute` sends (one send of thousands
+        is refused: EMSGSIZE)."""
+        answers: dict[int, bytes | int] = {}
+        for batch in _batches(requests):
+            answers.update(self._query_batch(batch))
+        return answers
+
+    def _query_batch(self, requests: list[bytes]) -> dict[int, bytes | int]:
         pending = {int.from_bytes(r[8:12], "little") for r in requests}
         answers: dict[int, bytes | int] = {}
-        if not requests:
-            return answers
         self.sock.send(b"".join(requests))
         while pending:
             for kind, _, seq, payload in nl.messages(self._receive()):
@@ -192,3 +190,16 @@ class NetlinkSocket:
                 raise KernelError(f"looking up {ifname}: {os.strerror(answer)}", answer)
         return found
 
+
+def _batches(requests: list[bytes]) -> Iterator[list[bytes]]:
+    """The requests in order, in batches of at most _BATCH_BYTES (a single larger one alone)."""
+    batch: list[bytes] = []
+    size = 0
+    for request in requests:
+        if batch and size + len(request) > _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(request)
+        size += len(request)
+    if batch:
+        yield batch

@@ -51,12 +51,14 @@ def recognised(link: nl.Link, pending: dict[str, str]) -> tuple[drivers.NetworkD
 
 
 def observe(session: KernelSession, inside_containers: bool = True, uplinks: frozenset[str] = frozenset(),
-            host_networks: bool = False) -> State:
+            host_networks: bool = False, expected: State | None = None) -> State:
     """The live state. Without `inside_containers` the container namespaces are only
     listed, not read: enough to plan their deletion, which takes everything inside.
     `uplinks`: host interfaces the spec uses without owning them, observed closely
     (`State.used_interfaces`). `host_networks`: also the host's own IPv4 networks, which a
-    chosen subnet avoids (`State.host_networks`)."""
+    chosen subnet avoids (`State.host_networks`). `expected`: the state the caller
+    compares with (a verification's), whose file texts a file read the same shares
+    instead of holding a copy (compared in full all the same)."""
     objects: list[KernelObject] = []
     host_links = read_links(session.host)
     by_index = {link.index: link for link in host_links}
@@ -115,7 +117,7 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
     if inside_containers:
         host_names = {index: link.ifname for index, link in by_index.items()}
         inside, peers, in_the_way = read_containers(session, sorted(owned_set) + sorted(aliases), set(aliases),
-                                                     host_names)
+                                                     host_names, expected.objects if expected else None)
         objects += inside
         in_the_way += observe_other_container_dirs(session, set(owned))
     else:

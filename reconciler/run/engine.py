@@ -183,7 +183,7 @@ def check_live_needs(spec: Spec, desired: State, live: State) -> None:
 def _verify(desired: State, session: KernelSession, destroying: bool, held: frozenset[tuple]) -> None:
     """Observe again: the kernel must now be the desired state (the held objects aside).
     The target is the one planned for, so the host files are not read again."""
-    remaining, _ = hold_back(plan(desired, observe(session, inside_containers=not destroying),
+    remaining, _ = hold_back(plan(desired, observe(session, inside_containers=not destroying, expected=desired),
                                   destroying=destroying), held)
     if remaining.actions:
         details = "\n".join(f"  {a.op} {a.kind} {a.obj.name}: {a.reason}" for a in remaining.actions)
@@ -270,9 +270,9 @@ def _roll_back(before: State, session: KernelSession, irreversible_done: list[Ac
     target = State.of(o for o in before.objects.values() if o.restorable and not any(v is MISSING for v in _identity(o)))
     uplinks = frozenset(before.used_interfaces)  # given back as they were: released, up or down
     try:
-        undo = plan(target, observe(session, uplinks=uplinks))
+        undo = plan(target, observe(session, uplinks=uplinks, expected=target))
         KernelWriter(session).apply(undo)
-        left = plan(target, observe(session, uplinks=uplinks))
+        left = plan(target, observe(session, uplinks=uplinks, expected=target))
     except (NetreconcileError, OSError) as error:
         outcome = f"rolling back failed too ({error}); run apply again to converge"
     else:

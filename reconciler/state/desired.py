@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from reconciler import drivers
-from reconciler.drivers.bridge import mac_for, uplink_refusals, veth_name
+from reconciler.drivers.bridge import mac_for, uplink_refusals
 from reconciler.drivers.overlay import OVERLAY, overlay_objects
 from reconciler.render import firewall, hostsfile, resolvconf
 from reconciler.spec.ports import PortMapping
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.state.discovery import discovers, names_in_scope
-from reconciler.state.ipam import assign_addresses, assign_interfaces
+from reconciler.state.ipam import assign_addresses, assign_host_ends, assign_interfaces
 from reconciler.state.model import (
-    FORWARDING, HOST_NS, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl,
+    FORWARDING, HOST_NS, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Veth,
 )
 from reconciler.state.subnets import with_chosen_subnets
 
@@ -49,21 +49,22 @@ def build_desired(spec: Spec, live: State, host_files: HostFiles = NO_HOST_FILES
     interfaces = assign_interfaces(spec, live)
     addresses = assign_addresses(spec, live, interfaces)
     addresses6 = assign_addresses(spec, live, interfaces, family=6)
+    host_ends = assign_host_ends(spec, live)
     host_resolv = resolvconf.parse(host_files.resolv_conf, host_files.resolv_conf_path)
     sections = discovery_sections(spec, addresses, addresses6)
     objects: list[KernelObject] = list(host_objects(spec, live).values())
     for container in spec.local_containers:
         if container.mode in ("bridge", "none"):
-            objects += container_objects(spec, container, addresses, interfaces, addresses6)
+            objects += container_objects(spec, container, addresses, interfaces, addresses6, host_ends)
         else:
             owner = spec.joined(container)
             objects.append(NetnsAlias(container.name, HOST_NS if owner.mode == "host" else owner.name,
                                       source=str(container.location)))
         objects += container_files(spec, container, addresses, host_resolv, host_files, addresses6,
-                                   discovery=sections[container.name])
+                                   discovery=sections[container.name], live=live)
     objects += [obj for network in spec.networks if network.driver == OVERLAY.name
                 for obj in overlay_objects(spec, network, addresses, addresses6)]
-    objects += firewall_objects(spec, addresses, addresses6)
+    objects += firewall_objects(spec, addresses, addresses6, host_ends)
     for family, setting in FORWARDING.items():
         if forwarding_needed(spec, family):
             objects.append(Sysctl(HOST_NS, setting, "1", source=str(spec.host.location)))
@@ -161,24 +162,31 @@ def hairpin_attachments(spec: Spec, container: ContainerSpec) -> set[str]:
     return {attachment.network for _, attachment, _ in published_attachments(spec, container)}
 
 
+HostEnds = Mapping[tuple[str, str], str]  # host-side veth name per (container, network): ipam.assign_host_ends
+
+
 def publications(
     spec: Spec, addresses: Mapping[tuple[str, str], IPv4Address], addresses6: Mapping[tuple[str, str], IPv6Address],
+    host_ends: HostEnds | None = None,
 ) -> list[firewall.Publication]:
     """Per container and IP family, its published ports DNATed to its address of that
-    family on the family's gateway network."""
+    family on the family's gateway network (on the veth `host_ends` names, by default
+    as named from the spec alone)."""
+    host_ends = host_ends or assign_host_ends(spec, State())
     by_family = {4: addresses, 6: addresses6}
     found = []
     for container in spec.local_containers:
         for family, attachment, mappings in published_attachments(spec, container):
             key = (container.name, attachment.network)
             found.append(firewall.Publication(spec.network(attachment.network), by_family[family][key], mappings,
-                                              veth_name(container.name, attachment.network)))
+                                              host_ends[key]))
     return found
 
 
-def bridge_ports(spec: Spec) -> list[firewall.Port]:
+def bridge_ports(spec: Spec, host_ends: HostEnds | None = None) -> list[firewall.Port]:
+    host_ends = host_ends or assign_host_ends(spec, State())
     return [
-        firewall.Port(spec.network(a.network), veth_name(container.name, a.network))
+        firewall.Port(spec.network(a.network), host_ends[(container.name, a.network)])
         for container in spec.local_containers for a in container.networks
         if drivers.through_host(spec.network(a.network).driver)
     ]
@@ -186,14 +194,16 @@ def bridge_ports(spec: Spec) -> list[firewall.Port]:
 
 def firewall_objects(
     spec: Spec, addresses: Mapping[tuple[str, str], IPv4Address], addresses6: Mapping[tuple[str, str], IPv6Address],
+    host_ends: HostEnds | None = None,
 ) -> list[KernelObject]:
     """The nftables tables, and route_localnet on bridges that publish IPv4 ports; none
     without a network whose traffic goes through the host (macvlan networks have no rules)."""
     networks = [network for network in spec.networks if drivers.through_host(network.driver)]
     if not networks:
         return []
-    published = publications(spec, addresses, addresses6)
-    tables = firewall.render(networks, published, bridge_ports(spec))
+    host_ends = host_ends or assign_host_ends(spec, State())
+    published = publications(spec, addresses, addresses6, host_ends)
+    tables = firewall.render(networks, published, bridge_ports(spec, host_ends))
     source = str(networks[0].location)
     ruleset, elements = firewall.split_elements(firewall.normalize(tables))
     objects: list[KernelObject] = [Firewall(HOST_NS, ruleset, elements, source=source)]
@@ -229,8 +239,10 @@ def has_ipv6(spec: Spec, container: ContainerSpec) -> bool:
 def container_objects(
     spec: Spec, container: ContainerSpec, addresses: Mapping[tuple[str, str], IPv4Address],
     interfaces: Mapping[tuple[str, str], str], addresses6: Mapping[tuple[str, str], IPv6Address],
+    host_ends: HostEnds,
 ) -> list[KernelObject]:
-    """The container's namespace, per network what its driver makes for the attachment,
+    """The container's namespace, per network what its driver makes for the attachment
+    (a veth's host end named as `host_ends` says: drivers name it by its hash alone),
     and what is the same for every driver: the interface's addresses (IPv6 on IPv6
     networks), and per IP version the default route through that version's gateway network.
     IPv6 is on in the namespace (lo gets ::1) exactly when one of its networks has IPv6."""
@@ -244,9 +256,14 @@ def container_objects(
         address = addresses[(container.name, network.name)]
         ifname = interfaces[(container.name, network.name)]
         source = str(attachment.location)
-        objects += drivers.driver_for(network.driver).attachment_objects(
-            container, network, attachment, attachment.mac_address or mac_for(address), ifname,
-            hairpin=attachment.network in hairpin_on, netns_ipv6=ipv6, address=address,
+        host_end = host_ends[(container.name, network.name)]
+        objects += (
+            dataclasses.replace(obj, host_ifname=host_end) if isinstance(obj, Veth) and obj.host_ifname != host_end
+            else obj
+            for obj in drivers.driver_for(network.driver).attachment_objects(
+                container, network, attachment, attachment.mac_address or mac_for(address), ifname,
+                hairpin=attachment.network in hairpin_on, netns_ipv6=ipv6, address=address,
+            )
         )
         for family in network.families:
             mine, subnet = by_family[family][(container.name, network.name)], network.subnet_of(family)
@@ -260,7 +277,7 @@ def container_objects(
 def container_files(
     spec: Spec, container: ContainerSpec, addresses: Mapping[tuple[str, str], IPv4Address],
     host_resolv: resolvconf.HostResolvConf, host_files: HostFiles, addresses6: Mapping[tuple[str, str], IPv6Address],
-    discovery: str = "",
+    discovery: str = "", live: State | None = None,
 ) -> list[KernelObject]:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf as Docker writes them: on the
     default bridge (and with no network), in host mode, and for a container that joins
@@ -272,6 +289,10 @@ def container_files(
     namespace with IPv6 (some network of it has IPv6) gets Docker's IPv6 lines in
     /etc/hosts; one without gets none, as Docker 26+ writes it for a container whose
     IPv6 is off.
+
+    A file whose `live` text is the one rendered takes the live text (the same object):
+    one copy of each unchanged file is held, not two (with 5000 containers that see 1000
+    names each the hosts files are 100 MB).
     """
     source = str(container.location)
     origin = spec.joined(container)
@@ -297,11 +318,14 @@ def container_files(
     resolv = _resolv_conf(host_resolv, host_files.resolv_conf_path, origin.dns, origin.dns_search, origin.dns_opt,
                           legacy=origin.mode != "host", ipv6=_resolv_conf_ipv6(spec, origin),
                           internal_resolver=uses_resolver(spec, origin))
-    return [
-        File(container.name, "hostname", hostsfile.render_hostname(hostname), source=source),
-        File(container.name, "hosts", hosts, source=source),
-        File(container.name, "resolv.conf", resolv, source=source),
-    ]
+    texts = {"hostname": hostsfile.render_hostname(hostname), "hosts": hosts, "resolv.conf": resolv}
+    return [File(container.name, filename, _live_text_if_same(live, container.name, filename, text), source=source)
+            for filename, text in texts.items()]
+
+
+def _live_text_if_same(live: State | None, netns: str, filename: str, text: str) -> str:
+    found = live.objects.get(("file", netns, filename)) if live is not None else None
+    return found.content if isinstance(found, File) and found.content == text else text
 
 
 def uses_resolver(spec: Spec, container: ContainerSpec) -> bool:

@@ -1,4 +1,4 @@
-"""IP address management: which interface name and which address each container attachment gets.
+"""IP address management: which interface names and which address each container attachment gets.
 
 Static addresses first, then each dynamic container keeps the address the kernel shows it
 already has, then the rest get the lowest free address; interface names likewise: the one
@@ -25,9 +25,10 @@ from typing import Iterator, Union
 IPAddress = Union[IPv4Address, IPv6Address]
 IPNetwork = Union[IPv4Network, IPv6Network]
 
+from reconciler.drivers.bridge import veth_name
 from reconciler.errors import Problem, SpecError
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
-from reconciler.state.model import HOST_NS, Address, State
+from reconciler.state.model import HOST_NS, Address, State, Veth
 
 
 def container_ifname(index: int) -> str:
@@ -61,6 +62,40 @@ def assign_interfaces(spec: Spec, live: State) -> dict[tuple[str, str], str]:
             result[key] = container_ifname(index)
             taken.add(result[key])
     return result
+
+
+SALTED_NAMES = 16  # salted host-side veth names an attachment may have (16 collisions in a row: never)
+
+
+def assign_host_ends(spec: Spec, live: State) -> dict[tuple[str, str], str]:
+    """The host-side veth name per (container, network): its hash name (`veth_name`), but
+    where two attachments' names collide (28 bits: likely among thousands) each still gets
+    one of its own. An attachment whose veth the kernel shows under one of its salted names
+    keeps it (renaming would make the veth again under the container's processes); the
+    others, in spec order, take the first of their names no earlier one took."""
+    kept = {(obj.container, obj.network): obj.host_ifname for obj in live.of_kind(Veth)}
+    result: dict[tuple[str, str], str] = {}
+    taken: set[str] = set()
+    attachments = [(container.name, a.network) for container in spec.containers for a in container.networks]
+    for key in attachments:  # usual names of live veths, then salted ones: usually the first loop is all there is
+        name = kept.get(key)
+        if name is not None and name == veth_name(*key) and name not in taken:
+            result[key] = name
+            taken.add(name)
+    for key in attachments:
+        name = kept.get(key)
+        if key not in result and name is not None and name not in taken and name in _salted_names(*key):
+            result[key] = name
+            taken.add(name)
+    for key in attachments:
+        if key not in result:
+            result[key] = next((name for name in _salted_names(*key) if name not in taken), veth_name(*key))
+            taken.add(result[key])
+    return result
+
+
+def _salted_names(container: str, network: str) -> Iterator[str]:
+    return (veth_name(container, network, salt) for salt in range(SALTED_NAMES))
 
 
 def reserved_addresses(subnet: IPNetwork) -> set[IPAddress]:

@@ -30,12 +30,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from reconciler import drivers
-from reconciler.drivers.bridge import veth_name
 from reconciler.spec.types import ContainerSpec, Spec
 # the builders of the hosts file's extra_hosts and link lines: a name is expected where the file puts it
 from reconciler.state.desired import _extra_hosts, _link_entries, gateway_attachment, publications, uses_resolver
 from reconciler.state.discovery import names_in_scope
-from reconciler.state.ipam import assign_addresses, assign_interfaces
+from reconciler.state.ipam import assign_addresses, assign_host_ends, assign_interfaces
 from reconciler.state.model import State
 from reconciler.state.subnets import with_chosen_subnets
 
@@ -177,10 +176,10 @@ def _ipv4(text: str) -> IPv4Address | None:
 def _port_probes(spec: Spec, addresses: Mapping, addresses6: Mapping) -> dict[str, list[Probe]]:
     """Per container, a probe of the first port of each published IPv4 TCP entry (UDP
     has no handshake to tell a listener by)."""
-    owners = {veth_name(container.name, a.network): container.name
-              for container in spec.containers for a in container.networks}
+    host_ends = assign_host_ends(spec, State())
+    owners = {host_end: container for (container, _), host_end in host_ends.items()}
     by_container: dict[str, list[Probe]] = {}
-    for publication in publications(spec, addresses, addresses6):
+    for publication in publications(spec, addresses, addresses6, host_ends):
         if publication.family != 4:
             continue
         container = owners[publication.port]
