@@ -9,8 +9,9 @@ import dataclasses
 
 import pytest
 
+from reconciler.drivers.bridge import veth_name
 from reconciler.spec.loader import load_spec_text
-from reconciler.state.desired import build_desired, veth_name
+from reconciler.state.desired import build_desired
 from reconciler.state.model import State, Veth
 from reconciler.state.planner import plan
 from tests.conftest import sh
