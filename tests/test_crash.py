@@ -93,7 +93,7 @@ def test_an_apply_killed_part_way_is_finished_by_the_next_and_leaves_no_debris(s
 def test_an_interface_created_but_not_yet_marked_is_known_from_the_journal(sandbox):
     """The state a kill between creating a veth and marking it leaves: replaced, not a conflict."""
     from reconciler.kernel.statedir import StateDir
-    from reconciler.state.desired import veth_name
+    from reconciler.drivers.bridge import veth_name
 
     spec = sandbox.write_spec("version: 1\nnetworks:\n  front: {bridge: '@br', subnet: 172.22.0.0/16}\n"
                               "containers:\n  '@c0': {networks: [front]}\n")

@@ -11,12 +11,13 @@ import pytest
 from reconciler.errors import PrerequisiteError, SpecError
 from reconciler.kernel import nft
 from reconciler.render import firewall
+from reconciler.drivers.bridge import veth_name
 from reconciler.spec.loader import load_spec_text
 from reconciler.spec.ports import PortMapping, parse_port
 from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.state.desired import (
     bridge_ports, build_desired, firewall_objects, forwarding_needed, gateway_attachment, hairpin_attachments,
-    publications, route_localnet, veth_name,
+    publications, route_localnet,
 )
 from reconciler.state.ipam import assign_addresses
 from reconciler.state.model import HOST_NS, Firewall, Route, State, Sysctl, Veth

@@ -11,8 +11,9 @@ from typing import ClassVar
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.drivers.bridge import veth_name
 from reconciler.spec.types import Attachment, ContainerSpec, Location, NetworkSpec, Spec
-from reconciler.state.desired import build_desired, veth_name
+from reconciler.state.desired import build_desired
 from reconciler.state import planner as planner_module
 from reconciler.state.model import (
     HOST_NS, Address, Firewall, KernelObject, Leftover, Netns, Route, State, Sysctl, Veth,
