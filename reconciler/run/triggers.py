@@ -5,12 +5,14 @@
 - nftables changes in the host namespace, from the nfnetlink NFTABLES group
   ("nftables"): a firewall reload that wipes netreconcile's tables wakes it at once;
 - file changes seen by watchdog (inotify): the spec ("spec"), the host's resolv.conf
-  ("resolv.conf"), and container files under the etc-netns directory ("files").
+  ("resolv.conf"), and container files under the etc-netns directory ("files:<name>").
   Directories are watched rather than files, because editors and resolvers replace
   files by renaming over them.
 
-Events carry no detail that matters: each pass observes everything again. Reading
-state generates no events, so a pass that changes nothing is followed by silence.
+A reason names where something changed, not what: the pass reads that scope again
+(reconciler.run.incremental). Events lost to an overflowing socket (ENOBUFS) are
+reported as "overflow:<reason>", which asks for a full observation. Reading state
+generates no events, so a pass that changes nothing is followed by silence.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1
 RECEIVE_BUFFER = 1 << 20
 # watchdog also reports files being opened and closed unwritten; reading them is not a change
 CHANGES = frozenset({"created", "deleted", "modified", "moved", "closed"})
+OVERFLOW = "overflow:"
 
 
 def route_events_socket(netns_fd: int) -> socket.socket:
@@ -123,25 +126,27 @@ class EventSources:
                         os.read(self._wake_read, 4096)
                 elif fd in by_fd:
                     reason, sock = by_fd[fd]
-                    if self._drain(sock):
-                        self.on_event(reason)
+                    got, overflowed = self._drain(sock)
+                    if got:
+                        self.on_event(f"{OVERFLOW}{reason}" if overflowed else reason)
 
     @staticmethod
-    def _drain(sock: socket.socket) -> bool:
-        """Read everything queued; True if anything (or an overflow) was there."""
-        got = False
+    def _drain(sock: socket.socket) -> tuple[bool, bool]:
+        """Read everything queued: whether anything (or an overflow) was there, and
+        whether events were lost."""
+        got = overflowed = False
         while True:
             try:
                 if not sock.recv(65536):
-                    return got
+                    return got, overflowed
                 got = True
             except BlockingIOError:
-                return got
+                return got, overflowed
             except OSError as error:
-                if error.errno == errno.ENOBUFS:  # events were lost: something did change
-                    got = True
+                if error.errno == errno.ENOBUFS:  # events were lost: something did change, where is unknown
+                    got = overflowed = True
                     continue
-                return got
+                return got, overflowed
 
     # files
 

@@ -1,0 +1,146 @@
+"""Watch mode's incremental passes: a pass for kernel or file events reads again only
+the scopes they name, plans against the kept state and the last desired state, and a
+resync warns about what the kept state missed. Pure parts first, then kernel tests
+(watch as a subprocess on throwaway namespaces, like tests/test_watch.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.kernel.observe_cache import EVERYTHING, Scopes, touched_by
+from reconciler.run.incremental import drift_scopes, missed_changes
+from reconciler.run.scheduler import KERNEL_DEBOUNCE, PassScheduler
+from reconciler.state.model import Address, File, Firewall, Netns, State, Sysctl, Veth
+from reconciler.state.plan import CREATE, DELETE, Action, Plan
+from tests.conftest import sh
+from tests.test_watch import EXTRA, SPEC, veths, watching
+
+# --- pure -----------------------------------------------------------------------------
+
+
+def test_kernel_and_file_events_name_their_scopes_and_everything_else_asks_for_a_full_observation():
+    assert drift_scopes(("netlink:host",)) == Scopes()
+    assert drift_scopes(("files:web", "netlink:db", "netlink:host", "nftables")) == Scopes(
+        frozenset({"db"}), frozenset({"web"}), firewall=True)
+    for reason in ("start", "spec", "resolv.conf", "hosts", "sighup", "git", "resync", "retry", "hold ended",
+                   "changed during the pass", "host netns", "overflow:netlink:web", "netlink:", "files:"):
+        assert drift_scopes(("netlink:host", reason)) is None, reason
+
+
+def veth(container: str) -> Veth:
+    return Veth(f"veth-{container}", container, "front", container, "eth0", "br", "02:00:00:00:00:01", 1500, 1500)
+
+
+def test_an_apply_is_read_back_where_its_actions_were():
+    plan = Plan((Action(CREATE, veth("web"), "missing"), Action(CREATE, Address("web", "eth0", "10.0.0.2/24"), ""),
+                 Action(CREATE, File("db", "hosts", "x"), ""), Action(DELETE, Sysctl("", "net.ipv4.ip_forward", "0"), "")))
+    assert touched_by(plan) == Scopes(frozenset({"web"}), frozenset({"db"}))
+    assert touched_by(Plan((Action(CREATE, Firewall("", "table"), ""),))) == Scopes(firewall=True)
+    assert touched_by(Plan((Action(CREATE, Netns("web"), ""),))) == EVERYTHING
+
+
+def test_a_resync_names_what_the_kept_state_missed():
+    kept = State.of([Netns("web"), Address("web", "eth0", "10.0.0.2/24"), Sysctl("", "net.ipv4.ip_forward", "1")])
+    live = State.of([Netns("web"), Sysctl("", "net.ipv4.ip_forward", "0"), Address("web", "eth0", "10.0.0.3/24")])
+    missed = missed_changes(kept, live)
+    assert len(missed) == 3
+    assert any("10.0.0.2/24" in line and line.endswith("gone") for line in missed)
+    assert any("10.0.0.3/24" in line and line.endswith("appeared") for line in missed)
+    assert any("ip_forward" in line and "'1' -> '0'" in line for line in missed)
+    assert missed_changes(kept, kept) == []
+
+
+def test_kernel_events_wait_a_short_debounce_and_file_events_the_configured_one():
+    scheduler = PassScheduler(debounce=0.1, resync=60.0, started=0.0)
+    scheduler.trigger("netlink:host", 1.0)
+    scheduler.trigger("nftables", 1.0)
+    assert scheduler.due(1.0 + KERNEL_DEBOUNCE) == ("netlink:host", "nftables")
+    scheduler.started_pass(1.0 + KERNEL_DEBOUNCE)
+    scheduler.trigger("netlink:web", 2.0)
+    scheduler.trigger("files:web", 2.0)  # an editor's burst may go on: the whole debounce
+    assert scheduler.due(2.0 + KERNEL_DEBOUNCE) == ()
+    assert scheduler.wait_time(2.0) == pytest.approx(0.1)
+    assert scheduler.due(2.1) == ("files:web", "netlink:web")
+    unbounced = PassScheduler(debounce=0.0, resync=60.0, started=0.0)
+    unbounced.trigger("netlink:host", 1.0)
+    assert unbounced.due(1.0) == ("netlink:host",)  # never longer than the configured debounce
+
+
+# --- kernel ---------------------------------------------------------------------------
+
+FIVE = SPEC + "".join(EXTRA.replace("cache", name) for name in ("cache", "queue", "api"))
+
+
+def drift_passes(watch, since: int) -> list[dict]:
+    return [line for line in watch.passes()[since:] if line["outcome"] == "applied" and line["drift"]]
+
+
+@pytest.mark.kernel
+def test_drift_is_repaired_reading_only_the_scopes_its_events_name(sandbox):
+    """Five containers: a full observation reads five namespaces, a repair here at most
+    two (the one changed, before planning and again after the apply)."""
+    with watching(sandbox, FIVE) as watch:
+        box = watch.sandbox
+        watch.start()
+        watch.settle()
+        assert watch.barrier()["observed"] == "full"  # SIGHUP asks for a full observation
+        links = veths(box)
+        assert len(links) == 5
+
+        since = len(watch.passes())
+        box.host_sh(f"ip link del {sorted(links)[0]}")
+        watch.reacts(lambda: veths(box) == links and "1 received" in box.in_ns("web", "ping -c1 -W1 172.26.0.3", False),
+                     "the deleted veth is back and web reaches db")
+        repair = watch.reacts(lambda: drift_passes(watch, since), "the repair's log line")[0]
+        assert repair["observed"] == "incremental" and repair["namespaces_read"] <= 2, watch.tail()
+        assert "veth" in repair["actions"]
+
+        watch.settle()
+        since = len(watch.passes())
+        web = box.name("web")
+        sh(f"ip -n {web} addr del 172.26.0.2/24 dev eth0")
+        watch.reacts(lambda: box.addresses(web).get("eth0") == ["172.26.0.2/24"], "web's address is back")
+        repair = watch.reacts(lambda: drift_passes(watch, since), "the repair's log line")[0]
+        assert repair["observed"] == "incremental" and repair["namespaces_read"] <= 2, watch.tail()
+        assert f"netlink:{web}" in repair["trigger"].split(","), repair
+
+        watch.settle()
+        since = len(watch.passes())
+        hosts = Path("/etc/netns") / box.name("db") / "hosts"
+        original = hosts.read_text()
+        hosts.write_text(original + "203.0.113.9\tintruder\n")
+        watch.reacts(lambda: hosts.read_text() == original, "the hand-edited hosts file is restored")
+        repair = watch.reacts(lambda: drift_passes(watch, since), "the repair's log line")[0]
+        assert repair["observed"] == "incremental" and repair["namespaces_read"] == 0, watch.tail()
+
+        since = len(watch.passes())
+        box.write_spec(FIVE.replace(EXTRA.replace("cache", "api"), "").format(resolv=watch.resolv))
+        watch.reacts(lambda: len(veths(box)) == 4, "the container left out of the spec is removed")
+        change = watch.reacts(lambda: [line for line in watch.passes()[since:] if "spec" in line["trigger"]],
+                              "the spec's pass")[0]
+        assert change["observed"] == "full" and change["drift"] is False
+        assert watch.stop() == 0
+
+
+@pytest.mark.kernel
+def test_a_resync_warns_about_a_change_no_event_told_of_and_repairs_it(sandbox):
+    """Forwarding switched off in the host namespace: a sysctl write sends no link,
+    address or route event, so only the resync's full observation finds it."""
+    with watching(sandbox) as watch:
+        watch.extra = ("--resync", "2")
+        box = watch.sandbox
+        watch.start()
+        watch.settle()
+        assert box.host_sh("sysctl -n net.ipv4.ip_forward").strip() == "1"
+        box.host_sh("sysctl -qw net.ipv4.ip_forward=0")
+
+        def missed() -> list[dict]:
+            return [line for line in watch.lines() if line.get("event") == "the resync found changes no event told of"]
+
+        warning = watch.reacts(missed, "the resync's warning")[0]
+        assert warning["level"] == "warning"
+        assert any("net.ipv4.ip_forward" in line and "'1' -> '0'" in line for line in warning["objects"]), warning
+        watch.reacts(lambda: box.host_sh("sysctl -n net.ipv4.ip_forward").strip() == "1", "forwarding is on again")
+        assert watch.stop() == 0
