@@ -4,18 +4,22 @@
 Starts `netreconcile watch` (resync one hour, so only events can trigger a pass) on N
 containers in a throwaway host namespace, then, one at a time, and R rounds each:
 
-- deletes a managed veth by hand                  -> until it is back;
+- deletes a managed veth (of container c<round>) -> until its container has its address
+  again (deleted and polled in this process over netlink, every millisecond: an `ip`
+  process per poll would cost more than the repair at 1000 containers);
 - appends a line to a container's /etc/netns hosts -> until the file is restored;
 - deletes the nftables table inet netreconcile     -> until it is back;
 - replaces the host resolv.conf (rename)           -> until every container's file has it;
 - adds a container to the spec (write + rename)    -> until its namespace has its address.
 
-Each latency is measured by polling every 10 ms; the target is 2 s. It also reports the
-passes' own durations from watch's log (a no-op pass is a full observation).
+The others are measured by polling every 10 ms; their target is 2 s, the veth's 50 ms
+(an incremental pass: reconciler/run/incremental.py). It also reports the passes' own
+durations from watch's log (a no-op pass for SIGHUP is a full observation), and how many
+container namespaces the veth repairs read. `--veth-only` runs only the veth rounds.
 
 SAFETY: namespaces are named bwXXXX-*, deleted at the end, also on failure. Needs root.
 
-Usage: python benchmarks/bench_watch.py [--containers 100] [--rounds 3]
+Usage: python benchmarks/bench_watch.py [--containers 1000] [--rounds 20] [--veth-only]
 """
 
 from __future__ import annotations
@@ -33,21 +37,59 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from reconciler.kernel import netlink as nl  # noqa: E402 - the package of this checkout
+from reconciler.kernel.dumps import read_addrs, read_links  # noqa: E402
+from reconciler.kernel.nlsocket import NetlinkSocket  # noqa: E402
+
 TARGET_S = 2.0
+VETH_TARGET_S = 0.05
 POLL_S = 0.01
+VETH_POLL_S = 0.001
 
 
 def sh(command: str) -> str:
     return subprocess.run(command, shell=True, capture_output=True, text=True).stdout
 
 
-def until(check, limit: float = 30.0) -> float:
-    started = time.perf_counter()
+def until(check, limit: float = 30.0, poll: float = POLL_S, started: float | None = None) -> float:
+    started = time.perf_counter() if started is None else started
     while not check():
         if time.perf_counter() - started > limit:
-            raise RuntimeError("no convergence within 30 s")
-        time.sleep(POLL_S)
+            raise RuntimeError(f"no convergence within {limit:g} s")
+        time.sleep(poll)
     return time.perf_counter() - started
+
+
+def socket_in(netns: str) -> NetlinkSocket:
+    fd = os.open(f"/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return NetlinkSocket.open_in(fd)
+    finally:
+        os.close(fd)
+
+
+def delete_veth(host: NetlinkSocket, container: str) -> float:
+    """Delete the host end of `container`'s veth; seconds until the container has its
+    address again (the pass that repairs it is done)."""
+    inside = socket_in(container)
+    try:
+        eth0 = next(link for link in read_links(inside) if link.ifname == "eth0")
+        wanted = {addr.cidr for addr in read_addrs(inside) if addr.index == eth0.index}
+        veth = next(link.ifname for link in read_links(host) if link.index == eth0.peer_index)
+        started = time.perf_counter()
+        failures = host.execute([nl.del_link(host.next_seq(), ifname=veth)])
+        if failures:
+            raise RuntimeError(f"cannot delete {veth}: {os.strerror(next(iter(failures.values())))}")
+
+        def repaired() -> bool:
+            links = {link.ifname: link.index for link in read_links(inside)}
+            return "eth0" in links and wanted <= {a.cidr for a in read_addrs(inside) if a.index == links["eth0"]}
+
+        return until(repaired, poll=VETH_POLL_S, started=started)
+    finally:
+        inside.close()
 
 
 def spec_text(prefix: str, resolv: Path, containers: int, extra: int = 0) -> str:
@@ -62,6 +104,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--containers", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--veth-only", action="store_true", help="only the veth deletions")
     options = parser.parse_args()
     prefix = f"bw{uuid.uuid4().hex[:4]}"
     host = f"{prefix}-host"
@@ -75,13 +118,15 @@ def main() -> int:
                    "watch", str(spec), "--resync", "3600", "-v"]
         watch = subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=REPO)
         try:
-            until(lambda: f"{prefix}-c{options.containers - 1}" in sh("ip netns list"), 120)
+            until(lambda: '"event": "pass"' in log.read_text(), 600)
             time.sleep(2)
+            host_socket = socket_in(host)
             for round_ in range(options.rounds):
-                veth = sh(f"ip -n {host} -o link show type veth").split(":")[1].strip().split("@")[0]
-                sh(f"ip -n {host} link del {veth}")
                 results.setdefault("veth deleted", []).append(
-                    until(lambda: f" {veth}@" in sh(f"ip -n {host} -o link show type veth")))
+                    delete_veth(host_socket, f"{prefix}-c{round_ % options.containers}"))
+                time.sleep(0.5)
+                if options.veth_only:
+                    continue
                 hosts = Path("/etc/netns") / f"{prefix}-c0" / "hosts"
                 original = hosts.read_text()
                 with open(hosts, "a") as handle:
@@ -102,6 +147,10 @@ def main() -> int:
                 results.setdefault("container added to spec", []).append(
                     until(lambda: "inet 10.87." in sh(f"ip -n {added} -o -4 addr show eth0 2>/dev/null")))
                 time.sleep(1)
+            for _ in range(3):  # full observations, for the no-op pass's figure
+                asked = log.read_text().count("sighup")
+                watch.send_signal(signal.SIGHUP)
+                until(lambda: log.read_text().count("sighup") > asked, 120)
         finally:
             watch.send_signal(signal.SIGTERM)
             watch.wait(timeout=30)
@@ -111,13 +160,18 @@ def main() -> int:
                 if name.startswith(prefix):
                     sh(f"ip netns del {name}")
             sh(f"rm -rf /etc/netns/{prefix}-*")
-    noop = [p["duration_ms"] for p in passes if p.get("outcome") == "noop"]
+    noop = [p["duration_ms"] for p in passes if p.get("outcome") == "noop" and p.get("observed", "full") == "full"]
+    repairs = [p for p in passes if p.get("drift") and "veth" in p.get("actions", {})]
     print(f"watch, {options.containers} containers, {options.rounds} rounds; seconds from change to converged "
-          f"(target {TARGET_S} s)")
+          f"(target {TARGET_S} s; the veth's {VETH_TARGET_S} s, median)")
     for name, values in results.items():
-        worst = max(values)
-        print(f"  {name:<28} median {statistics.median(values):6.3f}  worst {worst:6.3f}  "
-              f"{'PASS' if worst <= TARGET_S else 'MISS'}")
+        worst, median = max(values), statistics.median(values)
+        met = median <= VETH_TARGET_S if name == "veth deleted" else worst <= TARGET_S
+        print(f"  {name:<28} median {median:6.3f}  worst {worst:6.3f}  {'PASS' if met else 'MISS'}")
+    if repairs:
+        observed = sorted({p.get("observed", "full") for p in repairs})
+        print(f"  veth repair passes: median {statistics.median(p['duration_ms'] for p in repairs):.1f} ms, "
+              f"observed {'/'.join(observed)}, namespaces read at most {max(p.get('namespaces_read', 0) for p in repairs)}")
     if noop:
         print(f"  no-op pass (full observation)  median {statistics.median(noop) / 1000:6.3f} s over {len(noop)}")
     return 0

@@ -8,13 +8,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.kernel.observe_cache import EVERYTHING, Scopes, touched_by
 from reconciler.run.incremental import drift_scopes, missed_changes
 from reconciler.run.scheduler import KERNEL_DEBOUNCE, PassScheduler
+from reconciler.state.desired import build_desired
 from reconciler.state.model import Address, File, Firewall, Netns, State, Sysctl, Veth
 from reconciler.state.plan import CREATE, DELETE, Action, Plan
+from reconciler.state.planner import plan
+from reconciler.state.scopes import HOST_SCOPE, ScopedState, plan_in_scopes, scope_of
 from tests.conftest import sh
+from tests.strategies import mutations, specs
 from tests.test_watch import EXTRA, SPEC, veths, watching
 
 # --- pure -----------------------------------------------------------------------------
@@ -36,7 +42,8 @@ def veth(container: str) -> Veth:
 def test_an_apply_is_read_back_where_its_actions_were():
     plan = Plan((Action(CREATE, veth("web"), "missing"), Action(CREATE, Address("web", "eth0", "10.0.0.2/24"), ""),
                  Action(CREATE, File("db", "hosts", "x"), ""), Action(DELETE, Sysctl("", "net.ipv4.ip_forward", "0"), "")))
-    assert touched_by(plan) == Scopes(frozenset({"web"}), frozenset({"db"}))
+    assert touched_by(plan) == Scopes(frozenset({"web"}), frozenset({"db"}), host=True)  # the sysctl
+    assert touched_by(Plan(plan.actions[:3])) == Scopes(frozenset({"web"}), frozenset({"db"}))
     assert touched_by(Plan((Action(CREATE, Firewall("", "table"), ""),))) == Scopes(firewall=True)
     assert touched_by(Plan((Action(CREATE, Netns("web"), ""),))) == EVERYTHING
 
@@ -66,6 +73,23 @@ def test_kernel_events_wait_a_short_debounce_and_file_events_the_configured_one(
     unbounced = PassScheduler(debounce=0.0, resync=60.0, started=0.0)
     unbounced.trigger("netlink:host", 1.0)
     assert unbounced.due(1.0) == ("netlink:host",)  # never longer than the configured debounce
+
+
+@settings(max_examples=300, deadline=None)
+@given(specs(), specs(), st.data())
+def test_a_plan_over_the_changed_scopes_and_the_host_is_the_whole_plan(spec, other, data):
+    """Live: as desired in every scope but the changed ones (and the host's), where objects
+    went, drifted or were left by another spec."""
+    desired = build_desired(spec, State())
+    scoped, stray = ScopedState.of(desired), ScopedState.of(build_desired(other, State()))
+    scopes = sorted((set(scoped.parts) | set(stray.parts)) - {HOST_SCOPE}, key=repr)
+    changed = set(data.draw(st.lists(st.sampled_from(scopes), unique=True))) if scopes else set()
+    planned = changed | {HOST_SCOPE}
+    drifted = data.draw(mutations(State({**stray.objects_in(planned), **scoped.objects_in(planned)})))
+    live = {key: obj for key, obj in desired.objects.items() if scope_of(obj) not in planned}
+    live.update(drifted.objects)
+    live_state = State(live)
+    assert plan_in_scopes(scoped, ScopedState.of(live_state), changed) == plan(desired, live_state)
 
 
 # --- kernel ---------------------------------------------------------------------------
@@ -133,11 +157,23 @@ def test_a_resync_warns_about_a_change_no_event_told_of_and_repairs_it(sandbox):
         box = watch.sandbox
         watch.start()
         watch.settle()
-        assert box.host_sh("sysctl -n net.ipv4.ip_forward").strip() == "1"
-        box.host_sh("sysctl -qw net.ipv4.ip_forward=0")
 
         def missed() -> list[dict]:
             return [line for line in watch.lines() if line.get("event") == "the resync found changes no event told of"]
+
+        # a repair from events keeps what it read: the next resync finds the kernel as kept
+        links = veths(box)
+        since = len(watch.passes())
+        box.host_sh(f"ip link del {sorted(links)[0]}")
+        watch.reacts(lambda: [line for line in drift_passes(watch, since) if line["observed"] == "incremental"],
+                     "an incremental repair")
+        repaired = len(watch.passes())
+        watch.reacts(lambda: [line for line in watch.passes()[repaired:] if line["trigger"] == "resync"],
+                     "a resync after the repair")
+        assert veths(box) == links and not missed(), watch.tail()
+
+        assert box.host_sh("sysctl -n net.ipv4.ip_forward").strip() == "1"
+        box.host_sh("sysctl -qw net.ipv4.ip_forward=0")
 
         warning = watch.reacts(missed, "the resync's warning")[0]
         assert warning["level"] == "warning"

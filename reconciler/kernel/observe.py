@@ -36,6 +36,7 @@ from reconciler.state.model import (
     FORWARDING, HOST_NS, MISSING, Address, KernelObject, Netns, State, Sysctl, Uplink,
 )
 from reconciler.state.plan import Plan
+from reconciler.state.planner import plan
 
 
 def recognised(link: nl.Link, pending: dict[str, str]) -> tuple[drivers.NetworkDriver, tuple[str, ...]] | None:
@@ -75,6 +76,14 @@ class Readers:
 
     def reading_back(self, applied: Plan) -> None:
         """Called before the state is read again to verify the apply of `applied`."""
+
+    def observe(self, session: KernelSession, **options) -> State:
+        """The live state (see observe)."""
+        return observe(session, readers=self, **options)
+
+    def plan_over(self, desired: State, live: State) -> Plan:
+        """The plan from `live`, as this observed it, to `desired`."""
+        return plan(desired, live)
 
 
 READ_EVERYTHING = Readers()

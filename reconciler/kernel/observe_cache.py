@@ -19,15 +19,19 @@ an apply is verified, the scopes its actions touched are read again
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
+from reconciler.kernel import netlink as nl
 from reconciler.kernel.container_files import observe_files, observe_other_container_dirs
-from reconciler.kernel.observe import Readers
+from reconciler.kernel.observe import Readers, recognised
 from reconciler.kernel.observe_containers import observe_container_netns, read_containers
+from reconciler.kernel.observe_host import observe_firewall
 from reconciler.kernel.session import KernelSession
-from reconciler.state.model import HOST_NS, KernelObject
+from reconciler.state.model import HOST_NS, MISSING, KernelObject, State
 from reconciler.state.plan import Plan
+from reconciler.state.scopes import HOST_SCOPE, ScopedState, container_scope, plan_in_scopes
 
 FILE_KINDS = frozenset({"file", "leftover"})
 # kinds whose change alters which namespaces are netreconcile's: read those again in full
@@ -43,10 +47,11 @@ class Scopes:
     files: frozenset[str] = frozenset()
     firewall: bool = False
     everything: bool = False
+    host: bool = False  # the host's links, addresses and routes, all of them
 
     def __or__(self, other: Scopes) -> Scopes:
         return Scopes(self.netns | other.netns, self.files | other.files, self.firewall or other.firewall,
-                      self.everything or other.everything)
+                      self.everything or other.everything, self.host or other.host)
 
 
 EVERYTHING = Scopes(everything=True)
@@ -54,7 +59,7 @@ EVERYTHING = Scopes(everything=True)
 
 def touched_by(applied: Plan) -> Scopes:
     """The scopes whose kernel state the actions of `applied` changed."""
-    netns, files, firewall = set(), set(), False
+    netns, files, firewall, host = set(), set(), False, False
     for action in applied.actions:
         obj = action.obj
         if obj.kind in NAMESPACE_KINDS:
@@ -63,9 +68,13 @@ def touched_by(applied: Plan) -> Scopes:
             firewall = True
         elif obj.kind in FILE_KINDS:
             files.add(obj.netns)
+        elif obj.kind == "veth":
+            netns.add(obj.container)  # its host end is read with its container
         elif getattr(obj, "netns", HOST_NS) != HOST_NS:
-            netns.add(obj.netns)  # a veth's peer, a container's address, route or link
-    return Scopes(frozenset(netns), frozenset(files), firewall)
+            netns.add(obj.netns)  # a container's address, route or link
+        else:
+            host = True
+    return Scopes(frozenset(netns), frozenset(files), firewall, host=host)
 
 
 @dataclass
@@ -75,44 +84,172 @@ class _Kept:
     files: dict[str, tuple[list[KernelObject], list]] = field(default_factory=dict)  # name -> (objects, in the way)
     other_dirs: list = field(default_factory=list)  # in the way in directories of names not owned
     host_names: dict[int, str] = field(default_factory=dict)  # the host's interfaces when the parts were read
+    veth_containers: dict[int, str] = field(default_factory=dict)  # a veth's host end (index) -> its container
     firewall: list[KernelObject] | None = None
 
 
+class NeedsHostRead(Exception):
+    """The host's links changed in a way only reading them all sorts out (a link that is
+    not a known veth's host end, a veth that names another container)."""
+
+
 class CachingReaders(Readers):
+    """observe's readers (see the module docstring), and the live state they last read,
+    by scope (reconciler.state.scopes), which a pass of `read_again` plans over."""
+
     def __init__(self) -> None:
         self._kept: _Kept | None = None
         self._next = EVERYTHING
-        self.read: Scopes = EVERYTHING  # what the last observation read again
+        self.read: Scopes = EVERYTHING  # what the current observation reads again
+        self.live: ScopedState | None = None  # the state last observed
+        self._desired: ScopedState | None = None
+        self._planned: set | None = None  # the scopes a pass plans over; None: every scope
+        self.also_planned: set = set()  # scopes planned though not read (held objects' ones)
         # container namespaces whose netlink part was read since the pass began (read_everything
         # or read_again): by the observation it plans from and by the one verifying its apply
         self.namespaces_read = 0
 
     @property
     def filled(self) -> bool:
-        return self._kept is not None
+        return self._kept is not None and self.live is not None
 
     def read_everything(self) -> None:
         """A pass begins: its first observation reads everything."""
-        self._next, self.namespaces_read = EVERYTHING, 0
+        self._next, self.namespaces_read, self._planned = EVERYTHING, 0, None
 
-    def read_again(self, scopes: Scopes) -> None:
+    def read_again(self, scopes: Scopes, host_links: frozenset[int] | None = frozenset()) -> None:
         """A pass begins: its first observation reads `scopes` again (everything while
-        nothing is kept)."""
-        self._next = scopes if self._kept is not None else EVERYTHING
+        nothing is kept), and the host links `host_links` (None: all of them)."""
         self.namespaces_read = 0
+        if not self.filled:
+            self._next, self._planned = EVERYTHING, None
+            return
+        if host_links is None:
+            scopes = scopes | Scopes(host=True)
+        else:
+            named = {self._kept.veth_containers.get(index) for index in host_links}
+            if None in named:
+                scopes = scopes | Scopes(host=True)
+            scopes = scopes | Scopes(netns=frozenset(named - {None}))
+        self._next = scopes
+        self._planned = set()
 
     def forget(self) -> None:
         """Keep nothing: after a failure the kernel may be anything."""
-        self._kept = None
-        self._next = EVERYTHING
+        self._kept = self.live = self._desired = None
+        self._next, self._planned, self.also_planned = EVERYTHING, None, set()
 
     def reading_back(self, applied: Plan) -> None:
         self._next = touched_by(applied) | self._next if self._kept is not None else EVERYTHING
 
+    # --- observing ---------------------------------------------------------------------
+
+    def observe(self, session: KernelSession, **options) -> State:
+        """The live state: by reading only what changed (the containers named, and the host
+        ends of their veths) when the host's links need no reading, else through
+        observe with these readers; kept, by scope."""
+        self.read = self._next
+        if not (self.read.everything or self.read.host) and self.filled:
+            try:
+                return self._observe_containers(session)
+            except NeedsHostRead:
+                self.read = self._next = self._next | Scopes(host=True)
+        state = super().observe(session, **options)
+        self.live = ScopedState.of(state)
+        self._remember_veths(state)
+        if self._planned is not None:
+            self._planned = None  # the host was read: plan over everything
+        return state
+
+    def plan_over(self, desired: State, live: State) -> Plan:
+        """Over the scopes this pass read and the host's when only containers were read,
+        else over everything."""
+        if self._planned is None or live is not self.live.state:
+            return super().plan_over(desired, live)
+        if self._desired is None or self._desired.state is not desired:
+            self._desired = ScopedState.of(desired)  # once per desired state, not per pass
+        return plan_in_scopes(self._desired, self.live, self._planned | self.also_planned)
+
+    def _remember_veths(self, state: State) -> None:
+        index_of = {name: index for index, name in self._kept.host_names.items()}
+        self._kept.veth_containers = {index_of[obj.host_ifname]: obj.container for obj in state.objects.values()
+                                      if obj.kind == "veth" and obj.host_ifname in index_of}
+
+    def _observe_containers(self, session: KernelSession) -> State:
+        """The kept state with the containers of self.read read again (their namespace,
+        the host ends of their veths, their files) and the firewall if named."""
+        kept, read = self._kept, self.read
+        live = self.live
+        replaced: dict = {}
+        foreign_files = set(live.state.foreign_files)
+        pending = session.state.pending_links() if read.netns else {}
+        etc_fd = session.open_etc_netns() if read.files else None
+        try:
+            for name in sorted(read.netns):
+                if name not in kept.netns:
+                    raise NeedsHostRead(name)
+                peers: dict = {}
+                inside = observe_container_netns(session.socket(name), name, peers, kept.host_names)
+                kept.netns[name] = (inside, peers)
+                self.namespaces_read += 1
+                replaced.setdefault(name, {})["netns"] = inside + self._veths_of(session, name, peers, pending)
+            for name in sorted(read.files):
+                found, in_the_way = (observe_files(etc_fd, session.etc_dir(name), name) if etc_fd is not None
+                                     else ([], []))
+                kept.files[name] = (found, in_the_way)
+                foreign_files = {entry for entry in foreign_files if entry[0] != name} | set(in_the_way)
+                replaced.setdefault(name, {})["files"] = found
+        finally:
+            if etc_fd is not None:
+                os.close(etc_fd)
+        removed: list[KernelObject] = []
+        added: list[KernelObject] = []
+        for name, parts in replaced.items():
+            removed += [obj for obj in live.parts.get(container_scope(name), {}).values()
+                        if ("files" if obj.kind in FILE_KINDS else "netns") in parts and obj.kind != "alias"]
+            for found in parts.values():
+                added += found
+        if read.firewall:
+            kept.firewall = observe_firewall(session)
+            removed += [obj for obj in live.parts.get(HOST_SCOPE, {}).values() if obj.kind == "firewall"]
+            added += kept.firewall
+        self._planned |= {container_scope(name) for name in replaced}
+        live.update(removed, added, foreign_files=frozenset(foreign_files))
+        return live.state
+
+    def _veths_of(self, session: KernelSession, name: str, peers: dict, pending: dict[str, str]) -> list[KernelObject]:
+        """The veths of container `name`: their host ends, read one by one (those its
+        namespace leads to, and those it had), matched with their `peers` inside."""
+        kept = self._kept
+        indexes = set(peers) | {index for index, container in kept.veth_containers.items() if container == name}
+        host = session.host
+        requests = {index: nl.get_link(host.next_seq(), index=index) for index in sorted(indexes)}
+        answers = host.query(list(requests.values()))
+        found: list[KernelObject] = []
+        for index, request in requests.items():
+            answer = answers.get(int.from_bytes(request[8:12], "little"))
+            if not isinstance(answer, bytes):  # gone (ENODEV)
+                kept.host_names.pop(index, None)
+                kept.veth_containers.pop(index, None)
+                continue
+            link = nl.decode_link(answer)
+            ours = recognised(link, pending)
+            master = kept.host_names.get(link.master, "") if link.master else ""
+            if ours is None or ours[0].attachment_link_kind != link.kind or (link.master and not master):
+                raise NeedsHostRead(link.ifname)
+            driver, (_, *identity) = ours
+            netns, peer = peers.get(link.index, (MISSING, None))
+            obj = driver.observed_attachment(link, tuple(identity), netns, peer, master)
+            if getattr(obj, "container", None) != name:
+                raise NeedsHostRead(link.ifname)
+            kept.host_names[index] = link.ifname
+            kept.veth_containers[index] = name
+            found.append(obj)
+        return found
+
     # --- observe's readers -------------------------------------------------------------
 
     def namespaces(self, session: KernelSession) -> tuple[set[str], dict[str, int], dict[str, int]]:
-        self.read = self._next
         if self.read.everything or self._kept is None:
             self.read = EVERYTHING
             self._kept = _Kept(super().namespaces(session))

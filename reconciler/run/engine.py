@@ -151,14 +151,14 @@ def _observe_and_plan(spec: Spec | None, session: KernelSession, readers: Reader
     """The plan, the live state it starts from, the desired state it aims at and the
     host files that desired state was built from (`target`: those two, reused)."""
     if spec is None:
-        live = observe(session, inside_containers=False, readers=readers)
+        live = readers.observe(session, inside_containers=False)
         return plan(EMPTY_SPEC_STATE, live, destroying=True), live, EMPTY_SPEC_STATE, NO_HOST_FILES
     if target is not None:
-        live = observe(session, uplinks=uplinks(spec), readers=readers)
-        result = plan(target.desired, live)
+        live = readers.observe(session, uplinks=uplinks(spec))
+        result = readers.plan_over(target.desired, live)
         check_firewall(result, session)
         return result, live, target.desired, target.host_files
-    live = observe(session, uplinks=uplinks(spec), host_networks=needs_choice(spec), readers=readers)
+    live = readers.observe(session, uplinks=uplinks(spec), host_networks=needs_choice(spec))
     spec = with_chosen_subnets(spec, live)
     host_files = read_host_files(spec)
     desired = build_desired(spec, live, host_files)
@@ -183,8 +183,9 @@ def _verify(desired: State, session: KernelSession, destroying: bool, held: froz
     """Observe again: the kernel must now be the desired state (the held objects aside).
     The target is the one planned for, so the host files are not read again. Returns
     the state read back."""
-    after = observe(session, inside_containers=not destroying, readers=readers)
-    remaining, _ = hold_back(plan(desired, after, destroying=destroying), held)
+    after = readers.observe(session, inside_containers=not destroying)
+    remaining, _ = hold_back(plan(desired, after, destroying=True) if destroying else readers.plan_over(desired, after),
+                             held)
     if remaining.actions:
         details = "\n".join(f"  {a.op} {a.kind} {a.obj.name}: {a.reason}" for a in remaining.actions)
         raise VerifyError(f"the kernel still differs from the spec after apply:\n{details}")

@@ -10,7 +10,8 @@
   files by renaming over them.
 
 A reason names where something changed, not what: the pass reads that scope again
-(reconciler.run.incremental). Events lost to an overflowing socket (ENOBUFS) are
+(reconciler.run.incremental). Of the host namespace's events, those about links also
+say which ones (their index, `take_host_links`): a veth's host end names its container. Events lost to an overflowing socket (ENOBUFS) are
 reported as "overflow:<reason>", which asks for a full observation. Reading state
 generates no events, so a pass that changes nothing is followed by silence.
 """
@@ -28,7 +29,13 @@ from typing import Callable
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from reconciler.kernel import netlink as nl
 from reconciler.kernel.nlsocket import entered
+
+HOST_EVENTS = "netlink:host"
+LINK_EVENTS = frozenset({nl.RTM_NEWLINK, nl.RTM_DELLINK})
+# more host links changed than this since the last pass: reading them all costs less
+HOST_LINKS_NAMED = 64
 
 RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
 RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE = 0x100, 0x400
@@ -94,6 +101,9 @@ class EventSources:
         self._watches: dict[str, object] = {}
         self._files: dict[str, str] = {}  # watched file path -> reason
         self._trees: dict[str, str] = {}  # watched directory (recursive) -> reason
+        # the indexes of the host links events told of since the last take_host_links; None:
+        # something else changed there too (an address, a route, lost events)
+        self._host_links: set[int] | None = set()
 
     def start(self) -> None:
         self._thread.start()
@@ -126,27 +136,50 @@ class EventSources:
                         os.read(self._wake_read, 4096)
                 elif fd in by_fd:
                     reason, sock = by_fd[fd]
-                    got, overflowed = self._drain(sock)
-                    if got:
+                    received, overflowed = self._drain(sock)
+                    if reason == HOST_EVENTS and (received or overflowed):
+                        self._note_host_links(received, overflowed)
+                    if received or overflowed:
                         self.on_event(f"{OVERFLOW}{reason}" if overflowed else reason)
 
     @staticmethod
-    def _drain(sock: socket.socket) -> tuple[bool, bool]:
-        """Read everything queued: whether anything (or an overflow) was there, and
-        whether events were lost."""
-        got = overflowed = False
+    def _drain(sock: socket.socket) -> tuple[list[bytes], bool]:
+        """Read everything queued: what was there, and whether events were lost."""
+        received: list[bytes] = []
+        overflowed = False
         while True:
             try:
-                if not sock.recv(65536):
-                    return got, overflowed
-                got = True
+                data = sock.recv(65536)
+                if not data:
+                    return received, overflowed
+                received.append(data)
             except BlockingIOError:
-                return got, overflowed
+                return received, overflowed
             except OSError as error:
                 if error.errno == errno.ENOBUFS:  # events were lost: something did change, where is unknown
-                    got = overflowed = True
+                    overflowed = True
                     continue
-                return got, overflowed
+                return received, overflowed
+
+    def _note_host_links(self, received: list[bytes], overflowed: bool) -> None:
+        with self._lock:
+            for data in received:
+                for kind, _, _, payload in nl.messages(data):
+                    if self._host_links is None:
+                        return
+                    if kind in LINK_EVENTS and len(payload) >= nl.IFINFO_SIZE:
+                        self._host_links.add(nl.ifinfo_index(payload))
+                    else:
+                        self._host_links = None
+            if overflowed or (self._host_links is not None and len(self._host_links) > HOST_LINKS_NAMED):
+                self._host_links = None
+
+    def take_host_links(self) -> frozenset[int] | None:
+        """The host links events told of since the last call (None: something else
+        changed in the host namespace too, or too much to name), and forget them."""
+        with self._lock:
+            found, self._host_links = self._host_links, set()
+        return frozenset(found) if found is not None else None
 
     # files
 

@@ -32,7 +32,7 @@ from reconciler.kernel.session import KernelSession, netns_path
 from reconciler.render import resolvconf
 from reconciler.run import logs
 from reconciler.run.engine import Outcome, Target, converge
-from reconciler.run.incremental import drift_scopes, missed_changes
+from reconciler.run.incremental import HOST_EVENTS, drift_scopes, missed_changes
 from reconciler.run.metrics import WatchMetrics
 from reconciler.run.scheduler import FightDetector, PassScheduler
 from reconciler.run.sources import FileSource, GitSource
@@ -40,6 +40,7 @@ from reconciler.run.triggers import EventSources, nftables_events_socket, route_
 from reconciler.spec.types import Spec
 from reconciler.state.model import State
 from reconciler.state.plan import Plan
+from reconciler.state.scopes import scope_of
 
 if TYPE_CHECKING:
     from reconciler.run.resolver import BackgroundResolver
@@ -203,6 +204,8 @@ class Watcher:
         if not incremental and self.kept is not None and "resync" in reasons:
             self._report_missed(outcome.observed)
         self.target, self.kept = Target(outcome.desired, outcome.host_files), outcome.after
+        # the objects held back still differ: their scopes are planned again until repaired
+        self.readers.also_planned = {scope_of(action.obj) for action in outcome.held}
         duration = self.clock() - started
         plan = outcome.plan
         kinds = dict(sorted(Counter(a.kind for a in plan.actions).items()))
@@ -222,8 +225,12 @@ class Watcher:
         """Converge, reading everything or (`incremental`) only what the events of `reasons`
         name, against the kept state and desired state; keeps nothing after a failure."""
         if incremental:
-            self.readers.read_again(drift_scopes(reasons))
+            # the host links named by events; none when the host sent none (those that come
+            # meanwhile are the next pass's)
+            host_links = self.sources.take_host_links() if HOST_EVENTS in reasons else frozenset()
+            self.readers.read_again(drift_scopes(reasons), host_links)
         else:
+            self.sources.take_host_links()  # everything is read
             self.readers.read_everything()
         try:
             with self.lock():
