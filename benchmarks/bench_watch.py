@@ -92,11 +92,21 @@ def delete_veth(host: NetlinkSocket, container: str) -> float:
         inside.close()
 
 
+PER_NETWORK = 1000  # a bridge holds at most 1023 ports: more containers go on more networks
+
+
 def spec_text(prefix: str, resolv: Path, containers: int, extra: int = 0) -> str:
-    lines = ["version: 1", "host:", f"  resolv_conf: {resolv}", "networks:", "  front:",
-             f"    bridge: {prefix}-br", "    subnet: 10.87.0.0/16", "containers:"]
+    """One network (its bridge, a /22 of 10.87.0.0/16) per thousand containers; the
+    added ones (`extra`) join the first."""
+    networks = max(1, -(-containers // PER_NETWORK))
+    lines = ["version: 1", "host:", f"  resolv_conf: {resolv}", "networks:"]
+    for number in range(networks):
+        name = "front" if number == 0 else f"front{number}"
+        lines += [f"  {name}:", f"    bridge: {prefix}-br{number or ''}", f"    subnet: 10.87.{4 * number}.0/22"]
+    lines.append("containers:")
     for index in range(containers + extra):
-        lines += [f"  {prefix}-c{index}:", "    networks: [front]"]
+        network = "front" if index >= containers or index < PER_NETWORK else f"front{index // PER_NETWORK}"
+        lines += [f"  {prefix}-c{index}:", f"    networks: [{network}]"]
     return "\n".join(lines) + "\n"
 
 
@@ -153,7 +163,11 @@ def main() -> int:
                 until(lambda: log.read_text().count("sighup") > asked, 120)
         finally:
             watch.send_signal(signal.SIGTERM)
-            watch.wait(timeout=30)
+            try:
+                watch.wait(timeout=120)  # SIGTERM stops between passes
+            except subprocess.TimeoutExpired:
+                watch.kill()
+                watch.wait()
             subprocess.run(["cp", str(log), "/tmp/bench_watch.log"])
             passes = [json.loads(line) for line in log.read_text().splitlines() if '"event": "pass"' in line]
             for name in sorted(sh("ip netns list").split()):

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.kernel.observe_cache import EVERYTHING, Scopes, touched_by
+from reconciler.kernel import netlink as nl
+from reconciler.kernel.observe_cache import EVERYTHING, READ_ALL_FROM, CachingReaders, Scopes, _Kept, touched_by
 from reconciler.run.incremental import drift_scopes, missed_changes
 from reconciler.run.scheduler import KERNEL_DEBOUNCE, PassScheduler
+from reconciler.run.triggers import EventSources
 from reconciler.state.desired import build_desired
 from reconciler.state.model import Address, File, Firewall, Netns, State, Sysctl, Veth
 from reconciler.state.plan import CREATE, DELETE, Action, Plan
@@ -90,6 +92,44 @@ def test_a_plan_over_the_changed_scopes_and_the_host_is_the_whole_plan(spec, oth
     live.update(drifted.objects)
     live_state = State(live)
     assert plan_in_scopes(scoped, ScopedState.of(live_state), changed) == plan(desired, live_state)
+
+
+def test_host_link_events_name_their_links_and_any_other_host_event_names_none():
+    sources = EventSources(lambda reason: None)
+    link = nl.message(nl.RTM_NEWLINK, 0, 1, nl.ifinfomsg(7)) + nl.message(nl.RTM_DELLINK, 0, 2, nl.ifinfomsg(9))
+    sources._note_host_links([link], overflowed=False)
+    assert sources.take_host_links() == {7, 9}
+    assert sources.take_host_links() == frozenset()  # taken: the next pass's are new ones
+    sources._note_host_links([link, nl.message(nl.RTM_NEWADDR, 0, 3, bytes(8))], overflowed=False)
+    assert sources.take_host_links() is None  # an address: the host is read again
+    sources._note_host_links([link], overflowed=True)
+    assert sources.take_host_links() is None  # events were lost
+    many = b"".join(nl.message(nl.RTM_NEWLINK, 0, i, nl.ifinfomsg(i)) for i in range(1, 100))
+    sources._note_host_links([many], overflowed=False)
+    assert sources.take_host_links() is None  # too many to name: reading them all costs less
+
+
+def filled_readers() -> CachingReaders:
+    """Readers as a full observation leaves them: web's veth has host index 7."""
+    readers = CachingReaders()
+    readers._kept = _Kept((set(), {}, {}), veth_containers={7: "web"})
+    readers.live = ScopedState.of(State())
+    return readers
+
+
+def test_a_pass_reads_the_containers_its_events_name_and_the_host_only_for_other_host_links():
+    readers = filled_readers()
+    readers.read_again(Scopes(files=frozenset({"db"})), frozenset({7}))  # web's veth's host end
+    assert readers._next == Scopes(frozenset({"web"}), frozenset({"db"})) and not readers.reads_all
+    readers.read_again(Scopes(), frozenset({8}))  # a link that is no known veth's
+    assert readers._next == Scopes(host=True)
+    readers.read_again(Scopes(), None)  # an address, a route, lost events
+    assert readers._next == Scopes(host=True)
+    readers.read_again(Scopes(netns=frozenset(f"c{i}" for i in range(READ_ALL_FROM))))
+    assert readers.reads_all and readers._next == EVERYTHING  # the events of a large apply
+    readers.forget()
+    readers.read_again(Scopes(netns=frozenset({"web"})))
+    assert readers.reads_all  # nothing kept
 
 
 # --- kernel ---------------------------------------------------------------------------

@@ -1,20 +1,25 @@
 """The observed state kept between the passes of watch mode, by scope, and read again
 only where events say something changed.
 
-Scopes: each container namespace's netlink part (its links, addresses and routes, and
-the veth peers found there), each container's files (its /etc/netns directory), the
-firewall (the host's nftables tables), and which namespaces are netreconcile's. The
-host namespace's own links, addresses, routes, overlay entries and sysctls are not
-kept: observe reads them on every call (a handful of dumps of one namespace), and with
-them puts the kept parts together into a State, so that a host that changed never
-forces the containers to be read again.
+What is read again, and when:
+- a container's netlink part (its links, addresses and routes: three dumps of its
+  namespace) with the host ends of its veths (one request each, by index): for an event
+  from its namespace, or a host link event naming one of its veths' host ends (the index
+  in the event, reconciler.run.triggers);
+- a container's files (its /etc/netns directory): for a file event there;
+- the firewall (`nft list`): for an nftables event;
+- the host's links, addresses and routes, all of them (observe, with every container
+  part from what is kept): for any other host event (an address, a route, a bridge, a
+  link not known), a host object the plan touched, or a lost event;
+- everything, which namespaces are netreconcile's too: `read_everything()` (the first
+  pass, a resync, a changed spec, after a failure).
 
-`CachingReaders` are observe's readers (reconciler.kernel.observe.Readers): told
-`read_everything()`, the next observation reads every scope and keeps it (a full
-observation: the first pass, a resync, a changed spec); told `read_again(scopes)`, only
-the scopes named are read again and every other one comes from what was kept. Before
-an apply is verified, the scopes its actions touched are read again
-(`reading_back`), so what is kept after a pass is what the kernel holds.
+`CachingReaders` are observe's readers (reconciler.kernel.observe.Readers). A pass that
+read only containers updates the kept live state by scope (reconciler.state.scopes) and
+plans over those containers and the host's few objects (`plan_in_scopes`): its cost is
+that of the containers named, not of the thousand. Before an apply is verified, what
+its actions touched is read again (`reading_back`), so what is kept after a pass is what
+the kernel holds; a periodic full observation checks it (reconciler.run.incremental).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from dataclasses import dataclass, field
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.container_files import observe_files, observe_other_container_dirs
 from reconciler.kernel.observe import Readers, recognised
-from reconciler.kernel.observe_containers import observe_container_netns, read_containers
+from reconciler.kernel.observe_containers import PARALLEL_FROM, observe_container_netns, read_containers
 from reconciler.kernel.observe_host import observe_firewall
 from reconciler.kernel.session import KernelSession
 from reconciler.state.model import HOST_NS, MISSING, KernelObject, State
@@ -34,6 +39,9 @@ from reconciler.state.plan import Plan
 from reconciler.state.scopes import HOST_SCOPE, ScopedState, container_scope, plan_in_scopes
 
 FILE_KINDS = frozenset({"file", "leftover"})
+# containers named by one pass's events from which a full observation costs less (it
+# splits the reading between two processes; the events of an apply of many containers)
+READ_ALL_FROM = PARALLEL_FROM
 # kinds whose change alters which namespaces are netreconcile's: read those again in full
 NAMESPACE_KINDS = frozenset({"netns", "alias"})
 
@@ -41,13 +49,14 @@ NAMESPACE_KINDS = frozenset({"netns", "alias"})
 @dataclass(frozen=True)
 class Scopes:
     """What to read again: the netlink part of these container namespaces, the files of
-    these containers, the firewall; `everything`: all of it, and the namespaces' ownership."""
+    these containers, the firewall, the host's links, addresses and routes (`host`);
+    `everything`: all of it, and which namespaces are netreconcile's."""
 
     netns: frozenset[str] = frozenset()
     files: frozenset[str] = frozenset()
     firewall: bool = False
     everything: bool = False
-    host: bool = False  # the host's links, addresses and routes, all of them
+    host: bool = False
 
     def __or__(self, other: Scopes) -> Scopes:
         return Scopes(self.netns | other.netns, self.files | other.files, self.firewall or other.firewall,
@@ -108,6 +117,7 @@ class CachingReaders(Readers):
         # container namespaces whose netlink part was read since the pass began (read_everything
         # or read_again): by the observation it plans from and by the one verifying its apply
         self.namespaces_read = 0
+        self.reads_all = True  # whether the pass's first observation reads everything
 
     @property
     def filled(self) -> bool:
@@ -115,15 +125,15 @@ class CachingReaders(Readers):
 
     def read_everything(self) -> None:
         """A pass begins: its first observation reads everything."""
-        self._next, self.namespaces_read, self._planned = EVERYTHING, 0, None
+        self._next, self.namespaces_read, self._planned, self.reads_all = EVERYTHING, 0, None, True
 
     def read_again(self, scopes: Scopes, host_links: frozenset[int] | None = frozenset()) -> None:
         """A pass begins: its first observation reads `scopes` again (everything while
         nothing is kept), and the host links `host_links` (None: all of them)."""
-        self.namespaces_read = 0
         if not self.filled:
-            self._next, self._planned = EVERYTHING, None
+            self.read_everything()
             return
+        self.namespaces_read, self.reads_all = 0, False
         if host_links is None:
             scopes = scopes | Scopes(host=True)
         else:
@@ -131,6 +141,9 @@ class CachingReaders(Readers):
             if None in named:
                 scopes = scopes | Scopes(host=True)
             scopes = scopes | Scopes(netns=frozenset(named - {None}))
+        if len(scopes.netns | scopes.files) >= READ_ALL_FROM:
+            self.read_everything()
+            return
         self._next = scopes
         self._planned = set()
 

@@ -6,8 +6,9 @@ the host files and the git commit did not change) is a drift-only pass: it plans
 against the desired state of the last converged pass (reconciler.run.engine.Target)
 and reads again only the scopes its events name (reconciler.kernel.observe_cache):
 "netlink:NAME" the netlink part of container NAME, "files:NAME" its files, "nftables"
-the firewall; "netlink:host" nothing more than the host's links, addresses and routes,
-which every observation reads. Every other trigger (the start, the spec, resolv.conf,
+the firewall; "netlink:host" the containers whose veths' host ends its link events name,
+or the host's links, addresses and routes when they name anything else
+(reconciler.kernel.observe_cache). Every other trigger (the start, the spec, resolv.conf,
 SIGHUP, a retry, the periodic resync, an overflowed event socket, a hold that ended)
 asks for a full observation, which fills the kept state again.
 """

@@ -6,11 +6,12 @@ it changed) and applies the plan through the same engine as `apply`. The first p
 a resync and every pass for a changed input observe the whole state; a pass for kernel
 or container-file events only reads again what they name, plans against the observed
 state kept since (reconciler/kernel/observe_cache.py, reconciler/run/incremental.py)
-and the last desired state. A resync logs what the kept state missed. An invalid spec edit is reported and changes nothing: the last
-valid spec stays in force. A failed pass is retried with a capped exponential
-backoff; an object another tool keeps changing back is held (its repair waits,
-nothing else does). A host namespace that disappears is reported once and waited
-for, never made again. SIGTERM and SIGINT stop between passes; SIGHUP asks for a pass.
+and the last desired state. A resync logs what the kept state missed. An invalid spec
+edit is reported and changes nothing: the last valid spec stays in force. A failed
+pass is retried with a capped exponential backoff; an object another tool keeps
+changing back is held (its repair waits, nothing else does). A host namespace that
+disappears is reported once and waited for, never made again. SIGTERM and SIGINT stop
+between passes; SIGHUP asks for a pass.
 With host.dns_resolver the embedded DNS server runs on a thread of this process, given
 each converged pass's spec and state, so that a container a pass adds resolves at once.
 """
@@ -216,7 +217,8 @@ class Watcher:
         level = log.info if plan.actions else log.debug
         level("pass", trigger=trigger, outcome="applied" if plan.actions else "noop", duration_ms=_ms(duration),
               actions=kinds, drift=drift and bool(plan.actions), **({"held": held} if held else {}),
-              observed="incremental" if incremental else "full", namespaces_read=self.readers.namespaces_read,
+              observed="full" if self.readers.reads_all else "incremental",
+              namespaces_read=self.readers.namespaces_read,
               **self.source.current())
         self._count("applied" if plan.actions else "noop", duration, plan, drift)
         return True
