@@ -127,6 +127,14 @@ def main() -> int:
         command = [sys.executable, "-m", "reconciler", "--host-netns", host, "--state-dir", str(scratch / "state"),
                    "watch", str(spec), "--resync", "3600", "-v"]
         watch = subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=REPO)
+
+        def settle() -> None:
+            """Ask for a pass (SIGHUP, a full observation) and wait for it: the pass that
+            converged the last change has ended, its verification too."""
+            asked = log.read_text().count("sighup")
+            watch.send_signal(signal.SIGHUP)
+            until(lambda: log.read_text().count("sighup") > asked, 120)
+
         try:
             until(lambda: '"event": "pass"' in log.read_text(), 600)
             time.sleep(2)
@@ -151,16 +159,15 @@ def main() -> int:
                 files = [Path("/etc/netns") / f"{prefix}-c{i}" / "resolv.conf" for i in range(options.containers)]
                 results.setdefault("host resolv.conf changed", []).append(
                     until(lambda: all(server in f.read_text() for f in files)))
+                settle()
                 (scratch / "spec.new").write_text(spec_text(prefix, resolv, options.containers, round_ + 1))
                 os.replace(scratch / "spec.new", spec)
                 added = f"{prefix}-c{options.containers + round_}"
                 results.setdefault("container added to spec", []).append(
                     until(lambda: "inet 10.87." in sh(f"ip -n {added} -o -4 addr show eth0 2>/dev/null")))
-                time.sleep(1)
+                settle()  # the next round's changes come after this one's pass, verification included
             for _ in range(3):  # full observations, for the no-op pass's figure
-                asked = log.read_text().count("sighup")
-                watch.send_signal(signal.SIGHUP)
-                until(lambda: log.read_text().count("sighup") > asked, 120)
+                settle()
         finally:
             watch.send_signal(signal.SIGTERM)
             try:
