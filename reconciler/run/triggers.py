@@ -108,7 +108,7 @@ class EventSources:
         self._observer.daemon = True
         self._watches: dict[str, object] = {}
         self._files: dict[str, str] = {}  # watched file path -> reason
-        self._trees: dict[str, str] = {}  # watched directory (recursive) -> reason
+        self._trees: dict[str, dict[str, str]] = {}  # watched directory (recursive) -> {its child: reason}
         # the indexes of the host links events told of since the last take_host_links; None:
         # something else changed there too (an address, a route, lost events)
         self._host_links: set[int] | None = set()
@@ -191,11 +191,13 @@ class EventSources:
 
     # files
 
-    def watch_files(self, files: dict[str, str], trees: dict[str, str]) -> None:
+    def watch_files(self, files: dict[str, str], trees: dict[str, dict[str, str]]) -> None:
         """Watch the files in `files` (path -> reason) through their directories, and
-        everything below the directories in `trees` (path -> reason)."""
+        everything below the children named in `trees` (directory -> {child: reason}) of
+        its directories. One recursive watch per tree, not one per child: watchdog runs a
+        thread per watch, and a thousand containers' directories would be a thousand."""
         self._files = {os.path.abspath(path): reason for path, reason in files.items()}
-        self._trees = {os.path.abspath(path): reason for path, reason in trees.items()}
+        self._trees = {os.path.abspath(path): dict(children) for path, children in trees.items()}
         wanted = {os.path.dirname(path): False for path in self._files}
         wanted.update({path: True for path in self._trees})
         for directory in [d for d in self._watches if d not in wanted]:
@@ -212,9 +214,9 @@ class EventSources:
         reason = self._files.get(path)
         if reason:
             return reason
-        for tree, reason in self._trees.items():
+        for tree, children in self._trees.items():
             if path.startswith(tree + os.sep):
-                return reason
+                return children.get(path[len(tree) + 1:].split(os.sep, 1)[0])
         return None
 
     def stop(self) -> None:

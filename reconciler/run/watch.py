@@ -385,8 +385,8 @@ class Watcher:
         if self.host_netns:
             files[host_path] = "host netns"  # deleted or made again
         # each container's own directory: files of other namespaces are not ours to watch
-        self.sources.watch_files(files, {os.path.join(self.etc_netns, c.name): f"files:{c.name}"
-                                         for c in self.spec.local_containers})
+        self.sources.watch_files(files, {self.etc_netns: {c.name: f"files:{c.name}"
+                                                          for c in self.spec.local_containers}})
 
 
 def _open_in(path: str, opener):
