@@ -5,6 +5,8 @@ resync warns about what the kept state missed. Pure parts first, then kernel tes
 
 from __future__ import annotations
 
+import queue
+import socket
 from pathlib import Path
 
 import pytest
@@ -107,6 +109,25 @@ def test_host_link_events_name_their_links_and_any_other_host_event_names_none()
     many = b"".join(nl.message(nl.RTM_NEWLINK, 0, i, nl.ifinfomsg(i)) for i in range(1, 100))
     sources._note_host_links([many], overflowed=False)
     assert sources.take_host_links() is None  # too many to name: reading them all costs less
+
+
+def test_events_come_from_sockets_past_descriptor_1023():
+    """A socket per container namespace: a thousand containers take a thousand descriptors."""
+    got = queue.Queue()
+    sources = EventSources(got.put)
+    pairs = [socket.socketpair() for _ in range(1100)]
+    for mine, _ in pairs:
+        mine.setblocking(False)  # as the event sockets are
+    try:
+        sources.start()
+        sources.watch_sockets({f"netlink:c{i}": lambda mine=mine: mine for i, (mine, _) in enumerate(pairs)})
+        assert pairs[-1][0].fileno() > 1023
+        pairs[-1][1].send(b"event")
+        assert got.get(timeout=30) == "netlink:c1099"
+    finally:
+        sources.stop()
+        for _, theirs in pairs:
+            theirs.close()
 
 
 def filled_readers() -> CachingReaders:

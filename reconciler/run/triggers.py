@@ -100,8 +100,13 @@ class EventSources:
     def __init__(self, on_event: Callable[[str], None]):
         self.on_event = on_event
         self._sockets: dict[str, socket.socket] = {}
+        self._by_fd: dict[int, tuple[str, socket.socket]] = {}
         self._lock = threading.Lock()
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # epoll, not select: select cannot wait on descriptors past 1023, and a socket per
+        # container namespace takes a thousand of them (it failed at once, forever, past that)
+        self._poll = select.epoll()
+        self._poll.register(self._wake_read, select.EPOLLIN)
         self._stopping = False
         self._thread = threading.Thread(target=self._read_sockets, name="netlink-events", daemon=True)
         self._observer = Observer()
@@ -123,27 +128,37 @@ class EventSources:
         """Keep exactly the sockets named in `wanted` (reason -> opener); open new ones."""
         with self._lock:
             for reason in [r for r in self._sockets if r not in wanted]:
-                self._sockets.pop(reason).close()
+                self._forget_socket(reason)
             for reason, opener in wanted.items():
                 if reason not in self._sockets:
                     with contextlib.suppress(OSError):  # a namespace that vanished meanwhile
-                        self._sockets[reason] = opener()
-        os.write(self._wake_write, b"x")
+                        sock = opener()
+                        self._sockets[reason] = sock
+                        self._by_fd[sock.fileno()] = (reason, sock)
+                        self._poll.register(sock.fileno(), select.EPOLLIN)
+
+    def _forget_socket(self, reason: str) -> None:
+        sock = self._sockets.pop(reason)
+        self._by_fd.pop(sock.fileno(), None)
+        with contextlib.suppress(OSError):
+            self._poll.unregister(sock.fileno())
+        sock.close()
 
     def _read_sockets(self) -> None:
         while not self._stopping:
-            with self._lock:
-                by_fd = {sock.fileno(): (reason, sock) for reason, sock in self._sockets.items()}
             try:
-                ready, _, _ = select.select([self._wake_read, *by_fd], [], [])
-            except (OSError, ValueError):
-                continue  # a socket closed while selecting: take the new set
-            for fd in ready:
+                ready = self._poll.poll()
+            except InterruptedError:
+                continue
+            for fd, _ in ready:
                 if fd == self._wake_read:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_read, 4096)
-                elif fd in by_fd:
-                    reason, sock = by_fd[fd]
+                    continue
+                with self._lock:
+                    found = self._by_fd.get(fd)
+                if found is not None:
+                    reason, sock = found
                     received, overflowed = self._drain(sock)
                     if reason == HOST_EVENTS and (received or overflowed):
                         self._note_host_links(received, overflowed)
@@ -226,6 +241,6 @@ class EventSources:
         self._observer.stop()
         self._observer.join(timeout=2)
         with self._lock:
-            for sock in self._sockets.values():
-                sock.close()
-            self._sockets.clear()
+            for reason in list(self._sockets):
+                self._forget_socket(reason)
+        self._poll.close()
