@@ -118,6 +118,7 @@ class CachingReaders(Readers):
         # or read_again): by the observation it plans from and by the one verifying its apply
         self.namespaces_read = 0
         self.reads_all = True  # whether the pass's first observation reads everything
+        self.host_read = ""  # why the pass read the host's links, addresses and routes ("": it did not)
 
     @property
     def filled(self) -> bool:
@@ -126,6 +127,7 @@ class CachingReaders(Readers):
     def read_everything(self) -> None:
         """A pass begins: its first observation reads everything."""
         self._next, self.namespaces_read, self._planned, self.reads_all = EVERYTHING, 0, None, True
+        self.host_read = ""
 
     def read_again(self, scopes: Scopes, host_links: frozenset[int] | None = frozenset()) -> None:
         """A pass begins: its first observation reads `scopes` again (everything while
@@ -133,14 +135,17 @@ class CachingReaders(Readers):
         if not self.filled:
             self.read_everything()
             return
-        self.namespaces_read, self.reads_all = 0, False
+        self.namespaces_read, self.reads_all, self.host_read = 0, False, ""
         if host_links is None:
             scopes = scopes | Scopes(host=True)
+            self.host_read = "a host event besides links, or too many"
         else:
-            named = {self._kept.veth_containers.get(index) for index in host_links}
-            if None in named:
+            named = {index: self._kept.veth_containers.get(index) for index in host_links}
+            unknown = sorted(index for index, name in named.items() if name is None)
+            if unknown:
                 scopes = scopes | Scopes(host=True)
-            scopes = scopes | Scopes(netns=frozenset(named - {None}))
+                self.host_read = f"host links {unknown[:5]} are no known veth's host end"
+            scopes = scopes | Scopes(netns=frozenset(named.values()) - {None})
         if len(scopes.netns | scopes.files) >= READ_ALL_FROM:
             self.read_everything()
             return
@@ -165,8 +170,9 @@ class CachingReaders(Readers):
         if not (self.read.everything or self.read.host) and self.filled:
             try:
                 return self._observe_containers(session)
-            except NeedsHostRead:
+            except NeedsHostRead as reason:
                 self.read = self._next = self._next | Scopes(host=True)
+                self.host_read = self.host_read or f"{reason} is not as kept"
         state = super().observe(session, **options)
         self.live = ScopedState.of(state)
         self._remember_veths(state)

@@ -219,6 +219,7 @@ class Watcher:
               actions=kinds, drift=drift and bool(plan.actions), **({"held": held} if held else {}),
               observed="full" if self.readers.reads_all else "incremental",
               namespaces_read=self.readers.namespaces_read,
+              **({"host_read": self.readers.host_read} if self.readers.host_read else {}),
               **self.source.current())
         self._count("applied" if plan.actions else "noop", duration, plan, drift)
         return True
