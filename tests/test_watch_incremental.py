@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import queue
 import socket
+import struct
 from pathlib import Path
 
 import pytest
@@ -96,13 +97,29 @@ def test_a_plan_over_the_changed_scopes_and_the_host_is_the_whole_plan(spec, oth
     assert plan_in_scopes(scoped, ScopedState.of(live_state), changed) == plan(desired, live_state)
 
 
+def payload_of(request: bytes) -> bytes:
+    return next(nl.messages(request))[3]
+
+
+def event(kind: int, request: bytes) -> bytes:
+    """`request` (a request builder's) as the kernel's event of type `kind` would carry it."""
+    return nl.message(kind, 0, 0, payload_of(request))
+
+
 def test_host_link_events_name_their_links_and_any_other_host_event_names_none():
     sources = EventSources(lambda reason: None)
     link = nl.message(nl.RTM_NEWLINK, 0, 1, nl.ifinfomsg(7)) + nl.message(nl.RTM_DELLINK, 0, 2, nl.ifinfomsg(9))
     sources._note_host_links([link], overflowed=False)
-    assert sources.take_host_links() == {7, 9}
-    assert sources.take_host_links() == frozenset()  # taken: the next pass's are new ones
-    sources._note_host_links([link, nl.message(nl.RTM_NEWADDR, 0, 3, bytes(8))], overflowed=False)
+    assert sources.take_host_links() == {7: nl.RTM_NEWLINK, 9: nl.RTM_DELLINK}
+    assert sources.take_host_links() == {}  # taken: the next pass's are new ones
+    # what observe never reads: the kernel's link-local address and its route, of a new interface
+    fe80_route = bytes([socket.AF_INET6, 64, 0, 0, nl.RT_TABLE_MAIN, nl.RTPROT_KERNEL, 0, nl.RTN_UNICAST, 0, 0, 0, 0])
+    fe80 = struct.pack("=BBBBI", socket.AF_INET6, 64, 0, nl.RT_SCOPE_LINK, 7) + nl.attr(
+        nl.IFA_ADDRESS, socket.inet_pton(socket.AF_INET6, "fe80::1"))
+    kernels = [nl.message(nl.RTM_NEWADDR, 0, 0, fe80), nl.message(nl.RTM_NEWROUTE, 0, 0, fe80_route)]
+    sources._note_host_links([link, *kernels], overflowed=False)
+    assert sources.take_host_links() == {7: nl.RTM_NEWLINK, 9: nl.RTM_DELLINK}
+    sources._note_host_links([link, event(nl.RTM_NEWADDR, nl.new_addr(3, 7, "10.0.0.1/24"))], overflowed=False)
     assert sources.take_host_links() is None  # an address: the host is read again
     sources._note_host_links([link], overflowed=True)
     assert sources.take_host_links() is None  # events were lost
@@ -140,11 +157,16 @@ def filled_readers() -> CachingReaders:
 
 def test_a_pass_reads_the_containers_its_events_name_and_the_host_only_for_other_host_links():
     readers = filled_readers()
-    readers.read_again(Scopes(files=frozenset({"db"})), frozenset({7}))  # web's veth's host end
+    readers.read_again(Scopes(files=frozenset({"db"})), {7: nl.RTM_DELLINK})  # web's veth's host end
     assert readers._next == Scopes(frozenset({"web"}), frozenset({"db"})) and not readers.reads_all
-    readers.read_again(Scopes(), frozenset({8}))  # a link that is no known veth's
+    readers.read_again(Scopes(), {8: nl.RTM_NEWLINK})  # a link that is no known veth's
     assert readers._next == Scopes(host=True) and "[8]" in readers.host_read
-    readers.read_again(Scopes(), None)  # an address, a route, lost events
+    readers.read_again(Scopes(), {8: nl.RTM_DELLINK})  # made and gone since the host was read
+    assert readers._next == Scopes() and not readers.host_read
+    readers._kept.host_names[8] = "eth1"
+    readers.read_again(Scopes(), {8: nl.RTM_DELLINK})  # gone, and it was there
+    assert readers._next == Scopes(host=True)
+    readers.read_again(Scopes(), host_changed=True)  # an address, a route, lost events
     assert readers._next == Scopes(host=True)
     readers.read_again(Scopes(netns=frozenset(f"c{i}" for i in range(READ_ALL_FROM))))
     assert readers.reads_all and readers._next == EVERYTHING  # the events of a large apply

@@ -129,19 +129,26 @@ class CachingReaders(Readers):
         self._next, self.namespaces_read, self._planned, self.reads_all = EVERYTHING, 0, None, True
         self.host_read = ""
 
-    def read_again(self, scopes: Scopes, host_links: frozenset[int] | None = frozenset()) -> None:
+    def read_again(self, scopes: Scopes, host_links: dict[int, int] | None = None, host_changed: bool = False,
+                   ) -> None:
         """A pass begins: its first observation reads `scopes` again (everything while
-        nothing is kept), and the host links `host_links` (None: all of them)."""
+        nothing is kept), and for the host links events named (`host_links`: index -> the
+        last event's type) their containers; `host_changed`: the host changed otherwise,
+        read its links, addresses and routes."""
         if not self.filled:
             self.read_everything()
             return
         self.namespaces_read, self.reads_all, self.host_read = 0, False, ""
-        if host_links is None:
+        if host_changed:
             scopes = scopes | Scopes(host=True)
             self.host_read = "a host event besides links, or too many"
         else:
+            host_links = host_links or {}
             named = {index: self._kept.veth_containers.get(index) for index in host_links}
-            unknown = sorted(index for index, name in named.items() if name is None)
+            # a link made and gone again since the host was read (a veth's peer, made in the
+            # host namespace and moved into its container's): nothing kept changed
+            unknown = sorted(index for index, name in named.items() if name is None and not (
+                host_links[index] == nl.RTM_DELLINK and index not in self._kept.host_names))
             if unknown:
                 scopes = scopes | Scopes(host=True)
                 self.host_read = f"host links {unknown[:5]} are no known veth's host end"

@@ -37,6 +37,9 @@ from reconciler.kernel.nlsocket import entered
 
 HOST_EVENTS = "netlink:host"
 LINK_EVENTS = frozenset({nl.RTM_NEWLINK, nl.RTM_DELLINK})
+ADDRESS_EVENTS = frozenset({nl.RTM_NEWADDR, nl.RTM_DELADDR})
+ROUTE_EVENTS = frozenset({nl.RTM_NEWROUTE, nl.RTM_DELROUTE})
+EVENT_FAMILIES = frozenset({socket.AF_INET, socket.AF_INET6})
 # more host links changed than this since the last pass: reading them all costs less
 HOST_LINKS_NAMED = 64
 
@@ -78,6 +81,21 @@ def nftables_events_socket(netns_fd: int) -> socket.socket:
     return sock
 
 
+def _never_observed(kind: int, payload: bytes) -> bool:
+    """Whether an address or route event is about what observe never reads (see
+    reconciler.kernel.dumps): the kernel's own IPv6 link-local addresses, and routes
+    outside the main table, not unicast or the kernel's (a new interface's fe80::/64 and
+    ff00::/8, gone again when its IPv6 is turned off)."""
+    if kind in ADDRESS_EVENTS:
+        addr = nl.decode_addr(payload, EVENT_FAMILIES)
+        return addr is None or addr.kernel_made
+    if kind in ROUTE_EVENTS:
+        route = nl.decode_route(payload, EVENT_FAMILIES)
+        return route is None or (route.table != nl.RT_TABLE_MAIN or route.type != nl.RTN_UNICAST
+                                 or route.protocol == nl.RTPROT_KERNEL)
+    return False
+
+
 class _FileChanges(FileSystemEventHandler):
     def __init__(self, matches: Callable[[str], str | None], on_event: Callable[[str], None]):
         self.matches = matches
@@ -114,9 +132,9 @@ class EventSources:
         self._watches: dict[str, object] = {}
         self._files: dict[str, str] = {}  # watched file path -> reason
         self._trees: dict[str, dict[str, str]] = {}  # watched directory (recursive) -> {its child: reason}
-        # the indexes of the host links events told of since the last take_host_links; None:
-        # something else changed there too (an address, a route, lost events)
-        self._host_links: set[int] | None = set()
+        # the host links events told of since the last take_host_links (index -> the last
+        # event's type); None: something else changed there too (an address, a route, lost events)
+        self._host_links: dict[int, int] | None = {}
 
     def start(self) -> None:
         self._thread.start()
@@ -191,18 +209,19 @@ class EventSources:
                     if self._host_links is None:
                         return
                     if kind in LINK_EVENTS and len(payload) >= nl.IFINFO_SIZE:
-                        self._host_links.add(nl.ifinfo_index(payload))
-                    else:
+                        self._host_links[nl.ifinfo_index(payload)] = kind
+                    elif not _never_observed(kind, payload):
                         self._host_links = None
             if overflowed or (self._host_links is not None and len(self._host_links) > HOST_LINKS_NAMED):
                 self._host_links = None
 
-    def take_host_links(self) -> frozenset[int] | None:
-        """The host links events told of since the last call (None: something else
-        changed in the host namespace too, or too much to name), and forget them."""
+    def take_host_links(self) -> dict[int, int] | None:
+        """The host links events told of since the last call, each with the type of the
+        last (RTM_NEWLINK or RTM_DELLINK); None: something else changed in the host
+        namespace too, or too much to name. Forgets them."""
         with self._lock:
-            found, self._host_links = self._host_links, set()
-        return frozenset(found) if found is not None else None
+            found, self._host_links = self._host_links, {}
+        return found
 
     # files
 

@@ -230,8 +230,8 @@ class Watcher:
         if incremental:
             # the host links named by events; none when the host sent none (those that come
             # meanwhile are the next pass's)
-            host_links = self.sources.take_host_links() if HOST_EVENTS in reasons else frozenset()
-            self.readers.read_again(drift_scopes(reasons), host_links)
+            host_links = self.sources.take_host_links() if HOST_EVENTS in reasons else {}
+            self.readers.read_again(drift_scopes(reasons), host_links, host_changed=host_links is None)
         else:
             self.sources.take_host_links()  # everything is read
             self.readers.read_everything()
