@@ -120,7 +120,7 @@ def test_host_link_events_name_their_links_and_any_other_host_event_names_none()
     sources._note_host_links([link, *kernels], overflowed=False)
     assert sources.take_host_links() == {7: nl.RTM_NEWLINK, 9: nl.RTM_DELLINK}
     sources._note_host_links([link, event(nl.RTM_NEWADDR, nl.new_addr(3, 7, "10.0.0.1/24"))], overflowed=False)
-    assert sources.take_host_links() is None  # an address: the host is read again
+    assert sources.take_host_links() is None and sources.host_change == "a host event of type 20"  # an address
     sources._note_host_links([link], overflowed=True)
     assert sources.take_host_links() is None  # events were lost
     many = b"".join(nl.message(nl.RTM_NEWLINK, 0, i, nl.ifinfomsg(i)) for i in range(1, 100))
@@ -166,7 +166,7 @@ def test_a_pass_reads_the_containers_its_events_name_and_the_host_only_for_other
     readers._kept.host_names[8] = "eth1"
     readers.read_again(Scopes(), {8: nl.RTM_DELLINK})  # gone, and it was there
     assert readers._next == Scopes(host=True)
-    readers.read_again(Scopes(), host_changed=True)  # an address, a route, lost events
+    readers.read_again(Scopes(), host_changed="a host event of type 20")  # an address, a route, lost events
     assert readers._next == Scopes(host=True)
     readers.read_again(Scopes(netns=frozenset(f"c{i}" for i in range(READ_ALL_FROM))))
     assert readers.reads_all and readers._next == EVERYTHING  # the events of a large apply

@@ -129,19 +129,18 @@ class CachingReaders(Readers):
         self._next, self.namespaces_read, self._planned, self.reads_all = EVERYTHING, 0, None, True
         self.host_read = ""
 
-    def read_again(self, scopes: Scopes, host_links: dict[int, int] | None = None, host_changed: bool = False,
-                   ) -> None:
+    def read_again(self, scopes: Scopes, host_links: dict[int, int] | None = None, host_changed: str = "") -> None:
         """A pass begins: its first observation reads `scopes` again (everything while
         nothing is kept), and for the host links events named (`host_links`: index -> the
-        last event's type) their containers; `host_changed`: the host changed otherwise,
-        read its links, addresses and routes."""
+        last event's type) their containers; `host_changed`: how the host changed otherwise
+        (its links, addresses and routes are read)."""
         if not self.filled:
             self.read_everything()
             return
         self.namespaces_read, self.reads_all, self.host_read = 0, False, ""
         if host_changed:
             scopes = scopes | Scopes(host=True)
-            self.host_read = "a host event besides links, or too many"
+            self.host_read = host_changed
         else:
             host_links = host_links or {}
             named = {index: self._kept.veth_containers.get(index) for index in host_links}

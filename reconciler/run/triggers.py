@@ -135,6 +135,7 @@ class EventSources:
         # the host links events told of since the last take_host_links (index -> the last
         # event's type); None: something else changed there too (an address, a route, lost events)
         self._host_links: dict[int, int] | None = {}
+        self.host_change = ""  # what made the last None: the first event not about a link
 
     def start(self) -> None:
         self._thread.start()
@@ -211,9 +212,11 @@ class EventSources:
                     if kind in LINK_EVENTS and len(payload) >= nl.IFINFO_SIZE:
                         self._host_links[nl.ifinfo_index(payload)] = kind
                     elif not _never_observed(kind, payload):
-                        self._host_links = None
-            if overflowed or (self._host_links is not None and len(self._host_links) > HOST_LINKS_NAMED):
-                self._host_links = None
+                        self._host_links, self.host_change = None, f"a host event of type {kind}"
+            if overflowed:
+                self._host_links, self.host_change = None, "lost host events"
+            elif self._host_links is not None and len(self._host_links) > HOST_LINKS_NAMED:
+                self._host_links, self.host_change = None, f"more than {HOST_LINKS_NAMED} host links changed"
 
     def take_host_links(self) -> dict[int, int] | None:
         """The host links events told of since the last call, each with the type of the

@@ -231,7 +231,8 @@ class Watcher:
             # the host links named by events; none when the host sent none (those that come
             # meanwhile are the next pass's)
             host_links = self.sources.take_host_links() if HOST_EVENTS in reasons else {}
-            self.readers.read_again(drift_scopes(reasons), host_links, host_changed=host_links is None)
+            self.readers.read_again(drift_scopes(reasons), host_links,
+                                    host_changed=self.sources.host_change if host_links is None else "")
         else:
             self.sources.take_host_links()  # everything is read
             self.readers.read_everything()
