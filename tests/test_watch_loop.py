@@ -10,6 +10,8 @@ from reconciler.errors import ApplyError, VerifyError
 from reconciler.run import watch as watch_module
 from reconciler.run.sources import FileSource
 from reconciler.run.watch import VERIFY_RETRIES, Watcher
+from reconciler.state.desired import NO_HOST_FILES
+from reconciler.state.model import State
 from reconciler.state.plan import Plan
 
 SPEC = "version: 1\nnetworks:\n  front: {subnet: 10.1.0.0/24}\ncontainers:\n  web: {networks: [front]}\n"
@@ -69,6 +71,8 @@ class _Outcome:
     plan = Plan()
     applied = 0
     held = ()
+    observed = desired = after = State()
+    host_files = NO_HOST_FILES
 
 
 def test_a_hold_that_ends_during_a_pass_still_gets_a_pass_of_its_own(watcher, monkeypatch):

@@ -67,6 +67,7 @@ ZERO_MAC = "00:00:00:00:00:00"  # the vxlan FDB entry of broadcast, unknown unic
 
 _HEADER = struct.Struct("=IHHII")
 _IFINFO = struct.Struct("=BxHiII")
+IFINFO_SIZE = _IFINFO.size
 _IFADDR = struct.Struct("=BBBBI")
 _RTMSG = struct.Struct("=BBBBBBBBI")
 _ATTR = struct.Struct("=HH")
@@ -328,8 +329,16 @@ def del_route(seq: int, dst: str, family: int = socket.AF_INET) -> bytes:
     return message(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, seq, head + dst_attr)
 
 
-def get_link(seq: int, ifname: str) -> bytes:
+def get_link(seq: int, ifname: str = "", index: int = 0) -> bytes:
+    """One link, by name or (`index`) by index."""
+    if index:
+        return message(RTM_GETLINK, NLM_F_REQUEST, seq, ifinfomsg(index))
     return message(RTM_GETLINK, NLM_F_REQUEST, seq, ifinfomsg() + attr_str(IFLA_IFNAME, ifname))
+
+
+def ifinfo_index(payload: bytes) -> int:
+    """The interface index of a link message (RTM_NEWLINK, RTM_DELLINK)."""
+    return _IFINFO.unpack_from(payload)[2]
 
 
 def dump_links(seq: int) -> bytes:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+from collections.abc import Mapping
 
 from reconciler import drivers
 from reconciler.kernel import netlink as nl
@@ -35,6 +36,8 @@ from reconciler.state.desired import route_localnet
 from reconciler.state.model import (
     FORWARDING, HOST_NS, MISSING, Address, KernelObject, Netns, State, Sysctl, Uplink,
 )
+from reconciler.state.plan import Plan
+from reconciler.state.planner import plan
 
 
 def recognised(link: nl.Link, pending: dict[str, str]) -> tuple[drivers.NetworkDriver, tuple[str, ...]] | None:
@@ -50,15 +53,55 @@ def recognised(link: nl.Link, pending: dict[str, str]) -> tuple[drivers.NetworkD
     return found
 
 
+class Readers:
+    """The readers of the parts of the live state besides the host's links, addresses,
+    routes and sysctls, which are read on every call: which namespaces are netreconcile's,
+    what is inside them and their files, the firewall. These read everything;
+    reconciler.kernel.observe_cache keeps them between the passes of watch mode and reads
+    again only what events named."""
+
+    def namespaces(self, session: KernelSession) -> tuple[set[str], dict[str, int], dict[str, int]]:
+        """The namespaces present, the record's and the owned ones (name -> cookie)."""
+        present = list_netns()
+        record = session.state.recorded_netns()
+        return present, record, owned_netns(session, record, present)
+
+    def containers(self, session: KernelSession, names: list[str], aliases: set[str], host_names: dict[int, str],
+                   owned: set[str], expected: Mapping[tuple, KernelObject] | None = None,
+                   ) -> tuple[list[KernelObject], dict, list]:
+        """See read_containers; also what is in the way in the directories of names not `owned`."""
+        objects, peers, in_the_way = read_containers(session, names, aliases, host_names, expected)
+        return objects, peers, in_the_way + observe_other_container_dirs(session, owned)
+
+    def firewall(self, session: KernelSession) -> list[KernelObject]:
+        return observe_firewall(session)
+
+    def reading_back(self, applied: Plan) -> None:
+        """Called before the state is read again to verify the apply of `applied`."""
+
+    def observe(self, session: KernelSession, **options) -> State:
+        """The live state (see observe)."""
+        return observe(session, readers=self, **options)
+
+    def plan_over(self, desired: State, live: State) -> Plan:
+        """The plan from `live`, as this observed it, to `desired`."""
+        return plan(desired, live)
+
+
+READ_EVERYTHING = Readers()
+
+
 def observe(session: KernelSession, inside_containers: bool = True, uplinks: frozenset[str] = frozenset(),
-            host_networks: bool = False, expected: State | None = None) -> State:
+            host_networks: bool = False, expected: State | None = None,
+            readers: Readers = READ_EVERYTHING) -> State:
     """The live state. Without `inside_containers` the container namespaces are only
     listed, not read: enough to plan their deletion, which takes everything inside.
     `uplinks`: host interfaces the spec uses without owning them, observed closely
     (`State.used_interfaces`). `host_networks`: also the host's own IPv4 networks, which a
     chosen subnet avoids (`State.host_networks`). `expected`: the state the caller
     compares with (a verification's), whose file texts a file read the same shares
-    instead of holding a copy (compared in full all the same)."""
+    instead of holding a copy (compared in full all the same). `readers`: where the parts
+    other than the host's netlink state come from."""
     objects: list[KernelObject] = []
     host_links = read_links(session.host)
     by_index = {link.index: link for link in host_links}
@@ -105,9 +148,7 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
     # three more dumps (FDB, IPv4 and IPv6 neighbours), only on a host with overlay networks
     objects += overlay_entries(session.host, {i: link.ifname for i, link in owned_networks.items() if link.kind == "vxlan"})
 
-    present = list_netns()
-    record = session.state.recorded_netns()
-    owned = owned_netns(session, record, present)
+    present, record, owned = readers.namespaces(session)
     # names we were creating when interrupted: ours to make again, not a stranger's
     half_made = {name for name, cookie in record.items() if cookie == 0 and name in present and name not in owned}
     aliases = {name: target for name, target in session.state.recorded_aliases().items() if name in owned}
@@ -116,10 +157,9 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
     in_the_way: list[tuple[str, str]] = []
     if inside_containers:
         host_names = {index: link.ifname for index, link in by_index.items()}
-        inside, peers, in_the_way = read_containers(session, sorted(owned_set) + sorted(aliases), set(aliases),
-                                                     host_names, expected.objects if expected else None)
+        inside, peers, in_the_way = readers.containers(session, sorted(owned_set) + sorted(aliases), set(aliases),
+                                                       host_names, set(owned), expected.objects if expected else None)
         objects += inside
-        in_the_way += observe_other_container_dirs(session, set(owned))
     else:
         objects += [Netns(name) for name in sorted(owned_set)]
     objects += observe_aliases(session, owned, aliases)
@@ -131,7 +171,7 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
         objects.append(driver.observed_attachment(link, identity, netns, peer, master.ifname if master else ""))
     settings = [*FORWARDING.values()] + [route_localnet(link.ifname) for link in owned_networks.values()]
     objects += [Sysctl(HOST_NS, name, value) for name, value in read_sysctls(session.host_fd, settings).items()]
-    objects += observe_firewall(session)
+    objects += readers.firewall(session)
     state = State.of(objects, foreign_links=foreign, foreign_netns=present - set(owned) - half_made,
                      foreign_files=in_the_way, host_link_mtus={link.ifname: link.mtu for link in host_links},
                      unsupported_link_kinds=unsupported_link_kinds())

@@ -22,7 +22,7 @@ from reconciler.errors import (
     VerifyError,
 )
 from reconciler.kernel import nft
-from reconciler.kernel.observe import observe
+from reconciler.kernel.observe import READ_EVERYTHING, Readers, observe
 from reconciler.kernel.observe_namespaces import netns_managed_elsewhere
 from reconciler.kernel.session import KernelSession
 from reconciler.render import firewall, resolvconf
@@ -48,6 +48,20 @@ class Outcome:
     # addresses come from it) and the host files read, for who derives more from the pass
     observed: State = field(default_factory=State)
     host_files: HostFiles = NO_HOST_FILES
+    # what the plan aimed at, and the live state the pass ended with (read back after an
+    # apply, else `observed`): what watch mode's next drift-only pass starts from
+    desired: State = field(default_factory=State)
+    after: State = field(default_factory=State)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A desired state already built, with the host files it was built from: a pass whose
+    spec and host files did not change (watch mode's drift-only pass) plans against it
+    again instead of building it (0.1 s at 1000 containers)."""
+
+    desired: State
+    host_files: HostFiles
 
 
 def read_host_files(spec: Spec) -> HostFiles:
@@ -154,13 +168,19 @@ def plan_and_states(spec: Spec, session: KernelSession) -> tuple[Plan, State, St
 
 
 @cycle_collector_paused
-def _observe_and_plan(spec: Spec | None, session: KernelSession) -> tuple[Plan, State, State, HostFiles]:
+def _observe_and_plan(spec: Spec | None, session: KernelSession, readers: Readers = READ_EVERYTHING,
+                      target: Target | None = None) -> tuple[Plan, State, State, HostFiles]:
     """The plan, the live state it starts from, the desired state it aims at and the
-    host files that desired state was built from."""
+    host files that desired state was built from (`target`: those two, reused)."""
     if spec is None:
-        live = observe(session, inside_containers=False)
+        live = readers.observe(session, inside_containers=False)
         return plan(EMPTY_SPEC_STATE, live, destroying=True), live, EMPTY_SPEC_STATE, NO_HOST_FILES
-    live = observe(session, uplinks=uplinks(spec), host_networks=needs_choice(spec))
+    if target is not None:
+        live = readers.observe(session, uplinks=uplinks(spec))
+        result = readers.plan_over(target.desired, live)
+        check_firewall(result, session)
+        return result, live, target.desired, target.host_files
+    live = readers.observe(session, uplinks=uplinks(spec), host_networks=needs_choice(spec))
     spec = with_chosen_subnets(spec, live)
     host_files = read_host_files(spec)
     desired = build_desired(spec, live, host_files)
@@ -180,14 +200,18 @@ def check_live_needs(spec: Spec, desired: State, live: State) -> None:
         raise SpecError(problems)
 
 
-def _verify(desired: State, session: KernelSession, destroying: bool, held: frozenset[tuple]) -> None:
+def _verify(desired: State, session: KernelSession, destroying: bool, held: frozenset[tuple],
+            readers: Readers = READ_EVERYTHING) -> State:
     """Observe again: the kernel must now be the desired state (the held objects aside).
-    The target is the one planned for, so the host files are not read again."""
-    remaining, _ = hold_back(plan(desired, observe(session, inside_containers=not destroying, expected=desired),
-                                  destroying=destroying), held)
+    The target is the one planned for, so the host files are not read again. Returns
+    the state read back."""
+    after = readers.observe(session, inside_containers=not destroying, expected=desired)
+    remaining, _ = hold_back(plan(desired, after, destroying=True) if destroying else readers.plan_over(desired, after),
+                             held)
     if remaining.actions:
         details = "\n".join(f"  {a.op} {a.kind} {a.obj.name}: {a.reason}" for a in remaining.actions)
         raise VerifyError(f"the kernel still differs from the spec after apply:\n{details}")
+    return after
 
 
 def _with_hosts_of_foreign_netns(live: State, desired: State, session: KernelSession) -> State:
@@ -216,7 +240,7 @@ def check_firewall(current: Plan, session: KernelSession) -> None:
 def converge(
     spec: Spec | None, session: KernelSession, on_progress: Callable[[int], None] | None = None,
     on_plan: Callable[[Plan], None] | None = None, force: bool = False, rollback: bool = True,
-    held: frozenset[tuple] = frozenset(),
+    held: frozenset[tuple] = frozenset(), readers: Readers = READ_EVERYTHING, target: Target | None = None,
 ) -> Outcome:
     """Plan, apply and verify; raises ConflictError or GuardError before changing anything.
 
@@ -224,8 +248,9 @@ def converge(
     needing them, wait: they are left out of the apply and of the verification.
     When an action or the verification fails, the changes are undone (`rollback`, for
     a spec: destroy has nothing to go back to) by converging on the state observed
-    before, and the error says so."""
-    current, before, desired, host_files = _observe_and_plan(spec, session)
+    before, and the error says so. `readers` and `target`: see observe and Target;
+    before reading back, `readers` learns what the plan touched."""
+    current, before, desired, host_files = _observe_and_plan(spec, session, readers, target)
     if current.conflicts:
         raise ConflictError("\n".join(current.conflicts))
     current.raise_if_unsafe(force)
@@ -233,13 +258,14 @@ def converge(
     if on_plan is not None:
         on_plan(current)
     if not current.actions:
-        return Outcome(current, 0, waiting, before, host_files)
+        return Outcome(current, 0, waiting, before, host_files, desired, before)
     from reconciler.kernel.writer import KernelWriter  # the writer is loaded only when there is work
 
     writer = KernelWriter(session, on_progress, fail_after=fail_after_from_environment())
     try:
         applied = writer.apply(current)
-        _verify(desired, session, spec is None, held)
+        readers.reading_back(current)
+        after = _verify(desired, session, spec is None, held, readers)
     except KernelError as error:
         if not rollback or spec is None:
             raise
@@ -247,7 +273,7 @@ def converge(
         failure = type(error)(f"{error}\n{undone}", error.errno)
         failure.restored = restored
         raise failure from error
-    return Outcome(current, applied, waiting, before, host_files)
+    return Outcome(current, applied, waiting, before, host_files, desired, after)
 
 
 def fail_after_from_environment() -> int | None:

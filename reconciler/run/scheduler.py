@@ -1,7 +1,9 @@
 """When watch mode runs its next pass; pure: the caller passes the time in.
 
 Triggers only queue a pass. A pass runs once the triggers have been quiet for the
-debounce period (or have kept coming for ten debounce periods, so a steady trickle
+debounce period (KERNEL_DEBOUNCE at most when only kernel events are pending: the
+kernel sends the events of one change at once, while editors save a file in bursts
+of several writes and renames spread over milliseconds; or have kept coming for ten debounce periods, so a steady trickle
 of events cannot starve it), when the periodic resync is due, when the hold on an
 object another tool is fighting over ends (see `FightDetector`: only that object
 waits, never the pass), and not before the backoff after a failed pass (doubling up
@@ -16,6 +18,13 @@ from dataclasses import dataclass, field
 RESYNC = "resync"
 HOLD_ENDED = "hold ended"
 MAX_BATCH_FACTOR = 10
+KERNEL_DEBOUNCE = 0.01  # seconds; see the docstring
+KERNEL_EVENT_PREFIXES = ("netlink:", "nftables")
+
+
+def is_kernel_event(reason: str) -> bool:
+    """Whether `reason` names a netlink or nftables event socket (reconciler.run.triggers)."""
+    return reason.startswith(KERNEL_EVENT_PREFIXES)
 
 
 @dataclass
@@ -48,7 +57,7 @@ class PassScheduler:
         if self.wake_at is not None and now >= self.wake_at:
             return tuple(sorted(self.pending | {HOLD_ENDED}))
         if self.pending:
-            quiet = now - self.last_trigger >= self.debounce
+            quiet = now - self.last_trigger >= self.quiet_period()
             waited = now - self.first_pending >= self.debounce * MAX_BATCH_FACTOR
             if quiet or waited or self.failures:
                 return tuple(sorted(self.pending))
@@ -62,9 +71,15 @@ class PassScheduler:
         if self.wake_at is not None:
             moments.append(self.wake_at)
         if self.pending:
-            moments += [self.last_trigger + self.debounce, self.first_pending + self.debounce * MAX_BATCH_FACTOR]
+            moments += [self.last_trigger + self.quiet_period(), self.first_pending + self.debounce * MAX_BATCH_FACTOR]
         moment = max(min(moments), self.not_before)
         return max(0.0, moment - now)
+
+    def quiet_period(self) -> float:
+        """How long the pending triggers must be quiet before a pass runs."""
+        if all(is_kernel_event(reason) for reason in self.pending):
+            return min(self.debounce, KERNEL_DEBOUNCE)
+        return self.debounce
 
     def started_pass(self, now: float) -> None:
         """Triggers from now on belong to the next pass."""

@@ -5,12 +5,15 @@
 - nftables changes in the host namespace, from the nfnetlink NFTABLES group
   ("nftables"): a firewall reload that wipes netreconcile's tables wakes it at once;
 - file changes seen by watchdog (inotify): the spec ("spec"), the host's resolv.conf
-  ("resolv.conf"), and container files under the etc-netns directory ("files").
+  ("resolv.conf"), and container files under the etc-netns directory ("files:<name>").
   Directories are watched rather than files, because editors and resolvers replace
   files by renaming over them.
 
-Events carry no detail that matters: each pass observes everything again. Reading
-state generates no events, so a pass that changes nothing is followed by silence.
+A reason names where something changed, not what: the pass reads that scope again
+(reconciler.run.incremental). Of the host namespace's events, those about links also
+say which ones (their index, `take_host_links`): a veth's host end names its container. Events lost to an overflowing socket (ENOBUFS) are
+reported as "overflow:<reason>", which asks for a full observation. Reading state
+generates no events, so a pass that changes nothing is followed by silence.
 """
 
 from __future__ import annotations
@@ -23,10 +26,22 @@ import socket
 import threading
 from typing import Callable
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent, DirDeletedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent, FileDeletedEvent,
+    FileModifiedEvent, FileMovedEvent, FileSystemEvent, FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
+from reconciler.kernel import netlink as nl
 from reconciler.kernel.nlsocket import entered
+
+HOST_EVENTS = "netlink:host"
+LINK_EVENTS = frozenset({nl.RTM_NEWLINK, nl.RTM_DELLINK})
+ADDRESS_EVENTS = frozenset({nl.RTM_NEWADDR, nl.RTM_DELADDR})
+ROUTE_EVENTS = frozenset({nl.RTM_NEWROUTE, nl.RTM_DELROUTE})
+EVENT_FAMILIES = frozenset({socket.AF_INET, socket.AF_INET6})
+# more host links changed than this since the last pass: reading them all costs less
+HOST_LINKS_NAMED = 64
 
 RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
 RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE = 0x100, 0x400
@@ -37,6 +52,12 @@ SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1
 RECEIVE_BUFFER = 1 << 20
 # watchdog also reports files being opened and closed unwritten; reading them is not a change
 CHANGES = frozenset({"created", "deleted", "modified", "moved", "closed"})
+# ...and asked of inotify only for those: a pass that reads 3000 container files would
+# otherwise queue three events per file (open, access, close), overflow the kernel's
+# queue and lose the hand edits that come after
+CHANGE_EVENTS = [FileCreatedEvent, DirCreatedEvent, FileDeletedEvent, DirDeletedEvent, FileModifiedEvent,
+                 FileMovedEvent, DirMovedEvent, FileClosedEvent]
+OVERFLOW = "overflow:"
 
 
 def route_events_socket(netns_fd: int) -> socket.socket:
@@ -58,6 +79,21 @@ def nftables_events_socket(netns_fd: int) -> socket.socket:
     sock.bind((0, 0))
     sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NFNLGRP_NFTABLES)
     return sock
+
+
+def _never_observed(kind: int, payload: bytes) -> bool:
+    """Whether an address or route event is about what observe never reads (see
+    reconciler.kernel.dumps): the kernel's own IPv6 link-local addresses, and routes
+    outside the main table, not unicast or the kernel's (a new interface's fe80::/64 and
+    ff00::/8, gone again when its IPv6 is turned off)."""
+    if kind in ADDRESS_EVENTS:
+        addr = nl.decode_addr(payload, EVENT_FAMILIES)
+        return addr is None or addr.kernel_made
+    if kind in ROUTE_EVENTS:
+        route = nl.decode_route(payload, EVENT_FAMILIES)
+        return route is None or (route.table != nl.RT_TABLE_MAIN or route.type != nl.RTN_UNICAST
+                                 or route.protocol == nl.RTPROT_KERNEL)
+    return False
 
 
 class _FileChanges(FileSystemEventHandler):
@@ -82,15 +118,24 @@ class EventSources:
     def __init__(self, on_event: Callable[[str], None]):
         self.on_event = on_event
         self._sockets: dict[str, socket.socket] = {}
+        self._by_fd: dict[int, tuple[str, socket.socket]] = {}
         self._lock = threading.Lock()
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # epoll, not select: select cannot wait on descriptors past 1023, and a socket per
+        # container namespace takes a thousand of them (it failed at once, forever, past that)
+        self._poll = select.epoll()
+        self._poll.register(self._wake_read, select.EPOLLIN)
         self._stopping = False
         self._thread = threading.Thread(target=self._read_sockets, name="netlink-events", daemon=True)
         self._observer = Observer()
         self._observer.daemon = True
         self._watches: dict[str, object] = {}
         self._files: dict[str, str] = {}  # watched file path -> reason
-        self._trees: dict[str, str] = {}  # watched directory (recursive) -> reason
+        self._trees: dict[str, dict[str, str]] = {}  # watched directory (recursive) -> {its child: reason}
+        # the host links events told of since the last take_host_links (index -> the last
+        # event's type); None: something else changed there too (an address, a route, lost events)
+        self._host_links: dict[int, int] | None = {}
+        self.host_change = ""  # what made the last None: the first event not about a link
 
     def start(self) -> None:
         self._thread.start()
@@ -102,54 +147,94 @@ class EventSources:
         """Keep exactly the sockets named in `wanted` (reason -> opener); open new ones."""
         with self._lock:
             for reason in [r for r in self._sockets if r not in wanted]:
-                self._sockets.pop(reason).close()
+                self._forget_socket(reason)
             for reason, opener in wanted.items():
                 if reason not in self._sockets:
                     with contextlib.suppress(OSError):  # a namespace that vanished meanwhile
-                        self._sockets[reason] = opener()
-        os.write(self._wake_write, b"x")
+                        sock = opener()
+                        self._sockets[reason] = sock
+                        self._by_fd[sock.fileno()] = (reason, sock)
+                        self._poll.register(sock.fileno(), select.EPOLLIN)
+
+    def _forget_socket(self, reason: str) -> None:
+        sock = self._sockets.pop(reason)
+        self._by_fd.pop(sock.fileno(), None)
+        with contextlib.suppress(OSError):
+            self._poll.unregister(sock.fileno())
+        sock.close()
 
     def _read_sockets(self) -> None:
         while not self._stopping:
-            with self._lock:
-                by_fd = {sock.fileno(): (reason, sock) for reason, sock in self._sockets.items()}
             try:
-                ready, _, _ = select.select([self._wake_read, *by_fd], [], [])
-            except (OSError, ValueError):
-                continue  # a socket closed while selecting: take the new set
-            for fd in ready:
+                ready = self._poll.poll()
+            except InterruptedError:
+                continue
+            for fd, _ in ready:
                 if fd == self._wake_read:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_read, 4096)
-                elif fd in by_fd:
-                    reason, sock = by_fd[fd]
-                    if self._drain(sock):
-                        self.on_event(reason)
+                    continue
+                with self._lock:
+                    found = self._by_fd.get(fd)
+                if found is not None:
+                    reason, sock = found
+                    received, overflowed = self._drain(sock)
+                    if reason == HOST_EVENTS and (received or overflowed):
+                        self._note_host_links(received, overflowed)
+                    if received or overflowed:
+                        self.on_event(f"{OVERFLOW}{reason}" if overflowed else reason)
 
     @staticmethod
-    def _drain(sock: socket.socket) -> bool:
-        """Read everything queued; True if anything (or an overflow) was there."""
-        got = False
+    def _drain(sock: socket.socket) -> tuple[list[bytes], bool]:
+        """Read everything queued: what was there, and whether events were lost."""
+        received: list[bytes] = []
+        overflowed = False
         while True:
             try:
-                if not sock.recv(65536):
-                    return got
-                got = True
+                data = sock.recv(65536)
+                if not data:
+                    return received, overflowed
+                received.append(data)
             except BlockingIOError:
-                return got
+                return received, overflowed
             except OSError as error:
-                if error.errno == errno.ENOBUFS:  # events were lost: something did change
-                    got = True
+                if error.errno == errno.ENOBUFS:  # events were lost: something did change, where is unknown
+                    overflowed = True
                     continue
-                return got
+                return received, overflowed
+
+    def _note_host_links(self, received: list[bytes], overflowed: bool) -> None:
+        with self._lock:
+            for data in received:
+                for kind, _, _, payload in nl.messages(data):
+                    if self._host_links is None:
+                        return
+                    if kind in LINK_EVENTS and len(payload) >= nl.IFINFO_SIZE:
+                        self._host_links[nl.ifinfo_index(payload)] = kind
+                    elif not _never_observed(kind, payload):
+                        self._host_links, self.host_change = None, f"a host event of type {kind}"
+            if overflowed:
+                self._host_links, self.host_change = None, "lost host events"
+            elif self._host_links is not None and len(self._host_links) > HOST_LINKS_NAMED:
+                self._host_links, self.host_change = None, f"more than {HOST_LINKS_NAMED} host links changed"
+
+    def take_host_links(self) -> dict[int, int] | None:
+        """The host links events told of since the last call, each with the type of the
+        last (RTM_NEWLINK or RTM_DELLINK); None: something else changed in the host
+        namespace too, or too much to name. Forgets them."""
+        with self._lock:
+            found, self._host_links = self._host_links, {}
+        return found
 
     # files
 
-    def watch_files(self, files: dict[str, str], trees: dict[str, str]) -> None:
+    def watch_files(self, files: dict[str, str], trees: dict[str, dict[str, str]]) -> None:
         """Watch the files in `files` (path -> reason) through their directories, and
-        everything below the directories in `trees` (path -> reason)."""
+        everything below the children named in `trees` (directory -> {child: reason}) of
+        its directories. One recursive watch per tree, not one per child: watchdog runs a
+        thread per watch, and a thousand containers' directories would be a thousand."""
         self._files = {os.path.abspath(path): reason for path, reason in files.items()}
-        self._trees = {os.path.abspath(path): reason for path, reason in trees.items()}
+        self._trees = {os.path.abspath(path): dict(children) for path, children in trees.items()}
         wanted = {os.path.dirname(path): False for path in self._files}
         wanted.update({path: True for path in self._trees})
         for directory in [d for d in self._watches if d not in wanted]:
@@ -159,15 +244,16 @@ class EventSources:
             if directory not in self._watches and os.path.isdir(directory) and not (
                     recursive and os.path.islink(directory)):
                 handler = _FileChanges(self._match, self.on_event)
-                self._watches[directory] = self._observer.schedule(handler, directory, recursive=recursive)
+                self._watches[directory] = self._observer.schedule(handler, directory, recursive=recursive,
+                                                                   event_filter=CHANGE_EVENTS)
 
     def _match(self, path: str) -> str | None:
         reason = self._files.get(path)
         if reason:
             return reason
-        for tree, reason in self._trees.items():
+        for tree, children in self._trees.items():
             if path.startswith(tree + os.sep):
-                return reason
+                return children.get(path[len(tree) + 1:].split(os.sep, 1)[0])
         return None
 
     def stop(self) -> None:
@@ -177,6 +263,6 @@ class EventSources:
         self._observer.stop()
         self._observer.join(timeout=2)
         with self._lock:
-            for sock in self._sockets.values():
-                sock.close()
-            self._sockets.clear()
+            for reason in list(self._sockets):
+                self._forget_socket(reason)
+        self._poll.close()

@@ -2,12 +2,16 @@
 
 Triggers (reconciler/run/triggers.py) only queue a pass; reconciler/run/scheduler.py decides
 when the next one runs. Every pass loads nothing it does not need (the spec only when
-it changed), observes the whole state again and applies the plan through the same
-engine as `apply`. An invalid spec edit is reported and changes nothing: the last
-valid spec stays in force. A failed pass is retried with a capped exponential
-backoff; an object another tool keeps changing back is held (its repair waits,
-nothing else does). A host namespace that disappears is reported once and waited
-for, never made again. SIGTERM and SIGINT stop between passes; SIGHUP asks for a pass.
+it changed) and applies the plan through the same engine as `apply`. The first pass,
+a resync and every pass for a changed input observe the whole state; a pass for kernel
+or container-file events only reads again what they name, plans against the observed
+state kept since (reconciler/kernel/observe_cache.py, reconciler/run/incremental.py)
+and the last desired state. A resync logs what the kept state missed. An invalid spec
+edit is reported and changes nothing: the last valid spec stays in force. A failed
+pass is retried with a capped exponential backoff; an object another tool keeps
+changing back is held (its repair waits, nothing else does). A host namespace that
+disappears is reported once and waited for, never made again. SIGTERM and SIGINT stop
+between passes; SIGHUP asks for a pass.
 With host.dns_resolver the embedded DNS server runs on a thread of this process, given
 each converged pass's spec and state, so that a container a pass adds resolves at once.
 """
@@ -23,21 +27,26 @@ from collections import Counter
 from typing import TYPE_CHECKING, Callable
 
 from reconciler.errors import GuardError, NetreconcileError, SourceError, SpecError, VerifyError
+from reconciler.kernel.observe_cache import CachingReaders
 from reconciler.kernel.observe_namespaces import list_netns
 from reconciler.kernel.session import KernelSession, netns_path
 from reconciler.render import resolvconf
 from reconciler.run import logs
-from reconciler.run.engine import Outcome, converge
+from reconciler.run.engine import Outcome, Target, converge
+from reconciler.run.incremental import HOST_EVENTS, drift_scopes, missed_changes
 from reconciler.run.metrics import WatchMetrics
 from reconciler.run.scheduler import FightDetector, PassScheduler
 from reconciler.run.sources import FileSource, GitSource
 from reconciler.run.triggers import EventSources, nftables_events_socket, route_events_socket
 from reconciler.spec.types import Spec
+from reconciler.state.model import State
 from reconciler.state.plan import Plan
+from reconciler.state.scopes import scope_of
 
 if TYPE_CHECKING:
     from reconciler.run.resolver import BackgroundResolver
 
+MISSED_SHOWN = 10  # objects a resync names when the kept state missed changes
 SIGNAL_POLL = 0.2  # seconds: how soon a signal is noticed while waiting
 # a verification that fails because something changed during the pass is followed by
 # another pass at once; only this many in a row count as failures (with backoff)
@@ -83,6 +92,11 @@ class Watcher:
         self.host_made = False  # the first pass makes the --host-netns namespace, as apply does; later ones never
         self.host_gone = False  # said once: the host namespace disappeared
         self.host_identity: tuple[int, int] | None = None  # of the namespace the host sockets listen in
+        # kept between passes: the observed state by scope, the last desired state, and the
+        # live state the last pass ended with (what a resync compares the kernel with)
+        self.readers = CachingReaders()
+        self.target: Target | None = None
+        self.kept: State | None = None
 
     # --- the loop ------------------------------------------------------------------
 
@@ -162,14 +176,9 @@ class Watcher:
         if self._host_missing(trigger):
             return True
         started = self.clock()
+        incremental = drift_scopes(reasons) is not None and self.target is not None and self.readers.filled
         try:
-            with self.lock():
-                if not self.host_made:
-                    self.prepare_host()
-                    self.host_made = True
-                with self.open_session() as session:
-                    outcome = converge(self.spec, session, force=self.force, held=self.fights.held(self.clock()))
-                self._serve_dns(outcome)
+            outcome = self._converge_kept(reasons, incremental)
         except SpecError as error:  # e.g. a subnet without free addresses for a new container
             self._report_spec_problems(error)
             self._count("invalid_spec")
@@ -193,6 +202,11 @@ class Watcher:
             return self._failed(trigger, error, started)
         self.verify_misses = 0
         self.source.converged()
+        if not incremental and self.kept is not None and "resync" in reasons:
+            self._report_missed(outcome.observed)
+        self.target, self.kept = Target(outcome.desired, outcome.host_files), outcome.after
+        # the objects held back still differ: their scopes are planned again until repaired
+        self.readers.also_planned = {scope_of(action.obj) for action in outcome.held}
         duration = self.clock() - started
         plan = outcome.plan
         kinds = dict(sorted(Counter(a.kind for a in plan.actions).items()))
@@ -203,9 +217,47 @@ class Watcher:
         level = log.info if plan.actions else log.debug
         level("pass", trigger=trigger, outcome="applied" if plan.actions else "noop", duration_ms=_ms(duration),
               actions=kinds, drift=drift and bool(plan.actions), **({"held": held} if held else {}),
+              observed="full" if self.readers.reads_all else "incremental",
+              namespaces_read=self.readers.namespaces_read,
+              **({"host_read": self.readers.host_read} if self.readers.host_read else {}),
               **self.source.current())
         self._count("applied" if plan.actions else "noop", duration, plan, drift)
         return True
+
+    def _converge_kept(self, reasons: tuple[str, ...], incremental: bool) -> Outcome:
+        """Converge, reading everything or (`incremental`) only what the events of `reasons`
+        name, against the kept state and desired state; keeps nothing after a failure."""
+        if incremental:
+            # the host links named by events; none when the host sent none (those that come
+            # meanwhile are the next pass's)
+            host_links = self.sources.take_host_links() if HOST_EVENTS in reasons else {}
+            self.readers.read_again(drift_scopes(reasons), host_links,
+                                    host_changed=self.sources.host_change if host_links is None else "")
+        else:
+            self.sources.take_host_links()  # everything is read
+            self.readers.read_everything()
+        try:
+            with self.lock():
+                if not self.host_made:
+                    self.prepare_host()
+                    self.host_made = True
+                with self.open_session() as session:
+                    outcome = converge(self.spec, session, force=self.force, held=self.fights.held(self.clock()),
+                                       readers=self.readers, target=self.target if incremental else None)
+                self._serve_dns(outcome)
+        except BaseException:
+            self.readers.forget()  # what the kernel holds now is not known: the next pass reads it all
+            self.target = self.kept = None
+            raise
+        return outcome
+
+    def _report_missed(self, observed: State) -> None:
+        """Warn about what a resync found that the kept state lacked: changes no event told of."""
+        missed = missed_changes(self.kept, observed)
+        if missed:
+            more = [f"and {len(missed) - MISSED_SHOWN} more"] if len(missed) > MISSED_SHOWN else []
+            log.warning("the resync found changes no event told of", objects=missed[:MISSED_SHOWN] + more,
+                        detail="the state kept between passes missed them; this pass repairs them")
 
     def _serve_dns(self, outcome: Outcome) -> None:
         """Serve what this converged pass made (nothing once the spec drops dns_resolver),
@@ -335,7 +387,8 @@ class Watcher:
         if self.host_netns:
             files[host_path] = "host netns"  # deleted or made again
         # each container's own directory: files of other namespaces are not ours to watch
-        self.sources.watch_files(files, {os.path.join(self.etc_netns, c.name): "files" for c in self.spec.local_containers})
+        self.sources.watch_files(files, {self.etc_netns: {c.name: f"files:{c.name}"
+                                                          for c in self.spec.local_containers}})
 
 
 def _open_in(path: str, opener):
