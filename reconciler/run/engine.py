@@ -177,6 +177,7 @@ def _observe_and_plan(spec: Spec | None, session: KernelSession, readers: Reader
         return plan(EMPTY_SPEC_STATE, live, destroying=True), live, EMPTY_SPEC_STATE, NO_HOST_FILES
     if target is not None:
         live = readers.observe(session, uplinks=uplinks(spec))
+        check_live_needs(spec, target.desired, live)  # a parent gone since is refused, not attempted
         result = readers.plan_over(target.desired, live)
         check_firewall(result, session)
         return result, live, target.desired, target.host_files
