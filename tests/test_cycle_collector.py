@@ -9,6 +9,7 @@ import gc
 import pytest
 
 from reconciler.errors import KernelError
+from reconciler.kernel import observe as observe_module
 from reconciler.run import engine
 from reconciler.state.model import State
 
@@ -29,7 +30,7 @@ def test_planning_runs_without_the_cycle_collector_and_turns_it_on_again(monkeyp
         seen.append(gc.isenabled())
         return State()
 
-    monkeypatch.setattr(engine, "observe", observe)
+    monkeypatch.setattr(observe_module, "observe", observe)
     assert engine.plan_for(None, session=None).actions == ()
     assert seen == [False]
     assert gc.isenabled()
@@ -39,14 +40,14 @@ def test_a_failing_pass_turns_the_cycle_collector_on_again(monkeypatch, collecto
     def observe(session, **kwargs):
         raise KernelError("the namespace went away", 2)
 
-    monkeypatch.setattr(engine, "observe", observe)
+    monkeypatch.setattr(observe_module, "observe", observe)
     with pytest.raises(KernelError):
         engine.converge(None, session=None)
     assert gc.isenabled()
 
 
 def test_a_pass_leaves_a_collector_that_was_off_off(monkeypatch, collector_on):
-    monkeypatch.setattr(engine, "observe", lambda session, **kwargs: State())
+    monkeypatch.setattr(observe_module, "observe", lambda session, **kwargs: State())
     gc.disable()
     engine.plan_for(None, session=None)
     assert not gc.isenabled()
