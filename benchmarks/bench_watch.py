@@ -175,7 +175,6 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 watch.kill()
                 watch.wait()
-            subprocess.run(["cp", str(log), "/tmp/bench_watch.log"])
             passes = [json.loads(line) for line in log.read_text().splitlines() if '"event": "pass"' in line]
             for name in sorted(sh("ip netns list").split()):
                 if name.startswith(prefix):

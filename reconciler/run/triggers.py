@@ -156,6 +156,11 @@ class EventSources:
                         self._by_fd[sock.fileno()] = (reason, sock)
                         self._poll.register(sock.fileno(), select.EPOLLIN)
 
+    def socket_count(self) -> int:
+        """How many event sockets are open."""
+        with self._lock:
+            return len(self._sockets)
+
     def _forget_socket(self, reason: str) -> None:
         sock = self._sockets.pop(reason)
         self._by_fd.pop(sock.fileno(), None)
