@@ -37,4 +37,4 @@ def test_unchanged_files_share_the_live_text_and_changed_ones_are_rendered():
         if obj.key == edited:
             assert obj.content != live.objects[edited].content and "db" in obj.content
         else:
-            assert obj.content is live.objects[obj.key].content, obj.key
+            assert obj.text is live.objects[obj.key].text, obj.key

@@ -78,7 +78,7 @@ def test_files_read_beside_the_namespaces_come_back_per_container_in_order(tmp_p
 
 
 def test_a_failure_reading_the_files_reaches_the_caller_and_the_directory_is_closed(tmp_path, monkeypatch):
-    def denied(etc_fd, directory, netns, expected=None):
+    def denied(etc_fd, directory, netns, expected=None, shared=None):
         raise PermissionError(13, "Permission denied", directory)
 
     monkeypatch.setattr(observe_containers, "observe_files", denied)
@@ -103,7 +103,7 @@ def test_a_file_read_as_expected_shares_the_expected_text_and_one_that_differs_i
     finally:
         os.close(etc_fd)
     by_name = {obj.filename: obj for obj in found}
-    assert by_name["hosts"].content is expected[("file", "c0", "hosts")].content
+    assert by_name["hosts"].text is expected[("file", "c0", "hosts")].text
     assert by_name["hostname"].content == "changed by hand\n"
 
 
@@ -121,6 +121,6 @@ def test_files_read_as_expected_beside_the_namespaces_come_back_as_the_expected_
     for number, name in enumerate(names):
         key = ("file", name, "hosts")
         if number % 7:
-            assert files[key].content is expected[key].content, name
+            assert files[key].text is expected[key].text, name
         else:
             assert files[key].content == "edited\n"

@@ -11,7 +11,7 @@ import stat
 from collections.abc import Mapping
 
 from reconciler.kernel.session import DIRECTORY_FLAGS, KernelSession, open_container_dir
-from reconciler.state.model import File, KernelObject, Leftover
+from reconciler.state.model import File, KernelObject, Leftover, SharedParts, Text
 
 CONTAINER_FILES = ("hostname", "hosts", "resolv.conf")
 TEMPORARY_MARK = ".netreconcile-"  # in the names of files being written: .hosts.netreconcile-<random>
@@ -23,14 +23,17 @@ def is_temporary(filename: str) -> bool:
 
 
 def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
-                  expected: Mapping[tuple, KernelObject] | None = None) -> tuple[list[KernelObject], list]:
+                  expected: Mapping[tuple, KernelObject] | None = None,
+                  shared: SharedParts | None = None) -> tuple[list[KernelObject], list]:
     """The files (with `read`) and leftover temporary files of container `netns` in its
     `directory`, and what is in the way of them: a link or other non-regular entry
     where the directory or one of its files should be. Nothing is followed.
 
     A file read with the content of the File of its key in `expected` (the verification's
     desired state) gets that File's text, the same object: what was read is dropped at
-    once, so a verification holds each text once, not the desired and the read copy."""
+    once, so a verification holds each text once, not the desired and the read copy.
+    Any other text read keeps its shared part (a hosts file's discovery section) once
+    among the files read with the same `shared`."""
     try:
         dir_fd = open_container_dir(etc_fd, netns)
         if dir_fd is None:
@@ -52,7 +55,7 @@ def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
             elif entry.name in CONTAINER_FILES and read:
                 content = read_small_file(entry.name, dir_fd)
                 if content is not None:
-                    found.append(File(netns, entry.name, _shared(content, netns, entry.name, expected)))
+                    found.append(File(netns, entry.name, _shared(content, netns, entry.name, expected, shared)))
             elif regular and is_temporary(entry.name):
                 found.append(Leftover(netns, entry.name))
     finally:
@@ -60,9 +63,11 @@ def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
     return found, in_the_way
 
 
-def _shared(content: str, netns: str, filename: str, expected: Mapping[tuple, KernelObject] | None) -> str:
+def _shared(content: str, netns: str, filename: str, expected: Mapping[tuple, KernelObject] | None,
+            shared: SharedParts | None) -> Text:
+    text = shared.text(content) if shared is not None else Text.of(content)
     wanted = expected.get(("file", netns, filename)) if expected else None
-    return wanted.content if isinstance(wanted, File) and wanted.content == content else content
+    return wanted.text if isinstance(wanted, File) and wanted.text == text else text
 
 
 def _in_the_way(path: str, mode: int, wanted: str) -> str:

@@ -219,8 +219,7 @@ class CachingReaders(Readers):
                 self.namespaces_read += 1
                 replaced.setdefault(name, {})["netns"] = inside + self._veths_of(session, name, peers, pending)
             for name in sorted(read.files):
-                found, in_the_way = (observe_files(etc_fd, session.etc_dir(name), name) if etc_fd is not None
-                                     else ([], []))
+                found, in_the_way = _files_again(etc_fd, session, name, kept.files) if etc_fd is not None else ([], [])
                 kept.files[name] = (found, in_the_way)
                 foreign_files = {entry for entry in foreign_files if entry[0] != name} | set(in_the_way)
                 replaced.setdefault(name, {})["files"] = found
@@ -347,8 +346,14 @@ class CachingReaders(Readers):
                 if name in self.read.files or name not in kept.files:
                     if etc_fd is None:
                         etc_fd = session.open_etc_netns()
-                    kept.files[name] = (observe_files(etc_fd, session.etc_dir(name), name)
-                                        if etc_fd is not None else ([], []))
+                    kept.files[name] = _files_again(etc_fd, session, name, kept.files) if etc_fd is not None else ([], [])
         finally:
             if etc_fd is not None:
                 os.close(etc_fd)
+
+
+def _files_again(etc_fd: int, session: KernelSession, name: str, kept_files: dict) -> tuple[list, list]:
+    """Container `name`'s files read again; one whose text is unchanged keeps the kept
+    Text (its discovery section shared with the other containers' files, not a copy)."""
+    before = {obj.key: obj for obj in kept_files.get(name, ([], []))[0]}
+    return observe_files(etc_fd, session.etc_dir(name), name, expected=before)

@@ -15,7 +15,7 @@ from reconciler.kernel.container_files import observe_files
 from reconciler.kernel.dumps import decoded_routes, families_of, read_addrs, read_links, routes
 from reconciler.kernel.nlsocket import NetlinkSocket
 from reconciler.kernel.session import KernelSession
-from reconciler.state.model import MISSING, Address, KernelObject, Netns
+from reconciler.state.model import MISSING, Address, KernelObject, Netns, SharedParts
 
 
 def read_containers(
@@ -41,9 +41,10 @@ def read_containers(
     failures: list[BaseException] = []
 
     def read_files() -> None:
+        shared = SharedParts()
         try:
             for name in names:
-                files[name] = observe_files(etc_fd, session.etc_dir(name), name, expected=expected)
+                files[name] = observe_files(etc_fd, session.etc_dir(name), name, expected=expected, shared=shared)
         except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
             failures.append(error)
 

@@ -47,6 +47,8 @@ def _change_document(name: str, old, new) -> dict:
 
 
 def _line_count(text) -> int:
+    if isinstance(text, tuple):  # a file's Text (reconciler.state.model), in parts
+        return sum(part.count("\n") for part in text)
     return text.count("\n") if isinstance(text, str) else 0
 
 

@@ -21,7 +21,8 @@ from reconciler.spec.types import Attachment, ContainerSpec, NetworkSpec, Spec
 from reconciler.state.discovery import discovers, names_in_scope
 from reconciler.state.ipam import assign_addresses, assign_host_ends, assign_interfaces
 from reconciler.state.model import (
-    FORWARDING, HOST_NS, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Veth,
+    FORWARDING, HOST_NS, Address, File, Firewall, KernelObject, Netns, NetnsAlias, Route, State, Sysctl, Text,
+    Veth,
 )
 from reconciler.state.subnets import with_chosen_subnets
 
@@ -313,8 +314,8 @@ def container_files(
             links=tuple(entry for link in origin.links
                         for entry in _link_entries(spec, origin, link, addresses, addresses6)),
             ipv6=has_ipv6(spec, origin),
-            discovery=discovery,
         )
+        hosts = Text.joined(hosts, discovery)
     resolv = _resolv_conf(host_resolv, host_files.resolv_conf_path, origin.dns, origin.dns_search, origin.dns_opt,
                           legacy=origin.mode != "host", ipv6=_resolv_conf_ipv6(spec, origin),
                           internal_resolver=uses_resolver(spec, origin))
@@ -323,9 +324,10 @@ def container_files(
             for filename, text in texts.items()]
 
 
-def _live_text_if_same(live: State | None, netns: str, filename: str, text: str) -> str:
+def _live_text_if_same(live: State | None, netns: str, filename: str, content: str | Text) -> Text:
+    text = content if isinstance(content, Text) else Text.of(content)
     found = live.objects.get(("file", netns, filename)) if live is not None else None
-    return found.content if isinstance(found, File) and found.content == text else text
+    return found.text if isinstance(found, File) and found.text == text else text
 
 
 def uses_resolver(spec: Spec, container: ContainerSpec) -> bool:

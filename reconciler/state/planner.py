@@ -126,7 +126,7 @@ def _describe(changes: tuple[tuple[str, object, object], ...]) -> str:
     described = []
     for name, old, new in changes:
         if name == "content":
-            described.append(_describe_content(old, new))
+            described.append(_describe_content(str(old), str(new)))
         elif name == "ruleset":
             described.append(_describe_rules(old, new))
         elif name == "elements":
