@@ -90,6 +90,26 @@ def test_second_apply_writes_nothing_and_hand_edits_are_restored(sandbox, files_
     assert hosts.read_text() == original
 
 
+def test_a_hand_edit_inside_the_discovery_section_every_member_shares_is_found_and_restored(sandbox, files_spec):
+    # the section is held once for all the members (reconciler.state.model.Text): an edit
+    # of one file's copy must still tell that file apart from the others
+    spec, _ = files_spec
+    sandbox.apply(spec)
+    tool_hosts, db_hosts = etc(sandbox, "tool", "hosts"), etc(sandbox, "db", "hosts")
+    original_tool, original_db = tool_hosts.read_text(), db_hosts.read_text()
+    section = original_tool[original_tool.index(DISCOVERY_BEGIN):]
+    assert section == original_db[original_db.index(DISCOVERY_BEGIN):]
+    tool_hosts.write_text(original_tool.replace("172.31.0.10\t", "172.31.0.66\t"))
+    db_hosts.write_text("# mine\n" + original_db)
+    drift = sandbox.run("status", "--detailed-exitcode", "-o", "json", spec=spec)
+    assert drift.code == 2
+    assert sorted((a["op"], a["name"]) for a in drift.json()["actions"]) == [
+        ("update", f"{sandbox.name('db')}/hosts"), ("update", f"{sandbox.name('tool')}/hosts")]
+    sandbox.apply(spec)
+    assert (tool_hosts.read_text(), db_hosts.read_text()) == (original_tool, original_db)
+    assert sandbox.apply(spec)["actions"] == []
+
+
 def test_linked_address_change_rewrites_the_linking_hosts_file(sandbox, files_spec):
     spec, _ = files_spec
     sandbox.apply(spec)
