@@ -5,11 +5,13 @@ state, and yet any difference in it, a hand edit of one file, is found."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.kernel import observe_containers
+from reconciler.kernel.observe_cache import _files_again
 from reconciler.spec.loader import load_spec_text
 from reconciler.state.desired import build_desired
 from reconciler.state.model import SHARED_FROM, File, State, Text
@@ -96,3 +98,25 @@ def test_a_file_made_from_a_string_or_replaced_by_content_holds_the_text_in_part
     changed = dataclasses.replace(made, content=text + "x\n")
     assert changed.content == text + "x\n" and changed != made
     assert [name for name, _, _ in changed.differences(made)] == ["content"]
+
+
+def test_files_watch_reads_again_keep_the_kept_text_when_unchanged_and_not_when_edited(tmp_path):
+    spec = load_spec_text(SPEC, "spec.yaml")
+    desired = build_desired(spec, State())
+    written(desired, tmp_path)
+    live = observed(tmp_path, desired)
+    kept = {name: ([obj for obj in live.objects.values() if isinstance(obj, File) and obj.netns == name], [])
+            for name in ("c1", "c2")}
+    path = tmp_path / "c2" / "hosts"
+    path.write_text(path.read_text().replace("\tc7\n", "\tc7 intruder\n"))
+    session = FilesOnlySession(tmp_path)
+    etc_fd = session.open_etc_netns()
+    try:
+        again = {name: {obj.filename: obj for obj in _files_again(etc_fd, session, name, kept)[0]}
+                 for name in ("c1", "c2")}
+    finally:
+        os.close(etc_fd)
+    assert again["c1"]["hosts"].text is live.objects[("file", "c1", "hosts")].text
+    assert again["c2"]["hosts"] != live.objects[("file", "c2", "hosts")]
+    assert "intruder" in again["c2"]["hosts"].content
+    assert again["c2"]["hostname"].text is live.objects[("file", "c2", "hostname")].text
