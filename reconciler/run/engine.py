@@ -21,7 +21,8 @@ from reconciler.errors import (
     ConflictError, KernelError, NetreconcileError, PrerequisiteError, Problem, SpecError, UsageError,
     VerifyError,
 )
-from reconciler.kernel import nft
+from reconciler.kernel import file_record, nft
+from reconciler.kernel.file_record import FileRecord
 from reconciler.kernel.observe import READ_EVERYTHING, Readers, observe
 from reconciler.kernel.observe_namespaces import netns_managed_elsewhere
 from reconciler.kernel.session import KernelSession
@@ -169,9 +170,12 @@ def plan_and_states(spec: Spec, session: KernelSession) -> tuple[Plan, State, St
 
 @cycle_collector_paused
 def _observe_and_plan(spec: Spec | None, session: KernelSession, readers: Readers = READ_EVERYTHING,
-                      target: Target | None = None) -> tuple[Plan, State, State, HostFiles]:
+                      target: Target | None = None, record: FileRecord | None = None,
+                      ) -> tuple[Plan, State, State, HostFiles]:
     """The plan, the live state it starts from, the desired state it aims at and the
-    host files that desired state was built from (`target`: those two, reused)."""
+    host files that desired state was built from (`target`: those two, reused). The
+    container files as `record` has them (loaded here when not given and `readers` take
+    one) are not read, unless the desired state wants other text (file_record.settle)."""
     if spec is None:
         live = readers.observe(session, inside_containers=False)
         return plan(EMPTY_SPEC_STATE, live, destroying=True), live, EMPTY_SPEC_STATE, NO_HOST_FILES
@@ -181,10 +185,14 @@ def _observe_and_plan(spec: Spec | None, session: KernelSession, readers: Reader
         result = readers.plan_over(target.desired, live)
         check_firewall(result, session)
         return result, live, target.desired, target.host_files
-    live = readers.observe(session, uplinks=uplinks(spec), host_networks=needs_choice(spec))
+    if record is None and readers.uses_file_record:
+        record = file_record.load(session)
+    live = readers.observe(session, uplinks=uplinks(spec), host_networks=needs_choice(spec), file_record=record)
     spec = with_chosen_subnets(spec, live)
     host_files = read_host_files(spec)
     desired = build_desired(spec, live, host_files)
+    if record is not None:
+        live = file_record.settle(live, desired, record, session)
     check_live_needs(spec, desired, live)
     live = _with_hosts_of_foreign_netns(live, desired, session)
     result = plan(desired, live)
@@ -251,7 +259,8 @@ def converge(
     a spec: destroy has nothing to go back to) by converging on the state observed
     before, and the error says so. `readers` and `target`: see observe and Target;
     before reading back, `readers` learns what the plan touched."""
-    current, before, desired, host_files = _observe_and_plan(spec, session, readers, target)
+    record = file_record.load(session) if readers.uses_file_record and target is None else None  # destroy: unlinked
+    current, before, desired, host_files = _observe_and_plan(spec, session, readers, target, record)
     if current.conflicts:
         raise ConflictError("\n".join(current.conflicts))
     current.raise_if_unsafe(force)
@@ -259,6 +268,8 @@ def converge(
     if on_plan is not None:
         on_plan(current)
     if not current.actions:
+        if record is not None:
+            file_record.write(session, record, desired, before)
         return Outcome(current, 0, waiting, before, host_files, desired, before)
     from reconciler.kernel.writer import KernelWriter  # the writer is loaded only when there is work
 
@@ -274,6 +285,8 @@ def converge(
         failure = type(error)(f"{error}\n{undone}", error.errno)
         failure.restored = restored
         raise failure from error
+    if record is not None:
+        file_record.write(session, record, desired, before)
     return Outcome(current, applied, waiting, before, host_files, desired, after)
 
 
