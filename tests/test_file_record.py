@@ -63,10 +63,11 @@ def test_only_files_read_as_wanted_and_not_changed_just_now_are_recorded(contain
         record.read(key, found)
     desired = State.of([File("web", "hosts", HOSTS), File("web", "hostname", "web\n"), File("web", "resolv.conf", "")])
     live = State.of([File("web", "hosts", HOSTS), File("web", "hostname", "old\n"), File("web", "resolv.conf", "")])
-    later = found.st_ctime_ns + RACY_NS + 1
-    assert entries_after(record, desired, live, later) == {
+    record.began_ns = found.st_ctime_ns + RACY_NS + 1  # the observation began long enough after the change
+    assert entries_after(record, desired, live) == {
         keys[0]: (stat_key(found), digest(HOSTS)), keys[2]: (stat_key(found), digest(""))}
-    assert entries_after(record, desired, live, found.st_ctime_ns + RACY_NS // 2) == {}  # racy: read again
+    record.began_ns = found.st_ctime_ns + RACY_NS // 2  # changed just before: read again next time
+    assert entries_after(record, desired, live) == {}
 
 
 class StateOnlySession:

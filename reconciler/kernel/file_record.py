@@ -6,9 +6,10 @@ containers) a file nothing has changed since.
 A file whose lstat equals its record holds the recorded text: every write to it, a
 truncation, a chmod or chown, a rename over it (a new inode) moves its st_ctime, which
 no user can set: `touch -d` sets st_mtime back, but the kernel stamps st_ctime with the
-clock at the change. A file changed less than RACY_NS before it was looked at is not
-recorded: a change in the same tick of the kernel's coarse file clock could leave every
-field of its stat as it was. Whatever does not match (no record, another stat, a digest
+clock at the change. A file changed less than RACY_NS before the observation that looked
+at it began is not recorded: a change in the same tick of the kernel's coarse file clock,
+after the stat, could leave every field of it as it was; a change after a tick has passed
+cannot. Whatever does not match (no record, another stat, a digest
 other than that of the wanted text) is read as without a record.
 
 Threat model: the record is trusted for a stat-identical file; it lives in the state
@@ -19,7 +20,8 @@ can also write the namespace record beside it, and the files themselves.
 The pass's first observation takes the record (FileRecord), leaving out the files that
 match it; once the desired state is built, `settle` puts them back, with the wanted text
 where its digest is the recorded one, else read. A converged pass writes the record
-again when it changed (`write`).
+again when it changed (`write`): a no-op from what its observation found, an apply from
+what its verification read back (a FileRecord without entries, noting every stat).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from reconciler.state.model import File, State
 
 RECORD_NAME = "container-files.json"
 RECORD_VERSION = 1
-RACY_NS = 1_000_000_000  # far above the kernel's file clock tick (a jiffy: 1-10 ms)
+RACY_NS = 50_000_000  # five times the kernel's coarsest file clock tick (a jiffy at HZ=100)
 
 StatKey = tuple[int, int, int, int, int]
 
@@ -57,6 +59,7 @@ class FileRecord:
     thread reading the files; read after it is joined)."""
 
     def __init__(self, entries: dict[tuple, tuple[StatKey, str]] | None = None) -> None:
+        self.began_ns = time.time_ns()  # before any file is looked at
         self.entries = entries or {}  # ("file", netns, filename) -> (stat, digest)
         self.unread: dict[tuple, str] = {}  # files left out, stat as recorded: key -> recorded digest
         self.seen: dict[tuple, StatKey] = {}  # files read: their stat before the read
@@ -90,10 +93,11 @@ def settle(live: State, desired: State, record: FileRecord, session: KernelSessi
     return dataclasses.replace(live, objects={**live.objects, **settled})
 
 
-def entries_after(record: FileRecord, desired: State, live: State, now_ns: int) -> dict[tuple, tuple[StatKey, str]]:
-    """The record after a converged pass that started from `live`: the files left as
-    recorded keep their entry; a file read with the wanted text and not changed within
-    RACY_NS of now gets one; the others (rewritten by this pass, or not wanted) none."""
+def entries_after(record: FileRecord, desired: State, live: State) -> dict[tuple, tuple[StatKey, str]]:
+    """The record after a converged pass from `live` (its files as `record` noted them):
+    the files left as recorded keep their entry; a file read with the wanted text, not
+    changed within RACY_NS before the observation began, gets one; the others (changed
+    by this pass, or not as wanted) none."""
     entries = {}
     for key, wanted in desired.objects.items():
         if not isinstance(wanted, File):
@@ -103,7 +107,7 @@ def entries_after(record: FileRecord, desired: State, live: State, now_ns: int) 
             continue
         if key in record.unread:
             entries[key] = record.entries[key]
-        elif key in record.seen and record.seen[key][4] < now_ns - RACY_NS:
+        elif key in record.seen and record.seen[key][4] < record.began_ns - RACY_NS:
             entries[key] = (record.seen[key], digest(wanted.content))
     return entries
 
@@ -139,13 +143,15 @@ def load(session: KernelSession) -> FileRecord:
         os.close(fd)
 
 
-def write(session: KernelSession, record: FileRecord, desired: State, live: State) -> None:
-    """Write the record after a converged pass that started from `live`, when it changed
-    (none left: no file, so that destroy leaves nothing behind): atomically (a reader
-    sees the old or the new one), 0600, never through a link. A record that cannot be
-    written is no error: the next pass reads the files, as without one."""
-    entries = entries_after(record, desired, live, time.time_ns())
-    if entries == record.entries:
+def write(session: KernelSession, record: FileRecord, desired: State, live: State,
+          previous: FileRecord | None = None) -> None:
+    """Write the record after a converged pass whose `live` state `record` noted, when it
+    changed from `previous` (by default `record` as loaded); none left: no file, so that
+    destroy leaves nothing behind. Atomically (a reader sees the old or the new one),
+    0600, never through a link. A record that cannot be written is no error: the next
+    pass reads the files, as without one."""
+    entries = entries_after(record, desired, live)
+    if entries == (previous or record).entries:
         return
     path = _path(session)
     temporary = f"{path}.{os.getpid()}.tmp"

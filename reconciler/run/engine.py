@@ -210,11 +210,12 @@ def check_live_needs(spec: Spec, desired: State, live: State) -> None:
 
 
 def _verify(desired: State, session: KernelSession, destroying: bool, held: frozenset[tuple],
-            readers: Readers = READ_EVERYTHING) -> State:
+            readers: Readers = READ_EVERYTHING, record: FileRecord | None = None) -> State:
     """Observe again: the kernel must now be the desired state (the held objects aside).
     The target is the one planned for, so the host files are not read again. Returns
-    the state read back."""
-    after = readers.observe(session, inside_containers=not destroying, expected=desired)
+    the state read back; `record` (one without entries: every file is read) notes the
+    stat of each file read."""
+    after = readers.observe(session, inside_containers=not destroying, expected=desired, file_record=record)
     remaining, _ = hold_back(plan(desired, after, destroying=True) if destroying else readers.plan_over(desired, after),
                              held)
     if remaining.actions:
@@ -277,7 +278,8 @@ def converge(
     try:
         applied = writer.apply(current)
         readers.reading_back(current)
-        after = _verify(desired, session, spec is None, held, readers)
+        read_back = file_record.FileRecord() if record is not None else None
+        after = _verify(desired, session, spec is None, held, readers, read_back)
     except KernelError as error:
         if not rollback or spec is None:
             raise
@@ -285,8 +287,8 @@ def converge(
         failure = type(error)(f"{error}\n{undone}", error.errno)
         failure.restored = restored
         raise failure from error
-    if record is not None:
-        file_record.write(session, record, desired, before)
+    if read_back is not None:  # what was read back equals the desired state: it was verified
+        file_record.write(session, read_back, desired, after, previous=record)
     return Outcome(current, applied, waiting, before, host_files, desired, after)
 
 
