@@ -165,7 +165,7 @@ def write(session: KernelSession, record: FileRecord, desired: State, live: Stat
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             with open(fd, "w", encoding="utf-8", closefd=False) as handle:
-                json.dump(document, handle, separators=(",", ":"))
+                handle.write(json.dumps(document, separators=(",", ":")))  # json.dump encodes in Python, 5x slower
         finally:
             os.close(fd)
         os.replace(temporary, path)
