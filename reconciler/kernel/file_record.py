@@ -116,6 +116,12 @@ def _path(session: KernelSession) -> str:
     return os.path.join(session.state.path, RECORD_NAME)
 
 
+def forget(session: KernelSession) -> None:
+    """No record (after a destroy: it leaves nothing behind)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        os.unlink(_path(session))
+
+
 def load(session: KernelSession) -> FileRecord:
     """The record, empty when absent, unreadable, damaged, a link, not a regular file, not
     this user's or writable by others."""

@@ -260,7 +260,7 @@ def converge(
     a spec: destroy has nothing to go back to) by converging on the state observed
     before, and the error says so. `readers` and `target`: see observe and Target;
     before reading back, `readers` learns what the plan touched."""
-    record = file_record.load(session) if readers.uses_file_record and target is None else None  # destroy: unlinked
+    record = file_record.load(session) if readers.uses_file_record and target is None and spec is not None else None
     current, before, desired, host_files = _observe_and_plan(spec, session, readers, target, record)
     if current.conflicts:
         raise ConflictError("\n".join(current.conflicts))
@@ -269,8 +269,7 @@ def converge(
     if on_plan is not None:
         on_plan(current)
     if not current.actions:
-        if record is not None:
-            file_record.write(session, record, desired, before)
+        _keep_file_record(session, spec, readers, record, desired, before)
         return Outcome(current, 0, waiting, before, host_files, desired, before)
     from reconciler.kernel.writer import KernelWriter  # the writer is loaded only when there is work
 
@@ -287,9 +286,19 @@ def converge(
         failure = type(error)(f"{error}\n{undone}", error.errno)
         failure.restored = restored
         raise failure from error
-    if read_back is not None:  # what was read back equals the desired state: it was verified
-        file_record.write(session, read_back, desired, after, previous=record)
+    # what was read back equals the desired state: it was verified
+    _keep_file_record(session, spec, readers, read_back, desired, after, previous=record)
     return Outcome(current, applied, waiting, before, host_files, desired, after)
+
+
+def _keep_file_record(session: KernelSession, spec: Spec | None, readers: Readers, record: FileRecord | None,
+                      desired: State, live: State, previous: FileRecord | None = None) -> None:
+    """After a converged pass: the file record of the files `record` noted in `live`
+    (file_record.write); after a destroy none."""
+    if record is not None:
+        file_record.write(session, record, desired, live, previous)
+    elif spec is None and readers.uses_file_record:
+        file_record.forget(session)
 
 
 def fail_after_from_environment() -> int | None:
