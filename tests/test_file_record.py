@@ -60,7 +60,7 @@ def test_only_files_read_as_wanted_and_not_changed_just_now_are_recorded(contain
     record = FileRecord()
     keys = [("file", "web", name) for name in ("hosts", "hostname", "resolv.conf")]
     for key in keys:
-        record.read(key, found)
+        record.was_read(key, found)
     desired = State.of([File("web", "hosts", HOSTS), File("web", "hostname", "web\n"), File("web", "resolv.conf", "")])
     live = State.of([File("web", "hosts", HOSTS), File("web", "hostname", "old\n"), File("web", "resolv.conf", "")])
     record.began_ns = found.st_ctime_ns + RACY_NS + 1  # the observation began long enough after the change
@@ -83,7 +83,7 @@ def test_the_record_is_written_0600_and_read_back(tmp_path):
     session = StateOnlySession(tmp_path / "state")
     found = SimpleNamespace(st_dev=1, st_ino=2, st_size=len(HOSTS), st_mtime_ns=4, st_ctime_ns=5)  # long ago
     record = FileRecord()
-    record.read(("file", "web", "hosts"), found)
+    record.was_read(("file", "web", "hosts"), found)
     desired = State.of([File("web", "hosts", HOSTS)])
     file_record.write(session, record, desired, desired)
     written = tmp_path / "state" / file_record.RECORD_NAME

@@ -60,7 +60,8 @@ def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
                 key = ("file", netns, entry.name)
                 if record is not None and record.matches(key, entry.stat(follow_symlinks=False)):
                     continue
-                content = read_small_file(entry.name, dir_fd, (lambda found: record.read(key, found)) if record else None)
+                noted = (lambda found, key=key: record.was_read(key, found)) if record is not None else None
+                content = read_small_file(entry.name, dir_fd, noted)
                 if content is not None:
                     found.append(File(netns, entry.name, _shared(content, netns, entry.name, expected)))
             elif regular and is_temporary(entry.name):

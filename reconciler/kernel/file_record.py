@@ -9,8 +9,8 @@ no user can set: `touch -d` sets st_mtime back, but the kernel stamps st_ctime w
 clock at the change. A file changed less than RACY_NS before the observation that looked
 at it began is not recorded: a change in the same tick of the kernel's coarse file clock,
 after the stat, could leave every field of it as it was; a change after a tick has passed
-cannot. Whatever does not match (no record, another stat, a digest
-other than that of the wanted text) is read as without a record.
+cannot. Whatever does not match (no record, another stat, a digest other than that of
+the wanted text) is read as without a record.
 
 Threat model: the record is trusted for a stat-identical file; it lives in the state
 directory (root's), is written 0600, read only when it is a regular file owned by this
@@ -72,7 +72,7 @@ class FileRecord:
         self.unread[key] = entry[1]
         return True
 
-    def read(self, key: tuple, found: os.stat_result) -> None:
+    def was_read(self, key: tuple, found: os.stat_result) -> None:
         self.seen[key] = stat_key(found)
 
 

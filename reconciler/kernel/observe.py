@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from reconciler import drivers
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.container_files import observe_other_container_dirs
-from reconciler.kernel.file_record import FileRecord
 from reconciler.kernel.dumps import OBSERVED_FAMILIES, decoded_routes, read_addrs, read_links, read_sysctls, routes
+from reconciler.kernel.file_record import FileRecord
 from reconciler.kernel.observe_containers import read_containers
 from reconciler.kernel.observe_host import host_networks as found_networks
 from reconciler.kernel.observe_host import observe_firewall, overlay_entries, used_interfaces
