@@ -47,6 +47,9 @@ PHASES = (
     ("reconciler.kernel.observe", "owned_netns", "  owned namespaces (open, cookies)"),
     ("reconciler.kernel.observe", "read_containers", "  container namespaces (3 dumps each) and files"),
     ("reconciler.kernel.observe", "observe_firewall", "  firewall (nft list)"),
+    ("reconciler.kernel.file_record", "load", "file record: load"),
+    ("reconciler.kernel.file_record", "settle", "file record: files left out, settled (digests)"),
+    ("reconciler.kernel.file_record", "write", "file record: write (when changed)"),
     ("reconciler.run.engine", "build_desired", "desired state"),
     ("reconciler.run.engine", "plan", "plan"),
 )

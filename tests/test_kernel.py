@@ -271,3 +271,22 @@ def test_sysctls_changed_by_hand_are_drift_that_apply_sets_back(sandbox):
     assert sandbox.host_sh("cat /proc/sys/net/ipv4/ip_forward").strip() == "1"
     assert sandbox.in_ns("web", "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6").strip() == "1"
     assert sandbox.apply(spec)["actions"] == []
+
+
+def test_link_attributes_changed_by_hand_are_found_by_a_no_op_apply(sandbox):
+    """The link dumps leave the statistics out (RTEXT_FILTER_SKIP_STATS), not what is
+    compared: an MTU and a MAC changed by hand inside a container and the bridge's MTU
+    are found and set back in place."""
+    spec = sandbox.write_spec(THREE)
+    sandbox.apply(spec)
+    eth0 = sandbox.links(sandbox.name("web"))["eth0"]
+    sandbox.in_ns("web", "ip link set eth0 mtu 1300 address 02:42:ac:1f:00:99")
+    sandbox.host_sh(f"ip link set {sandbox.name('br')} mtu 1280")
+
+    repaired = sandbox.apply(spec)["actions"]
+    assert sorted((a["op"], a["kind"], sorted(c["field"] for c in a["changes"])) for a in repaired) == [
+        ("update", "bridge", ["mtu"]), ("update", "veth", ["mac", "peer_mtu"])], repaired
+    after = sandbox.links(sandbox.name("web"))["eth0"]
+    assert (after["ifindex"], after["mtu"], after["address"]) == (eth0["ifindex"], eth0["mtu"], eth0["address"])
+    assert sandbox.links(sandbox.host)[sandbox.name("br")]["mtu"] == 1500
+    assert sandbox.apply(spec)["actions"] == []

@@ -235,8 +235,15 @@ def test_get_link_by_name():
     assert (decoded["index"], attr_names(decoded), decoded.get_attr("IFLA_IFNAME")) == (0, ["IFLA_IFNAME"], "br-x")
 
 
+def test_link_dump_asks_to_leave_the_statistics_out():
+    decoded = oracle(ifinfmsg, nl.dump_links(SEQ))
+    assert_header(decoded, nl.RTM_GETLINK, nl.NLM_F_REQUEST | nl.NLM_F_DUMP)
+    assert (decoded["family"], decoded["index"]) == (socket.AF_UNSPEC, 0)
+    assert attr_names(decoded) == ["IFLA_EXT_MASK"]
+    assert decoded.get_attr("IFLA_EXT_MASK") == nl.RTEXT_FILTER_SKIP_STATS
+
+
 @pytest.mark.parametrize("build, message_class, kind, fields", [
-    (nl.dump_links, ifinfmsg, nl.RTM_GETLINK, {"family": socket.AF_UNSPEC, "index": 0}),
     (nl.dump_addrs, ifaddrmsg, nl.RTM_GETADDR, {"family": socket.AF_INET, "index": 0, "prefixlen": 0}),
     (nl.dump_routes, rtmsg, nl.RTM_GETROUTE, {"family": socket.AF_INET, "table": nl.RT_TABLE_MAIN, "proto": 0}),
     (lambda seq: nl.dump_addrs(seq, socket.AF_INET6), ifaddrmsg, nl.RTM_GETADDR,
@@ -660,8 +667,27 @@ def test_kernel_errors_come_back_per_request(namespaces):
 
 
 @pytest.mark.kernel
+def test_kernel_link_dump_leaves_the_statistics_out(namespaces):
+    """The kernel takes the link dump's IFLA_EXT_MASK: no per-device IPv6 or ICMPv6
+    statistics in IFLA_AF_SPEC (without the mask each link carries them)."""
+    host, _ = namespaces
+    sh(f"ip -n {host} link add vs0 type veth peer name vs1")
+    with socket_in(host) as (sock, _):
+        link_dump = sock.dump(nl.dump_links)
+    inet6 = {}
+    for kind, payload in link_dump:
+        decoded = oracle(ifinfmsg, nl.message(kind, 0, SEQ, payload))
+        inet6[decoded.get_attr("IFLA_IFNAME")] = decoded.get_attr("IFLA_AF_SPEC").get_attr("AF_INET6")
+    assert set(inet6) == {"lo", "vs0", "vs1"}
+    for name, attributes in inet6.items():
+        assert attributes.get_attr("IFLA_INET6_CONF") is not None, name
+        assert attributes.get_attr("IFLA_INET6_STATS") is None, name
+        assert attributes.get_attr("IFLA_INET6_ICMP6STATS") is None, name
+
+
+@pytest.mark.kernel
 def test_kernel_dumps_decode_like_pyroute2(namespaces):
-    """Real RTM_NEWLINK/NEWADDR/NEWROUTE messages (with the kernel's full IFLA_AF_SPEC,
+    """Real RTM_NEWLINK/NEWADDR/NEWROUTE messages (with the kernel's IFLA_AF_SPEC,
     stats and slave data) read by our decoders and by pyroute2's."""
     host, _ = namespaces
     sh(f"ip -n {host} link add br0 address 02:00:00:00:04:01 type bridge")

@@ -78,7 +78,7 @@ def test_files_read_beside_the_namespaces_come_back_per_container_in_order(tmp_p
 
 
 def test_a_failure_reading_the_files_reaches_the_caller_and_the_directory_is_closed(tmp_path, monkeypatch):
-    def denied(etc_fd, directory, netns, expected=None, shared=None):
+    def denied(etc_fd, directory, netns, expected=None, shared=None, record=None):
         raise PermissionError(13, "Permission denied", directory)
 
     monkeypatch.setattr(observe_containers, "observe_files", denied)

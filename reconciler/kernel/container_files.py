@@ -8,10 +8,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from reconciler.kernel.session import DIRECTORY_FLAGS, KernelSession, open_container_dir
 from reconciler.state.model import File, KernelObject, Leftover, SharedParts, Text
+
+if TYPE_CHECKING:
+    from reconciler.kernel.file_record import FileRecord
 
 CONTAINER_FILES = ("hostname", "hosts", "resolv.conf")
 TEMPORARY_MARK = ".netreconcile-"  # in the names of files being written: .hosts.netreconcile-<random>
@@ -24,7 +28,8 @@ def is_temporary(filename: str) -> bool:
 
 def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
                   expected: Mapping[tuple, KernelObject] | None = None,
-                  shared: SharedParts | None = None) -> tuple[list[KernelObject], list]:
+                  shared: SharedParts | None = None,
+                  record: FileRecord | None = None) -> tuple[list[KernelObject], list]:
     """The files (with `read`) and leftover temporary files of container `netns` in its
     `directory`, and what is in the way of them: a link or other non-regular entry
     where the directory or one of its files should be. Nothing is followed.
@@ -33,7 +38,9 @@ def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
     desired state) gets that File's text, the same object: what was read is dropped at
     once, so a verification holds each text once, not the desired and the read copy.
     Any other text read keeps its shared part (a hosts file's discovery section) once
-    among the files read with the same `shared`."""
+    among the files read with the same `shared`.
+    A file whose lstat is as `record` has it is left out and noted there (see
+    reconciler.kernel.file_record); the stat of a file read is noted there too."""
     try:
         dir_fd = open_container_dir(etc_fd, netns)
         if dir_fd is None:
@@ -53,7 +60,11 @@ def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
                 mode = entry.stat(follow_symlinks=False).st_mode
                 in_the_way.append((netns, _in_the_way(os.path.join(directory, entry.name), mode, "a regular file")))
             elif entry.name in CONTAINER_FILES and read:
-                content = read_small_file(entry.name, dir_fd)
+                key = ("file", netns, entry.name)
+                if record is not None and record.matches(key, entry.stat(follow_symlinks=False)):
+                    continue
+                noted = (lambda found, key=key: record.was_read(key, found)) if record is not None else None
+                content = read_small_file(entry.name, dir_fd, noted)
                 if content is not None:
                     found.append(File(netns, entry.name, _shared(content, netns, entry.name, expected, shared)))
             elif regular and is_temporary(entry.name):
@@ -116,12 +127,15 @@ def read_container_file(path: str) -> str | None:
         os.close(dir_fd)
 
 
-def read_small_file(path: str, dir_fd: int | None = None) -> str | None:
+def read_small_file(path: str, dir_fd: int | None = None,
+                    on_stat: Callable[[os.stat_result], None] | None = None) -> str | None:
     """The file's text, or None when absent. os-level I/O: a third of the cost of open()
     with its buffered text layer, which matters for 3000 files per full read. Relative
     to `dir_fd` a link is never followed (ELOOP: read as absent), and anything but a
     regular file put there since the directory was listed (a FIFO would block the read)
-    reads as absent."""
+    reads as absent. `on_stat` (relative to `dir_fd` only) gets the file's stat, taken
+    before the read: a change after it moves the stat on, so a stat never vouches for
+    older text."""
     contained = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
     flags = os.O_RDONLY | os.O_CLOEXEC | (contained if dir_fd is not None else 0)
     try:
@@ -133,8 +147,12 @@ def read_small_file(path: str, dir_fd: int | None = None) -> str | None:
             return None
         raise
     try:
-        if dir_fd is not None and not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
+        if dir_fd is not None:
+            found = os.fstat(fd)
+            if not stat.S_ISREG(found.st_mode):
+                return None
+            if on_stat is not None:
+                on_stat(found)
         chunks = []
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)

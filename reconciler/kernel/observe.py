@@ -26,6 +26,7 @@ from reconciler import drivers
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.container_files import observe_other_container_dirs
 from reconciler.kernel.dumps import OBSERVED_FAMILIES, decoded_routes, read_addrs, read_links, read_sysctls, routes
+from reconciler.kernel.file_record import FileRecord
 from reconciler.kernel.observe_containers import read_containers
 from reconciler.kernel.observe_host import host_networks as found_networks
 from reconciler.kernel.observe_host import observe_firewall, overlay_entries, used_interfaces
@@ -58,7 +59,10 @@ class Readers:
     routes and sysctls, which are read on every call: which namespaces are netreconcile's,
     what is inside them and their files, the firewall. These read everything;
     reconciler.kernel.observe_cache keeps them between the passes of watch mode and reads
-    again only what events named."""
+    again only what events named (and, keeping the files itself, takes no file record:
+    `uses_file_record`)."""
+
+    uses_file_record = True
 
     def namespaces(self, session: KernelSession) -> tuple[set[str], dict[str, int], dict[str, int]]:
         """The namespaces present, the record's and the owned ones (name -> cookie)."""
@@ -68,9 +72,9 @@ class Readers:
 
     def containers(self, session: KernelSession, names: list[str], aliases: set[str], host_names: dict[int, str],
                    owned: set[str], expected: Mapping[tuple, KernelObject] | None = None,
-                   ) -> tuple[list[KernelObject], dict, list]:
+                   record: FileRecord | None = None) -> tuple[list[KernelObject], dict, list]:
         """See read_containers; also what is in the way in the directories of names not `owned`."""
-        objects, peers, in_the_way = read_containers(session, names, aliases, host_names, expected)
+        objects, peers, in_the_way = read_containers(session, names, aliases, host_names, expected, record)
         return objects, peers, in_the_way + observe_other_container_dirs(session, owned)
 
     def firewall(self, session: KernelSession) -> list[KernelObject]:
@@ -93,7 +97,7 @@ READ_EVERYTHING = Readers()
 
 def observe(session: KernelSession, inside_containers: bool = True, uplinks: frozenset[str] = frozenset(),
             host_networks: bool = False, expected: State | None = None,
-            readers: Readers = READ_EVERYTHING) -> State:
+            readers: Readers = READ_EVERYTHING, file_record: FileRecord | None = None) -> State:
     """The live state. Without `inside_containers` the container namespaces are only
     listed, not read: enough to plan their deletion, which takes everything inside.
     `uplinks`: host interfaces the spec uses without owning them, observed closely
@@ -101,7 +105,8 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
     chosen subnet avoids (`State.host_networks`). `expected`: the state the caller
     compares with (a verification's), whose file texts a file read the same shares
     instead of holding a copy (compared in full all the same). `readers`: where the parts
-    other than the host's netlink state come from."""
+    other than the host's netlink state come from. `file_record`: container files as it
+    has them are left out of the state and noted in it (reconciler.kernel.file_record)."""
     objects: list[KernelObject] = []
     host_links = read_links(session.host)
     by_index = {link.index: link for link in host_links}
@@ -158,7 +163,8 @@ def observe(session: KernelSession, inside_containers: bool = True, uplinks: fro
     if inside_containers:
         host_names = {index: link.ifname for index, link in by_index.items()}
         inside, peers, in_the_way = readers.containers(session, sorted(owned_set) + sorted(aliases), set(aliases),
-                                                       host_names, set(owned), expected.objects if expected else None)
+                                                       host_names, set(owned), expected.objects if expected else None,
+                                                       file_record)
         objects += inside
     else:
         objects += [Netns(name) for name in sorted(owned_set)]

@@ -158,6 +158,8 @@ class CachingReaders(Readers):
         self._next = scopes
         self._planned = set()
 
+    uses_file_record = False  # the files are kept here, read again when an event names them
+
     def forget(self) -> None:
         """Keep nothing: after a failure the kernel may be anything."""
         self._kept = self.live = self._desired = None
@@ -281,7 +283,7 @@ class CachingReaders(Readers):
 
     def containers(self, session: KernelSession, names: list[str], aliases: set[str], host_names: dict[int, str],
                    owned: set[str], expected: Mapping[tuple, KernelObject] | None = None,
-                   ) -> tuple[list[KernelObject], dict, list]:
+                   record: None = None) -> tuple[list[KernelObject], dict, list]:
         kept = self._kept
         if self.read.everything:
             objects, peers, in_the_way = read_containers(session, names, aliases, host_names, expected)

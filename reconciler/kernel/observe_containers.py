@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from reconciler import drivers
 from reconciler.kernel import netlink as nl
@@ -17,16 +18,19 @@ from reconciler.kernel.nlsocket import NetlinkSocket
 from reconciler.kernel.session import KernelSession
 from reconciler.state.model import MISSING, Address, KernelObject, Netns, SharedParts
 
+if TYPE_CHECKING:
+    from reconciler.kernel.file_record import FileRecord
+
 
 def read_containers(
     session: KernelSession, names: list[str], aliases: set[str], host_names: dict[int, str],
-    expected: Mapping[tuple, KernelObject] | None = None,
+    expected: Mapping[tuple, KernelObject] | None = None, record: FileRecord | None = None,
 ) -> tuple[list[KernelObject], dict, list]:
     """Objects inside the container namespaces and the files of `names` (of `aliases`:
     only the files, their namespace is another's), their veth peers by host-side
     index, and what is in the way of their files. `host_names`: the host interfaces'
     names by index, which macvlan parents are found by. A file as `expected` has it
-    shares its text (container_files.observe_files).
+    shares its text; one as `record` has it is left out (container_files.observe_files).
 
     The files are read on a second thread while this one reads the namespaces: both
     spend much of their time in the kernel (netlink dumps; open and read), where the
@@ -44,7 +48,8 @@ def read_containers(
         shared = SharedParts()
         try:
             for name in names:
-                files[name] = observe_files(etc_fd, session.etc_dir(name), name, expected=expected, shared=shared)
+                files[name] = observe_files(etc_fd, session.etc_dir(name), name, expected=expected, shared=shared,
+                                            record=record)
         except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
             failures.append(error)
 

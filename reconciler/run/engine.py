@@ -21,7 +21,8 @@ from reconciler.errors import (
     ConflictError, KernelError, NetreconcileError, PrerequisiteError, Problem, SpecError, UsageError,
     VerifyError,
 )
-from reconciler.kernel import nft
+from reconciler.kernel import file_record, nft
+from reconciler.kernel.file_record import FileRecord
 from reconciler.kernel.observe import READ_EVERYTHING, Readers, observe
 from reconciler.kernel.observe_namespaces import netns_managed_elsewhere
 from reconciler.kernel.session import KernelSession
@@ -169,9 +170,12 @@ def plan_and_states(spec: Spec, session: KernelSession) -> tuple[Plan, State, St
 
 @cycle_collector_paused
 def _observe_and_plan(spec: Spec | None, session: KernelSession, readers: Readers = READ_EVERYTHING,
-                      target: Target | None = None) -> tuple[Plan, State, State, HostFiles]:
+                      target: Target | None = None, record: FileRecord | None = None,
+                      ) -> tuple[Plan, State, State, HostFiles]:
     """The plan, the live state it starts from, the desired state it aims at and the
-    host files that desired state was built from (`target`: those two, reused)."""
+    host files that desired state was built from (`target`: those two, reused). The
+    container files as `record` has them (loaded here when not given and `readers` take
+    one) are not read, unless the desired state wants other text (file_record.settle)."""
     if spec is None:
         live = readers.observe(session, inside_containers=False)
         return plan(EMPTY_SPEC_STATE, live, destroying=True), live, EMPTY_SPEC_STATE, NO_HOST_FILES
@@ -181,10 +185,14 @@ def _observe_and_plan(spec: Spec | None, session: KernelSession, readers: Reader
         result = readers.plan_over(target.desired, live)
         check_firewall(result, session)
         return result, live, target.desired, target.host_files
-    live = readers.observe(session, uplinks=uplinks(spec), host_networks=needs_choice(spec))
+    if record is None and readers.uses_file_record:
+        record = file_record.load(session)
+    live = readers.observe(session, uplinks=uplinks(spec), host_networks=needs_choice(spec), file_record=record)
     spec = with_chosen_subnets(spec, live)
     host_files = read_host_files(spec)
     desired = build_desired(spec, live, host_files)
+    if record is not None:
+        live = file_record.settle(live, desired, record, session)
     check_live_needs(spec, desired, live)
     live = _with_hosts_of_foreign_netns(live, desired, session)
     result = plan(desired, live)
@@ -202,11 +210,12 @@ def check_live_needs(spec: Spec, desired: State, live: State) -> None:
 
 
 def _verify(desired: State, session: KernelSession, destroying: bool, held: frozenset[tuple],
-            readers: Readers = READ_EVERYTHING) -> State:
+            readers: Readers = READ_EVERYTHING, record: FileRecord | None = None) -> State:
     """Observe again: the kernel must now be the desired state (the held objects aside).
     The target is the one planned for, so the host files are not read again. Returns
-    the state read back."""
-    after = readers.observe(session, inside_containers=not destroying, expected=desired)
+    the state read back; `record` (one without entries: every file is read) notes the
+    stat of each file read."""
+    after = readers.observe(session, inside_containers=not destroying, expected=desired, file_record=record)
     remaining, _ = hold_back(plan(desired, after, destroying=True) if destroying else readers.plan_over(desired, after),
                              held)
     if remaining.actions:
@@ -251,7 +260,8 @@ def converge(
     a spec: destroy has nothing to go back to) by converging on the state observed
     before, and the error says so. `readers` and `target`: see observe and Target;
     before reading back, `readers` learns what the plan touched."""
-    current, before, desired, host_files = _observe_and_plan(spec, session, readers, target)
+    record = file_record.load(session) if readers.uses_file_record and target is None and spec is not None else None
+    current, before, desired, host_files = _observe_and_plan(spec, session, readers, target, record)
     if current.conflicts:
         raise ConflictError("\n".join(current.conflicts))
     current.raise_if_unsafe(force)
@@ -259,6 +269,7 @@ def converge(
     if on_plan is not None:
         on_plan(current)
     if not current.actions:
+        _keep_file_record(session, spec, readers, record, desired, before)
         return Outcome(current, 0, waiting, before, host_files, desired, before)
     from reconciler.kernel.writer import KernelWriter  # the writer is loaded only when there is work
 
@@ -266,7 +277,8 @@ def converge(
     try:
         applied = writer.apply(current)
         readers.reading_back(current)
-        after = _verify(desired, session, spec is None, held, readers)
+        read_back = file_record.FileRecord() if record is not None else None
+        after = _verify(desired, session, spec is None, held, readers, read_back)
     except KernelError as error:
         if not rollback or spec is None:
             raise
@@ -274,7 +286,19 @@ def converge(
         failure = type(error)(f"{error}\n{undone}", error.errno)
         failure.restored = restored
         raise failure from error
+    # what was read back equals the desired state: it was verified
+    _keep_file_record(session, spec, readers, read_back, desired, after, previous=record)
     return Outcome(current, applied, waiting, before, host_files, desired, after)
+
+
+def _keep_file_record(session: KernelSession, spec: Spec | None, readers: Readers, record: FileRecord | None,
+                      desired: State, live: State, previous: FileRecord | None = None) -> None:
+    """After a converged pass: the file record of the files `record` noted in `live`
+    (file_record.write); after a destroy none."""
+    if record is not None:
+        file_record.write(session, record, desired, live, previous)
+    elif spec is None and readers.uses_file_record:
+        file_record.forget(session)
 
 
 def fail_after_from_environment() -> int | None:
