@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import netns_names, sh
+from tests.conftest import eventually, netns_names, sh
 
 pytestmark = pytest.mark.kernel
 
@@ -28,8 +28,11 @@ containers:
 
 
 def ping(sandbox, source: str, address: str) -> bool:
-    result = sandbox.in_ns(source, f"ping -c1 -W2 {address}", check=False)
-    return "1 received" in result
+    """Whether `source` reaches `address`, waited for: a veth made a moment ago forwards
+    once the kernel's link watch has seen its carrier, which it may put off by up to a
+    second after the last change (longer on a loaded machine)."""
+    return eventually(lambda: "1 received" in sandbox.in_ns(source, f"ping -c1 -W2 {address}", check=False),
+                      f"{source} reaches {address}")
 
 
 def test_three_containers_converge_talk_and_reapply_is_a_no_op(sandbox):
