@@ -97,6 +97,48 @@ def test_a_plan_over_the_changed_scopes_and_the_host_is_the_whole_plan(spec, oth
     assert plan_in_scopes(scoped, ScopedState.of(live_state), changed) == plan(desired, live_state)
 
 
+def nonempty(mapping: dict) -> dict:
+    return {key: value for key, value in mapping.items() if value}
+
+
+@settings(max_examples=200, deadline=None)
+@given(specs(), specs(), st.data())
+def test_updating_scopes_in_place_is_rebuilding_them_and_the_way_back_is_the_state_before(spec, other, data):
+    """A pass reads some scopes again and finds other objects there (another spec's,
+    drifted): the kept state updated in place is the one built from scratch, and the
+    way back taken before the update is the state as it was."""
+    start, elsewhere = build_desired(spec, State()), build_desired(other, State())
+    scoped = ScopedState.of(State(dict(start.objects)))
+    objects = scoped.state.objects
+    scopes = sorted(set(scoped.parts) | set(ScopedState.of(elsewhere).parts), key=repr)
+    changed = set(data.draw(st.lists(st.sampled_from(scopes), unique=True))) if scopes else set()
+    kept = {key: obj for key, obj in start.objects.items() if scope_of(obj) not in changed}
+    found = data.draw(mutations(State({key: obj for key, obj in elsewhere.objects.items()
+                                       if scope_of(obj) in changed and key not in kept})))
+    back = scoped.way_back()
+    scoped.update([obj for obj in start.objects.values() if scope_of(obj) in changed], list(found.objects.values()),
+                  foreign_files=frozenset({("web", "in the way")}))
+    rebuilt = ScopedState.of(State({**kept, **found.objects}))
+    assert scoped.state.objects is objects  # in place: no copy of the whole state
+    assert scoped.state == rebuilt.state and scoped.state.foreign_files == {("web", "in the way")}
+    assert nonempty(scoped.parts) == nonempty(rebuilt.parts)
+    assert nonempty(scoped.claimed_by) == nonempty(rebuilt.claimed_by)
+    assert back() == start and back().foreign_files == frozenset()
+
+
+def test_an_apply_can_go_back_to_the_kept_state_the_read_back_updates_in_place():
+    readers = CachingReaders()
+    web, db = Address("web", "eth0", "10.0.0.2/24"), Address("db", "eth0", "10.0.0.3/24")
+    readers.live = ScopedState.of(State.of([web, Netns("web")]))
+    observed = readers.live.state
+    state_before = readers.way_back(observed)
+    readers.live.update([web], [db])
+    assert readers.live.state == State.of([Netns("web"), db])
+    assert state_before() == State.of([web, Netns("web")])
+    other = State.of([web])  # not the kept state: never changed, given back as it is
+    assert readers.way_back(other)() is other
+
+
 def payload_of(request: bytes) -> bytes:
     return next(nl.messages(request))[3]
 

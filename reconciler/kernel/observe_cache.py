@@ -25,7 +25,7 @@ the kernel holds; a periodic full observation checks it (reconciler.run.incremen
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.kernel import netlink as nl
@@ -165,6 +165,12 @@ class CachingReaders(Readers):
 
     def reading_back(self, applied: Plan) -> None:
         self._next = touched_by(applied) | self._next if self._kept is not None else EVERYTHING
+
+    def way_back(self, observed: State) -> Callable[[], State]:
+        """The kept state is updated in place by the read-back: it notes what it replaces."""
+        if self.live is not None and observed.objects is self.live.state.objects:
+            return self.live.way_back()
+        return super().way_back(observed)
 
     # --- observing ---------------------------------------------------------------------
 
