@@ -165,9 +165,9 @@ def test_host_link_events_name_their_links_and_any_other_host_event_names_none()
     assert sources.take_host_links() is None and sources.host_change == "a host event of type 20"  # an address
     sources._note_host_links([link], overflowed=True)
     assert sources.take_host_links() is None  # events were lost
-    many = b"".join(nl.message(nl.RTM_NEWLINK, 0, i, nl.ifinfomsg(i)) for i in range(1, 100))
+    many = b"".join(nl.message(nl.RTM_NEWLINK, 0, i, nl.ifinfomsg(i)) for i in range(1, 1000))
     sources._note_host_links([many], overflowed=False)
-    assert sources.take_host_links() is None  # too many to name: reading them all costs less
+    assert sources.take_host_links() == dict.fromkeys(range(1, 1000), nl.RTM_NEWLINK)  # the reader weighs them
 
 
 def test_events_come_from_sockets_past_descriptor_1023():
@@ -190,22 +190,26 @@ def test_events_come_from_sockets_past_descriptor_1023():
 
 
 def filled_readers() -> CachingReaders:
-    """Readers as a full observation leaves them: web's veth has host index 7."""
+    """Readers as a full observation leaves them: web's veth has host index 7, the host
+    has four more links."""
     readers = CachingReaders()
-    readers._kept = _Kept((set(), {}, {}), veth_containers={7: "web"})
+    readers._kept = _Kept((set(), {}, {}), veth_containers={7: "web"},
+                          host_names={1: "lo", 2: "br", 3: "eth0", 4: "eth1", 7: "veth-web"})
     readers.live = ScopedState.of(State())
     return readers
 
 
 def test_a_pass_reads_the_containers_its_events_name_and_the_host_only_for_other_host_links():
     readers = filled_readers()
-    readers.read_again(Scopes(files=frozenset({"db"})), {7: nl.RTM_DELLINK})  # web's veth's host end
+    readers.read_again(Scopes(files=frozenset({"db"})), {7: nl.RTM_DELLINK})  # web's veth's host end, gone
     assert readers._next == Scopes(frozenset({"web"}), frozenset({"db"})) and not readers.reads_all
+    readers.read_again(Scopes(), {7: nl.RTM_NEWLINK})  # changed (its carrier came up): only it is read
+    assert readers._next == Scopes(veths=frozenset({"web"})) and not readers.host_read
     readers.read_again(Scopes(), {8: nl.RTM_NEWLINK})  # a link that is no known veth's
     assert readers._next == Scopes(host=True) and "[8]" in readers.host_read
     readers.read_again(Scopes(), {8: nl.RTM_DELLINK})  # made and gone since the host was read
     assert readers._next == Scopes() and not readers.host_read
-    readers._kept.host_names[8] = "eth1"
+    readers._kept.host_names[8] = "eth2"
     readers.read_again(Scopes(), {8: nl.RTM_DELLINK})  # gone, and it was there
     assert readers._next == Scopes(host=True)
     readers.read_again(Scopes(), host_changed="a host event of type 20")  # an address, a route, lost events
@@ -215,6 +219,21 @@ def test_a_pass_reads_the_containers_its_events_name_and_the_host_only_for_other
     readers.forget()
     readers.read_again(Scopes(netns=frozenset({"web"})))
     assert readers.reads_all  # nothing kept
+
+
+def test_a_burst_of_host_link_events_reads_the_veths_it_names_unless_it_names_most_of_the_host():
+    readers = filled_readers()
+    kept = readers._kept
+    for index in range(100, 1100):  # a thousand containers, a veth each
+        kept.host_names[index], kept.veth_containers[index] = f"veth{index}", f"c{index}"
+    burst = dict.fromkeys(range(100, 400), nl.RTM_NEWLINK)  # carriers coming up after the start
+    readers.read_again(Scopes(), burst)
+    assert readers._next == Scopes(veths=frozenset(f"c{i}" for i in range(100, 400))), readers.host_read
+    assert not readers.host_read and not readers.reads_all
+    readers.read_again(Scopes(), dict.fromkeys(range(100, 700), nl.RTM_NEWLINK))  # most of the host's links
+    assert readers._next.host and "600 of the host's 1005 links" in readers.host_read
+    readers.read_again(Scopes(), {**burst, 9: nl.RTM_NEWLINK})  # and one the kept state does not know
+    assert readers._next.host and "[9]" in readers.host_read
 
 
 # --- kernel ---------------------------------------------------------------------------
@@ -245,6 +264,16 @@ def test_drift_is_repaired_reading_only_the_scopes_its_events_name(sandbox):
         repair = watch.reacts(lambda: drift_passes(watch, since), "the repair's log line")[0]
         assert repair["observed"] == "incremental" and repair["namespaces_read"] <= 2, watch.tail()
         assert "veth" in repair["actions"]
+
+        watch.settle()
+        since = len(watch.passes())
+        host_end = sorted(veths(box))[0]
+        box.host_sh(f"bridge link set dev {host_end} hairpin on")  # the host end alone: only it is read again
+        watch.reacts(lambda: "hairpin off" in box.host_sh(f"bridge -d link show dev {host_end}"),
+                     "its hairpin mode is repaired")
+        repair = watch.reacts(lambda: drift_passes(watch, since), "the repair's log line")[0]
+        assert repair["trigger"] == "netlink:host" and "host_read" not in repair, watch.tail()
+        assert repair["namespaces_read"] <= 1, watch.tail()  # only the read-back after the apply
 
         watch.settle()
         since = len(watch.passes())
