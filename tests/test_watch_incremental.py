@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from reconciler.kernel import netlink as nl
 from reconciler.kernel.observe_cache import EVERYTHING, READ_ALL_FROM, CachingReaders, Scopes, _Kept, touched_by
-from reconciler.run.incremental import drift_scopes, missed_changes
+from reconciler.run.incremental import drift_scopes, kept_state_scopes, missed_changes
 from reconciler.run.scheduler import KERNEL_DEBOUNCE, PassScheduler
 from reconciler.run.triggers import EventSources
 from reconciler.state.desired import build_desired
@@ -38,6 +38,13 @@ def test_kernel_and_file_events_name_their_scopes_and_everything_else_asks_for_a
     for reason in ("start", "spec", "resolv.conf", "hosts", "sighup", "git", "resync", "retry", "hold ended",
                    "changed during the pass", "host netns", "overflow:netlink:web", "netlink:", "files:"):
         assert drift_scopes(("netlink:host", reason)) is None, reason
+
+
+def test_a_changed_host_file_plans_against_the_kept_state_and_a_changed_spec_does_not():
+    assert kept_state_scopes(("resolv.conf", "files:web", "netlink:host")) == Scopes(files=frozenset({"web"}))
+    assert kept_state_scopes(("hosts",)) == Scopes()
+    for reason in ("start", "spec", "sighup", "git", "resync", "retry"):
+        assert kept_state_scopes(("resolv.conf", reason)) is None, reason
 
 
 def veth(container: str) -> Veth:
