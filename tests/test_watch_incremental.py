@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.kernel import netlink as nl
-from reconciler.kernel.observe_cache import EVERYTHING, READ_ALL_FROM, CachingReaders, Scopes, _Kept, touched_by
+from reconciler.kernel.observe_cache import EVERYTHING, CachingReaders, Scopes, _Kept, touched_by
 from reconciler.run.incremental import drift_scopes, kept_state_scopes, missed_changes
 from reconciler.run.scheduler import KERNEL_DEBOUNCE, PassScheduler
 from reconciler.run.triggers import EventSources
@@ -201,7 +201,8 @@ def filled_readers() -> CachingReaders:
     has four more links."""
     readers = CachingReaders()
     readers._kept = _Kept((set(), {}, {}), veth_containers={7: "web"},
-                          host_names={1: "lo", 2: "br", 3: "eth0", 4: "eth1", 7: "veth-web"})
+                          host_names={1: "lo", 2: "br", 3: "eth0", 4: "eth1", 7: "veth-web"},
+                          files={name: ([], []) for name in ("web", "db", "cache", "queue", "api")})
     readers.live = ScopedState.of(State())
     return readers
 
@@ -221,8 +222,12 @@ def test_a_pass_reads_the_containers_its_events_name_and_the_host_only_for_other
     assert readers._next == Scopes(host=True)
     readers.read_again(Scopes(), host_changed="a host event of type 20")  # an address, a route, lost events
     assert readers._next == Scopes(host=True)
-    readers.read_again(Scopes(netns=frozenset(f"c{i}" for i in range(READ_ALL_FROM))))
-    assert readers.reads_all and readers._next == EVERYTHING  # the events of a large apply
+    readers._kept.files = {f"c{i}": ([], []) for i in range(1000)}  # a thousand containers kept
+    half = frozenset(f"c{i}" for i in range(500))
+    readers.read_again(Scopes(netns=half, files=half))  # as cheap as half a full read: read again
+    assert readers._next == Scopes(half, half) and not readers.reads_all
+    readers.read_again(Scopes(netns=frozenset(f"c{i}" for i in range(900))))  # nearly all: read everything
+    assert readers.reads_all and readers._next == EVERYTHING
     readers.forget()
     readers.read_again(Scopes(netns=frozenset({"web"})))
     assert readers.reads_all  # nothing kept

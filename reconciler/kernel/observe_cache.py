@@ -39,9 +39,15 @@ from reconciler.state.plan import Plan
 from reconciler.state.scopes import HOST_SCOPE, ScopedState, container_scope, plan_in_scopes
 
 FILE_KINDS = frozenset({"file", "leftover"})
-# containers named by one pass's events from which a full observation costs less (it
-# reads the files on a second thread beside the dumps; the events of an apply of many containers)
-READ_ALL_FROM = 200
+# the share of the containers kept that one pass's events must name for a full observation
+# rather than reading those again. Measured with the threaded reader (files on a second
+# thread beside the dumps; benchmarks/bench_read_again.py, busy machine, load 6-7): reading
+# K containers again costs about K/N of a full observation of N (N=1000: 200 again 0.22 of
+# it, 500 0.64, all 1000 1.08; N=5000: 500 0.11, 2000 0.28, all 5000 0.98, CPU time alike),
+# so the two meet only near all of them, where the full read, which also looks again at
+# which namespaces are netreconcile's, is worth its last 10 %. (It was 200 containers,
+# sized for a forked reader that made a full read cheaper and is gone.)
+READ_ALL_SHARE = 0.9
 # the share of the host's links named by one pass's events from which reading them all
 # costs less than asking for each one by index
 HOST_SHARE_READ_ALL = 0.5
@@ -154,7 +160,7 @@ class CachingReaders(Readers):
         else:
             host_links = host_links or {}
             scopes = scopes | self._named_by(host_links)
-        if len(scopes.netns | scopes.files) >= READ_ALL_FROM:
+        if len(scopes.netns | scopes.files) >= READ_ALL_SHARE * len(self._kept.files):
             self.read_everything()
             return
         self._next = scopes
