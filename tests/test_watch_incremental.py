@@ -5,10 +5,12 @@ resync warns about what the kept state missed. Pure parts first, then kernel tes
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import socket
 import struct
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -246,6 +248,25 @@ def test_a_burst_of_host_link_events_reads_the_veths_it_names_unless_it_names_mo
     assert readers._next.host and "600 of the host's 1005 links" in readers.host_read
     readers.read_again(Scopes(), {**burst, 9: nl.RTM_NEWLINK})  # and one the kept state does not know
     assert readers._next.host and "[9]" in readers.host_read
+
+
+def test_a_scope_read_again_but_found_as_kept_is_not_planned():
+    """A carrier coming up sends a host link event, but no field of the veth observed
+    changed: that container is as the last converged pass left it."""
+    readers = filled_readers()
+    kept = veth("web")
+    readers._kept.netns = {"web": ([], {})}
+    readers.live = ScopedState.of(State.of([kept, Netns("web")]))
+    found = {"web": [kept]}
+    readers._veths_of = lambda session, peers_of, pending: found
+    session = SimpleNamespace(state=SimpleNamespace(pending_links=dict))
+    readers.read_again(Scopes(veths=frozenset({"web"})))
+    readers.observe(session)
+    assert readers._planned == set() and readers.live.state == State.of([kept, Netns("web")])
+    found["web"] = [dataclasses.replace(kept, hairpin=True)]
+    readers.read_again(Scopes(veths=frozenset({"web"})))
+    readers.observe(session)
+    assert readers._planned == {("container", "web")} and readers.live.state.objects[kept.key].hairpin
 
 
 # --- kernel ---------------------------------------------------------------------------

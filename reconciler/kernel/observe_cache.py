@@ -271,15 +271,19 @@ class CachingReaders(Readers):
         removed: list[KernelObject] = []
         added: list[KernelObject] = []
         for name, parts in replaced.items():
-            removed += [obj for obj in live.parts.get(container_scope(name), {}).values()
-                        if _part_of(obj) in parts and obj.kind != "alias"]
-            for found in parts.values():
-                added += found
+            was = [obj for obj in live.parts.get(container_scope(name), {}).values()
+                   if _part_of(obj) in parts and obj.kind != "alias"]
+            now = [obj for found in parts.values() for obj in found]
+            # a scope read again but found as kept (a carrier came up: no field observed
+            # changed) is as the last converged pass left it: nothing to plan there
+            if {obj.key: obj for obj in was} != {obj.key: obj for obj in now}:
+                removed += was
+                added += now
+                self._planned.add(container_scope(name))
         if read.firewall:
             kept.firewall = observe_firewall(session)
             removed += [obj for obj in live.parts.get(HOST_SCOPE, {}).values() if obj.kind == "firewall"]
             added += kept.firewall
-        self._planned |= {container_scope(name) for name in replaced}
         live.update(removed, added, foreign_files=frozenset(foreign_files))
         return live.state
 
