@@ -244,8 +244,10 @@ def test_a_burst_of_host_link_events_reads_the_veths_it_names_unless_it_names_mo
     readers.read_again(Scopes(), burst)
     assert readers._next == Scopes(veths=frozenset(f"c{i}" for i in range(100, 400))), readers.host_read
     assert not readers.host_read and not readers.reads_all
-    readers.read_again(Scopes(), dict.fromkeys(range(100, 700), nl.RTM_NEWLINK))  # most of the host's links
-    assert readers._next.host and "600 of the host's 1005 links" in readers.host_read
+    readers.read_again(Scopes(), dict.fromkeys(range(100, 700), nl.RTM_NEWLINK))  # more than half: still cheaper
+    assert not readers._next.host and len(readers._next.veths) == 600
+    readers.read_again(Scopes(), dict.fromkeys(range(100, 1100), nl.RTM_NEWLINK))  # nearly all the host's links
+    assert readers._next.host and "1000 of the host's 1005 links" in readers.host_read
     readers.read_again(Scopes(), {**burst, 9: nl.RTM_NEWLINK})  # and one the kept state does not know
     assert readers._next.host and "[9]" in readers.host_read
 
