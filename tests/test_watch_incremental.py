@@ -215,6 +215,8 @@ def test_a_pass_reads_the_containers_its_events_name_and_the_host_only_for_other
     assert readers._next == Scopes(frozenset({"web"}), frozenset({"db"})) and not readers.reads_all
     readers.read_again(Scopes(), {7: nl.RTM_NEWLINK})  # changed (its carrier came up): only it is read
     assert readers._next == Scopes(veths=frozenset({"web"})) and not readers.host_read
+    readers.reading_back(Plan((Action(CREATE, Address("db", "eth0", "10.0.0.3/24"), ""),)))
+    assert readers._next == Scopes(frozenset({"db"}))  # what the apply touched, not the host ends again
     readers.read_again(Scopes(), {8: nl.RTM_NEWLINK})  # a link that is no known veth's
     assert readers._next == Scopes(host=True) and "[8]" in readers.host_read
     readers.read_again(Scopes(), {8: nl.RTM_DELLINK})  # made and gone since the host was read
