@@ -194,6 +194,13 @@ def main() -> int:
               f"observed {'/'.join(observed)}, namespaces read at most {max(p.get('namespaces_read', 0) for p in repairs)}")
     if noop:
         print(f"  no-op pass (full observation)  median {statistics.median(noop) / 1000:6.3f} s over {len(noop)}")
+    # what the worst rounds met: the longest passes after the start's but the full observations asked for
+    slowest = sorted((p for p in passes[1:] if "sighup" not in p["trigger"]), key=lambda p: -p["duration_ms"])[:3]
+    for p in slowest:
+        triggers = p["trigger"].split(",")
+        print(f"  a slow pass: {p['duration_ms']:.0f} ms, {len(triggers)} trigger(s) ({','.join(triggers[:3])}"
+              f"{', ...' if len(triggers) > 3 else ''}), observed {p.get('observed')}, "
+              f"{p.get('namespaces_read')} namespaces read{', host read: ' + p['host_read'] if 'host_read' in p else ''}")
     return 0
 
 

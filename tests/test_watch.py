@@ -266,6 +266,11 @@ def test_a_host_resolv_conf_change_reaches_every_container(watch):
                    for c in ("web", "db"))
 
     watch.reacts(updated, "both containers' resolv.conf")
+    change = watch.reacts(lambda: [line for line in watch.passes() if "resolv.conf" in line["trigger"].split(",")],
+                          "the resolv.conf pass's log line")[0]
+    # the kernel did not change: the kept state is planned against, no namespace read
+    assert change["observed"] == "incremental" and change["namespaces_read"] == 0, watch.tail()
+    assert change["actions"] == {"file": 2}, change
     assert watch.stop() == 0
 
 

@@ -5,18 +5,20 @@ resync warns about what the kept state missed. Pure parts first, then kernel tes
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import socket
 import struct
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.kernel import netlink as nl
-from reconciler.kernel.observe_cache import EVERYTHING, READ_ALL_FROM, CachingReaders, Scopes, _Kept, touched_by
-from reconciler.run.incremental import drift_scopes, missed_changes
+from reconciler.kernel.observe_cache import EVERYTHING, CachingReaders, Scopes, _Kept, touched_by
+from reconciler.run.incremental import drift_scopes, kept_state_scopes, missed_changes
 from reconciler.run.scheduler import KERNEL_DEBOUNCE, PassScheduler
 from reconciler.run.triggers import EventSources
 from reconciler.state.desired import build_desired
@@ -38,6 +40,13 @@ def test_kernel_and_file_events_name_their_scopes_and_everything_else_asks_for_a
     for reason in ("start", "spec", "resolv.conf", "hosts", "sighup", "git", "resync", "retry", "hold ended",
                    "changed during the pass", "host netns", "overflow:netlink:web", "netlink:", "files:"):
         assert drift_scopes(("netlink:host", reason)) is None, reason
+
+
+def test_a_changed_host_file_plans_against_the_kept_state_and_a_changed_spec_does_not():
+    assert kept_state_scopes(("resolv.conf", "files:web", "netlink:host")) == Scopes(files=frozenset({"web"}))
+    assert kept_state_scopes(("hosts",)) == Scopes()
+    for reason in ("start", "spec", "sighup", "git", "resync", "retry"):
+        assert kept_state_scopes(("resolv.conf", reason)) is None, reason
 
 
 def veth(container: str) -> Veth:
@@ -97,6 +106,48 @@ def test_a_plan_over_the_changed_scopes_and_the_host_is_the_whole_plan(spec, oth
     assert plan_in_scopes(scoped, ScopedState.of(live_state), changed) == plan(desired, live_state)
 
 
+def nonempty(mapping: dict) -> dict:
+    return {key: value for key, value in mapping.items() if value}
+
+
+@settings(max_examples=200, deadline=None)
+@given(specs(), specs(), st.data())
+def test_updating_scopes_in_place_is_rebuilding_them_and_the_way_back_is_the_state_before(spec, other, data):
+    """A pass reads some scopes again and finds other objects there (another spec's,
+    drifted): the kept state updated in place is the one built from scratch, and the
+    way back taken before the update is the state as it was."""
+    start, elsewhere = build_desired(spec, State()), build_desired(other, State())
+    scoped = ScopedState.of(State(dict(start.objects)))
+    objects = scoped.state.objects
+    scopes = sorted(set(scoped.parts) | set(ScopedState.of(elsewhere).parts), key=repr)
+    changed = set(data.draw(st.lists(st.sampled_from(scopes), unique=True))) if scopes else set()
+    kept = {key: obj for key, obj in start.objects.items() if scope_of(obj) not in changed}
+    found = data.draw(mutations(State({key: obj for key, obj in elsewhere.objects.items()
+                                       if scope_of(obj) in changed and key not in kept})))
+    back = scoped.way_back()
+    scoped.update([obj for obj in start.objects.values() if scope_of(obj) in changed], list(found.objects.values()),
+                  foreign_files=frozenset({("web", "in the way")}))
+    rebuilt = ScopedState.of(State({**kept, **found.objects}))
+    assert scoped.state.objects is objects  # in place: no copy of the whole state
+    assert scoped.state == rebuilt.state and scoped.state.foreign_files == {("web", "in the way")}
+    assert nonempty(scoped.parts) == nonempty(rebuilt.parts)
+    assert nonempty(scoped.claimed_by) == nonempty(rebuilt.claimed_by)
+    assert back() == start and back().foreign_files == frozenset()
+
+
+def test_an_apply_can_go_back_to_the_kept_state_the_read_back_updates_in_place():
+    readers = CachingReaders()
+    web, db = Address("web", "eth0", "10.0.0.2/24"), Address("db", "eth0", "10.0.0.3/24")
+    readers.live = ScopedState.of(State.of([web, Netns("web")]))
+    observed = readers.live.state
+    state_before = readers.way_back(observed)
+    readers.live.update([web], [db])
+    assert readers.live.state == State.of([Netns("web"), db])
+    assert state_before() == State.of([web, Netns("web")])
+    other = State.of([web])  # not the kept state: never changed, given back as it is
+    assert readers.way_back(other)() is other
+
+
 def payload_of(request: bytes) -> bytes:
     return next(nl.messages(request))[3]
 
@@ -123,9 +174,9 @@ def test_host_link_events_name_their_links_and_any_other_host_event_names_none()
     assert sources.take_host_links() is None and sources.host_change == "a host event of type 20"  # an address
     sources._note_host_links([link], overflowed=True)
     assert sources.take_host_links() is None  # events were lost
-    many = b"".join(nl.message(nl.RTM_NEWLINK, 0, i, nl.ifinfomsg(i)) for i in range(1, 100))
+    many = b"".join(nl.message(nl.RTM_NEWLINK, 0, i, nl.ifinfomsg(i)) for i in range(1, 1000))
     sources._note_host_links([many], overflowed=False)
-    assert sources.take_host_links() is None  # too many to name: reading them all costs less
+    assert sources.take_host_links() == dict.fromkeys(range(1, 1000), nl.RTM_NEWLINK)  # the reader weighs them
 
 
 def test_events_come_from_sockets_past_descriptor_1023():
@@ -148,31 +199,78 @@ def test_events_come_from_sockets_past_descriptor_1023():
 
 
 def filled_readers() -> CachingReaders:
-    """Readers as a full observation leaves them: web's veth has host index 7."""
+    """Readers as a full observation leaves them: web's veth has host index 7, the host
+    has four more links."""
     readers = CachingReaders()
-    readers._kept = _Kept((set(), {}, {}), veth_containers={7: "web"})
+    readers._kept = _Kept((set(), {}, {}), veth_containers={7: "web"},
+                          host_names={1: "lo", 2: "br", 3: "eth0", 4: "eth1", 7: "veth-web"},
+                          files={name: ([], []) for name in ("web", "db", "cache", "queue", "api")})
     readers.live = ScopedState.of(State())
     return readers
 
 
 def test_a_pass_reads_the_containers_its_events_name_and_the_host_only_for_other_host_links():
     readers = filled_readers()
-    readers.read_again(Scopes(files=frozenset({"db"})), {7: nl.RTM_DELLINK})  # web's veth's host end
+    readers.read_again(Scopes(files=frozenset({"db"})), {7: nl.RTM_DELLINK})  # web's veth's host end, gone
     assert readers._next == Scopes(frozenset({"web"}), frozenset({"db"})) and not readers.reads_all
+    readers.read_again(Scopes(), {7: nl.RTM_NEWLINK})  # changed (its carrier came up): only it is read
+    assert readers._next == Scopes(veths=frozenset({"web"})) and not readers.host_read
+    readers.reading_back(Plan((Action(CREATE, Address("db", "eth0", "10.0.0.3/24"), ""),)))
+    assert readers._next == Scopes(frozenset({"db"}))  # what the apply touched, not the host ends again
     readers.read_again(Scopes(), {8: nl.RTM_NEWLINK})  # a link that is no known veth's
     assert readers._next == Scopes(host=True) and "[8]" in readers.host_read
     readers.read_again(Scopes(), {8: nl.RTM_DELLINK})  # made and gone since the host was read
     assert readers._next == Scopes() and not readers.host_read
-    readers._kept.host_names[8] = "eth1"
+    readers._kept.host_names[8] = "eth2"
     readers.read_again(Scopes(), {8: nl.RTM_DELLINK})  # gone, and it was there
     assert readers._next == Scopes(host=True)
     readers.read_again(Scopes(), host_changed="a host event of type 20")  # an address, a route, lost events
     assert readers._next == Scopes(host=True)
-    readers.read_again(Scopes(netns=frozenset(f"c{i}" for i in range(READ_ALL_FROM))))
-    assert readers.reads_all and readers._next == EVERYTHING  # the events of a large apply
+    readers._kept.files = {f"c{i}": ([], []) for i in range(1000)}  # a thousand containers kept
+    half = frozenset(f"c{i}" for i in range(500))
+    readers.read_again(Scopes(netns=half, files=half))  # as cheap as half a full read: read again
+    assert readers._next == Scopes(half, half) and not readers.reads_all
+    readers.read_again(Scopes(netns=frozenset(f"c{i}" for i in range(900))))  # nearly all: read everything
+    assert readers.reads_all and readers._next == EVERYTHING
     readers.forget()
     readers.read_again(Scopes(netns=frozenset({"web"})))
     assert readers.reads_all  # nothing kept
+
+
+def test_a_burst_of_host_link_events_reads_the_veths_it_names_unless_it_names_most_of_the_host():
+    readers = filled_readers()
+    kept = readers._kept
+    for index in range(100, 1100):  # a thousand containers, a veth each
+        kept.host_names[index], kept.veth_containers[index] = f"veth{index}", f"c{index}"
+    burst = dict.fromkeys(range(100, 400), nl.RTM_NEWLINK)  # carriers coming up after the start
+    readers.read_again(Scopes(), burst)
+    assert readers._next == Scopes(veths=frozenset(f"c{i}" for i in range(100, 400))), readers.host_read
+    assert not readers.host_read and not readers.reads_all
+    readers.read_again(Scopes(), dict.fromkeys(range(100, 700), nl.RTM_NEWLINK))  # more than half: still cheaper
+    assert not readers._next.host and len(readers._next.veths) == 600
+    readers.read_again(Scopes(), dict.fromkeys(range(100, 1100), nl.RTM_NEWLINK))  # nearly all the host's links
+    assert readers._next.host and "1000 of the host's 1005 links" in readers.host_read
+    readers.read_again(Scopes(), {**burst, 9: nl.RTM_NEWLINK})  # and one the kept state does not know
+    assert readers._next.host and "[9]" in readers.host_read
+
+
+def test_a_scope_read_again_but_found_as_kept_is_not_planned():
+    """A carrier coming up sends a host link event, but no field of the veth observed
+    changed: that container is as the last converged pass left it."""
+    readers = filled_readers()
+    kept = veth("web")
+    readers._kept.netns = {"web": ([], {})}
+    readers.live = ScopedState.of(State.of([kept, Netns("web")]))
+    found = {"web": [kept]}
+    readers._veths_of = lambda session, peers_of, pending: found
+    session = SimpleNamespace(state=SimpleNamespace(pending_links=dict))
+    readers.read_again(Scopes(veths=frozenset({"web"})))
+    readers.observe(session)
+    assert readers._planned == set() and readers.live.state == State.of([kept, Netns("web")])
+    found["web"] = [dataclasses.replace(kept, hairpin=True)]
+    readers.read_again(Scopes(veths=frozenset({"web"})))
+    readers.observe(session)
+    assert readers._planned == {("container", "web")} and readers.live.state.objects[kept.key].hairpin
 
 
 # --- kernel ---------------------------------------------------------------------------
@@ -203,6 +301,16 @@ def test_drift_is_repaired_reading_only_the_scopes_its_events_name(sandbox):
         repair = watch.reacts(lambda: drift_passes(watch, since), "the repair's log line")[0]
         assert repair["observed"] == "incremental" and repair["namespaces_read"] <= 2, watch.tail()
         assert "veth" in repair["actions"]
+
+        watch.settle()
+        since = len(watch.passes())
+        host_end = sorted(veths(box))[0]
+        box.host_sh(f"bridge link set dev {host_end} hairpin on")  # the host end alone: only it is read again
+        watch.reacts(lambda: "hairpin off" in box.host_sh(f"bridge -d link show dev {host_end}"),
+                     "its hairpin mode is repaired")
+        repair = watch.reacts(lambda: drift_passes(watch, since), "the repair's log line")[0]
+        assert repair["trigger"] == "netlink:host" and "host_read" not in repair, watch.tail()
+        assert repair["namespaces_read"] <= 1, watch.tail()  # only the read-back after the apply
 
         watch.settle()
         since = len(watch.passes())

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from reconciler import drivers
 from reconciler.kernel import netlink as nl
@@ -82,6 +82,11 @@ class Readers:
 
     def reading_back(self, applied: Plan) -> None:
         """Called before the state is read again to verify the apply of `applied`."""
+
+    def way_back(self, observed: State) -> Callable[[], State]:
+        """Called before an apply: a function giving `observed` as it is now (a rollback's
+        target) after the apply and its read-back; these readers never change it."""
+        return lambda: observed
 
     def observe(self, session: KernelSession, **options) -> State:
         """The live state (see observe)."""

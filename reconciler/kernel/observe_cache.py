@@ -24,8 +24,9 @@ the kernel holds; a periodic full observation checks it (reconciler.run.incremen
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.kernel import netlink as nl
@@ -39,28 +40,42 @@ from reconciler.state.plan import Plan
 from reconciler.state.scopes import HOST_SCOPE, ScopedState, container_scope, plan_in_scopes
 
 FILE_KINDS = frozenset({"file", "leftover"})
-# containers named by one pass's events from which a full observation costs less (it
-# reads the files on a second thread beside the dumps; the events of an apply of many containers)
-READ_ALL_FROM = 200
+# the share of the containers kept that one pass's events must name for a full observation
+# rather than reading those again. Measured with the threaded reader (files on a second
+# thread beside the dumps; benchmarks/bench_read_again.py, busy machine, load 6-7): reading
+# K containers again costs about K/N of a full observation of N (N=1000: 200 again 0.22 of
+# it, 500 0.64, all 1000 1.08; N=5000: 500 0.11, 2000 0.28, all 5000 0.98, CPU time alike),
+# so the two meet only near all of them, where the full read, which also looks again at
+# which namespaces are netreconcile's, is worth its last 10 %. (It was 200 containers,
+# sized for a forked reader that made a full read cheaper and is gone.)
+READ_ALL_SHARE = 0.9
+# the share of the host's links named by one pass's events from which reading them all
+# costs less than asking for each one by index: a request per link costs about what its
+# part of a dump does, and a read of the host's links also builds the whole live state
+# again (at 1000 containers, busy machine: a pass reading the host for 544 of 1002 links
+# took 0.8 s, one reading a burst of host ends by index 0.12 s; bench_watch's slow passes)
+HOST_SHARE_READ_ALL = 0.9
 # kinds whose change alters which namespaces are netreconcile's: read those again in full
 NAMESPACE_KINDS = frozenset({"netns", "alias"})
 
 
 @dataclass(frozen=True)
 class Scopes:
-    """What to read again: the netlink part of these container namespaces, the files of
-    these containers, the firewall, the host's links, addresses and routes (`host`);
-    `everything`: all of it, and which namespaces are netreconcile's."""
+    """What to read again: the netlink part of these container namespaces (with their
+    veths' host ends), the files of these containers, the firewall, the host's links,
+    addresses and routes (`host`), the host ends of these containers' veths alone
+    (`veths`); `everything`: all of it, and which namespaces are netreconcile's."""
 
     netns: frozenset[str] = frozenset()
     files: frozenset[str] = frozenset()
     firewall: bool = False
     everything: bool = False
     host: bool = False
+    veths: frozenset[str] = frozenset()  # containers whose veths' host ends alone changed
 
     def __or__(self, other: Scopes) -> Scopes:
         return Scopes(self.netns | other.netns, self.files | other.files, self.firewall or other.firewall,
-                      self.everything or other.everything, self.host or other.host)
+                      self.everything or other.everything, self.host or other.host, self.veths | other.veths)
 
 
 EVERYTHING = Scopes(everything=True)
@@ -95,6 +110,11 @@ class _Kept:
     host_names: dict[int, str] = field(default_factory=dict)  # the host's interfaces when the parts were read
     veth_containers: dict[int, str] = field(default_factory=dict)  # a veth's host end (index) -> its container
     firewall: list[KernelObject] | None = None
+
+
+def _part_of(obj: KernelObject) -> str:
+    """Which read of its container finds `obj`: "veths" (the host ends), "files" or "netns"."""
+    return "files" if obj.kind in FILE_KINDS else "veths" if obj.kind == "veth" else "netns"
 
 
 class NeedsHostRead(Exception):
@@ -143,16 +163,8 @@ class CachingReaders(Readers):
             self.host_read = host_changed
         else:
             host_links = host_links or {}
-            named = {index: self._kept.veth_containers.get(index) for index in host_links}
-            # a link made and gone again since the host was read (a veth's peer, made in the
-            # host namespace and moved into its container's): nothing kept changed
-            unknown = sorted(index for index, name in named.items() if name is None and not (
-                host_links[index] == nl.RTM_DELLINK and index not in self._kept.host_names))
-            if unknown:
-                scopes = scopes | Scopes(host=True)
-                self.host_read = f"host links {unknown[:5]} are no known veth's host end"
-            scopes = scopes | Scopes(netns=frozenset(named.values()) - {None})
-        if len(scopes.netns | scopes.files) >= READ_ALL_FROM:
+            scopes = scopes | self._named_by(host_links)
+        if len(scopes.netns | scopes.files) >= READ_ALL_SHARE * len(self._kept.files):
             self.read_everything()
             return
         self._next = scopes
@@ -160,13 +172,44 @@ class CachingReaders(Readers):
 
     uses_file_record = False  # the files are kept here, read again when an event names them
 
+    def _named_by(self, host_links: dict[int, int]) -> Scopes:
+        """What the host link events read again: the host ends of the known veths they
+        name, batched by index, the whole container for a host end gone (its peer went
+        with it); the host's links when one is no known veth's host end, or when more than
+        a share of the host's links changed (reading them all then costs less)."""
+        kept = self._kept
+        named = {index: kept.veth_containers.get(index) for index in host_links}
+        # a link made and gone again since the host was read (a veth's peer, made in the
+        # host namespace and moved into its container's): nothing kept changed
+        unknown = sorted(index for index, name in named.items() if name is None and not (
+            host_links[index] == nl.RTM_DELLINK and index not in kept.host_names))
+        gone = frozenset(name for index, name in named.items() if name and host_links[index] == nl.RTM_DELLINK)
+        changed = frozenset(named.values()) - gone - {None}
+        named_scopes = Scopes(netns=gone, veths=changed)
+        if unknown:
+            self.host_read = f"host links {unknown[:5]} are no known veth's host end"
+        elif len(named) > len(kept.host_names) * HOST_SHARE_READ_ALL:
+            self.host_read = f"{len(named)} of the host's {len(kept.host_names)} links changed"
+        else:
+            return named_scopes
+        return named_scopes | Scopes(host=True)
+
     def forget(self) -> None:
         """Keep nothing: after a failure the kernel may be anything."""
         self._kept = self.live = self._desired = None
         self._next, self._planned, self.also_planned = EVERYTHING, None, set()
 
     def reading_back(self, applied: Plan) -> None:
-        self._next = touched_by(applied) | self._next if self._kept is not None else EVERYTHING
+        # the host ends a burst of link events named are not read twice: those the apply
+        # touched are read back with their containers (a thousand by index cost 0.17 s)
+        self._next = (touched_by(applied) | dataclasses.replace(self._next, veths=frozenset())
+                      if self._kept is not None else EVERYTHING)
+
+    def way_back(self, observed: State) -> Callable[[], State]:
+        """The kept state is updated in place by the read-back: it notes what it replaces."""
+        if self.live is not None and observed.objects is self.live.state.objects:
+            return self.live.way_back()
+        return super().way_back(observed)
 
     # --- observing ---------------------------------------------------------------------
 
@@ -203,23 +246,28 @@ class CachingReaders(Readers):
                                       if obj.kind == "veth" and obj.host_ifname in index_of}
 
     def _observe_containers(self, session: KernelSession) -> State:
-        """The kept state with the containers of self.read read again (their namespace,
-        the host ends of their veths, their files) and the firewall if named."""
+        """The kept state with the containers of self.read read again (their namespace
+        and the host ends of their veths, or these alone, their files) and the firewall
+        if named."""
         kept, read = self._kept, self.read
         live = self.live
-        replaced: dict = {}
+        replaced: dict[str, dict[str, list[KernelObject]]] = {}
         foreign_files = set(live.state.foreign_files)
-        pending = session.state.pending_links() if read.netns else {}
+        pending = session.state.pending_links() if read.netns or read.veths else {}
         etc_fd = session.open_etc_netns() if read.files else None
         try:
-            for name in sorted(read.netns):
+            for name in sorted(read.netns | read.veths):
                 if name not in kept.netns:
                     raise NeedsHostRead(name)
+            for name in sorted(read.netns):
                 peers: dict = {}
                 inside = observe_container_netns(session.socket(name), name, peers, kept.host_names)
                 kept.netns[name] = (inside, peers)
                 self.namespaces_read += 1
-                replaced.setdefault(name, {})["netns"] = inside + self._veths_of(session, name, peers, pending)
+                replaced.setdefault(name, {})["netns"] = inside
+            veths = self._veths_of(session, {name: kept.netns[name][1] for name in read.netns | read.veths}, pending)
+            for name, found in veths.items():
+                replaced.setdefault(name, {})["veths"] = found
             for name in sorted(read.files):
                 found, in_the_way = _files_again(etc_fd, session, name, kept.files) if etc_fd is not None else ([], [])
                 kept.files[name] = (found, in_the_way)
@@ -231,46 +279,54 @@ class CachingReaders(Readers):
         removed: list[KernelObject] = []
         added: list[KernelObject] = []
         for name, parts in replaced.items():
-            removed += [obj for obj in live.parts.get(container_scope(name), {}).values()
-                        if ("files" if obj.kind in FILE_KINDS else "netns") in parts and obj.kind != "alias"]
-            for found in parts.values():
-                added += found
+            was = [obj for obj in live.parts.get(container_scope(name), {}).values()
+                   if _part_of(obj) in parts and obj.kind != "alias"]
+            now = [obj for found in parts.values() for obj in found]
+            # a scope read again but found as kept (a carrier came up: no field observed
+            # changed) is as the last converged pass left it: nothing to plan there
+            if {obj.key: obj for obj in was} != {obj.key: obj for obj in now}:
+                removed += was
+                added += now
+                self._planned.add(container_scope(name))
         if read.firewall:
             kept.firewall = observe_firewall(session)
             removed += [obj for obj in live.parts.get(HOST_SCOPE, {}).values() if obj.kind == "firewall"]
             added += kept.firewall
-        self._planned |= {container_scope(name) for name in replaced}
         live.update(removed, added, foreign_files=frozenset(foreign_files))
         return live.state
 
-    def _veths_of(self, session: KernelSession, name: str, peers: dict, pending: dict[str, str]) -> list[KernelObject]:
-        """The veths of container `name`: their host ends, read one by one (those its
-        namespace leads to, and those it had), matched with their `peers` inside."""
+    def _veths_of(self, session: KernelSession, peers_of: dict[str, dict],
+                  pending: dict[str, str]) -> dict[str, list[KernelObject]]:
+        """The veths of the containers of `peers_of` (name -> the peers inside): their host
+        ends, asked for by index in one batch (those their namespaces lead to, and those
+        they had), matched with their peers."""
         kept = self._kept
-        indexes = set(peers) | {index for index, container in kept.veth_containers.items() if container == name}
+        container_of = {index: name for index, name in kept.veth_containers.items() if name in peers_of}
+        container_of.update((index, name) for name, peers in peers_of.items() for index in peers)
         host = session.host
-        requests = {index: nl.get_link(host.next_seq(), index=index) for index in sorted(indexes)}
+        requests = {index: nl.get_link(host.next_seq(), index=index) for index in sorted(container_of)}
         answers = host.query(list(requests.values()))
-        found: list[KernelObject] = []
+        found: dict[str, list[KernelObject]] = {name: [] for name in peers_of}
         for index, request in requests.items():
             answer = answers.get(int.from_bytes(request[8:12], "little"))
             if not isinstance(answer, bytes):  # gone (ENODEV)
                 kept.host_names.pop(index, None)
                 kept.veth_containers.pop(index, None)
                 continue
+            name = container_of[index]
             link = nl.decode_link(answer)
             ours = recognised(link, pending)
             master = kept.host_names.get(link.master, "") if link.master else ""
             if ours is None or ours[0].attachment_link_kind != link.kind or (link.master and not master):
                 raise NeedsHostRead(link.ifname)
             driver, (_, *identity) = ours
-            netns, peer = peers.get(link.index, (MISSING, None))
+            netns, peer = peers_of[name].get(link.index, (MISSING, None))
             obj = driver.observed_attachment(link, tuple(identity), netns, peer, master)
             if getattr(obj, "container", None) != name:
                 raise NeedsHostRead(link.ifname)
             kept.host_names[index] = link.ifname
             kept.veth_containers[index] = name
-            found.append(obj)
+            found[name].append(obj)
         return found
 
     # --- observe's readers -------------------------------------------------------------

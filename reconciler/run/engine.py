@@ -46,7 +46,8 @@ class Outcome:
     applied: int
     held: tuple[Action, ...] = ()  # what waits: actions on held objects and what needs them
     # what the plan started from: the live state observed (the desired state's sticky
-    # addresses come from it) and the host files read, for who derives more from the pass
+    # addresses come from it; watch's drift-only pass: the kept state, which the read-back
+    # of an apply updates in place) and the host files read, for who derives more from the pass
     observed: State = field(default_factory=State)
     host_files: HostFiles = NO_HOST_FILES
     # what the plan aimed at, and the live state the pass ended with (read back after an
@@ -274,6 +275,7 @@ def converge(
     from reconciler.kernel.writer import KernelWriter  # the writer is loaded only when there is work
 
     writer = KernelWriter(session, on_progress, fail_after=fail_after_from_environment())
+    state_before = readers.way_back(before)
     try:
         applied = writer.apply(current)
         readers.reading_back(current)
@@ -282,7 +284,7 @@ def converge(
     except KernelError as error:
         if not rollback or spec is None:
             raise
-        undone, restored = _roll_back(before, session, writer.irreversible_done)
+        undone, restored = _roll_back(state_before(), session, writer.irreversible_done)
         failure = type(error)(f"{error}\n{undone}", error.errno)
         failure.restored = restored
         raise failure from error

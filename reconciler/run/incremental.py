@@ -8,9 +8,12 @@ and reads again only the scopes its events name (reconciler.kernel.observe_cache
 "netlink:NAME" the netlink part of container NAME, "files:NAME" its files, "nftables"
 the firewall; "netlink:host" the containers whose veths' host ends its link events name,
 or the host's links, addresses and routes when they name anything else
-(reconciler.kernel.observe_cache). Every other trigger (the start, the spec, resolv.conf,
-SIGHUP, a retry, the periodic resync, an overflowed event socket, a hold that ended)
-asks for a full observation, which fills the kept state again.
+(reconciler.kernel.observe_cache). A change of the host files the desired state is built
+from (resolv.conf, the host's /etc/hosts) changes no kernel object either: such a pass
+builds the desired state again but plans against the kept state, reading no namespace
+(the containers' files are kept fresh by their own events). Every other trigger (the
+start, the spec, SIGHUP, a retry, the periodic resync, an overflowed event socket, a hold
+that ended) asks for a full observation, which fills the kept state again.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ HOST_EVENTS = "netlink:host"
 NETNS_EVENTS = "netlink:"
 FILE_EVENTS = "files:"
 FIREWALL_EVENTS = "nftables"
+# triggers for the host files the desired state is built from: it is built again
+HOST_FILE_CHANGES = frozenset({"resolv.conf", "hosts"})
 
 
 def drift_scopes(reasons: tuple[str, ...]) -> Scopes | None:
@@ -40,6 +45,12 @@ def drift_scopes(reasons: tuple[str, ...]) -> Scopes | None:
         else:
             return None
     return Scopes(frozenset(netns), frozenset(files), firewall)
+
+
+def kept_state_scopes(reasons: tuple[str, ...]) -> Scopes | None:
+    """The scopes to read again when the pass for `reasons` may plan against the kept
+    state (its triggers are drift or changed host files), None when it observes everything."""
+    return drift_scopes(tuple(reason for reason in reasons if reason not in HOST_FILE_CHANGES))
 
 
 def missed_changes(kept: State, observed: State) -> list[str]:

@@ -3,10 +3,11 @@
 Triggers (reconciler/run/triggers.py) only queue a pass; reconciler/run/scheduler.py decides
 when the next one runs. Every pass loads nothing it does not need (the spec only when
 it changed) and applies the plan through the same engine as `apply`. The first pass,
-a resync and every pass for a changed input observe the whole state; a pass for kernel
+a resync and every pass for a changed spec observe the whole state; a pass for kernel
 or container-file events only reads again what they name, plans against the observed
 state kept since (reconciler/kernel/observe_cache.py, reconciler/run/incremental.py)
-and the last desired state. A resync logs what the kept state missed. An invalid spec
+and the last desired state; one for a changed host resolv.conf or /etc/hosts builds the
+desired state again and plans it against the kept state. A resync logs what the kept state missed. An invalid spec
 edit is reported and changes nothing: the last valid spec stays in force. A failed
 pass is retried with a capped exponential backoff; an object another tool keeps
 changing back is held (its repair waits, nothing else does). A host namespace that
@@ -27,13 +28,13 @@ from collections import Counter
 from typing import TYPE_CHECKING, Callable
 
 from reconciler.errors import GuardError, NetreconcileError, SourceError, SpecError, VerifyError
-from reconciler.kernel.observe_cache import CachingReaders
+from reconciler.kernel.observe_cache import CachingReaders, Scopes
 from reconciler.kernel.observe_namespaces import list_netns
 from reconciler.kernel.session import KernelSession, netns_path
 from reconciler.render import resolvconf
 from reconciler.run import logs
 from reconciler.run.engine import Outcome, Target, converge
-from reconciler.run.incremental import HOST_EVENTS, drift_scopes, missed_changes
+from reconciler.run.incremental import HOST_EVENTS, HOST_FILE_CHANGES, kept_state_scopes, missed_changes
 from reconciler.run.metrics import WatchMetrics
 from reconciler.run.scheduler import FightDetector, PassScheduler
 from reconciler.run.sources import FileSource, GitSource
@@ -177,9 +178,10 @@ class Watcher:
         if self._host_missing(trigger):
             return True
         started = self.clock()
-        incremental = drift_scopes(reasons) is not None and self.target is not None and self.readers.filled
+        scopes = kept_state_scopes(reasons)
+        incremental = scopes is not None and self.target is not None and self.readers.filled
         try:
-            outcome = self._converge_kept(reasons, incremental)
+            outcome = self._converge_kept(reasons, scopes if incremental else None)
         except SpecError as error:  # e.g. a subnet without free addresses for a new container
             self._report_spec_problems(error)
             self._count("invalid_spec")
@@ -225,14 +227,16 @@ class Watcher:
         self._count("applied" if plan.actions else "noop", duration, plan, drift)
         return True
 
-    def _converge_kept(self, reasons: tuple[str, ...], incremental: bool) -> Outcome:
-        """Converge, reading everything or (`incremental`) only what the events of `reasons`
-        name, against the kept state and desired state; keeps nothing after a failure."""
+    def _converge_kept(self, reasons: tuple[str, ...], scopes: Scopes | None) -> Outcome:
+        """Converge, reading everything or only `scopes` (what the events of `reasons` name)
+        against the kept state, and the kept desired state unless a host file it is built
+        from changed; keeps nothing after a failure."""
+        incremental = scopes is not None
         if incremental:
             # the host links named by events; none when the host sent none (those that come
             # meanwhile are the next pass's)
             host_links = self.sources.take_host_links() if HOST_EVENTS in reasons else {}
-            self.readers.read_again(drift_scopes(reasons), host_links,
+            self.readers.read_again(scopes, host_links,
                                     host_changed=self.sources.host_change if host_links is None else "")
         else:
             self.sources.take_host_links()  # everything is read
@@ -244,7 +248,9 @@ class Watcher:
                     self.host_made = True
                 with self.open_session() as session:
                     outcome = converge(self.spec, session, force=self.force, held=self.fights.held(self.clock()),
-                                       readers=self.readers, target=self.target if incremental else None)
+                                       readers=self.readers,
+                                       target=self.target if incremental and not HOST_FILE_CHANGES & set(reasons)
+                                       else None)
                 self._serve_dns(outcome)
         except BaseException:
             self.readers.forget()  # what the kernel holds now is not known: the next pass reads it all

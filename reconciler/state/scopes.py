@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Callable
 
 from reconciler.state.model import HOST_NS, KernelObject, State
 from reconciler.state.plan import DELETE, Plan
@@ -39,11 +40,18 @@ def container_scope(name: str) -> Scope:
 
 @dataclass
 class ScopedState:
-    """A state with its objects by scope, and who claims what (an IP address)."""
+    """A state with its objects by scope, and who claims what (an IP address).
+
+    `update` changes the state in place: its objects dict is this one's own from `of` on
+    (whoever holds the state sees the changes), so that a change costs what it changes,
+    not the state's size (40,000 objects at 5000 containers). `way_back` keeps, from then
+    on, what each key held before, for a rollback."""
 
     state: State
     parts: dict[Scope, dict[tuple, KernelObject]] = field(default_factory=dict)
     claimed_by: dict[tuple, set[tuple]] = field(default_factory=dict)
+    # what each key updated since `way_back` held before it (None: nothing)
+    _replaced: dict[tuple, KernelObject | None] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, state: State) -> ScopedState:
@@ -55,20 +63,43 @@ class ScopedState:
         return scoped
 
     def update(self, removed: list[KernelObject], added: list[KernelObject], **fields) -> None:
-        """Take the objects `removed` out and put `added` in (a new `state`, with `fields`
-        of State replaced): the cost of the change, not of the state."""
-        objects = dict(self.state.objects)
+        """Take the objects `removed` out and put `added` in, in place (a new `state` only
+        when `fields` of State are replaced, sharing the objects): the cost of the change."""
+        objects, replaced = self.state.objects, self._replaced
         for obj in removed:
+            if replaced is not None:
+                replaced.setdefault(obj.key, objects[obj.key])
             del objects[obj.key]
             del self.parts[scope_of(obj)][obj.key]
             for claim in obj.claims():
                 self.claimed_by[claim].discard(obj.key)
         for obj in added:
+            if replaced is not None:
+                replaced.setdefault(obj.key, objects.get(obj.key))
             objects[obj.key] = obj
             self.parts.setdefault(scope_of(obj), {})[obj.key] = obj
             for claim in obj.claims():
                 self.claimed_by.setdefault(claim, set()).add(obj.key)
-        self.state = dataclasses.replace(self.state, objects=objects, **fields)
+        if fields:
+            self.state = dataclasses.replace(self.state, **fields)
+
+    def way_back(self) -> Callable[[], State]:
+        """The state as it is now, to be had again after later updates (an apply's rollback
+        target): from here on `update` keeps what each key it changes held before (until
+        the next `way_back`), and the function returned rebuilds the state from that, a
+        copy paid for only when it is called."""
+        state, replaced = self.state, {}
+        self._replaced = replaced
+
+        def state_before() -> State:
+            objects = dict(state.objects)
+            for key, obj in replaced.items():
+                if obj is None:
+                    objects.pop(key, None)
+                else:
+                    objects[key] = obj
+            return dataclasses.replace(state, objects=objects)
+        return state_before
 
     def objects_in(self, scopes: set[Scope]) -> dict[tuple, KernelObject]:
         found: dict[tuple, KernelObject] = {}
