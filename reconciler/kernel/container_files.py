@@ -22,15 +22,27 @@ def is_temporary(filename: str) -> bool:
     return filename.startswith(".") and TEMPORARY_MARK in filename
 
 
+def file_identity(status: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is written, replaced, renamed or its mode changed: its
+    inode and device, size, mode, and modification and change times (this kernel gives a
+    change after a stat a finer time than the one stat saw, so a write right after still
+    shows)."""
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mode, status.st_mtime_ns, status.st_ctime_ns)
+
+
 def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
-                  expected: Mapping[tuple, KernelObject] | None = None) -> tuple[list[KernelObject], list]:
+                  expected: Mapping[tuple, KernelObject] | None = None,
+                  written: Mapping[tuple[str, str], tuple[tuple[int, ...], str]] | None = None,
+                  ) -> tuple[list[KernelObject], list]:
     """The files (with `read`) and leftover temporary files of container `netns` in its
     `directory`, and what is in the way of them: a link or other non-regular entry
     where the directory or one of its files should be. Nothing is followed.
 
     A file read with the content of the File of its key in `expected` (the verification's
     desired state) gets that File's text, the same object: what was read is dropped at
-    once, so a verification holds each text once, not the desired and the read copy."""
+    once, so a verification holds each text once, not the desired and the read copy.
+    A file this run wrote with that text (`written`, KernelSession.written_files) whose
+    inode is as the write left it (file_identity) is taken as read without reading it."""
     try:
         dir_fd = open_container_dir(etc_fd, netns)
         if dir_fd is None:
@@ -50,7 +62,9 @@ def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
                 mode = entry.stat(follow_symlinks=False).st_mode
                 in_the_way.append((netns, _in_the_way(os.path.join(directory, entry.name), mode, "a regular file")))
             elif entry.name in CONTAINER_FILES and read:
-                content = read_small_file(entry.name, dir_fd)
+                content = _as_written(entry, netns, expected, written)
+                if content is None:
+                    content = read_small_file(entry.name, dir_fd)
                 if content is not None:
                     found.append(File(netns, entry.name, _shared(content, netns, entry.name, expected)))
             elif regular and is_temporary(entry.name):
@@ -58,6 +72,23 @@ def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
     finally:
         os.close(dir_fd)
     return found, in_the_way
+
+
+def _as_written(entry: os.DirEntry, netns: str, expected: Mapping[tuple, KernelObject] | None,
+                written: Mapping[tuple[str, str], tuple[tuple[int, ...], str]] | None) -> str | None:
+    """The expected text of file `entry` when this run wrote exactly that text to the
+    inode that is there, unchanged since; else None (to be read)."""
+    record = written.get((netns, entry.name)) if written and expected else None
+    if record is None:
+        return None
+    wanted = expected.get(("file", netns, entry.name))
+    identity, text = record
+    if not isinstance(wanted, File) or wanted.content != text:
+        return None
+    try:
+        return wanted.content if file_identity(entry.stat(follow_symlinks=False)) == identity else None
+    except FileNotFoundError:
+        return None
 
 
 def _shared(content: str, netns: str, filename: str, expected: Mapping[tuple, KernelObject] | None) -> str:

@@ -13,7 +13,7 @@ import stat
 from typing import Callable, Iterable
 
 from reconciler.kernel.batch import KindWriter, Operation, apply_error
-from reconciler.kernel.container_files import CONTAINER_FILES, TEMPORARY_MARK, is_temporary
+from reconciler.kernel.container_files import CONTAINER_FILES, TEMPORARY_MARK, file_identity, is_temporary
 from reconciler.kernel.session import KernelSession, open_container_dir
 from reconciler.state.model import File
 from reconciler.state.plan import Action
@@ -43,11 +43,12 @@ def for_each(function: Callable[..., None], items: Iterable[tuple]) -> None:
         future.result()
 
 
-def write_atomically(dir_fd: int, filename: str, content: str) -> None:
+def write_atomically(dir_fd: int, filename: str, content: str) -> tuple[int, ...]:
     """Write `filename` in the directory `dir_fd` via a temporary file and rename, so
     readers never see a partial file. The temporary name is unpredictable and created
     exclusively (a link planted there fails the write instead of being followed); the
-    rename replaces a directory entry and never writes through one."""
+    rename replaces a directory entry and never writes through one. Returns the written
+    inode's identity once renamed (container_files.file_identity)."""
     temporary = f".{filename}{TEMPORARY_MARK}{secrets.token_hex(8)}"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,
                  dir_fd=dir_fd)
@@ -55,7 +56,9 @@ def write_atomically(dir_fd: int, filename: str, content: str) -> None:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), FILE_MODE)  # whatever the umask took away
             handle.write(content.encode("utf-8", errors="surrogateescape"))
-        os.replace(temporary, filename, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            handle.flush()
+            os.replace(temporary, filename, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            return file_identity(os.fstat(handle.fileno()))  # after the rename, which changes its ctime
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary, dir_fd=dir_fd)
@@ -145,7 +148,8 @@ class FileWriter(KindWriter):
                 for action in group:
                     obj: File = action.obj
                     try:
-                        write_atomically(dir_fd, obj.filename, obj.content)
+                        written = write_atomically(dir_fd, obj.filename, obj.content)
+                        self.session.written_files[netns, obj.filename] = (written, obj.content)
                     except OSError as error:
                         raise apply_error(action, error.errno, f"writing {obj.name}") from error
         except OSError as error:
@@ -157,6 +161,7 @@ class FileWriter(KindWriter):
         for netns, group in self._per_netns(actions).items():
             with container_dir(self.session, netns) as dir_fd:
                 for action in group:
+                    self.session.written_files.pop((netns, action.obj.filename), None)
                     try:
                         if dir_fd is not None:
                             unlink_regular(dir_fd, action.obj.filename)

@@ -26,7 +26,8 @@ def read_containers(
     only the files, their namespace is another's), their veth peers by host-side
     index, and what is in the way of their files. `host_names`: the host interfaces'
     names by index, which macvlan parents are found by. A file as `expected` has it
-    shares its text (container_files.observe_files).
+    shares its text, and one this session wrote so, unchanged since, is not read again
+    (container_files.observe_files).
 
     The files are read on a second thread while this one reads the namespaces: both
     spend much of their time in the kernel (netlink dumps; open and read), where the
@@ -43,7 +44,8 @@ def read_containers(
     def read_files() -> None:
         try:
             for name in names:
-                files[name] = observe_files(etc_fd, session.etc_dir(name), name, expected=expected)
+                files[name] = observe_files(etc_fd, session.etc_dir(name), name, expected=expected,
+                                            written=session.written_files)
         except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
             failures.append(error)
 

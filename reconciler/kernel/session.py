@@ -41,6 +41,9 @@ class KernelSession:
         self.host = NetlinkSocket.open_in(self.host_fd, self.home_fd)
         self._fds: dict[str, int] = {}
         self._sockets: dict[str, NetlinkSocket] = {}
+        # the container files this run wrote: (netns, filename) -> (the inode's identity right
+        # after its rename, the text written); a verification takes an unchanged one as read
+        self.written_files: dict[tuple[str, str], tuple[tuple[int, ...], str]] = {}
 
     def etc_dir(self, netns: str) -> str:
         """Where a container's hostname, hosts and resolv.conf live."""
