@@ -102,7 +102,7 @@ def test_no_file_past_an_injected_failure_is_written():
 
 def test_an_injected_failure_inside_the_files_writes_only_those_before_it():
     writer = KernelWriter(object(), fail_after=3)
-    recorder = Recorder(writer)
+    Recorder(writer)
     written: list[str] = []
     writer.operations["create", "file"] = lambda actions: written.extend(a.obj.filename for a in actions)
     with pytest.raises(ApplyError, match="injected failure after action 3 of 5"):
