@@ -10,9 +10,11 @@ import threading
 import pytest
 
 from reconciler.errors import ApplyError
+from reconciler.kernel import files
 from reconciler.kernel.writer import KernelWriter
 from reconciler.state.model import File, Netns, Sysctl, Veth
 from reconciler.state.plan import CREATE, DELETE, Action, Plan
+from tests.test_file_writes import COUNT, EtcNetnsOnly
 
 DEADLINE = 30.0  # seconds a recorder waits for the other thread: generous, never reached when it works
 
@@ -38,6 +40,7 @@ class Recorder:
         for key in [("create", "netns"), ("delete", "netns"), ("create", "veth"), ("create", "file"),
                     ("create", "sysctl")]:
             writer.operations[key] = self.recording(*key)
+        writer.beside_operations["create", "file"] = writer.operations["create", "file"]
         self.veth_waits_for_files = False
         self.veth_fails = False
         self.files_wait_for_veths = threading.Event()
@@ -104,7 +107,28 @@ def test_an_injected_failure_inside_the_files_writes_only_those_before_it():
     writer = KernelWriter(object(), fail_after=3)
     Recorder(writer)
     written: list[str] = []
-    writer.operations["create", "file"] = lambda actions: written.extend(a.obj.filename for a in actions)
+    writer.operations["create", "file"] = writer.beside_operations["create", "file"] = (
+        lambda actions: written.extend(a.obj.filename for a in actions))
     with pytest.raises(ApplyError, match="injected failure after action 3 of 5"):
         writer.apply(Plan(tuple(actions_from_scratch())))
     assert written == ["hosts"]
+
+
+def test_files_beside_the_batches_are_written_by_one_thread_in_turn(tmp_path, monkeypatch):
+    """The file writer's own threads would fight the sending thread for the interpreter lock."""
+    session = EtcNetnsOnly(tmp_path)
+    writer = KernelWriter(session)
+    threads_seen = set()
+    write = files.write_atomically
+
+    def recording_write(dir_fd, filename, content):
+        threads_seen.add(threading.current_thread().name)
+        return write(dir_fd, filename, content)
+
+    monkeypatch.setattr(files, "write_atomically", recording_write)
+    writer.operations["create", "veth"] = lambda actions: None
+    made = [Action(CREATE, veth(f"c{n}"), "missing") for n in range(COUNT)]
+    made += [Action(CREATE, File(f"c{n}", "hosts", f"hosts of c{n}\n"), "missing") for n in range(COUNT)]
+    writer.apply(Plan(tuple(made)))
+    assert threads_seen == {"netreconcile-files-ahead"}
+    assert all((tmp_path / f"c{n}" / "hosts").read_text() == f"hosts of c{n}\n" for n in range(COUNT))

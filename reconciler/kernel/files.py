@@ -27,17 +27,17 @@ WRITE_THREADS = 4
 PARALLEL_FROM = 64  # directories; fewer are written in turn (threads cost more than they save)
 
 
-def for_each(function: Callable[..., None], items: Iterable[tuple]) -> None:
-    """`function(*item)` for every item, on WRITE_THREADS threads when there are many;
+def for_each(function: Callable[..., None], items: Iterable[tuple], threads: int = WRITE_THREADS) -> None:
+    """`function(*item)` for every item, on `threads` threads when there are many;
     the first failure (in the order of `items`) is raised once all have run."""
     items = list(items)
-    if len(items) < PARALLEL_FROM:
+    if len(items) < PARALLEL_FROM or threads <= 1:
         for item in items:
             function(*item)
         return
     from concurrent.futures import ThreadPoolExecutor  # not imported by a run that writes few files or none
 
-    with ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="netreconcile-files") as pool:
+    with ThreadPoolExecutor(threads, thread_name_prefix="netreconcile-files") as pool:
         futures = [pool.submit(function, *item) for item in items]
     for future in futures:
         future.result()
@@ -129,7 +129,14 @@ def remove_files_of(session: KernelSession, netns: str) -> None:
 
 
 class FileWriter(KindWriter):
-    """Container files (kind file) and files left by earlier versions (kind leftover)."""
+    """Container files (kind file) and files left by earlier versions (kind leftover),
+    written on `threads` threads (one: in turn; reconciler.kernel.writer runs them so
+    beside its netlink batches, where more threads only fight over the interpreter lock
+    with the thread sending those)."""
+
+    def __init__(self, session: KernelSession, threads: int = WRITE_THREADS):
+        super().__init__(session)
+        self.threads = threads
 
     def operations(self) -> dict[tuple[str, str], Operation]:
         return {
@@ -140,7 +147,7 @@ class FileWriter(KindWriter):
         }
 
     def _create_file(self, actions: list[Action]) -> None:
-        for_each(self._write_files_of, self._per_netns(actions).items())
+        for_each(self._write_files_of, self._per_netns(actions).items(), self.threads)
 
     def _write_files_of(self, netns: str, group: list[Action]) -> None:
         try:
