@@ -12,9 +12,10 @@ before them in the plan run (links, addresses, routes): those wait on the kernel
 files on the filesystem (each new file or directory allocates an inode), so on two CPUs
 they overlap. That one thread writes them in turn: the file writer's own threads would
 fight the thread sending the batches for the interpreter lock (an strace of an apply of
-1000 containers counted 157,000 futex calls with them, 2,500 without). The files still wait for everything they depend on: the namespaces
-(recorded first, which makes the directories netreconcile's to remove again on a rollback)
-and every deletion. The apply never returns or raises while the thread still writes.
+1000 containers counted 157,000 futex calls with them, 2,500 without). The files still
+wait for everything they depend on: the namespaces (recorded first, which makes the
+directories netreconcile's to remove again on a rollback) and every deletion. The apply
+never returns or raises while the thread still writes.
 """
 
 from __future__ import annotations
