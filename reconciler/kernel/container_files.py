@@ -32,7 +32,7 @@ def file_identity(status: os.stat_result) -> tuple[int, ...]:
 
 def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
                   expected: Mapping[tuple, KernelObject] | None = None,
-                  written: Mapping[tuple[str, str], tuple[tuple[int, ...], str]] | None = None,
+                  written: Mapping[str, tuple[tuple[int, ...], str]] | None = None,
                   ) -> tuple[list[KernelObject], list]:
     """The files (with `read`) and leftover temporary files of container `netns` in its
     `directory`, and what is in the way of them: a link or other non-regular entry
@@ -41,8 +41,9 @@ def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
     A file read with the content of the File of its key in `expected` (the verification's
     desired state) gets that File's text, the same object: what was read is dropped at
     once, so a verification holds each text once, not the desired and the read copy.
-    A file this run wrote with that text (`written`, KernelSession.written_files) whose
-    inode is as the write left it (file_identity) is taken as read without reading it."""
+    A file this run wrote with that text (`written`: this container's part of
+    KernelSession.written_files, by filename) whose inode is as the write left it
+    (file_identity) is taken as read without reading it."""
     try:
         dir_fd = open_container_dir(etc_fd, netns)
         if dir_fd is None:
@@ -75,10 +76,10 @@ def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
 
 
 def _as_written(entry: os.DirEntry, netns: str, expected: Mapping[tuple, KernelObject] | None,
-                written: Mapping[tuple[str, str], tuple[tuple[int, ...], str]] | None) -> str | None:
+                written: Mapping[str, tuple[tuple[int, ...], str]] | None) -> str | None:
     """The expected text of file `entry` when this run wrote exactly that text to the
     inode that is there, unchanged since; else None (to be read)."""
-    record = written.get((netns, entry.name)) if written and expected else None
+    record = written.get(entry.name) if written and expected else None
     if record is None:
         return None
     wanted = expected.get(("file", netns, entry.name))

@@ -179,7 +179,7 @@ class FileWriter(KindWriter):
                     obj: File = action.obj
                     try:
                         written = write_atomically(dir_fd, obj.filename, obj.content)
-                        self.session.written_files[netns, obj.filename] = (written, obj.content)
+                        self.session.written_files.setdefault(netns, {})[obj.filename] = (written, obj.content)
                     except OSError as error:
                         raise apply_error(action, error.errno, f"writing {obj.name}") from error
         except OSError as error:
@@ -191,7 +191,7 @@ class FileWriter(KindWriter):
         for netns, group in self._per_netns(actions).items():
             with container_dir(self.session, netns) as dir_fd:
                 for action in group:
-                    self.session.written_files.pop((netns, action.obj.filename), None)
+                    self.session.written_files.get(netns, {}).pop(action.obj.filename, None)
                     try:
                         if dir_fd is not None:
                             unlink_regular(dir_fd, action.obj.filename)

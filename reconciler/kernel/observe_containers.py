@@ -45,7 +45,7 @@ def read_containers(
         try:
             for name in names:
                 files[name] = observe_files(etc_fd, session.etc_dir(name), name, expected=expected,
-                                            written=session.written_files)
+                                            written=session.written_files.get(name))
         except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
             failures.append(error)
 

@@ -41,9 +41,9 @@ class KernelSession:
         self.host = NetlinkSocket.open_in(self.host_fd, self.home_fd)
         self._fds: dict[str, int] = {}
         self._sockets: dict[str, NetlinkSocket] = {}
-        # the container files this run wrote: (netns, filename) -> (the inode's identity right
+        # the container files this run wrote: netns -> filename -> (the inode's identity right
         # after its rename, the text written); a verification takes an unchanged one as read
-        self.written_files: dict[tuple[str, str], tuple[tuple[int, ...], str]] = {}
+        self.written_files: dict[str, dict[str, tuple[tuple[int, ...], str]]] = {}
 
     def etc_dir(self, netns: str) -> str:
         """Where a container's hostname, hosts and resolv.conf live."""
@@ -77,7 +77,9 @@ class KernelSession:
         self._sockets[name] = sock
 
     def forget(self, name: str) -> None:
-        """Drop the handles of a namespace (they keep it alive while open)."""
+        """Drop the handles of a namespace (they keep it alive while open) and the record of
+        the files written for it."""
+        self.written_files.pop(name, None)
         sock = self._sockets.pop(name, None)
         if sock is not None:
             sock.close()
