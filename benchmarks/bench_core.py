@@ -356,10 +356,12 @@ class SizeResult:
 
 
 def run_size(n: int, prefix: str, runner: Runner, scratch: Path, ipv6: bool = False, macvlan: bool = False,
-             startup: Step | None = None) -> SizeResult:
+             startup: Step | None = None, skip_baseline: bool = False) -> SizeResult:
     tag = f"{prefix}n{n}"
-    out = SizeResult(n, run_baseline(n, tag, runner, scratch) if n <= PER_NETWORK else None)
-    if out.baseline is None:
+    out = SizeResult(n, run_baseline(n, tag, runner, scratch) if n <= PER_NETWORK and not skip_baseline else None)
+    if skip_baseline:
+        log(f"N={n}: iproute2 baseline skipped (--skip-baseline)")
+    elif out.baseline is None:
         log(f"N={n}: iproute2 baseline skipped (its script uses one bridge, which holds at most 1023 ports)")
 
     # ---- the floor: the same kernel requests from one process, nothing else
@@ -596,7 +598,8 @@ def print_report(results: list[SizeResult], startup: Step | None = None) -> None
         for name, t in scaling_targets(result, reference).items():
             verdict = "PASS" if t["pass"] else "MISS"
             print(f"  {verdict}  {name:<48} measured {t['value']:.2f} {t['unit']} (limit {t['limit']:.1f} {t['unit']})")
-    print("\n'skipped': no iproute2 baseline at this N (its script puts every container on one bridge).")
+    print("\n'skipped': no iproute2 baseline at this N (its script puts every container on one bridge), "
+          "or --skip-baseline.")
     print("Peak RSS is the child's ru_maxrss (os.wait4); for the baseline it is the largest of sh and its ip children.")
     print("other CPU: share of both CPUs busy with anything but the step's own process while it ran (kernel work it")
     print("caused in kworkers/softirq, plus other load on a shared machine). '!': the machine was not idle (>80 %)")
@@ -622,6 +625,8 @@ def main() -> int:
                         help="also run netreconcile's steps on a dual-stack network (enable_ipv6, a /64 subnet6)")
     parser.add_argument("--macvlan", action="store_true",
                         help="also run netreconcile's steps on a macvlan network (parent: an unmanaged veth)")
+    parser.add_argument("--skip-baseline", action="store_true",
+                        help="leave out the iproute2 script (a minute at N=1000): the floor and netreconcile only")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch dir (scripts, specs, logs)")
     args = parser.parse_args()
@@ -658,7 +663,7 @@ def main() -> int:
         startup = measure_startup(runner)
         for n in args.sizes:
             results.append(run_size(n, prefix, runner, scratch, ipv6=args.ipv6, macvlan=args.macvlan,
-                                    startup=startup))
+                                    startup=startup, skip_baseline=args.skip_baseline))
     except BenchError as error:
         print(f"\nBENCHMARK FAILED: {error}", file=sys.stderr)
         code = 1

@@ -30,6 +30,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -173,20 +174,16 @@ def clean_up(prefix: str, runner: Runner, scratch: Path, keep_scratch: bool, cod
     return code
 
 
-def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] == CHILD:
-        timed_child(sys.argv[2:])
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--containers", type=int, default=1000, help="N (default 1000)")
-    parser.add_argument("--runs", type=int, default=5, help="no-op applies of each kind (default 5)")
-    parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch dir")
-    args = parser.parse_args()
+def run_profiler(script: str, tag: str, profile_with: Callable[[str, Runner, Path], None], keep_scratch: bool) -> int:
+    """What every profiler here does around its runs: as root, bytecode compiled as
+    installed, namespaces prefixed `tag`XXXX, a scratch directory, Ctrl-C and SIGTERM
+    cleaned up after (clean_up). `profile_with(prefix, runner, scratch)` runs them; the exit code."""
     if os.geteuid() != 0:
-        print("profile_noop.py needs root: it creates throwaway network namespaces", file=sys.stderr)
+        print(f"{script} needs root: it creates throwaway network namespaces", file=sys.stderr)
         return 1
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode written and reused, as installed
     os.chdir(REPO)
-    prefix = "bp" + uuid.uuid4().hex[:4]
+    prefix = tag + uuid.uuid4().hex[:4]
     scratch = Path(tempfile.mkdtemp(prefix=f"{prefix}-profile-", dir="/tmp"))
     runner = Runner(scratch)
     warm_up = "import compileall, os, reconciler; compileall.compile_dir(os.path.dirname(reconciler.__file__), quiet=1)"
@@ -199,14 +196,33 @@ def main() -> int:
     code = 0
     try:
         check(runner.run([sys.executable, "-c", warm_up]), "compiling the package (warm-up)")
-        profile(args.containers, args.runs, prefix, runner, scratch)
+        profile_with(prefix, runner, scratch)
     except (BenchError, KeyboardInterrupt) as error:
         interrupted = isinstance(error, KeyboardInterrupt)
         print("\ninterrupted" if interrupted else f"\nPROFILE FAILED: {error}", file=sys.stderr)
         code = 130 if interrupted else 1
     finally:
-        code = clean_up(prefix, runner, scratch, args.keep_scratch, code)
+        code = clean_up(prefix, runner, scratch, keep_scratch, code)
     return code
+
+
+def profiler_main(doc: str, script: str, tag: str, timed_child: Callable[[list[str]], None],
+                  profile: Callable[..., None], runs: int, runs_help: str) -> int:
+    """A profiler's command line: the timed child when called as one (CHILD), else
+    --containers N, --runs (default `runs`) and --keep-scratch, run by run_profiler."""
+    if len(sys.argv) > 1 and sys.argv[1] == CHILD:
+        timed_child(sys.argv[2:])
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--containers", type=int, default=1000, help="N (default 1000)")
+    parser.add_argument("--runs", type=int, default=runs, help=f"{runs_help} (default {runs})")
+    parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch dir")
+    args = parser.parse_args()
+    return run_profiler(script, tag, lambda prefix, runner, scratch: profile(
+        args.containers, args.runs, prefix, runner, scratch), args.keep_scratch)
+
+
+def main() -> int:
+    return profiler_main(__doc__, "profile_noop.py", "bp", timed_child, profile, 5, "no-op applies of each kind")
 
 
 if __name__ == "__main__":

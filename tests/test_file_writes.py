@@ -24,6 +24,7 @@ class EtcNetnsOnly:
 
     def __init__(self, path):
         self.etc_netns_dir = str(path)
+        self.written_files: dict = {}
 
     def open_etc_netns(self):
         return os.open(self.etc_netns_dir, os.O_RDONLY | os.O_DIRECTORY)

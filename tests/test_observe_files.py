@@ -8,9 +8,11 @@ import threading
 
 import pytest
 
-from reconciler.kernel import observe_containers
+from reconciler.kernel import container_files, observe_containers
 from reconciler.kernel.container_files import observe_files, read_small_file
+from reconciler.kernel.files import FileWriter
 from reconciler.state.model import File
+from reconciler.state.plan import Action
 
 
 def read_in_thread(filename: str, dir_fd: int) -> list:
@@ -49,7 +51,9 @@ class FilesOnlySession:
 
     def __init__(self, etc_netns):
         self.etc_netns = etc_netns
+        self.etc_netns_dir = str(etc_netns)
         self.opened: list[int] = []
+        self.written_files: dict = {}
 
     def open_etc_netns(self) -> int:
         self.opened.append(os.open(self.etc_netns, os.O_RDONLY | os.O_DIRECTORY))
@@ -78,7 +82,7 @@ def test_files_read_beside_the_namespaces_come_back_per_container_in_order(tmp_p
 
 
 def test_a_failure_reading_the_files_reaches_the_caller_and_the_directory_is_closed(tmp_path, monkeypatch):
-    def denied(etc_fd, directory, netns, expected=None, shared=None, record=None):
+    def denied(etc_fd, directory, netns, expected=None, shared=None, record=None, written=None):
         raise PermissionError(13, "Permission denied", directory)
 
     monkeypatch.setattr(observe_containers, "observe_files", denied)
@@ -124,3 +128,53 @@ def test_files_read_as_expected_beside_the_namespaces_come_back_as_the_expected_
             assert files[key].text is expected[key].text, name
         else:
             assert files[key].content == "edited\n"
+
+
+# --- a verification takes the files this run wrote, unchanged since, as written --------------
+
+
+def written_by_this_run(tmp_path, names: list[str]) -> tuple[FilesOnlySession, dict]:
+    """The files of `names` written by the file writer; the desired state's Files by key."""
+    session = FilesOnlySession(tmp_path)
+    desired = [File(name, filename, f"{filename} of {name}\n") for name in names for filename in ("hosts", "hostname")]
+    FileWriter(session)._create_file([Action("create", obj, "missing") for obj in desired])
+    return session, {obj.key: obj for obj in desired}
+
+
+def test_files_this_run_wrote_and_nobody_changed_since_are_not_read_again(tmp_path, monkeypatch):
+    names = [f"c{number}" for number in range(5)]
+    session, expected = written_by_this_run(tmp_path, names)
+    reads = []
+    monkeypatch.setattr(container_files, "read_small_file", lambda *args: reads.append(args))
+    objects, _, _ = observe_containers.read_containers(session, names, set(names), {}, expected)
+    files = {obj.key: obj for obj in objects if isinstance(obj, File)}
+    assert files.keys() == expected.keys()
+    assert all(files[key].text is expected[key].text for key in expected)
+    assert reads == []
+
+
+def overwritten_in_place(path) -> None:
+    with open(path, "r+") as handle:  # the same size, the same inode
+        handle.write(handle.read().upper())
+
+
+def replaced_as_an_editor_does(path) -> None:
+    (path.parent / "saved").write_text("127.0.0.1 edited\n")
+    os.replace(path.parent / "saved", path)
+
+
+@pytest.mark.parametrize("change", [overwritten_in_place, replaced_as_an_editor_does])
+def test_a_file_this_run_wrote_that_changed_since_is_read_and_found_changed(tmp_path, change):
+    session, expected = written_by_this_run(tmp_path, ["c0"])
+    change(tmp_path / "c0" / "hosts")
+    objects, _, _ = observe_containers.read_containers(session, ["c0"], {"c0"}, {}, expected)
+    files = {obj.key: obj for obj in objects if isinstance(obj, File)}
+    assert files[("file", "c0", "hosts")].content == (tmp_path / "c0" / "hosts").read_text() != "hosts of c0\n"
+    assert files[("file", "c0", "hostname")].text is expected[("file", "c0", "hostname")].text
+
+
+def test_a_file_this_run_wrote_is_read_when_the_verification_expects_another_text(tmp_path):
+    session, expected = written_by_this_run(tmp_path, ["c0"])
+    expected[("file", "c0", "hosts")] = File("c0", "hosts", "another text\n")
+    objects, _, _ = observe_containers.read_containers(session, ["c0"], {"c0"}, {}, expected)
+    assert {obj.key: obj.content for obj in objects if isinstance(obj, File)}[("file", "c0", "hosts")] == "hosts of c0\n"

@@ -26,10 +26,20 @@ def is_temporary(filename: str) -> bool:
     return filename.startswith(".") and TEMPORARY_MARK in filename
 
 
+def file_identity(status: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is written, replaced, renamed or its mode changed: its
+    inode and device, size, mode, and modification and change times (this kernel gives a
+    change after a stat a finer time than the one stat saw, so a write right after still
+    shows)."""
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mode, status.st_mtime_ns, status.st_ctime_ns)
+
+
 def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
                   expected: Mapping[tuple, KernelObject] | None = None,
                   shared: SharedParts | None = None,
-                  record: FileRecord | None = None) -> tuple[list[KernelObject], list]:
+                  record: FileRecord | None = None,
+                  written: Mapping[str, tuple[tuple[int, ...], Text]] | None = None,
+                  ) -> tuple[list[KernelObject], list]:
     """The files (with `read`) and leftover temporary files of container `netns` in its
     `directory`, and what is in the way of them: a link or other non-regular entry
     where the directory or one of its files should be. Nothing is followed.
@@ -40,7 +50,10 @@ def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
     Any other text read keeps its shared part (a hosts file's discovery section) once
     among the files read with the same `shared`.
     A file whose lstat is as `record` has it is left out and noted there (see
-    reconciler.kernel.file_record); the stat of a file read is noted there too."""
+    reconciler.kernel.file_record); the stat of a file read is noted there too.
+    A file this run wrote with that text (`written`: this container's part of
+    KernelSession.written_files, by filename) whose inode is as the write left it
+    (file_identity) is taken as read without reading it (and noted in `record` so)."""
     try:
         dir_fd = open_container_dir(etc_fd, netns)
         if dir_fd is None:
@@ -63,6 +76,12 @@ def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
                 key = ("file", netns, entry.name)
                 if record is not None and record.matches(key, entry.stat(follow_symlinks=False)):
                     continue
+                text = _as_written(entry, netns, expected, written)
+                if text is not None:
+                    if record is not None:
+                        record.was_read(key, entry.stat(follow_symlinks=False))
+                    found.append(File(netns, entry.name, text=text))
+                    continue
                 noted = (lambda found, key=key: record.was_read(key, found)) if record is not None else None
                 content = read_small_file(entry.name, dir_fd, noted)
                 if content is not None:
@@ -72,6 +91,23 @@ def observe_files(etc_fd: int, directory: str, netns: str, read: bool = True,
     finally:
         os.close(dir_fd)
     return found, in_the_way
+
+
+def _as_written(entry: os.DirEntry, netns: str, expected: Mapping[tuple, KernelObject] | None,
+                written: Mapping[str, tuple[tuple[int, ...], Text]] | None) -> Text | None:
+    """The expected text of file `entry` when this run wrote exactly that text to the
+    inode that is there, unchanged since; else None (to be read)."""
+    record = written.get(entry.name) if written and expected else None
+    if record is None:
+        return None
+    wanted = expected.get(("file", netns, entry.name))
+    identity, text = record
+    if not isinstance(wanted, File) or wanted.text != text:
+        return None
+    try:
+        return wanted.text if file_identity(entry.stat(follow_symlinks=False)) == identity else None
+    except FileNotFoundError:
+        return None
 
 
 def _shared(content: str, netns: str, filename: str, expected: Mapping[tuple, KernelObject] | None,

@@ -30,7 +30,8 @@ def read_containers(
     only the files, their namespace is another's), their veth peers by host-side
     index, and what is in the way of their files. `host_names`: the host interfaces'
     names by index, which macvlan parents are found by. A file as `expected` has it
-    shares its text; one as `record` has it is left out (container_files.observe_files).
+    shares its text; one as `record` has it is left out, and one this session wrote so,
+    unchanged since, is not read again (container_files.observe_files).
 
     The files are read on a second thread while this one reads the namespaces: both
     spend much of their time in the kernel (netlink dumps; open and read), where the
@@ -49,7 +50,7 @@ def read_containers(
         try:
             for name in names:
                 files[name] = observe_files(etc_fd, session.etc_dir(name), name, expected=expected, shared=shared,
-                                            record=record)
+                                            record=record, written=session.written_files.get(name))
         except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
             failures.append(error)
 

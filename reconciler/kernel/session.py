@@ -7,10 +7,14 @@ run (observe, apply, verify), which is what makes a full-state read cheap.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from reconciler.errors import KernelError
 from reconciler.kernel.nlsocket import NetlinkSocket, current_netns_fd
 from reconciler.kernel.statedir import StateDir
+
+if TYPE_CHECKING:
+    from reconciler.state.model import Text
 
 NETNS_DIR = "/run/netns"
 ETC_NETNS_DIR = "/etc/netns"  # `ip netns exec` bind-mounts /etc/netns/<name>/* over /etc
@@ -41,6 +45,10 @@ class KernelSession:
         self.host = NetlinkSocket.open_in(self.host_fd, self.home_fd)
         self._fds: dict[str, int] = {}
         self._sockets: dict[str, NetlinkSocket] = {}
+        # the container files this run wrote: netns -> filename -> (the inode's identity right
+        # after its rename, the text written: its parts, shared with the desired state); a
+        # verification takes an unchanged one as read
+        self.written_files: dict[str, dict[str, tuple[tuple[int, ...], Text]]] = {}
 
     def etc_dir(self, netns: str) -> str:
         """Where a container's hostname, hosts and resolv.conf live."""
@@ -74,7 +82,9 @@ class KernelSession:
         self._sockets[name] = sock
 
     def forget(self, name: str) -> None:
-        """Drop the handles of a namespace (they keep it alive while open)."""
+        """Drop the handles of a namespace (they keep it alive while open) and the record of
+        the files written for it."""
+        self.written_files.pop(name, None)
         sock = self._sockets.pop(name, None)
         if sock is not None:
             sock.close()
