@@ -11,8 +11,8 @@ from reconciler.run import watch as watch_module
 from reconciler.run.sources import FileSource
 from reconciler.run.watch import VERIFY_RETRIES, Watcher
 from reconciler.state.desired import NO_HOST_FILES
-from reconciler.state.model import State
-from reconciler.state.plan import Plan
+from reconciler.state.model import Netns, State
+from reconciler.state.plan import CREATE, Action, Plan
 
 SPEC = "version: 1\nnetworks:\n  front: {subnet: 10.1.0.0/24}\ncontainers:\n  web: {networks: [front]}\n"
 
@@ -91,3 +91,99 @@ def test_a_hold_that_ends_during_a_pass_still_gets_a_pass_of_its_own(watcher, mo
     clock.now = 100.9
     watcher._step()
     assert "hold ended" in watcher.scheduler.due(clock.now)
+
+
+class _Sources:
+    """EventSources without threads: what watch asked to listen to."""
+
+    host_change = ""
+
+    def __init__(self):
+        self.sockets: dict = {}
+        self.file_watches = 0
+        self.failing: set[str] = set()  # sockets that cannot be opened (their namespace vanished)
+
+    def watch_sockets(self, openers) -> None:
+        self.sockets = {reason: None for reason in openers if reason not in self.failing}
+
+    def socket_count(self) -> int:
+        return len(self.sockets)
+
+    def watch_files(self, files, trees) -> None:
+        self.file_watches += 1
+
+    def take_host_links(self):
+        return {}
+
+
+class _FilledReaders:
+    """Readers that keep a state: drift passes are incremental."""
+
+    filled, reads_all, namespaces_read, host_read = True, False, 1, ""
+    also_planned: set = set()
+
+    def read_again(self, scopes, host_links, host_changed="") -> None:
+        pass
+
+    def read_everything(self) -> None:
+        pass
+
+    def forget(self) -> None:
+        pass
+
+
+def _applying(*actions):
+    class Applied(_Outcome):
+        plan = Plan(actions)
+    return lambda spec, session, **options: Applied()
+
+
+@pytest.fixture
+def listening(watcher, monkeypatch):
+    """The watcher listening for real (after each pass), counting its lists of /run/netns."""
+    monkeypatch.delattr(watcher, "_watch_everything")  # the fixture's stub
+    listed = []
+    monkeypatch.setattr(watch_module, "list_netns", lambda: listed.append(1) or {"web"})
+    watcher.sources = _Sources()
+    watcher.readers = _FilledReaders()
+    monkeypatch.setattr(watch_module, "converge", _applying())
+    return watcher, listed
+
+
+def test_a_drift_pass_that_makes_no_namespace_neither_lists_the_namespaces_nor_rebuilds_the_file_watches(
+        listening, monkeypatch):
+    watcher, listed = listening
+    assert watcher._pass(("start",)) is True
+    assert len(listed) == 1 and watcher.sources.file_watches == 1
+    assert set(watcher.sources.sockets) == {"netlink:host", "nftables", "netlink:web"}
+    for reasons in (("netlink:web", "netlink:host"), ("files:web",), ("nftables",), ("resolv.conf",)):
+        assert watcher._pass(reasons) is True
+    assert len(listed) == 1 and watcher.sources.file_watches == 1  # O(changed): nothing grows with the containers
+
+
+def test_a_pass_that_can_have_made_or_deleted_a_namespace_lists_them_again(listening, monkeypatch):
+    watcher, listed = listening
+    watcher._pass(("start",))
+    monkeypatch.setattr(watch_module, "converge", _applying(Action(CREATE, Netns("web"), "missing")))
+    watcher._pass(("netlink:host",))
+    assert len(listed) == 2 and watcher.sources.file_watches == 2
+    monkeypatch.setattr(watch_module, "converge", _applying())
+    watcher._pass(("resync",))  # a full observation
+    assert len(listed) == 3
+    monkeypatch.setattr(watch_module, "converge", fail_with(ApplyError("cannot create veth")))
+    watcher._pass(("netlink:web",))  # a failed pass may have made some
+    assert len(listed) == 4
+    monkeypatch.setattr(watch_module, "converge", _applying())
+    watcher.spec = watcher.source.load()  # a new spec: other containers
+    watcher._pass(("netlink:web",))
+    assert len(listed) == 5
+
+
+def test_a_socket_that_could_not_be_opened_is_tried_again_after_the_next_pass(listening):
+    watcher, listed = listening
+    watcher.sources.failing = {"netlink:web"}
+    watcher._pass(("start",))
+    assert "netlink:web" not in watcher.sources.sockets
+    watcher.sources.failing = set()
+    watcher._pass(("netlink:host",))
+    assert "netlink:web" in watcher.sources.sockets and len(listed) == 2

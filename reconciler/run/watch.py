@@ -28,7 +28,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Callable
 
 from reconciler.errors import GuardError, NetreconcileError, SourceError, SpecError, VerifyError
-from reconciler.kernel.observe_cache import CachingReaders, Scopes
+from reconciler.kernel.observe_cache import NAMESPACE_KINDS, CachingReaders, Scopes
 from reconciler.kernel.observe_namespaces import list_netns
 from reconciler.kernel.session import KernelSession, netns_path
 from reconciler.render import resolvconf
@@ -94,6 +94,12 @@ class Watcher:
         self.host_gone = False  # said once: the host namespace disappeared
         self.host_identity: tuple[int, int] | None = None  # of the namespace the host sockets listen in
         self.listened: tuple = ()  # (host identity, container names) the sockets were last asked for
+        # whether the last pass can have made or deleted a namespace (or read them all): only
+        # then is /run/netns listed again (15 ms with 12,900 namespaces on the machine)
+        self.namespaces_may_differ = True
+        self.listened_spec: Spec | None = None  # the spec the namespaces were listed for
+        self.own: list[str] = []  # its containers with a namespace of their own, as last listed
+        self.watched_files: tuple = ()  # (spec, files) the file watches were last asked for
         # kept between passes: the observed state by scope, the last desired state, and the
         # live state the last pass ended with (what a resync compares the kernel with)
         self.readers = CachingReaders()
@@ -158,6 +164,7 @@ class Watcher:
 
     def _pass(self, reasons: tuple[str, ...]) -> bool:
         """Run one pass, then listen to what it made; False when it failed."""
+        self.namespaces_may_differ = True  # unless the pass says otherwise: a failed one may have made some
         try:
             return self._converge(reasons)
         finally:
@@ -210,6 +217,7 @@ class Watcher:
         self.target, self.kept = Target(outcome.desired, outcome.host_files), outcome.after
         # the objects held back still differ: their scopes are planned again until repaired
         self.readers.also_planned = {scope_of(action.obj) for action in outcome.held}
+        self.namespaces_may_differ = not incremental or any(a.obj.kind in NAMESPACE_KINDS for a in outcome.plan.actions)
         duration = self.clock() - started
         plan = outcome.plan
         kinds = dict(sorted(Counter(a.kind for a in plan.actions).items()))
@@ -365,12 +373,12 @@ class Watcher:
 
     def _watch_everything(self) -> None:
         """Listen to the host namespace, every container namespace of the spec, the
-        host's nftables, and the files; called after each pass, as namespaces come and go."""
+        host's nftables, and the files; called after each pass, as namespaces come and go.
+        A pass that made and deleted no namespace leaves the namespaces and the file
+        watches as they were: nothing here grows with the containers then."""
         if self.spec is None:
             return
         host_path = netns_path(self.host_netns) if self.host_netns else "/proc/self/ns/net"
-        present = list_netns()
-        own = [c.name for c in self.spec.local_containers if c.mode in ("bridge", "none") and c.name in present]
         try:
             host = os.stat(host_path)
             identity = (host.st_dev, host.st_ino)
@@ -379,10 +387,17 @@ class Watcher:
         if identity != self.host_identity:
             self.sources.watch_sockets({})  # a new host namespace under the old name: listen in the new one
             self.host_identity = identity
+        all_open = self.sources.socket_count() == len(self.own) + 2 * (identity is not None)
+        if self.namespaces_may_differ or self.spec is not self.listened_spec or not all_open:
+            present = list_netns()
+            self.own = [c.name for c in self.spec.local_containers if c.mode in ("bridge", "none") and c.name in present]
+            self.listened_spec = self.spec
+            all_open = self.sources.socket_count() == len(self.own) + 2 * (identity is not None)
+        own = self.own
         # after most passes nothing came or went: the same sockets, all open (at 5000
         # containers making the openers and comparing them cost 60 ms a pass)
         listened = (identity, tuple(own))
-        if listened != self.listened or self.sources.socket_count() != len(own) + 2 * (identity is not None):
+        if listened != self.listened or not all_open:
             openers = {}
             if identity is not None:
                 openers["netlink:host"] = lambda: _open_in(host_path, route_events_socket)
@@ -394,13 +409,18 @@ class Watcher:
         resolv = self.spec.host.resolv_conf
         files = {**self.source.files(), resolv: "resolv.conf", os.path.realpath(resolv): "resolv.conf",
                  resolvconf.SYSTEMD_RESOLV_CONF: "resolv.conf"}
-        if any(c.mode == "host" for c in self.spec.local_containers):
-            files["/etc/hosts"] = "hosts"
         if self.host_netns:
             files[host_path] = "host netns"  # deleted or made again
+        watched = (self.spec, tuple(files.items()))
+        unchanged = bool(self.watched_files) and self.watched_files[0] is self.spec and self.watched_files[1] == watched[1]
+        if unchanged and not self.namespaces_may_differ:
+            return
+        if any(c.mode == "host" for c in self.spec.local_containers):
+            files["/etc/hosts"] = "hosts"
         # each container's own directory: files of other namespaces are not ours to watch
         self.sources.watch_files(files, {self.etc_netns: {c.name: f"files:{c.name}"
                                                           for c in self.spec.local_containers}})
+        self.watched_files = watched
 
 
 def _open_in(path: str, opener):
