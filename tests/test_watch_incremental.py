@@ -6,6 +6,7 @@ resync warns about what the kept state missed. Pure parts first, then kernel tes
 from __future__ import annotations
 
 import dataclasses
+import errno
 import queue
 import socket
 import struct
@@ -371,3 +372,42 @@ def test_a_resync_warns_about_a_change_no_event_told_of_and_repairs_it(sandbox):
         assert any("net.ipv4.ip_forward" in line and "'1' -> '0'" in line for line in warning["objects"]), warning
         watch.reacts(lambda: box.host_sh("sysctl -n net.ipv4.ip_forward").strip() == "1", "forwarding is on again")
         assert watch.stop() == 0
+
+
+class _HostAskedByIndex:
+    """The host socket of a session, for _veths_of: every link asked for is gone."""
+
+    def __init__(self):
+        self.seq, self.asked = 0, []
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def query(self, requests: list[bytes]) -> dict[int, int]:
+        self.asked += [struct.unpack_from("=i", request, 20)[0] for request in requests]  # ifinfomsg's index
+        return {int.from_bytes(request[8:12], "little"): errno.ENODEV for request in requests}
+
+
+def test_a_pass_finds_its_containers_veths_without_walking_every_veth(monkeypatch):
+    readers = filled_readers()
+    kept = readers._kept
+    for index in range(100, 5100):  # five thousand containers, a veth each
+        kept.veth_containers[index] = f"c{index}"
+    kept.veth_containers[8] = "web"  # a second veth
+    kept.veth_containers[9] = "c9"
+    kept.veth_containers[9] = "web"  # moved over
+
+    class Unwalked(type(kept.veth_containers)):
+        pass
+    kept.veth_containers = Unwalked(kept.veth_containers)
+
+    def walked(*args):
+        raise AssertionError("walked every veth")
+    for method in ("items", "keys", "values", "__iter__"):
+        monkeypatch.setattr(Unwalked, method, walked)
+    host = _HostAskedByIndex()
+    assert readers._veths_of(SimpleNamespace(host=host), {"web": {}}, {}) == {"web": []}
+    assert sorted(host.asked) == [7, 8, 9]
+    assert 7 not in kept.veth_containers and not kept.veth_containers.indexes_of("web")  # gone: forgotten
+    assert kept.veth_containers.indexes_of("c100") == {100} and not kept.veth_containers.indexes_of("c9")

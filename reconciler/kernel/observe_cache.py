@@ -101,6 +101,32 @@ def touched_by(applied: Plan) -> Scopes:
     return Scopes(frozenset(netns), frozenset(files), firewall, host=host)
 
 
+class _VethContainers(dict):
+    """A veth's host end (index) -> its container, with each container's indexes beside
+    it (`indexes_of`): a pass finds its containers' veths without walking every veth
+    (0.9 ms a call at 5000 containers, twice a pass). Changed by `[index] = name` and
+    `pop` only."""
+
+    def __init__(self, pairs=()):
+        super().__init__(pairs)
+        self._by_container: dict[str, set[int]] = {}
+        for index, name in self.items():
+            self._by_container.setdefault(name, set()).add(index)
+
+    def __setitem__(self, index: int, name: str) -> None:
+        self.pop(index, None)
+        super().__setitem__(index, name)
+        self._by_container.setdefault(name, set()).add(index)
+
+    def pop(self, index: int, *default):
+        if index in self:
+            self._by_container[self[index]].discard(index)
+        return super().pop(index, *default)
+
+    def indexes_of(self, name: str) -> set[int]:
+        return self._by_container.get(name, set())
+
+
 @dataclass
 class _Kept:
     namespaces: tuple[set[str], dict[str, int], dict[str, int]]
@@ -110,6 +136,9 @@ class _Kept:
     host_names: dict[int, str] = field(default_factory=dict)  # the host's interfaces when the parts were read
     veth_containers: dict[int, str] = field(default_factory=dict)  # a veth's host end (index) -> its container
     firewall: list[KernelObject] | None = None
+
+    def __post_init__(self) -> None:
+        self.veth_containers = _VethContainers(self.veth_containers)
 
 
 def _part_of(obj: KernelObject) -> str:
@@ -242,8 +271,9 @@ class CachingReaders(Readers):
 
     def _remember_veths(self, state: State) -> None:
         index_of = {name: index for index, name in self._kept.host_names.items()}
-        self._kept.veth_containers = {index_of[obj.host_ifname]: obj.container for obj in state.objects.values()
-                                      if obj.kind == "veth" and obj.host_ifname in index_of}
+        self._kept.veth_containers = _VethContainers(
+            (index_of[obj.host_ifname], obj.container) for obj in state.objects.values()
+            if obj.kind == "veth" and obj.host_ifname in index_of)
 
     def _observe_containers(self, session: KernelSession) -> State:
         """The kept state with the containers of self.read read again (their namespace
@@ -301,7 +331,7 @@ class CachingReaders(Readers):
         ends, asked for by index in one batch (those their namespaces lead to, and those
         they had), matched with their peers."""
         kept = self._kept
-        container_of = {index: name for index, name in kept.veth_containers.items() if name in peers_of}
+        container_of = {index: name for name in peers_of for index in kept.veth_containers.indexes_of(name)}
         container_of.update((index, name) for name, peers in peers_of.items() for index in peers)
         host = session.host
         requests = {index: nl.get_link(host.next_seq(), index=index) for index in sorted(container_of)}
