@@ -43,7 +43,7 @@ CHILD = "--timed-child"  # the process that runs one apply with its phases timed
 # (module, attribute, phase): the functions timed inside the child, outermost first
 PHASES = (
     ("reconciler.cli", "Context.load", "load the spec (parse, validate)"),
-    ("reconciler.run.engine", "observe", "observe"),
+    ("reconciler.kernel.observe", "observe", "observe"),  # Readers.observe calls it
     ("reconciler.kernel.observe", "read_links", "  host links (one dump)"),
     ("reconciler.kernel.observe", "owned_netns", "  owned namespaces (open, cookies)"),
     ("reconciler.kernel.observe", "read_containers", "  container namespaces (3 dumps each) and files"),
