@@ -14,6 +14,7 @@ import pytest
 from reconciler.kernel import file_record
 from reconciler.kernel.container_files import observe_files
 from reconciler.kernel.file_record import RACY_NS, FileRecord, digest, entries_after, stat_key
+from reconciler.kernel.statedir import StateDir
 from reconciler.state.model import File, State
 from tests.conftest import eventually, sh
 from tests.test_kernel import THREE
@@ -72,7 +73,8 @@ def test_only_files_read_as_wanted_and_not_changed_just_now_are_recorded(contain
 
 class StateOnlySession:
     def __init__(self, path: Path, etc: Path | None = None) -> None:
-        self.state = type("StateDir", (), {"path": path})()
+        self.state = StateDir(path, None)
+        self.state.path = path  # this directory itself, not a host's directory under it
         self.etc = etc
 
     def etc_dir(self, netns: str) -> str:

@@ -31,7 +31,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import stat
 import time
 
 from reconciler.kernel.container_files import read_container_file
@@ -116,29 +115,19 @@ def entries_after(record: FileRecord, desired: State, live: State) -> dict[tuple
     return entries
 
 
-def _path(session: KernelSession) -> str:
-    return os.path.join(session.state.path, RECORD_NAME)
-
-
 def forget(session: KernelSession) -> None:
     """No record (after a destroy: it leaves nothing behind)."""
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        os.unlink(_path(session))
+    session.state.remove(RECORD_NAME)
 
 
 def load(session: KernelSession) -> FileRecord:
     """The record, empty when absent, unreadable, damaged, a link, not a regular file, not
-    this user's or writable by others."""
+    this user's or writable by others (StateDir.read_own)."""
     try:
-        fd = os.open(_path(session), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return FileRecord()
-    try:
-        found = os.fstat(fd)
-        if not stat.S_ISREG(found.st_mode) or found.st_uid != os.geteuid() or found.st_mode & 0o022:
+        text = session.state.read_own(RECORD_NAME)
+        if text is None:
             return FileRecord()
-        with open(fd, encoding="utf-8", closefd=False) as handle:
-            document = json.load(handle)
+        document = json.loads(text)
         if document.get("version") != RECORD_VERSION:
             return FileRecord()
         entries = {}
@@ -149,8 +138,6 @@ def load(session: KernelSession) -> FileRecord:
         return FileRecord(entries)
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return FileRecord()
-    finally:
-        os.close(fd)
 
 
 def write(session: KernelSession, record: FileRecord, desired: State, live: State,
@@ -163,22 +150,11 @@ def write(session: KernelSession, record: FileRecord, desired: State, live: Stat
     entries = entries_after(record, desired, live)
     if entries == (previous or record).entries:
         return
-    path = _path(session)
-    temporary = f"{path}.{os.getpid()}.tmp"
-    try:
-        if not entries:
-            os.unlink(path)
-            return
-        document = {"version": RECORD_VERSION, "files": {
-            f"{key[1]}/{key[2]}": [*found, text_digest] for key, (found, text_digest) in sorted(entries.items())}}
-        os.makedirs(session.state.path, mode=0o700, exist_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            with open(fd, "w", encoding="utf-8", closefd=False) as handle:
-                handle.write(json.dumps(document, separators=(",", ":")))  # json.dump encodes in Python, 5x slower
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+    if not entries:
+        forget(session)
+        return
+    document = {"version": RECORD_VERSION, "files": {
+        f"{key[1]}/{key[2]}": [*found, text_digest] for key, (found, text_digest) in sorted(entries.items())}}
+    with contextlib.suppress(OSError):  # no record: the next pass reads the files
+        # json.dumps encodes in C; json.dump writes piece by piece in Python, 5x slower
+        session.state.store_text(RECORD_NAME, json.dumps(document, separators=(",", ":")))

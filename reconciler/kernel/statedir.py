@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from pathlib import Path
 
 from reconciler.errors import PrerequisiteError
@@ -69,10 +70,50 @@ class StateDir:
 
     def _store(self, path: Path, document: dict) -> None:
         """Write atomically: a reader sees the old record or the new one."""
+        self.store_text(path.name, json.dumps(document, indent=1) + "\n")
+
+    def store_text(self, name: str, text: str) -> None:
+        """Write the state file `name` whole or not at all (a reader sees the old file or
+        the new one): a temporary file created exclusively, never through a link, mode
+        0600, renamed over it."""
         self.path.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(document, indent=1) + "\n")
-        os.replace(temporary, path)
+        temporary = self.path / f".{name}.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):  # left by a crashed process of this pid; unlink follows nothing
+            os.unlink(temporary)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                data = memoryview(text.encode())
+                while data:
+                    data = data[os.write(fd, data):]
+            finally:
+                os.close(fd)
+            os.replace(temporary, self.path / name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    def read_own(self, name: str) -> str | None:
+        """The text of the state file `name`; None when it is absent, a link, not a regular
+        file, not this user's, or writable by others (then it is not to be trusted)."""
+        try:
+            fd = os.open(self.path / name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            found = os.fstat(fd)
+            if not stat.S_ISREG(found.st_mode) or found.st_uid != os.geteuid() or found.st_mode & 0o022:
+                return None
+            with open(fd, encoding="utf-8", closefd=False) as handle:
+                return handle.read()
+        finally:
+            os.close(fd)
+
+    def remove(self, name: str) -> None:
+        """No state file `name` (a link there is removed, never followed)."""
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            os.unlink(self.path / name)
 
     def _damaged(self, path: Path, error: Exception) -> PrerequisiteError:
         advice = " (netreconcile then treats every existing namespace as not its own)" if path == self._netns_file \
